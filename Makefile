@@ -1,0 +1,164 @@
+# antre: one Makefile builds the gateway, the worker, the unit tests and the fuzz replayer.
+#
+#   make              build build/antre-gateway and build/antre-worker
+#   make deps         install missing Debian packages (as root; prints the command otherwise)
+#   make run          start embedded Redis, the gateway and a worker in the foreground
+#   make test         unit tests (Criterion), fuzz corpus replay, system tests (pytest)
+#   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer (into build-san/)
+#   make WERROR=1     turn warnings into errors (CI does)
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads hiredis jansson inih libcrypto libssl
+TEST_PKGS := criterion
+
+# Debian package that ships each pkg-config module (or header), for the "missing" message.
+DEB_libevent          := libevent-dev
+DEB_libevent_pthreads := libevent-dev
+DEB_hiredis           := libhiredis-dev
+DEB_jansson           := libjansson-dev
+DEB_inih              := libinih-dev
+DEB_libcrypto         := libssl-dev
+DEB_libssl            := libssl-dev
+DEB_criterion         := libcriterion-dev
+
+# Everything `make deps` installs: build libraries, the test and run-time tools.
+DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
+                libhttp-parser-dev libinih-dev libssl-dev libcriterion-dev \
+                redis-server python3 python3-pytest python3-requests
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+
+# pkg-config is asked only when building, so `make deps` works on a bare machine.
+NEED_PKG := $(filter-out deps help clean distclean,$(MAKECMDGOALS))
+ifneq ($(or $(NEED_PKG),$(if $(MAKECMDGOALS),,all)),)
+MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+ifneq ($(MISSING),)
+$(error missing libraries: $(MISSING); install with: apt-get install $(sort $(foreach p,$(MISSING),$(DEB_$(p)))) (or run `make deps` as root))
+endif
+ifeq ($(wildcard /usr/include/http_parser.h),)
+$(error missing http-parser (it ships no pkg-config file); install with: apt-get install libhttp-parser-dev (or run `make deps` as root))
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread -lm
+endif
+
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS  += $(SANFLAGS)
+
+COMMON_SRC  := $(wildcard common/*.c)
+GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
+LUA_SRC     := $(wildcard common/lua/*.lua)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON_LIB  := $(BUILD)/libantre_common.a
+GATEWAY_LIB := $(BUILD)/libantre_gateway.a
+WORKER_LIB  := $(BUILD)/libantre_worker.a
+UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%-replay,$(FUZZ_SRC))
+
+.PHONY: all deps run test unit-test fuzz-replay system-test fuzz clean help bench
+all: $(BUILD)/antre-gateway $(BUILD)/antre-worker
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Lua scripts are embedded as C strings: common/lua/NAME.lua -> lua_NAME.
+$(BUILD)/gen/lua_scripts.c: $(LUA_SRC) Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '/* Generated from common/lua/*.lua by the Makefile; do not edit. */'; \
+	   echo '#include "antre/lua_scripts.h"'; \
+	   for f in $(LUA_SRC); do n=$$(basename $$f .lua); \
+	     printf 'const char lua_%s[] =\n' "$$n"; \
+	     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $$f; \
+	     echo ';'; done; } > $@
+$(BUILD)/obj/gen/lua_scripts.o: $(BUILD)/gen/lua_scripts.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(if $(LUA_SRC),$(BUILD)/obj/gen/lua_scripts.o)
+$(COMMON_LIB): $(COMMON_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(GATEWAY_LIB): $(call obj,$(GATEWAY_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(WORKER_LIB): $(call obj,$(WORKER_SRC)) $(if $(WORKER_SRC),,$(COMMON_LIB))
+	@rm -f $@; ar rcs $@ $(call obj,$(WORKER_SRC))
+
+$(BUILD)/antre-gateway: $(BUILD)/obj/gateway/main.o $(GATEWAY_LIB) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/antre-worker: $(BUILD)/obj/worker/main.o $(WORKER_LIB) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests may #include the .c they test (to reach statics); the archives supply the rest.
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB) $(PKG_LIBS) $$(pkg-config --libs $(TEST_PKGS))
+
+# A fuzz target built without libFuzzer: replays every file of its corpus once.
+$(BUILD)/tests/fuzz_%-replay: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(GATEWAY_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/obj/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# libFuzzer builds (clang): make fuzz, then build/fuzz/fuzz_request tests/fuzz/corpus/request
+fuzz:
+	@mkdir -p build/fuzz
+	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS:-MMD=) -Iinclude $(PKG_CFLAGS) \
+	    -o build/fuzz/$$n $$f $(GATEWAY_SRC) $(COMMON_SRC) $(PKG_LIBS) || exit 1; done
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then echo "deps: installing $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else echo "deps: missing Debian packages: $$missing"; \
+	  echo "deps: run: sudo apt-get install $$missing"; exit 1; fi
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@exec conf/run.sh $(BUILD)
+
+unit-test: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 1; done
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@set -e; for t in $(FUZZ_REPLAY); do n=$$(basename $$t -replay); n=$${n#fuzz_}; \
+	  echo "== $$t tests/fuzz/corpus/$$n"; $$t tests/fuzz/corpus/$$n; done
+
+system-test: all
+	ANTRE_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q tests/system $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit-test fuzz-replay
+	@$(MAKE) --no-print-directory system-test
+
+bench: all
+	bench/http-vs-nginx
+
+clean:
+	rm -rf build build-san
+
+help:
+	@sed -n '1,12p' Makefile
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
