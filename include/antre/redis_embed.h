@@ -1,0 +1,79 @@
+/* redis_embed.h: the private redis-server behind `[redis] url = embedded`.
+ *
+ * The first antre process on a machine to call redis_embed_start() forks and owns a redis-server
+ * that listens only on the unix socket `<dir>/redis.sock` (mode 700, no TCP port) and keeps its
+ * data in `<dir>` with AOF on; every later caller (another program, or a restarted one) finds the
+ * socket answering and joins it instead. Only the owner stops it, with redis_embed_stop().
+ *
+ * Both functions block (fork, exec, short sleeps, synchronous hiredis): call them at start-up
+ * and shut-down, never from the event loop. Not thread-safe; call from one thread. */
+#ifndef ANTRE_REDIS_EMBED_H
+#define ANTRE_REDIS_EMBED_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct redis_embed_opts {
+    const char *server_bin;  /* "redis-server" (searched in PATH) or a path; NULL = "redis-server" */
+    const char *dir;         /* data dir, e.g. "var/redis"; created (mode 0700, parents too) */
+    const char *appendfsync; /* "everysec" or "always"; NULL = "everysec" */
+    int start_timeout_ms;    /* how long to wait for it to answer PING; <= 0 = 5000 */
+};
+
+struct redis_embed {
+    pid_t pid;             /* >0 when WE started it and own it; 0 when we joined an existing one */
+    char socket_path[256]; /* absolute path of the unix socket, e.g. /abs/var/redis/redis.sock */
+    char url[300];         /* "unix:/abs/var/redis/redis.sock" to hand to the client */
+};
+
+/* Make sure a private redis-server answers on `<o->dir>/redis.sock`, starting one if needed.
+ *
+ * O->dir is created if missing (mode 0700, parents too) and resolved to an absolute, symlink-free
+ * path; relative paths are taken from the current working directory, so every antre program
+ * started from the same directory with the same config finds the same server. The socket path
+ * must be shorter than 108 bytes (the limit of sun_path).
+ *
+ * If the socket already answers PING, the server is joined: OUT->pid = 0 and nothing is started
+ * (the running server keeps the appendfsync it was started with). Otherwise redis-server is
+ * started in its own session (so a Ctrl-C to the terminal does not reach it; the owner stops it
+ * after draining) with:
+ *   --port 0 --unixsocket <dir>/redis.sock --unixsocketperm 700 --protected-mode yes
+ *   --appendonly yes --appendfsync <x> --dir <dir> --save "" --daemonize no
+ *   --logfile <dir>/redis.log --pidfile <dir>/redis.pid
+ * and waited for until it answers PING (not just -LOADING), up to o->start_timeout_ms. A stale
+ * socket file with nothing behind it is replaced by the new server. Concurrent starters on one
+ * machine are serialised by flock(2) on `<dir>/redis.lock`, so only one of them starts a server
+ * and the others join it.
+ *
+ * Refuses (rather than start a second server writing the same AOF) when `<dir>/redis.pid` names
+ * a live redis-server that does not answer on the socket.
+ *
+ * No parent-death signal is set: if the owner dies without calling redis_embed_stop() (SIGKILL,
+ * crash), the server keeps running for the processes that joined it, and the next
+ * redis_embed_start() on that dir joins it, so nobody owns it any more. Stop such a server with
+ * `redis-cli -s <dir>/redis.sock shutdown` (AOF keeps the data either way). Likewise, when the
+ * owner stops the server, processes that joined it lose their Redis; stop the owner last.
+ *
+ * The child resets signal dispositions and the signal mask, gets /dev/null as stdin and
+ * `<dir>/redis.log` as stdout/stderr, and inherits no other descriptor. If the caller sets
+ * SIGCHLD to SIG_IGN, the exit status of the server cannot be reported.
+ *
+ * Arguments: O options (strings are not kept after the call); OUT filled on success (zeroed
+ * first, so redis_embed_stop() on it is safe even after a failed start); ERR/ERRLEN receive a
+ * one-line reason on failure (with the last lines of redis.log when the server failed to come
+ * up). Errors are not logged here: the caller logs ERR. Success (start or join) is logged.
+ *
+ * Returns 0 on success, -1 on failure (a child that was started is killed and reaped). */
+int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out, char *err,
+                      size_t errlen);
+
+/* Stop the server RE owns: SIGTERM (Redis fsyncs its AOF and exits), wait up to TIMEOUT_MS for
+ * it to exit, then SIGKILL; the child is always reaped. Does nothing when RE->pid is 0 (joined, or
+ * already stopped). Sets RE->pid to 0, so calling it twice is harmless. Logs the outcome.
+ *
+ * Returns 0 when the server exited by itself after SIGTERM (or there was nothing to stop), -1
+ * when it had to be killed or exited with a failure status. Blocks up to TIMEOUT_MS plus the
+ * time to reap a killed process. */
+int redis_embed_stop(struct redis_embed *re, int timeout_ms);
+
+#endif
