@@ -42,7 +42,7 @@ endif
 # pkg-config is asked only when building, so `make deps` works on a bare machine.
 NEED_PKG := $(filter-out deps help clean distclean,$(MAKECMDGOALS))
 ifneq ($(or $(NEED_PKG),$(if $(MAKECMDGOALS),,all)),)
-MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 $(error missing libraries: $(MISSING); install with: apt-get install $(sort $(foreach p,$(MISSING),$(DEB_$(p)))) (or run `make deps` as root))
 endif

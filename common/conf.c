@@ -1,0 +1,469 @@
+/* conf.c: the directive table, the INI loader (inih) and the reload merge.
+ *
+ * The table below is the single declaration of every directive. Loading always starts from the
+ * defaults (each default string goes through the same parser as the file, so a bad default is
+ * caught by the unit tests), then applies the file line by line, collecting every error rather
+ * than stopping at the first, so an operator fixes a file in one pass. */
+#include "antre/conf.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+enum dtype { T_INT, T_SIZE, T_DOUBLE, T_STR, T_ADDR, T_ENUM };
+
+struct directive {
+    const char *section;
+    const char *name;
+    enum dtype type;
+    double min, max;           /* bounds for numbers; max length for strings */
+    const char *def;
+    int reloadable;
+    size_t offset;             /* into struct conf */
+    size_t size;               /* of the field, for the reload comparison */
+    const char *const *choices; /* T_ENUM: NULL-terminated */
+    int (*check)(const char *v, char *err, size_t errlen);
+    const char *help;
+};
+
+#define F(field) offsetof(struct conf, field), sizeof(((struct conf *)0)->field)
+
+static const char *const fsync_choices[] = {"everysec", "always", NULL};
+static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+
+static int check_redis_url(const char *v, char *err, size_t errlen);
+
+#define MAX_INT 2147483647.0
+static const struct directive table[] = {
+    {"gateway", "listen", T_ADDR, 0, 0, "127.0.0.1:8080", 0, F(gateway.listen), NULL, NULL,
+     "public HTTP listener (host:port, [v6]:port or *:port)"},
+    {"gateway", "admin_listen", T_ADDR, 0, 0, "127.0.0.1:8081", 0, F(gateway.admin_listen), NULL,
+     NULL, "admin listener for /metrics (keep it on loopback)"},
+    {"gateway", "admin_token_file", T_STR, 0, CONF_STR - 1, "", 1, F(gateway.admin_token_file),
+     NULL, NULL, "file holding the admin bearer token (empty: no token; keep admin_listen on loopback)"},
+    {"gateway", "processes", T_INT, 1, 64, "1", 0, F(gateway.processes), NULL, NULL,
+     "gateway processes sharing the port (SO_REUSEPORT); a parent restarts crashed ones"},
+    {"gateway", "backlog", T_INT, 16, 65535, "4096", 0, F(gateway.backlog), NULL, NULL,
+     "listen(2) backlog"},
+    {"gateway", "max_connections", T_INT, 1, 1000000, "20000", 1, F(gateway.max_connections),
+     NULL, NULL, "open connections per process; above it a short 503 and close"},
+    {"gateway", "max_url_bytes", T_INT, 64, 65536, "4096", 1, F(gateway.max_url_bytes), NULL,
+     NULL, "longest request target (414 above it)"},
+    {"gateway", "max_header_bytes", T_INT, 512, 1048576, "16384", 1,
+     F(gateway.max_header_bytes), NULL, NULL, "bytes of request line and headers (431 above)"},
+    {"gateway", "max_headers", T_INT, 4, 1024, "64", 1, F(gateway.max_headers), NULL, NULL,
+     "number of request headers (431 above it)"},
+    {"gateway", "max_body_bytes", T_SIZE, 0, 1073741824.0, "65536", 1, F(gateway.max_body_bytes),
+     NULL, NULL, "request body bytes for routes without their own limit (413 above it)"},
+    {"gateway", "header_timeout_ms", T_INT, 100, 600000, "10000", 1,
+     F(gateway.header_timeout_ms), NULL, NULL,
+     "whole request head must arrive within this (cuts slowloris clients)"},
+    {"gateway", "body_timeout_ms", T_INT, 100, 3600000, "30000", 1, F(gateway.body_timeout_ms),
+     NULL, NULL, "longest pause between two pieces of a request body"},
+    {"gateway", "idle_timeout_ms", T_INT, 100, 3600000, "60000", 1, F(gateway.idle_timeout_ms),
+     NULL, NULL, "idle keep-alive connections are closed after this"},
+    {"gateway", "write_timeout_ms", T_INT, 100, 600000, "30000", 1, F(gateway.write_timeout_ms),
+     NULL, NULL, "a response that makes no progress for this long closes the connection"},
+    {"gateway", "drain_timeout_ms", T_INT, 0, 600000, "10000", 1, F(gateway.drain_timeout_ms),
+     NULL, NULL, "on shutdown, how long in-flight requests may finish"},
+    {"gateway", "per_ip_rate", T_DOUBLE, 0, 1e6, "0", 1, F(gateway.per_ip_rate), NULL, NULL,
+     "requests per second per client IP (IPv6 per /64); 0 = off"},
+    {"gateway", "per_ip_burst", T_INT, 1, 1000000, "20", 1, F(gateway.per_ip_burst), NULL, NULL,
+     "requests a client may send at once before per_ip_rate applies"},
+    {"gateway", "per_ip_table_size", T_INT, 1024, 16777216, "65536", 0,
+     F(gateway.per_ip_table_size), NULL, NULL, "client slots the per-IP limiter keeps"},
+    {"gateway", "access_log", T_STR, 0, CONF_STR - 1, "off", 1, F(gateway.access_log), NULL, NULL,
+     "access log file, '-' for standard error, 'off' for none (reopened on SIGHUP)"},
+    {"gateway", "secret_file", T_STR, 1, CONF_STR - 1, "var/secret", 0, F(gateway.secret_file),
+     NULL, NULL, "signing keys for tickets and sessions (created 0600 if absent)"},
+    {"gateway", "log_level", T_ENUM, 0, 0, "info", 1, F(gateway.log_level), level_choices, NULL,
+     "debug, info, warn or error"},
+
+    {"redis", "url", T_STR, 1, CONF_STR - 1, "embedded", 0, F(redis.url), NULL, check_redis_url,
+     "embedded (a private redis-server), redis://host:port/db or unix:/path"},
+    {"redis", "timeout_ms", T_INT, 10, 60000, "1000", 0, F(redis.timeout_ms), NULL, NULL,
+     "every Redis command and connect times out after this"},
+    {"redis", "max_pending", T_INT, 1, 1000000, "10000", 0, F(redis.max_pending), NULL, NULL,
+     "commands in flight per process; above it requests get 503"},
+    {"redis", "appendfsync", T_ENUM, 0, 0, "everysec", 0, F(redis.appendfsync), fsync_choices,
+     NULL, "embedded Redis AOF fsync policy: everysec or always"},
+    {"redis", "server_bin", T_STR, 1, CONF_STR - 1, "redis-server", 0, F(redis.server_bin), NULL,
+     NULL, "embedded: the redis-server program"},
+    {"redis", "dir", T_STR, 1, CONF_STR - 1, "var/redis", 0, F(redis.dir), NULL, NULL,
+     "embedded: data directory (AOF, unix socket, log)"},
+
+    {"worker", "processes", T_INT, 1, 64, "1", 0, F(worker.processes), NULL, NULL,
+     "worker processes"},
+    {"worker", "admin_listen", T_ADDR, 0, 0, "127.0.0.1:8082", 0, F(worker.admin_listen), NULL,
+     NULL, "worker admin listener (/metrics)"},
+    {"worker", "drain_timeout_ms", T_INT, 0, 600000, "10000", 1, F(worker.drain_timeout_ms), NULL,
+     NULL, "on shutdown, how long jobs in hand may finish"},
+};
+#define NTABLE (sizeof table / sizeof table[0])
+
+const struct conf_directive_info *conf_directive_at(size_t i)
+{
+    static struct conf_directive_info info;
+    if (i >= NTABLE) return NULL;
+    info.section = table[i].section;
+    info.name = table[i].name;
+    info.def = table[i].def;
+    info.help = table[i].help;
+    info.reloadable = table[i].reloadable;
+    return &info;
+}
+
+static int check_redis_url(const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "embedded") == 0) return 0;
+    if (strncmp(v, "unix:", 5) == 0) {
+        if (v[5] != '/') {
+            snprintf(err, errlen, "unix socket path must be absolute (unix:/path)");
+            return -1;
+        }
+        return 0;
+    }
+    if (strncmp(v, "redis://", 8) == 0) {
+        const char *h = v + 8;
+        const char *colon = strrchr(h, ':');
+        if (!colon || colon == h) {
+            snprintf(err, errlen, "expected redis://host:port[/db]");
+            return -1;
+        }
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (port < 1 || port > 65535 || (*end && *end != '/')) {
+            snprintf(err, errlen, "bad port in redis URL");
+            return -1;
+        }
+        if (*end == '/') {
+            long db = strtol(end + 1, &end, 10);
+            if (*end || db < 0 || db > 15) {
+                snprintf(err, errlen, "bad database number in redis URL (0-15)");
+                return -1;
+            }
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "expected embedded, redis://host:port/db or unix:/path");
+    return -1;
+}
+
+int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t errlen)
+{
+    char host[CONF_ADDR];
+    const char *port;
+    if (strlen(text) >= sizeof a->text) {
+        snprintf(err, errlen, "address too long");
+        return -1;
+    }
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, errlen, "expected [v6addr]:port");
+            return -1;
+        }
+        size_t n = (size_t)(close - text - 1);
+        memcpy(host, text + 1, n);
+        host[n] = 0;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon) {
+            snprintf(err, errlen, "expected host:port");
+            return -1;
+        }
+        size_t n = (size_t)(colon - text);
+        memcpy(host, text, n);
+        host[n] = 0;
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535) {
+        snprintf(err, errlen, "bad port '%s' (0-65535)", port);
+        return -1;
+    }
+    memset(&a->sa, 0, sizeof a->sa);
+    if (strcmp(host, "*") == 0 || host[0] == 0) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->sa;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        s4->sin_port = htons((uint16_t)p);
+        a->salen = sizeof *s4;
+    } else if (strcmp(host, "localhost") == 0 ||
+               inet_pton(AF_INET, host, &((struct sockaddr_in *)&a->sa)->sin_addr) == 1) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->sa;
+        if (host[0] == 'l') s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)p);
+        a->salen = sizeof *s4;
+    } else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&a->sa)->sin6_addr) == 1) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        a->salen = sizeof *s6;
+    } else {
+        snprintf(err, errlen, "'%s' is not a numeric IPv4/IPv6 address, localhost or *", host);
+        return -1;
+    }
+    snprintf(a->text, sizeof a->text, "%s", text);
+    return 0;
+}
+
+/* Parse V as directive D into C. 0 ok, -1 with the reason in ERR. */
+static int set_value(struct conf *c, const struct directive *d, const char *v, char *err,
+                     size_t errlen)
+{
+    char *field = (char *)c + d->offset;
+    char *end;
+    switch (d->type) {
+    case T_INT: {
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (!*v || *end || errno) {
+            snprintf(err, errlen, "'%s' is not an integer", v);
+            return -1;
+        }
+        if (n < d->min || n > d->max) {
+            snprintf(err, errlen, "%lld is out of bounds [%.0f, %.0f]", n, d->min, d->max);
+            return -1;
+        }
+        *(int *)field = (int)n;
+        return 0;
+    }
+    case T_SIZE: {
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        long long mult = 1;
+        if (*end == 'k' || *end == 'K') mult = 1024, end++;
+        else if (*end == 'm' || *end == 'M') mult = 1024 * 1024, end++;
+        else if (*end == 'g' || *end == 'G') mult = 1024LL * 1024 * 1024, end++;
+        if (!*v || *end || errno || n < 0 || n > (long long)(d->max / (double)mult) + 1) {
+            snprintf(err, errlen, "'%s' is not a size (bytes, or with k, M, G)", v);
+            return -1;
+        }
+        n *= mult;
+        if (n < d->min || n > d->max) {
+            snprintf(err, errlen, "%lld is out of bounds [%.0f, %.0f]", n, d->min, d->max);
+            return -1;
+        }
+        *(int64_t *)field = n;
+        return 0;
+    }
+    case T_DOUBLE: {
+        errno = 0;
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x)) {
+            snprintf(err, errlen, "'%s' is not a number", v);
+            return -1;
+        }
+        if (x < d->min || x > d->max) {
+            snprintf(err, errlen, "%g is out of bounds [%g, %g]", x, d->min, d->max);
+            return -1;
+        }
+        *(double *)field = x;
+        return 0;
+    }
+    case T_STR:
+        if (strlen(v) < (size_t)d->min) {
+            snprintf(err, errlen, "must not be empty");
+            return -1;
+        }
+        if (strlen(v) > (size_t)d->max) {
+            snprintf(err, errlen, "longer than %.0f bytes", d->max);
+            return -1;
+        }
+        if (d->check && d->check(v, err, errlen) < 0) return -1;
+        snprintf(field, d->size, "%s", v);
+        return 0;
+    case T_ENUM:
+        for (const char *const *ch = d->choices; *ch; ch++)
+            if (strcmp(*ch, v) == 0) {
+                snprintf(field, d->size, "%s", v);
+                return 0;
+            }
+        {
+            size_t off = (size_t)snprintf(err, errlen, "'%s' is not one of:", v);
+            for (const char *const *ch = d->choices; *ch && off < errlen; ch++)
+                off += (size_t)snprintf(err + off, errlen - off, " %s", *ch);
+        }
+        return -1;
+    case T_ADDR:
+        return conf_addr_parse((struct conf_addr *)field, v, err, errlen);
+    }
+    return -1;
+}
+
+void conf_defaults(struct conf *c)
+{
+    char err[256];
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NTABLE; i++)
+        if (set_value(c, &table[i], table[i].def, err, sizeof err) < 0) abort();
+}
+
+/* State of one load: the file is read through our own line reader so errors carry a line. */
+struct load {
+    struct conf *c;
+    const char *path;
+    FILE *f;
+    int line;
+    int too_long;      /* the current physical line did not fit inih's buffer */
+    int errors;
+    char *err;
+    size_t errlen;
+    unsigned char seen[NTABLE];
+    int seen_line[NTABLE];
+};
+
+static void add_error(struct load *ld, const char *section, const char *name, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+static void add_error(struct load *ld, const char *section, const char *name, const char *fmt,
+                      ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    ld->errors++;
+    size_t used = strlen(ld->err);
+    char line[900];
+    int n;
+    if (name)
+        n = snprintf(line, sizeof line, "%s:%d: [%s] %s: %s\n", ld->path, ld->line, section,
+                     name, reason);
+    else
+        n = snprintf(line, sizeof line, "%s:%d: %s\n", ld->path, ld->line, reason);
+    if (n > 0 && used + (size_t)n < ld->errlen) memcpy(ld->err + used, line, (size_t)n + 1);
+}
+
+static char *read_line(char *str, int num, void *stream)
+{
+    struct load *ld = stream;
+    char *r = fgets(str, num, ld->f);
+    if (!r) return NULL;
+    size_t n = strlen(r);
+    if (n && r[n - 1] == '\n') {
+        if (!ld->too_long) ld->line++;
+        else ld->too_long = 0;
+    } else if (!feof(ld->f)) {
+        /* inih would read the rest as a new line: refuse the line instead. */
+        ld->line++;
+        ld->too_long = 1;
+        add_error(ld, "", NULL, "line longer than %d bytes", num - 1);
+        int ch;
+        while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {}
+        ld->too_long = 0;
+        r[0] = '#'; /* the part read becomes a comment */
+        r[1] = 0;
+    } else {
+        ld->line++;
+    }
+    return r;
+}
+
+static int on_directive(void *user, const char *section, const char *name, const char *value)
+{
+    struct load *ld = user;
+    if (!name) return 1; /* a section header alone */
+    int known_section = 0;
+    for (size_t i = 0; i < NTABLE; i++) {
+        if (strcmp(table[i].section, section) != 0) continue;
+        known_section = 1;
+        if (strcmp(table[i].name, name) != 0) continue;
+        if (ld->seen[i]) {
+            add_error(ld, section, name, "set twice (first at line %d)", ld->seen_line[i]);
+            return 1;
+        }
+        ld->seen[i] = 1;
+        ld->seen_line[i] = ld->line;
+        char reason[400];
+        if (set_value(ld->c, &table[i], value, reason, sizeof reason) < 0)
+            add_error(ld, section, name, "%s", reason);
+        return 1;
+    }
+    if (!section[0])
+        add_error(ld, "", name, "directive outside any section");
+    else if (!known_section)
+        add_error(ld, section, name, "unknown section");
+    else
+        add_error(ld, section, name, "unknown directive");
+    return 1; /* keep going: report every error */
+}
+
+/* Checks that involve more than one directive. */
+static void check_whole(struct load *ld)
+{
+    struct conf *c = ld->c;
+    ld->line = 0;
+    if (c->gateway.max_url_bytes > c->gateway.max_header_bytes)
+        add_error(ld, "gateway", "max_url_bytes", "larger than max_header_bytes (%d)",
+                  c->gateway.max_header_bytes);
+    if (strcmp(c->gateway.listen.text, c->gateway.admin_listen.text) == 0)
+        add_error(ld, "gateway", "admin_listen", "same address as listen");
+}
+
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+    struct load ld;
+    memset(&ld, 0, sizeof ld);
+    err[0] = 0;
+    conf_defaults(c);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    ld.c = c;
+    ld.path = path;
+    ld.err = err;
+    ld.errlen = errlen;
+    ld.f = fopen(path, "r");
+    if (!ld.f) {
+        snprintf(err, errlen, "%s: cannot open: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int r = ini_parse_stream(read_line, &ld, on_directive, &ld);
+    fclose(ld.f);
+    if (r > 0) {
+        /* inih's own syntax error (e.g. a line with no '=' or an unclosed section) */
+        ld.line = r;
+        add_error(&ld, "", NULL, "syntax error (expected [section] or name = value)");
+    } else if (r < 0) {
+        add_error(&ld, "", NULL, "cannot read file");
+    }
+    check_whole(&ld);
+    return ld.errors ? -1 : 0;
+}
+
+int conf_reload_merge(const struct conf *old, struct conf *newc, char *note, size_t notelen)
+{
+    int changed = 0;
+    size_t used = 0;
+    note[0] = 0;
+    for (size_t i = 0; i < NTABLE; i++) {
+        const struct directive *d = &table[i];
+        if (d->reloadable) continue;
+        const char *o = (const char *)old + d->offset;
+        char *n = (char *)newc + d->offset;
+        int differs = d->type == T_ADDR
+                          ? strcmp(((const struct conf_addr *)o)->text,
+                                   ((struct conf_addr *)n)->text) != 0
+                      : (d->type == T_STR || d->type == T_ENUM) ? strcmp(o, n) != 0
+                                                                 : memcmp(o, n, d->size) != 0;
+        if (!differs) continue;
+        changed++;
+        memcpy(n, o, d->size);
+        int w = snprintf(note + used, notelen - used,
+                         "[%s] %s: changed in the file; takes effect after a restart\n",
+                         d->section, d->name);
+        if (w > 0 && used + (size_t)w < notelen) used += (size_t)w;
+    }
+    return changed;
+}

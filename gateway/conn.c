@@ -1,0 +1,456 @@
+/* conn.c: the connection state machine (see conn.h for the states and timers).
+ *
+ * Input is parsed straight out of the bufferevent's input buffer (evbuffer_peek, no copy) and
+ * drained by what the parser consumed. Answers are queued with reply_*(), which calls
+ * conn_answered(): that is where a keep-alive connection goes back to IDLE and the next
+ * pipelined request, if already buffered, is parsed at once. */
+#include "conn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "accesslog.h"
+#include "antre/log.h"
+#include "gateway.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "reply.h"
+
+/* Stop reading while this much input waits (a client pipelining faster than we answer). */
+#define INPUT_HIGH_WATER (256 * 1024)
+/* Stop parsing new requests while this much output waits to be written. */
+#define OUTPUT_HIGH_WATER (1024 * 1024)
+
+enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY };
+
+static void conn_free(struct conn *c);
+static void process_input(struct conn *c);
+
+static void arm(struct conn *c, const struct timeval *tv) { event_add(&c->timer, tv); }
+
+static void set_idle(struct conn *c)
+{
+    c->state = CONN_IDLE;
+    arm(c, c->gw->tv_idle);
+}
+
+void conn_peer_text(const struct conn *c, char *buf, size_t len)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &c->peer.sin6_addr, buf, (socklen_t)len);
+    else
+        snprintf(buf, len, "unix");
+}
+
+/* A client-supplied X-Request-Id is kept when it is short and plain; otherwise we make one. */
+static void set_request_id(struct conn *c)
+{
+    size_t len;
+    const char *v = request_header(&c->req, "x-request-id", &len);
+    if (v && len > 0 && len < sizeof c->reqid) {
+        size_t i;
+        for (i = 0; i < len; i++) {
+            char ch = v[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+                break;
+        }
+        if (i == len) {
+            memcpy(c->reqid, v, len);
+            c->reqid[len] = 0;
+            return;
+        }
+    }
+    static const char hex[] = "0123456789abcdef";
+    struct gw *gw = c->gw;
+    uint64_t seq = ++gw->reqid_seq;
+    memcpy(c->reqid, gw->reqid_prefix, 8);
+    for (int i = 0; i < 12; i++) c->reqid[8 + i] = hex[(seq >> (44 - 4 * i)) & 15];
+    c->reqid[20] = 0;
+}
+
+/* Accept-Language: English when an "en" tag has a higher weight than any "id" tag. */
+static int prefers_english(const char *v, size_t len)
+{
+    double best_id = 0, best_en = 0;
+    const char *end = v + len;
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == ',')) v++;
+        const char *tag = v;
+        while (v < end && *v != ',' && *v != ';' && *v != ' ') v++;
+        size_t tl = (size_t)(v - tag);
+        double q = 1.0;
+        while (v < end && *v != ',') {
+            if (*v == 'q' && v + 1 < end && v[1] == '=') q = strtod(v + 2, NULL);
+            v++;
+        }
+        if (tl >= 2 && (tag[0] | 32) == 'e' && (tag[1] | 32) == 'n' && (tl == 2 || tag[2] == '-'))
+            best_en = q > best_en ? q : best_en;
+        else if (tl >= 2 && (tag[0] | 32) == 'i' && ((tag[1] | 32) == 'd' || (tag[1] | 32) == 'n') &&
+                 (tl == 2 || tag[2] == '-'))
+            best_id = q > best_id ? q : best_id;
+    }
+    return best_en > best_id;
+}
+
+static int body_sink(void *arg, const char *data, size_t len)
+{
+    struct conn *c = arg;
+    if (!c->body) c->body = evbuffer_new();
+    if (!c->body) abort();
+    return evbuffer_add(c->body, data, len);
+}
+
+const char *conn_body(struct conn *c, size_t *len)
+{
+    *len = c->body ? evbuffer_get_length(c->body) : 0;
+    if (!*len) return "";
+    return (const char *)evbuffer_pullup(c->body, -1);
+}
+
+const char *conn_param(const struct conn *c, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (int i = 0; i < c->params.n; i++)
+        if (strncmp(c->params.p[i].name, name, nl) == 0 && c->params.p[i].name[nl] == '}') {
+            *len = c->params.p[i].len;
+            return c->params.p[i].value;
+        }
+    *len = 0;
+    return NULL;
+}
+
+static enum metrics_refusal refusal_of(const char *code)
+{
+    if (strcmp(code, "uri_too_long") == 0) return REFUSE_URI_TOO_LONG;
+    if (strcmp(code, "headers_too_large") == 0 || strcmp(code, "too_many_headers") == 0)
+        return REFUSE_HEADERS_TOO_LARGE;
+    if (strcmp(code, "body_too_large") == 0) return REFUSE_BODY_TOO_LARGE;
+    if (strncmp(code, "conflicting", 11) == 0 || strcmp(code, "unsupported_transfer_encoding") == 0)
+        return REFUSE_SMUGGLING;
+    return REFUSE_BAD_REQUEST;
+}
+
+/* Refuse the current request and close after the answer (the rest of its bytes stay unread). */
+static void refuse_and_close(struct conn *c, int status, const char *code, int retry_after_s)
+{
+    c->close_after = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    reply_error_code(c, status, code, retry_after_s);
+}
+
+static void on_head(struct conn *c)
+{
+    struct gw *gw = c->gw;
+    struct request *r = &c->req;
+    size_t len;
+    const char *v;
+
+    c->t_head_ns = gw_now_ns();
+    v = request_header(r, "accept-language", &len);
+    c->lang_en = v ? prefers_english(v, len) : 0;
+    c->head_only = r->method == HTTP_HEAD;
+    set_request_id(c);
+    if (gw->draining) c->close_after = 1;
+    int has_body = r->chunked || r->content_length > 0;
+
+    size_t plen;
+    const char *path = request_path(r, &plen);
+    if (plen == 0 || path[0] != '/') {
+        metrics_refusal(gw->metrics, REFUSE_BAD_REQUEST);
+        refuse_and_close(c, 400, "bad_request", 0);
+        return;
+    }
+    char allow[128];
+    const struct router *rt = c->admin ? gw->admin_router : gw->router;
+    switch (router_match(rt, request_method_name(r), path, plen, &c->route, &c->params, allow,
+                         sizeof allow)) {
+    case ROUTER_FOUND:
+        break;
+    case ROUTER_BAD_METHOD:
+        c->route = NULL;
+        reply_header(c, "Allow", allow);
+        if (has_body) refuse_and_close(c, 405, "method_not_allowed", 0);
+        else reply_error_code(c, 405, "method_not_allowed", 0);
+        return;
+    case ROUTER_NOT_FOUND:
+        c->route = NULL;
+        if (has_body) refuse_and_close(c, 404, "not_found", 0);
+        else reply_error_code(c, 404, "not_found", 0);
+        return;
+    }
+
+    if (gw->ratelimit && !c->admin && !(c->route->flags & ROUTE_NO_RATE_LIMIT)) {
+        long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, gw_now_ns());
+        if (ms > 0) {
+            metrics_refusal(gw->metrics, REFUSE_RATE_LIMITED);
+            int secs = (int)((ms + 999) / 1000);
+            if (has_body) refuse_and_close(c, 429, "rate_limited", secs);
+            else reply_error_code(c, 429, "rate_limited", secs);
+            return;
+        }
+    }
+
+    int64_t max = c->route->max_body ? c->route->max_body : gw->conf.gateway.max_body_bytes;
+    if (r->content_length_seen && r->content_length > (uint64_t)max) {
+        metrics_refusal(gw->metrics, REFUSE_BODY_TOO_LARGE);
+        refuse_and_close(c, 413, "body_too_large", 0);
+        return;
+    }
+    if (r->expect_other) {
+        refuse_and_close(c, 417, "expectation_failed", 0);
+        return;
+    }
+    r->body_max = (uint64_t)max;
+    r->body_fn = body_sink;
+    r->body_arg = c;
+    if (has_body) {
+        if (r->expect_continue)
+            evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        c->state = CONN_BODY;
+        arm(c, gw->tv_body);
+    }
+    request_resume(r);
+}
+
+static void on_error(struct conn *c)
+{
+    struct request *r = &c->req;
+    if (!c->reqid[0] || c->state == CONN_HEAD) set_request_id(c);
+    metrics_refusal(c->gw->metrics, refusal_of(r->code));
+    log_debug("conn: request refused status=%d code=%s reason=%s", r->status, r->code, r->reason);
+    refuse_and_close(c, r->status, r->code, 0);
+}
+
+static void on_complete(struct conn *c)
+{
+    c->state = CONN_HANDLE;
+    event_del(&c->timer);
+    c->route->fn(c, &c->req, &c->params);
+}
+
+void conn_answered(struct conn *c)
+{
+    struct gw *gw = c->gw;
+    uint64_t usec = c->t_head_ns ? (gw_now_ns() - c->t_head_ns) / 1000 : 0;
+    metrics_request(gw->metrics, c->route ? c->route->id : 0, c->status, usec);
+    if (gw->accesslog) {
+        char peer[64];
+        size_t plen;
+        const char *path = request_path(&c->req, &plen);
+        conn_peer_text(c, peer, sizeof peer);
+        accesslog_write(gw->accesslog, peer, c->req.head_done ? request_method_name(&c->req) : "-",
+                        path, plen, c->status, usec, c->reqid);
+    }
+    c->t_head_ns = 0;
+    if (c->close_after || c->peer_gone) {
+        c->state = CONN_CLOSING;
+        event_del(&c->timer);
+        bufferevent_disable(c->bev, EV_READ);
+        if (c->peer_gone && !c->in_input) conn_free(c);
+        return;
+    }
+    request_reset(&c->req);
+    if (c->body) evbuffer_drain(c->body, evbuffer_get_length(c->body));
+    c->route = NULL;
+    c->params.n = 0;
+    c->reqid[0] = 0;
+    set_idle(c);
+    if (!c->in_input) process_input(c);
+}
+
+/* Parse what is buffered, acting on each event, until more input is needed or an answer is
+ * pending. */
+static void process_input(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    c->in_input = 1;
+    while ((c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY) &&
+           evbuffer_get_length(in) > 0) {
+        if (c->state == CONN_IDLE) {
+            if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER) break; /* resumed by write_cb */
+            c->state = CONN_HEAD;
+            c->head_timer = 0;
+        }
+        struct evbuffer_iovec v[16];
+        int nv = evbuffer_peek(in, -1, NULL, v, 16);
+        if (nv > 16) nv = 16;
+        size_t total = 0;
+        enum request_event ev = REQUEST_MORE;
+        for (int i = 0; i < nv && ev == REQUEST_MORE; i++) {
+            size_t used = 0;
+            ev = request_feed(&c->req, v[i].iov_base, v[i].iov_len, &used);
+            total += used;
+        }
+        evbuffer_drain(in, total);
+        switch (ev) {
+        case REQUEST_MORE:
+            break;
+        case REQUEST_HEAD:
+            on_head(c);
+            break;
+        case REQUEST_COMPLETE:
+            on_complete(c);
+            break;
+        case REQUEST_ERROR:
+            on_error(c);
+            break;
+        }
+    }
+    c->in_input = 0;
+    if (c->state == CONN_CLOSING && (c->peer_gone || evbuffer_get_length(out) == 0)) {
+        conn_free(c);
+        return;
+    }
+    /* A head still incomplete gets header_timeout_ms from its first byte; later bytes do not
+     * extend it (that is what cuts a slowloris client). A body may pause body_timeout_ms. */
+    if (c->state == CONN_HEAD && !c->head_timer) {
+        arm(c, c->gw->tv_header);
+        c->head_timer = 1;
+    } else if (c->state == CONN_BODY) {
+        arm(c, c->gw->tv_body);
+    }
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process_input(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (c->state == CONN_CLOSING) {
+        conn_free(c);
+        return;
+    }
+    if (c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        process_input(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        /* The peer will send no more. An answer in progress still goes out. */
+        if (c->state == CONN_HANDLE) {
+            c->close_after = 1;
+            return;
+        }
+        if (c->state == CONN_CLOSING &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            return;
+        conn_free(c);
+        return;
+    }
+    if (c->state == CONN_HANDLE) {
+        c->peer_gone = 1;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    conn_free(c); /* error, or write timeout */
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    switch (c->state) {
+    case CONN_HEAD:
+        metrics_refusal(c->gw->metrics, REFUSE_HEADER_TIMEOUT);
+        refuse_and_close(c, 408, "request_timeout", 0);
+        if (c->state == CONN_CLOSING) arm(c, &c->gw->tv_write);
+        break;
+    case CONN_BODY:
+        metrics_refusal(c->gw->metrics, REFUSE_BODY_TIMEOUT);
+        refuse_and_close(c, 408, "request_timeout", 0);
+        if (c->state == CONN_CLOSING) arm(c, &c->gw->tv_write);
+        break;
+    case CONN_HANDLE:
+        break;
+    case CONN_IDLE:
+    case CONN_CLOSING:
+        conn_free(c);
+        break;
+    }
+}
+
+struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int socklen, int admin)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->gw = gw;
+    c->admin = admin ? 1 : 0;
+    if (socklen > 0 && (size_t)socklen <= sizeof c->peer) memcpy(&c->peer, sa, (size_t)socklen);
+    int one = 1;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->bev = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_set_timeouts(c->bev, NULL, &gw->tv_write);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    evtimer_assign(&c->timer, gw->base, timer_cb, c);
+    request_init(&c->req, &gw->limits);
+    c->next = gw->conns;
+    if (gw->conns) gw->conns->prev = c;
+    gw->conns = c;
+    gw->nconns++;
+    gw->metrics->conns_open++;
+    gw->metrics->conns_total++;
+    set_idle(c);
+    return c;
+}
+
+static void conn_free(struct conn *c)
+{
+    struct gw *gw = c->gw;
+    if (c->prev) c->prev->next = c->next;
+    else gw->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    gw->nconns--;
+    gw->metrics->conns_open--;
+    event_del(&c->timer);
+    bufferevent_free(c->bev);
+    request_release(&c->req);
+    if (c->body) evbuffer_free(c->body);
+    free(c->extra);
+    free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->state == CONN_HANDLE) {
+        /* A handler still holds C: it is freed when the handler answers. */
+        c->peer_gone = 1;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    conn_free(c);
+}
+
+void conn_drain(struct conn *c)
+{
+    if (c->state == CONN_IDLE) conn_free(c);
+    else c->close_after = 1;
+}

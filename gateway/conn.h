@@ -1,0 +1,74 @@
+/* conn.h: one client connection, an explicit state machine over a bufferevent.
+ *
+ *   IDLE  --first byte-->  HEAD  --head complete-->  BODY  --message complete-->  HANDLE
+ *   HANDLE --reply_*() queued the answer--> IDLE (keep-alive: parse what is already buffered,
+ *   so pipelined requests are answered in order) or CLOSING (flush, then close).
+ *
+ * Timers: IDLE waits idle_timeout_ms; HEAD must complete within header_timeout_ms of its first
+ * byte (slowloris); BODY may pause at most body_timeout_ms; a write that makes no progress for
+ * write_timeout_ms closes the connection. While a handler waits on Redis (HANDLE) the
+ * connection is never freed: a peer that goes away is noted and the free happens at reply. */
+#ifndef ANTRE_CONN_H
+#define ANTRE_CONN_H
+
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "request.h"
+#include "router.h"
+
+struct gw;
+struct bufferevent;
+struct evbuffer;
+
+enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_HANDLE, CONN_CLOSING };
+
+struct conn {
+    struct gw *gw;
+    struct bufferevent *bev;
+    struct event timer;
+    struct conn *prev, *next;        /* gw->conns list */
+    enum conn_state state;
+    unsigned admin : 1;              /* accepted on the admin listener */
+    unsigned close_after : 1;        /* answer with Connection: close, then close */
+    unsigned head_only : 1;          /* HEAD request: no body in the answer */
+    unsigned peer_gone : 1;          /* the peer closed or failed while we were busy */
+    unsigned in_input : 1;           /* inside conn input processing (no re-entry) */
+    unsigned lang_en : 1;            /* messages in English (Accept-Language) */
+    unsigned head_timer : 1;         /* the header deadline of this request is armed */
+    struct request req;
+    const struct route *route;
+    struct route_params params;
+    struct evbuffer *body;           /* the buffered request body (lazily created) */
+    struct sockaddr_in6 peer;        /* AF_INET peers are stored as struct sockaddr_in */
+    uint64_t t_head_ns;              /* when the head completed (latency) */
+    char reqid[65];
+    char *extra;                     /* extra response headers for the next reply (malloc'd) */
+    uint16_t extra_len, extra_cap;
+    int status;                      /* status of the answer being sent */
+};
+
+/* Take over FD (non-blocking, accepted from a listener) as a new connection. ADMIN selects the
+ * admin router. Returns NULL (and closes FD) if the bufferevent cannot be created. */
+struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int socklen, int admin);
+
+/* Close now (shutdown or drain deadline). Safe in any state. */
+void conn_close(struct conn *c);
+
+/* Draining: close C if it is idle; otherwise mark it to close after its current answer. */
+void conn_drain(struct conn *c);
+
+/* Called by reply.c once an answer has been queued on C's output. */
+void conn_answered(struct conn *c);
+
+/* The buffered request body, made contiguous; *LEN its size (0 and "" when none). */
+const char *conn_body(struct conn *c, size_t *len);
+
+/* The value of route parameter NAME, *LEN its length, or NULL. */
+const char *conn_param(const struct conn *c, const char *name, size_t *len);
+
+/* The peer's address as text (for logs). */
+void conn_peer_text(const struct conn *c, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,17 @@
+/* routes.h: the route tables of the public and admin listeners, and their handlers. */
+#ifndef ANTRE_ROUTES_H
+#define ANTRE_ROUTES_H
+
+struct gw;
+struct router;
+
+/* /healthz and /readyz (health.c). */
+void health_register(struct router *rt);
+
+/* The admin listener's routes: /metrics (admin.c). */
+void admin_register(struct router *rt);
+
+/* Load or reload the admin bearer token from [gateway] admin_token_file. 0 ok, -1 (logged). */
+int admin_load_token(struct gw *gw);
+
+#endif

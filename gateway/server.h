@@ -1,0 +1,13 @@
+/* server.h: one gateway process: its event loop, listeners, signals, reload and drain. */
+#ifndef ANTRE_SERVER_H
+#define ANTRE_SERVER_H
+
+#include "antre/conf.h"
+
+/* Run a gateway process with CONF (copied) as slot SLOT of NSLOTS, talking to Redis at
+ * REDIS_URL (an embedded URL already resolved to unix:/...). REUSEPORT: bind with SO_REUSEPORT
+ * (several processes share the port). Returns when drained after SIGTERM/SIGINT: 0, or 1 when
+ * it could not start (the reason is logged). */
+int server_run(const struct conf *conf, int slot, const char *redis_url, int reuseport);
+
+#endif

@@ -1,0 +1,99 @@
+/* conf.h: antre's configuration: one declarative table of directives, an INI file.
+ *
+ * Every directive is declared once in common/conf.c (section, name, type, bounds, default,
+ * whether a reload may change it, a one-line help). conf/antre.conf lists them all.
+ * Loading parses the whole file into a fresh `struct conf`, starting from the defaults, and
+ * reports every problem as `file:line: [section] name: reason`. A reload (SIGHUP) loads the file
+ * the same way and then keeps, from the running config, every value that cannot change without
+ * a restart, reporting each such change. */
+#ifndef ANTRE_CONF_H
+#define ANTRE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_STR 256
+#define CONF_ADDR 64
+
+/* A listen address as written ("127.0.0.1:8080", "[::1]:8080", "*:8080") and as parsed. */
+struct conf_addr {
+    char text[CONF_ADDR];
+    struct sockaddr_storage sa;
+    socklen_t salen;
+};
+
+struct conf_gateway {
+    struct conf_addr listen;
+    struct conf_addr admin_listen;
+    char admin_token_file[CONF_STR];
+    int processes;
+    int backlog;
+    int max_connections;
+    int max_url_bytes;
+    int max_header_bytes;
+    int max_headers;
+    int64_t max_body_bytes;
+    int header_timeout_ms;
+    int body_timeout_ms;
+    int idle_timeout_ms;
+    int write_timeout_ms;
+    int drain_timeout_ms;
+    double per_ip_rate;
+    int per_ip_burst;
+    int per_ip_table_size;
+    char access_log[CONF_STR];
+    char secret_file[CONF_STR];
+    char log_level[16];
+};
+
+struct conf_redis {
+    char url[CONF_STR];
+    int timeout_ms;
+    int max_pending;
+    char appendfsync[16];
+    char server_bin[CONF_STR];
+    char dir[CONF_STR];
+};
+
+struct conf_worker {
+    int processes;
+    struct conf_addr admin_listen;
+    int drain_timeout_ms;
+};
+
+struct conf {
+    char path[CONF_STR]; /* the file it was loaded from ("" for defaults only) */
+    struct conf_gateway gateway;
+    struct conf_redis redis;
+    struct conf_worker worker;
+};
+
+/* Fill C with every directive's default. Never fails (the defaults are checked by the tests). */
+void conf_defaults(struct conf *c);
+
+/* Load PATH into C (defaults first, then the file). Every error found is appended to ERR as one
+ * line `file:line: [section] name: reason` (ERR is always NUL-terminated; lines that do not fit
+ * are dropped). Returns 0, or -1 when the file cannot be used; then C must not be used. */
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
+
+/* Apply a reload: NEW was loaded successfully from the same file; every directive that cannot
+ * change without a restart is copied back from OLD into NEW, and a line naming it is appended to
+ * NOTE (`[section] name: changed in the file; takes effect after a restart`). Returns how many
+ * such directives differed. */
+int conf_reload_merge(const struct conf *old, struct conf *newc, char *note, size_t notelen);
+
+/* Parse "host:port" / "[v6]:port" / "*:port" into A. 0 ok, -1 with a reason in ERR. */
+int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t errlen);
+
+/* The directive table, for tools and tests: iterate with conf_directive_at(i) until NULL. */
+struct conf_directive_info {
+    const char *section;
+    const char *name;
+    const char *def;
+    const char *help;
+    int reloadable;
+};
+const struct conf_directive_info *conf_directive_at(size_t i);
+
+#endif

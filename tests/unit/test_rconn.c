@@ -1,0 +1,731 @@
+/* test_rconn.c: the async Redis client against a real redis-server.
+ *
+ * Each test of the "rconn" suite starts /usr/bin/redis-server on a free TCP port and a unix
+ * socket in a fresh temporary directory, and kills it (by PID) and removes the directory in
+ * the fini hook, which Criterion runs even when an assertion fails. The server also gets
+ * PR_SET_PDEATHSIG so that it dies with the test process if the test crashes.
+ *
+ * The event loop is only ever driven in slices ended by event_base_loopexit(), with a bound on
+ * the total time, so a test cannot hang: the bounds are hang guards, not speed checks. */
+#include "antre/log.h"
+#include "antre/rconn.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+
+static struct event_base *base;
+static pid_t redis_pid;
+static int redis_port;
+static char redis_dir[64];
+static char redis_sock[128];
+
+/* --- the redis-server under test ---------------------------------------------------------- */
+
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Start redis-server on redis_port (same directory on a restart) and wait until it answers. */
+static void redis_start(void)
+{
+    char port[16], log_path[128];
+    snprintf(port, sizeof port, "%d", redis_port);
+    snprintf(log_path, sizeof log_path, "%s/redis.log", redis_dir);
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(REDIS_SERVER, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--dir", redis_dir, "--unixsocket", redis_sock,
+              "--unixsocketperm", "700", "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    redis_pid = pid;
+
+    double deadline = now_s() + 10;
+    for (;;) {
+        int status;
+        cr_assert(waitpid(pid, &status, WNOHANG) == 0, "redis-server exited (see %s)", log_path);
+        struct timeval tv = {0, 200000};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            if (ok && access(redis_sock, F_OK) == 0) return;
+        } else if (c) {
+            redisFree(c);
+        }
+        cr_assert(now_s() < deadline, "redis-server did not answer within 10 s");
+        usleep(20000);
+    }
+}
+
+static void redis_kill(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL); /* works on a SIGSTOPped process too */
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = 0;
+    }
+}
+
+static void setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    log_set_name("test_rconn");
+    log_set_level(LOG_ERROR + 1); /* quiet: the tests provoke every warning on purpose */
+    base = event_base_new();
+    cr_assert(base);
+    snprintf(redis_dir, sizeof redis_dir, "/tmp/rconn-test-XXXXXX");
+    cr_assert(mkdtemp(redis_dir), "mkdtemp: %s", strerror(errno));
+    snprintf(redis_sock, sizeof redis_sock, "%s/redis.sock", redis_dir);
+    redis_port = free_port();
+    redis_start();
+}
+
+static void teardown(void)
+{
+    redis_kill();
+    if (redis_dir[0]) {
+        DIR *d = opendir(redis_dir);
+        if (d) {
+            struct dirent *e;
+            char p[512];
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+                snprintf(p, sizeof p, "%s/%s", redis_dir, e->d_name);
+                unlink(p);
+            }
+            closedir(d);
+        }
+        rmdir(redis_dir);
+        redis_dir[0] = '\0';
+    }
+    if (base) event_base_free(base);
+    base = NULL;
+}
+
+TestSuite(rconn, .init = setup, .fini = teardown, .timeout = 60);
+
+/* --- driving the loop --------------------------------------------------------------------- */
+
+typedef int cond_fn(void *ctx);
+
+/* Run the loop in 10 ms slices until COND(CTX) holds or LIMIT_S seconds passed; returns
+ * whether COND held. COND NULL: just run for LIMIT_S. */
+static int run_until(cond_fn *cond, void *ctx, double limit_s)
+{
+    double deadline = now_s() + limit_s;
+    while (!(cond && cond(ctx))) {
+        if (now_s() >= deadline) return 0;
+        struct timeval slice = {0, 10000};
+        event_base_loopexit(base, &slice);
+        event_base_dispatch(base);
+    }
+    return 1;
+}
+
+static int is_connected(void *rc) { return rconn_state(rc) == RCONN_CONNECTED; }
+static int is_not_connected(void *rc) { return rconn_state(rc) != RCONN_CONNECTED; }
+
+/* One command's outcome. */
+struct res {
+    int calls;
+    char err[32];
+    int type;
+    long long integer;
+    char str[64];
+    size_t len;
+    struct rconn **free_rc; /* when set: rconn_free(*free_rc) from the callback */
+};
+
+static void rec_cb(void *arg, const redisReply *reply, const char *err)
+{
+    struct res *r = arg;
+    r->calls++;
+    if (err) {
+        cr_assert_null(reply);
+        snprintf(r->err, sizeof r->err, "%s", err);
+    } else {
+        cr_assert_not_null(reply);
+        r->type = reply->type;
+        r->integer = reply->integer;
+        if (reply->str) {
+            r->len = reply->len;
+            memcpy(r->str, reply->str, reply->len < sizeof r->str ? reply->len : sizeof r->str);
+        }
+    }
+    if (r->free_rc && *r->free_rc) {
+        rconn_free(*r->free_rc);
+        *r->free_rc = NULL;
+    }
+}
+
+static int answered(void *arg) { return ((struct res *)arg)->calls > 0; }
+
+struct res_set {
+    struct res *r;
+    int n;
+};
+static int all_answered(void *arg)
+{
+    struct res_set *s = arg;
+    for (int i = 0; i < s->n; i++)
+        if (s->r[i].calls == 0) return 0;
+    return 1;
+}
+
+static struct rconn *connect_url(const char *url, int timeout_ms, int max_pending)
+{
+    char err[256] = "";
+    struct rconn_opts o = {.url = url, .timeout_ms = timeout_ms, .max_pending = max_pending,
+                           .backoff_min_ms = 20, .backoff_max_ms = 300};
+    struct rconn *rc = rconn_new(base, &o, err, sizeof err);
+    cr_assert_not_null(rc, "rconn_new(%s): %s", url, err);
+    return rc;
+}
+
+static struct rconn *connect_tcp(int db, int timeout_ms, int max_pending)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/%d", redis_port, db);
+    struct rconn *rc = connect_url(url, timeout_ms, max_pending);
+    cr_assert(run_until(is_connected, rc, 10), "no connection to %s", url);
+    return rc;
+}
+
+/* Issue one command and wait for its answer. */
+static struct res sync_cmd(struct rconn *rc, const char *fmt, const char *a1, const char *a2)
+{
+    struct res r = {0};
+    cr_assert_eq(rconn_command(rc, rec_cb, &r, fmt, a1, a2), 0, "refused: %s", fmt);
+    cr_assert(run_until(answered, &r, 10), "no answer to %s", fmt);
+    cr_assert_eq(r.calls, 1);
+    return r;
+}
+
+/* --- url parsing (no server needed, but the fixture is cheap) ----------------------------- */
+
+Test(rconn_url, good_urls)
+{
+    char host[64], path[128], err[128];
+    int port, db;
+
+    cr_assert_eq(rconn_url_parse("redis://127.0.0.1:6380/3", host, sizeof host, &port, path,
+                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_eq(port, 6380);
+    cr_assert_eq(db, 3);
+    cr_assert_str_eq(path, "");
+
+    cr_assert_eq(rconn_url_parse("redis://redis.local", host, sizeof host, &port, path,
+                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(host, "redis.local");
+    cr_assert_eq(port, 6379);
+    cr_assert_eq(db, 0);
+
+    cr_assert_eq(rconn_url_parse("redis://[::1]:7000/", host, sizeof host, &port, path,
+                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_eq(port, 7000);
+    cr_assert_eq(db, 0);
+
+    cr_assert_eq(rconn_url_parse("unix:/run/redis/redis.sock?db=5", host, sizeof host, &port,
+                                 path, sizeof path, &db, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(path, "/run/redis/redis.sock");
+    cr_assert_str_eq(host, "");
+    cr_assert_eq(port, 0);
+    cr_assert_eq(db, 5);
+
+    cr_assert_eq(rconn_url_parse("unix:///tmp/r.sock", host, sizeof host, &port, path,
+                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(path, "/tmp/r.sock");
+    cr_assert_eq(db, 0);
+
+    /* Every output may be NULL (config validation only wants the verdict). */
+    cr_assert_eq(rconn_url_parse("redis://h:1/0", NULL, 0, NULL, NULL, 0, NULL, NULL, 0), 0);
+}
+
+Test(rconn_url, bad_urls)
+{
+    static const char *bad[] = {
+        "",
+        "localhost:6379",
+        "http://127.0.0.1:6379",
+        "redis://",
+        "redis://:6379",
+        "redis://host:0",
+        "redis://host:65536",
+        "redis://host:12ab",
+        "redis://host:",
+        "redis://host:6379/x",
+        "redis://host:6379/-1",
+        "redis://host:6379/1/2",
+        "redis://host:6379?db=1",
+        "redis://user:pw@host:6379",
+        "redis://ho st:6379",
+        "redis://[::1:6379",
+        "unix:",
+        "unix:relative/path.sock",
+        "unix:/tmp/r.sock?db=",
+        "unix:/tmp/r.sock?db=x",
+        "unix:/tmp/r.sock?db=1x",
+        "unix:/tmp/r.sock?timeout=1",
+        "unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock",
+    };
+    char host[64], path[128], err[128];
+    int port, db;
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        cr_assert_eq(rconn_url_parse(bad[i], host, sizeof host, &port, path, sizeof path, &db,
+                                     err, sizeof err), -1, "accepted bad url '%s'", bad[i]);
+        cr_assert(err[0] != '\0', "no message for '%s'", bad[i]);
+    }
+    cr_assert_eq(rconn_url_parse(NULL, host, sizeof host, &port, path, sizeof path, &db, err,
+                                 sizeof err), -1);
+
+    /* A host that does not fit the caller's buffer is an error, not a truncation. */
+    char tiny[4];
+    cr_assert_eq(rconn_url_parse("redis://localhost", tiny, sizeof tiny, &port, NULL, 0, &db, err,
+                                 sizeof err), -1);
+
+    /* rconn_new refuses a bad url with the same message and creates nothing. */
+    struct event_base *b = event_base_new();
+    struct rconn_opts o = {.url = "redis://host:99999"};
+    cr_assert_null(rconn_new(b, &o, err, sizeof err));
+    cr_assert(strstr(err, "port") != NULL, "%s", err);
+    event_base_free(b);
+}
+
+/* --- round trips -------------------------------------------------------------------------- */
+
+Test(rconn, ping_set_get_round_trip)
+{
+    struct rconn *rc = connect_tcp(0, 2000, 16);
+    struct res r;
+
+    r = sync_cmd(rc, "PING", NULL, NULL);
+    cr_assert_str_eq(r.err, "");
+    cr_assert_eq(r.type, REDIS_REPLY_STATUS);
+    cr_assert_str_eq(r.str, "PONG");
+
+    r = sync_cmd(rc, "SET %s %s", "rconn:k", "hello");
+    cr_assert_eq(r.type, REDIS_REPLY_STATUS);
+    cr_assert_str_eq(r.str, "OK");
+
+    r = sync_cmd(rc, "GET %s", "rconn:k", NULL);
+    cr_assert_eq(r.type, REDIS_REPLY_STRING);
+    cr_assert_str_eq(r.str, "hello");
+
+    /* argv form, binary-safe. */
+    const char *argv[] = {"SET", "rconn:bin", "a\0b"};
+    size_t argvlen[] = {3, 9, 3};
+    struct res rb = {0};
+    cr_assert_eq(rconn_command_argv(rc, rec_cb, &rb, 3, argv, argvlen), 0);
+    cr_assert(run_until(answered, &rb, 10));
+    cr_assert_eq(rb.type, REDIS_REPLY_STATUS);
+    const char *get[] = {"GET", "rconn:bin"};
+    memset(&rb, 0, sizeof rb);
+    cr_assert_eq(rconn_command_argv(rc, rec_cb, &rb, 2, get, NULL), 0);
+    cr_assert(run_until(answered, &rb, 10));
+    cr_assert_eq(rb.type, REDIS_REPLY_STRING);
+    cr_assert_eq(rb.len, 3);
+    cr_assert_eq(memcmp(rb.str, "a\0b", 3), 0);
+
+    /* A Redis error is a reply, not a failure. */
+    r = sync_cmd(rc, "INCR %s", "rconn:k", NULL);
+    cr_assert_str_eq(r.err, "");
+    cr_assert_eq(r.type, REDIS_REPLY_ERROR);
+
+    /* Invalid commands are refused at once, without a callback. */
+    struct res ri = {0};
+    cr_assert_eq(rconn_command(rc, rec_cb, &ri, "SUBSCRIBE %s", "ch"), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_INVALID);
+    cr_assert_eq(rconn_command(rc, rec_cb, &ri, ""), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_INVALID);
+    cr_assert_eq(rconn_command_argv(rc, rec_cb, &ri, 0, get, NULL), -1);
+    cr_assert_eq(rconn_command(rc, rec_cb, &ri, "PING"), 0);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_NONE);
+    cr_assert(run_until(answered, &ri, 10));
+    cr_assert_eq(ri.calls, 1);
+
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.connects, 1);
+    cr_assert_eq(st.disconnects, 0);
+    cr_assert_eq(st.commands, 7);
+    cr_assert_eq(st.timeouts, 0);
+    cr_assert_eq(rconn_pending(rc), 0);
+    rconn_free(rc);
+}
+
+Test(rconn, unix_socket_and_select_db)
+{
+    char url[256];
+    snprintf(url, sizeof url, "unix:%s?db=2", redis_sock);
+    struct rconn *ux = connect_url(url, 2000, 16);
+    cr_assert(run_until(is_connected, ux, 10), "no connection over %s", url);
+    struct res r = sync_cmd(ux, "SET %s %s", "rconn:db", "two");
+    cr_assert_str_eq(r.str, "OK");
+
+    /* The key is in db 2 only: seen over TCP with /2, not with /0. */
+    struct rconn *db2 = connect_tcp(2, 2000, 16);
+    struct rconn *db0 = connect_tcp(0, 2000, 16);
+    r = sync_cmd(db2, "GET %s", "rconn:db", NULL);
+    cr_assert_eq(r.type, REDIS_REPLY_STRING);
+    cr_assert_str_eq(r.str, "two");
+    r = sync_cmd(db0, "GET %s", "rconn:db", NULL);
+    cr_assert_eq(r.type, REDIS_REPLY_NIL);
+    r = sync_cmd(ux, "CLIENT %s", "INFO", NULL);
+    cr_assert(strstr(r.str, "db=2") != NULL);
+    rconn_free(ux);
+    rconn_free(db2);
+    rconn_free(db0);
+}
+
+Test(rconn, select_refused_never_connects)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/999999", redis_port); /* > databases */
+    struct rconn *rc = connect_url(url, 500, 16);
+    cr_assert_not(run_until(is_connected, rc, 1), "connected to a database that does not exist");
+    struct res r = {0};
+    cr_assert_eq(rconn_command(rc, rec_cb, &r, "PING"), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_CLOSED);
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.connects, 0);
+    cr_assert_eq(st.refused_closed, 1);
+    rconn_free(rc);
+}
+
+/* --- failures ----------------------------------------------------------------------------- */
+
+Test(rconn, refused_while_not_connected)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", free_port()); /* nobody listens */
+    struct rconn *rc = connect_url(url, 500, 16);
+    run_until(NULL, NULL, 0.2);
+    cr_assert_neq(rconn_state(rc), RCONN_CONNECTED);
+    struct res r = {0};
+    cr_assert_eq(rconn_command(rc, rec_cb, &r, "PING"), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_CLOSED);
+    run_until(NULL, NULL, 0.1);
+    cr_assert_eq(r.calls, 0);
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.refused_closed, 1);
+    cr_assert_eq(st.commands, 0);
+    rconn_free(rc);
+}
+
+Test(rconn, pending_budget)
+{
+    struct rconn *rc = connect_tcp(0, 2000, 2);
+    struct res r[3] = {{0}};
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[0], "PING"), 0);
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[1], "PING"), 0);
+    cr_assert_eq(rconn_pending(rc), 2);
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[2], "PING"), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_BUDGET);
+
+    struct res_set two = {r, 2};
+    cr_assert(run_until(all_answered, &two, 10));
+    cr_assert_eq(r[2].calls, 0);
+    cr_assert_eq(rconn_pending(rc), 0);
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.refused_budget, 1);
+    cr_assert_eq(st.commands, 2);
+
+    /* Budget back: accepted again. */
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[2], "PING"), 0);
+    cr_assert(run_until(answered, &r[2], 10));
+    cr_assert_str_eq(r[2].str, "PONG");
+    rconn_free(rc);
+}
+
+/* State callback recorder. */
+struct states {
+    enum rconn_state seen[16];
+    int n;
+};
+static void state_cb(void *arg, enum rconn_state st)
+{
+    struct states *s = arg;
+    if (s->n < 16) s->seen[s->n++] = st;
+}
+
+Test(rconn, timeout_drops_connection_then_recovers)
+{
+    struct rconn *rc = connect_tcp(0, 300, 16);
+    struct states states = {.n = 0};
+    rconn_set_state_cb(rc, state_cb, &states);
+
+    cr_assert_eq(kill(redis_pid, SIGSTOP), 0);
+    struct res r[3] = {{0}};
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[0], "SET %s %s", "rconn:t", "1"), 0);
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[1], "PING"), 0);
+    cr_assert_eq(rconn_command(rc, rec_cb, &r[2], "PING"), 0);
+    struct res_set all = {r, 3};
+    cr_assert(run_until(all_answered, &all, 10), "commands hang while redis is stopped");
+    cr_assert_str_eq(r[0].err, "timeout");
+    cr_assert_str_eq(r[1].err, "disconnected");
+    cr_assert_str_eq(r[2].err, "disconnected");
+    cr_assert_neq(rconn_state(rc), RCONN_CONNECTED);
+    cr_assert_eq(rconn_pending(rc), 0);
+
+    /* While Redis stays stopped, attempts are abandoned after timeout_ms and retried: the
+     * kernel completes the TCP connect, but the handshake never answers. */
+    cr_assert_not(run_until(is_connected, rc, 1.0), "connected to a stopped redis");
+    struct res refused = {0};
+    cr_assert_eq(rconn_command(rc, rec_cb, &refused, "PING"), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_CLOSED);
+
+    cr_assert_eq(kill(redis_pid, SIGCONT), 0);
+    cr_assert(run_until(is_connected, rc, 10), "no reconnect after SIGCONT");
+    struct res ok = sync_cmd(rc, "PING", NULL, NULL);
+    cr_assert_str_eq(ok.str, "PONG");
+
+    /* No callback ran twice, even if late replies came. */
+    run_until(NULL, NULL, 0.2);
+    for (int i = 0; i < 3; i++) cr_assert_eq(r[i].calls, 1);
+
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.timeouts, 1);
+    cr_assert_eq(st.disconnects, 1);
+    cr_assert_eq(st.connects, 2);
+    cr_assert_eq(st.errors, 3);
+    cr_assert_geq(states.n, 2);
+    cr_assert_eq(states.seen[0], RCONN_CLOSED);
+    cr_assert_eq(states.seen[states.n - 1], RCONN_CONNECTED);
+    rconn_free(rc);
+}
+
+Test(rconn, connect_timeout_retries_until_redis_answers)
+{
+    cr_assert_eq(kill(redis_pid, SIGSTOP), 0);
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    struct rconn *rc = connect_url(url, 200, 16);
+    cr_assert_not(run_until(is_connected, rc, 1.0));
+    cr_assert_eq(kill(redis_pid, SIGCONT), 0);
+    cr_assert(run_until(is_connected, rc, 10), "no connect after SIGCONT");
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.connects, 1);
+    rconn_free(rc);
+}
+
+Test(rconn, redis_killed_then_restarted)
+{
+    struct rconn *rc = connect_tcp(0, 5000, 16);
+    struct states states = {.n = 0};
+    rconn_set_state_cb(rc, state_cb, &states);
+
+    struct res r[3] = {{0}};
+    for (int i = 0; i < 3; i++) cr_assert_eq(rconn_command(rc, rec_cb, &r[i], "PING"), 0);
+    redis_kill();
+    struct res_set all = {r, 3};
+    cr_assert(run_until(all_answered, &all, 10), "pending commands hang after redis died");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(r[i].calls, 1);
+        cr_assert_str_eq(r[i].err, "disconnected");
+    }
+    cr_assert(run_until(is_not_connected, rc, 10));
+    enum rconn_state s = rconn_state(rc);
+    cr_assert(s == RCONN_CLOSED || s == RCONN_CONNECTING);
+    run_until(NULL, NULL, 0.3); /* a few failed attempts */
+    cr_assert_neq(rconn_state(rc), RCONN_CONNECTED);
+
+    redis_start();
+    cr_assert(run_until(is_connected, rc, 5), "no reconnect after redis restarted");
+    struct res ok = sync_cmd(rc, "PING", NULL, NULL);
+    cr_assert_str_eq(ok.str, "PONG");
+
+    struct rconn_stats st;
+    rconn_get_stats(rc, &st);
+    cr_assert_eq(st.disconnects, 1);
+    cr_assert_eq(st.connects, 2);
+    cr_assert_eq(st.timeouts, 0);
+    cr_assert_eq(states.n, 2);
+    cr_assert_eq(states.seen[0], RCONN_CLOSED);
+    cr_assert_eq(states.seen[1], RCONN_CONNECTED);
+    rconn_free(rc);
+}
+
+/* --- rconn_free --------------------------------------------------------------------------- */
+
+Test(rconn, free_fails_pending_with_closed)
+{
+    struct rconn *rc = connect_tcp(0, 2000, 16);
+    struct res r[3] = {{0}};
+    for (int i = 0; i < 3; i++) cr_assert_eq(rconn_command(rc, rec_cb, &r[i], "PING"), 0);
+    rconn_free(rc);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(r[i].calls, 1);
+        cr_assert_str_eq(r[i].err, "closed");
+    }
+    run_until(NULL, NULL, 0.1);
+    for (int i = 0; i < 3; i++) cr_assert_eq(r[i].calls, 1);
+}
+
+Test(rconn, free_in_any_state)
+{
+    char url[128];
+    /* Connecting (nobody listens: between attempts or in one). */
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", free_port());
+    struct rconn *rc = connect_url(url, 500, 16);
+    rconn_free(rc);
+    rc = connect_url(url, 500, 16);
+    run_until(NULL, NULL, 0.1);
+    rconn_free(rc);
+    /* Connecting to a live server, before the loop ran. */
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/1", redis_port);
+    rc = connect_url(url, 500, 16);
+    rconn_free(rc);
+    rconn_free(NULL);
+    run_until(NULL, NULL, 0.1);
+}
+
+Test(rconn, free_from_reply_callback)
+{
+    struct rconn *rc = connect_tcp(0, 2000, 16);
+    struct res r[3] = {{0}};
+    r[0].free_rc = &rc;
+    for (int i = 0; i < 3; i++) cr_assert_eq(rconn_command(rc, rec_cb, &r[i], "PING"), 0);
+    struct res_set all = {r, 3};
+    cr_assert(run_until(all_answered, &all, 10));
+    cr_assert_null(rc);
+    cr_assert_str_eq(r[0].str, "PONG");
+    cr_assert_str_eq(r[1].err, "closed");
+    cr_assert_str_eq(r[2].err, "closed");
+    run_until(NULL, NULL, 0.1);
+    for (int i = 0; i < 3; i++) cr_assert_eq(r[i].calls, 1);
+}
+
+Test(rconn, free_from_timeout_callback)
+{
+    struct rconn *rc = connect_tcp(0, 200, 16);
+    struct res r[2] = {{0}};
+    r[0].free_rc = &rc;
+    kill(redis_pid, SIGSTOP);
+    for (int i = 0; i < 2; i++) cr_assert_eq(rconn_command(rc, rec_cb, &r[i], "PING"), 0);
+    struct res_set all = {r, 2};
+    cr_assert(run_until(all_answered, &all, 10));
+    cr_assert_null(rc);
+    cr_assert_str_eq(r[0].err, "timeout");
+    cr_assert_str_eq(r[1].err, "closed");
+    kill(redis_pid, SIGCONT);
+}
+
+Test(rconn, free_from_disconnected_callback)
+{
+    struct rconn *rc = connect_tcp(0, 5000, 16);
+    struct res r[3] = {{0}};
+    r[1].free_rc = &rc;
+    for (int i = 0; i < 3; i++) cr_assert_eq(rconn_command(rc, rec_cb, &r[i], "PING"), 0);
+    redis_kill();
+    struct res_set all = {r, 3};
+    cr_assert(run_until(all_answered, &all, 10));
+    cr_assert_null(rc);
+    cr_assert_str_eq(r[0].err, "disconnected");
+    cr_assert_str_eq(r[1].err, "disconnected");
+    cr_assert_str_eq(r[2].err, "closed");
+}
+
+struct free_on_state {
+    struct rconn *rc;
+    int calls;
+};
+static void free_state_cb(void *arg, enum rconn_state st)
+{
+    struct free_on_state *f = arg;
+    f->calls++;
+    if (st == RCONN_CLOSED) {
+        rconn_free(f->rc);
+        f->rc = NULL;
+    }
+}
+
+Test(rconn, free_from_state_callback)
+{
+    struct free_on_state f = {.rc = connect_tcp(0, 5000, 16)};
+    rconn_set_state_cb(f.rc, free_state_cb, &f);
+    redis_kill();
+    double deadline = now_s() + 10;
+    while (f.rc && now_s() < deadline) run_until(NULL, NULL, 0.05);
+    cr_assert_null(f.rc, "state callback not called after redis died");
+    cr_assert_eq(f.calls, 1);
+}
+
+/* A callback that issues a new command while the connection is going down is refused, and the
+ * reconnect loop still works. */
+static void reissue_cb(void *arg, const redisReply *reply, const char *err)
+{
+    struct rconn *rc = arg;
+    (void)reply;
+    cr_assert_not_null(err);
+    cr_assert_eq(rconn_command(rc, reissue_cb, rc, "PING"), -1);
+    cr_assert_eq(rconn_last_refusal(rc), RCONN_REFUSED_CLOSED);
+}
+
+Test(rconn, command_from_failure_callback_is_refused)
+{
+    struct rconn *rc = connect_tcp(0, 5000, 16);
+    for (int i = 0; i < 3; i++) cr_assert_eq(rconn_command(rc, reissue_cb, rc, "PING"), 0);
+    redis_kill();
+    cr_assert(run_until(is_not_connected, rc, 10));
+    cr_assert_eq(rconn_pending(rc), 0);
+    redis_start();
+    cr_assert(run_until(is_connected, rc, 10));
+    rconn_free(rc);
+}
