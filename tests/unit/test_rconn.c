@@ -178,7 +178,7 @@ struct res {
     char err[32];
     int type;
     long long integer;
-    char str[64];
+    char str[512];
     size_t len;
     struct rconn **free_rc; /* when set: rconn_free(*free_rc) from the callback */
 };
@@ -196,7 +196,9 @@ static void rec_cb(void *arg, const redisReply *reply, const char *err)
         r->integer = reply->integer;
         if (reply->str) {
             r->len = reply->len;
-            memcpy(r->str, reply->str, reply->len < sizeof r->str ? reply->len : sizeof r->str);
+            size_t n = reply->len < sizeof r->str - 1 ? reply->len : sizeof r->str - 1;
+            memcpy(r->str, reply->str, n);
+            r->str[n] = '\0';
         }
     }
     if (r->free_rc && *r->free_rc) {
