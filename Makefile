@@ -24,7 +24,7 @@ DEB_criterion         := libcriterion-dev
 # Everything `make deps` installs: build libraries, the test and run-time tools.
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
                 libhttp-parser-dev libinih-dev libssl-dev libcriterion-dev \
-                redis-server python3 python3-pytest python3-requests
+                redis-server python3 python3-pytest python3-requests curl util-linux
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
