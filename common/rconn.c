@@ -79,7 +79,8 @@ struct rconn {
     redisAsyncContext *ac; /* the current context, NULL when detached */
     unsigned gen;          /* bumped at every connect attempt */
     struct event *connect_timer, *retry_timer, *notify_ev;
-    int attempts; /* failed attempts since the last successful connect */
+    int failed;       /* failed connect attempts since the last successful connect */
+    int backoff_step; /* retries scheduled since then: the backoff exponent */
     uint64_t rng;
 
     struct rcmd_list cmds; /* every rcmd hiredis holds for us, oldest first */
@@ -296,25 +297,27 @@ static redisAsyncContext *detach(struct rconn *rc)
 static void schedule_retry(struct rconn *rc)
 {
     long c = rc->backoff_min_ms;
-    for (int i = 0; i < rc->attempts && c < rc->backoff_max_ms; i++) c *= 2;
+    for (int i = 0; i < rc->backoff_step && c < rc->backoff_max_ms; i++) c *= 2;
     if (c > rc->backoff_max_ms) c = rc->backoff_max_ms;
     long lo = c / 2 < rc->backoff_min_ms ? rc->backoff_min_ms : c / 2;
     long ms = lo + (long)(rng_next(rc) % (uint32_t)(c - lo + 1));
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    rc->attempts++;
+    rc->backoff_step++;
     evtimer_add(rc->retry_timer, &tv);
 }
 
-/* A connect attempt failed (the context is already detached or was never attached). */
+/* A connect attempt failed (the context is already detached or was never attached). Only the
+ * first failure of a streak is logged above debug: Redis being down is logged once, not at every
+ * retry. */
 static void attempt_failed(struct rconn *rc, const char *reason)
 {
     rc->state = RCONN_CLOSED;
     evtimer_del(rc->connect_timer);
-    if (rc->attempts == 0)
+    rc->failed++;
+    if (rc->failed == 1)
         log_warn("rconn: connect failed url=%s reason=%s (retrying with backoff)", rc->url, reason);
     else
-        log_debug("rconn: connect failed url=%s reason=%s attempts=%d", rc->url, reason,
-                  rc->attempts + 1);
+        log_debug("rconn: connect failed url=%s reason=%s failed=%d", rc->url, reason, rc->failed);
     schedule_retry(rc);
 }
 
@@ -323,8 +326,9 @@ static void became_connected(struct rconn *rc)
     evtimer_del(rc->connect_timer);
     rc->state = RCONN_CONNECTED;
     rc->stats.connects++;
-    log_info("rconn: connected url=%s failed_attempts=%d", rc->url, rc->attempts);
-    rc->attempts = 0;
+    log_info("rconn: connected url=%s failed_attempts=%d", rc->url, rc->failed);
+    rc->failed = 0;
+    rc->backoff_step = 0;
     note_state(rc, RCONN_CONNECTED);
 }
 
@@ -346,25 +350,29 @@ static void went_down(struct rconn *rc, const char *reason)
 
 /* --- hiredis callbacks -------------------------------------------------------------------- */
 
-/* Reply to the handshake sent once connected: SELECT when db != 0, else PING. Only its answer
- * makes the connection usable: a TCP connect alone succeeds even against a paused Redis (the
- * kernel completes it), and a loading Redis answers -LOADING. */
+/* Marks the SELECT step of the handshake (privdata); the final PING step has NULL. */
+static char handshake_select;
+
+/* Replies to the handshake sent once connected: SELECT when db != 0, then PING, pipelined. Only
+ * the PING answer makes the connection usable: a TCP connect alone succeeds even against a
+ * paused Redis (the kernel completes it), and a Redis loading its data answers -LOADING to PING
+ * (though not to SELECT). */
 static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct rconn *rc = ac->data;
     redisReply *reply = r;
-    (void)privdata;
     if (!rc) return;
     if (!reply) { /* hiredis is tearing the context down */
         detach(rc);
         went_down(rc, ac->errstr[0] ? ac->errstr : "disconnected during handshake");
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        log_error("rconn: %s refused url=%s db=%d reply=%s", rc->db ? "SELECT" : "PING", rc->url,
-                  rc->db, reply->str);
+        char reason[160];
+        snprintf(reason, sizeof reason, "%s refused: %s",
+                 privdata == &handshake_select ? "SELECT" : "PING", reply->str);
         detach(rc);
         redisAsyncFree(ac); /* in a reply callback: hiredis frees it when we return */
-        attempt_failed(rc, "handshake refused");
-    } else {
+        attempt_failed(rc, reason);
+    } else if (privdata != &handshake_select) {
         became_connected(rc);
     }
 }
@@ -373,7 +381,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
 {
     struct rconn *rc = cac->data;
     redisAsyncContext *ac = (redisAsyncContext *)cac; /* hiredis' own pointer, not const */
-    int rv;
+    int rv = REDIS_OK;
     if (!rc) return;
     if (status != REDIS_OK) { /* hiredis frees the context after we return */
         detach(rc);
@@ -382,10 +390,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     }
     /* Still CONNECTING until the handshake answers; the connect timer covers it. If hiredis
      * refuses the command, the connect timer cleans up. */
-    if (rc->db)
-        rv = redisAsyncCommand(ac, on_handshake, NULL, "SELECT %d", rc->db);
-    else
-        rv = redisAsyncCommand(ac, on_handshake, NULL, "PING");
+    if (rc->db) rv = redisAsyncCommand(ac, on_handshake, &handshake_select, "SELECT %d", rc->db);
+    if (rv == REDIS_OK) rv = redisAsyncCommand(ac, on_handshake, NULL, "PING");
     if (rv != REDIS_OK) log_error("rconn: could not queue handshake url=%s", rc->url);
 }
 

@@ -5,7 +5,7 @@
  *   - connects at once and reconnects by itself after any loss, with exponential backoff and
  *     jitter between backoff_min_ms and backoff_max_ms (reset after a successful connect);
  *   - counts a connection usable only once Redis answered a handshake (SELECT when db != 0,
- *     else PING), and gives up on an attempt not usable within timeout_ms;
+ *     then PING), and gives up on an attempt not usable within timeout_ms;
  *   - puts a timer on every command: a command not answered within timeout_ms is failed with
  *     "timeout", and because that means Redis is stuck the connection is then dropped, so every
  *     other command in flight fails with "disconnected" and the reconnect loop starts;
@@ -18,6 +18,8 @@
  *   - The program must ignore SIGPIPE (hiredis writes with write(2)).
  *   - Every command has the same timeout_ms, and a timeout drops the connection: a blocking
  *     command (BLPOP, XREADGROUP BLOCK ms, WAIT) must block for clearly less than timeout_ms.
+ *   - "timeout" and "disconnected" do not mean Redis did not run the command: it may have. Only
+ *     retry commands that are idempotent (or made so, e.g. by a job id).
  *   - Pub/sub and MONITOR are refused (their replies do not map one-to-one onto commands). */
 #ifndef ANTRE_RCONN_H
 #define ANTRE_RCONN_H
@@ -32,7 +34,7 @@ struct rconn; /* opaque */
 
 enum rconn_state {
     RCONN_CLOSED,     /* no connection: waiting for the next attempt, or freed */
-    RCONN_CONNECTING, /* an attempt is under way: connect, then SELECT (db != 0) or PING */
+    RCONN_CONNECTING, /* an attempt is under way: connect, SELECT (when db != 0), PING */
     RCONN_CONNECTED,  /* usable: commands are accepted */
 };
 
@@ -115,8 +117,8 @@ int rconn_pending(const struct rconn *rc);
  * connection becomes usable (after the handshake), e.g. to load Lua scripts again, and
  * CB(ARG, RCONN_CLOSED) each time a usable connection is lost. It is called from the event loop
  * shortly after the change (never from inside an rconn_* call), so rconn_state() may already
- * have moved on; calls come in the order of the changes. CB may call rconn_command*() and
- * rconn_free(). */
+ * have moved on; calls come in the order of the changes. Set it right after rconn_new() to hear
+ * of the first connect too. CB may call rconn_command*() and rconn_free(). */
 void rconn_set_state_cb(struct rconn *rc, void (*cb)(void *arg, enum rconn_state st), void *arg);
 
 /* Counters since rconn_new(), never reset. */

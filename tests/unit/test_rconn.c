@@ -2,8 +2,9 @@
  *
  * Each test of the "rconn" suite starts /usr/bin/redis-server on a free TCP port and a unix
  * socket in a fresh temporary directory, and kills it (by PID) and removes the directory in
- * the fini hook, which Criterion runs even when an assertion fails. The server also gets
- * PR_SET_PDEATHSIG so that it dies with the test process if the test crashes.
+ * the fini hook, which Criterion runs even when an assertion fails. Should a test crash, the
+ * server dies with it (PR_SET_PDEATHSIG) and the runner removes the directory at the end (the
+ * directory is named after the runner's PID).
  *
  * The event loop is only ever driven in slices ended by event_base_loopexit(), with a bound on
  * the total time, so a test cannot hang: the bounds are hang guards, not speed checks. */
@@ -12,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <glob.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -117,32 +119,40 @@ static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
     log_set_name("test_rconn");
-    log_set_level(LOG_ERROR + 1); /* quiet: the tests provoke every warning on purpose */
+    /* Quiet: the tests provoke every warning on purpose. TEST_LOG=debug shows the lines. */
+    const char *level = getenv("TEST_LOG");
+    int lv = level ? log_level_parse(level) : -1;
+    log_set_level(lv >= 0 ? (enum log_level)lv : (enum log_level)(LOG_ERROR + 1));
     base = event_base_new();
     cr_assert(base);
-    snprintf(redis_dir, sizeof redis_dir, "/tmp/rconn-test-XXXXXX");
+    snprintf(redis_dir, sizeof redis_dir, "/tmp/rconn-test-%d-XXXXXX", (int)getppid());
     cr_assert(mkdtemp(redis_dir), "mkdtemp: %s", strerror(errno));
     snprintf(redis_sock, sizeof redis_sock, "%s/redis.sock", redis_dir);
     redis_port = free_port();
     redis_start();
 }
 
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
 static void teardown(void)
 {
     redis_kill();
     if (redis_dir[0]) {
-        DIR *d = opendir(redis_dir);
-        if (d) {
-            struct dirent *e;
-            char p[512];
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-                snprintf(p, sizeof p, "%s/%s", redis_dir, e->d_name);
-                unlink(p);
-            }
-            closedir(d);
-        }
-        rmdir(redis_dir);
+        remove_dir(redis_dir);
         redis_dir[0] = '\0';
     }
     if (base) event_base_free(base);
@@ -150,6 +160,19 @@ static void teardown(void)
 }
 
 TestSuite(rconn, .init = setup, .fini = teardown, .timeout = 60);
+
+/* In the runner, after all tests: directories left by crashed tests (fini did not run). */
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    char pattern[64];
+    glob_t g;
+    (void)stats;
+    snprintf(pattern, sizeof pattern, "/tmp/rconn-test-%d-*", (int)getpid());
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) remove_dir(g.gl_pathv[i]);
+        globfree(&g);
+    }
+}
 
 /* --- driving the loop --------------------------------------------------------------------- */
 
@@ -465,6 +488,16 @@ Test(rconn, refused_while_not_connected)
     rconn_get_stats(rc, &st);
     cr_assert_eq(st.refused_closed, 1);
     cr_assert_eq(st.commands, 0);
+    rconn_free(rc);
+
+    /* A unix socket that does not exist fails inside the connect call itself. */
+    snprintf(url, sizeof url, "unix:%s/nosuch.sock", redis_dir);
+    rc = connect_url(url, 500, 16);
+    cr_assert_neq(rconn_state(rc), RCONN_CONNECTED);
+    run_until(NULL, NULL, 0.2);
+    cr_assert_neq(rconn_state(rc), RCONN_CONNECTED);
+    cr_assert_eq(rconn_command(rc, rec_cb, &r, "PING"), -1);
+    cr_assert_eq(r.calls, 0);
     rconn_free(rc);
 }
 
