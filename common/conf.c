@@ -15,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-enum dtype { T_INT, T_SIZE, T_DOUBLE, T_STR, T_ADDR, T_ENUM };
+enum dtype { T_INT, T_SIZE, T_DOUBLE, T_STR, T_ADDR, T_ENUM, T_BOOL, T_TIME };
 
 struct directive {
     const char *section;
@@ -27,7 +28,7 @@ struct directive {
     double min, max;           /* bounds for numbers; max length for strings */
     const char *def;
     int reloadable;
-    size_t offset;             /* into struct conf */
+    size_t offset;             /* into struct conf (or struct conf_room for room_table) */
     size_t size;               /* of the field, for the reload comparison */
     const char *const *choices; /* T_ENUM: NULL-terminated */
     int (*check)(const char *v, char *err, size_t errlen);
@@ -38,6 +39,7 @@ struct directive {
 
 static const char *const fsync_choices[] = {"everysec", "always", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const mode_choices[] = {"fifo", "passthrough", "reject", NULL};
 
 static int check_redis_url(const char *v, char *err, size_t errlen);
 
@@ -109,16 +111,94 @@ static const struct directive table[] = {
 };
 #define NTABLE (sizeof table / sizeof table[0])
 
+#define R(field) offsetof(struct conf_room, field), sizeof(((struct conf_room *)0)->field)
+/* [room.NAME]: every directive may change on reload (rooms may also be added or removed). */
+static const struct directive room_table[] = {
+    {"room.*", "mode", T_ENUM, 0, 0, "fifo", 1, R(mode), mode_choices, NULL,
+     "fifo (a fair queue), passthrough (admit everyone at once), reject (refuse joins)"},
+    {"room.*", "admit_rate_per_min", T_DOUBLE, 0.01, 1e7, "600", 1, R(admit_rate_per_min), NULL,
+     NULL, "applicants admitted per minute"},
+    {"room.*", "max_active", T_INT, 1, 10000000, "1000", 1, R(max_active), NULL, NULL,
+     "most sessions at once (active + admitted but not yet redeemed)"},
+    {"room.*", "session_ttl_s", T_INT, 10, 86400, "1800", 1, R(session_ttl_s), NULL, NULL,
+     "how long an admitted applicant's session lasts"},
+    {"room.*", "redeem_window_s", T_INT, 1, 86400, "300", 1, R(redeem_window_s), NULL, NULL,
+     "an admitted ticket must be redeemed within this, or it expires (410)"},
+    {"room.*", "paused", T_BOOL, 0, 0, "no", 1, R(paused), NULL, NULL,
+     "yes: admit no one for now (joins still get places)"},
+    {"room.*", "prequeue_from", T_TIME, 0, 0, "", 1, R(prequeue_from), NULL, NULL,
+     "RFC 3339; from then until opens_at joiners get pre-queue tickets, shuffled at opening"},
+    {"room.*", "opens_at", T_TIME, 0, 0, "", 1, R(opens_at), NULL, NULL,
+     "RFC 3339; admission starts (empty: open now)"},
+    {"room.*", "closes_at", T_TIME, 0, 0, "", 1, R(closes_at), NULL, NULL,
+     "RFC 3339; joins refused from then on (empty: never)"},
+};
+#define NROOMTABLE (sizeof room_table / sizeof room_table[0])
+
 const struct conf_directive_info *conf_directive_at(size_t i)
 {
     static struct conf_directive_info info;
-    if (i >= NTABLE) return NULL;
-    info.section = table[i].section;
-    info.name = table[i].name;
-    info.def = table[i].def;
-    info.help = table[i].help;
-    info.reloadable = table[i].reloadable;
+    const struct directive *d;
+    if (i < NTABLE) d = &table[i];
+    else if (i < NTABLE + NROOMTABLE) d = &room_table[i - NTABLE];
+    else return NULL;
+    info.section = d->section;
+    info.name = d->name;
+    info.def = d->def;
+    info.help = d->help;
+    info.reloadable = d->reloadable;
     return &info;
+}
+
+const struct conf_room *conf_room_find(const struct conf *c, const char *name, size_t len)
+{
+    for (int i = 0; i < c->nrooms; i++)
+        if (strlen(c->rooms[i].name) == len && memcmp(c->rooms[i].name, name, len) == 0)
+            return &c->rooms[i];
+    return NULL;
+}
+
+enum conf_room_mode conf_room_mode(const struct conf_room *r)
+{
+    if (strcmp(r->mode, "passthrough") == 0) return ROOM_MODE_PASSTHROUGH;
+    if (strcmp(r->mode, "reject") == 0) return ROOM_MODE_REJECT;
+    return ROOM_MODE_FIFO;
+}
+
+int conf_time_parse(const char *s, int64_t *ms)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+    const char *p = s + n;
+    int frac_ms = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3) frac_ms = frac_ms * 10 + (*p - '0');
+        if (!digits) return -1;
+        while (digits < 3) frac_ms *= 10, digits++;
+    }
+    long off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, m = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5 || oh > 23 || om > 59)
+            return -1;
+        off = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p) return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != d) return -1; /* 31 February and friends */
+    *ms = ((int64_t)t - off) * 1000 + frac_ms;
+    return 0;
 }
 
 static int check_redis_url(const char *v, char *err, size_t errlen)
@@ -220,10 +300,10 @@ int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t err
 }
 
 /* Parse V as directive D into C. 0 ok, -1 with the reason in ERR. */
-static int set_value(struct conf *c, const struct directive *d, const char *v, char *err,
+static int set_value(void *base, const struct directive *d, const char *v, char *err,
                      size_t errlen)
 {
-    char *field = (char *)c + d->offset;
+    char *field = (char *)base + d->offset;
     char *end;
     switch (d->type) {
     case T_INT: {
@@ -299,6 +379,29 @@ static int set_value(struct conf *c, const struct directive *d, const char *v, c
         return -1;
     case T_ADDR:
         return conf_addr_parse((struct conf_addr *)field, v, err, errlen);
+    case T_BOOL:
+        if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") ||
+            !strcasecmp(v, "on")) {
+            *(int *)field = 1;
+            return 0;
+        }
+        if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0") ||
+            !strcasecmp(v, "off")) {
+            *(int *)field = 0;
+            return 0;
+        }
+        snprintf(err, errlen, "'%s' is not yes or no", v);
+        return -1;
+    case T_TIME: {
+        /* The text is kept beside the value (the field after the int64 in struct conf_room). */
+        int64_t ms = 0;
+        if (v[0] && conf_time_parse(v, &ms) < 0) {
+            snprintf(err, errlen, "'%s' is not an RFC 3339 time (2026-11-28T20:00:00+07:00)", v);
+            return -1;
+        }
+        *(int64_t *)field = ms;
+        return 0;
+    }
     }
     return -1;
 }
@@ -372,10 +475,69 @@ static char *read_line(char *str, int num, void *stream)
     return r;
 }
 
+/* Find or create the room of SECTION "room.NAME". NULL (error reported) when invalid. */
+static struct conf_room *room_of(struct load *ld, const char *section, const char *name)
+{
+    const char *rn = section + 5;
+    size_t len = strlen(rn);
+    if (len == 0 || len >= CONF_ROOM_NAME) {
+        add_error(ld, section, name, "room name must be 1-%d characters", CONF_ROOM_NAME - 1);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!((rn[i] >= 'a' && rn[i] <= 'z') || (rn[i] >= '0' && rn[i] <= '9') || rn[i] == '-' ||
+              rn[i] == '_')) {
+            add_error(ld, section, name, "room name may hold only a-z, 0-9, - and _");
+            return NULL;
+        }
+    struct conf *c = ld->c;
+    for (int i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i].name, rn) == 0) return &c->rooms[i];
+    if (c->nrooms == CONF_MAX_ROOMS) {
+        add_error(ld, section, name, "more than %d rooms", CONF_MAX_ROOMS);
+        return NULL;
+    }
+    struct conf_room *r = &c->rooms[c->nrooms++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", rn);
+    char err[256];
+    for (size_t i = 0; i < NROOMTABLE; i++)
+        if (set_value(r, &room_table[i], room_table[i].def, err, sizeof err) < 0) abort();
+    return r;
+}
+
+static void time_text(struct conf_room *r, const char *name, const char *value)
+{
+    char *dst = !strcmp(name, "prequeue_from") ? r->prequeue_from_text
+                : !strcmp(name, "opens_at")    ? r->opens_at_text
+                : !strcmp(name, "closes_at")   ? r->closes_at_text
+                                               : NULL;
+    if (dst) snprintf(dst, sizeof r->opens_at_text, "%s", value);
+}
+
+static int on_room_directive(struct load *ld, const char *section, const char *name,
+                             const char *value)
+{
+    struct conf_room *r = room_of(ld, section, name);
+    if (!r) return 1;
+    for (size_t i = 0; i < NROOMTABLE; i++) {
+        if (strcmp(room_table[i].name, name) != 0) continue;
+        char reason[400];
+        if (set_value(r, &room_table[i], value, reason, sizeof reason) < 0)
+            add_error(ld, section, name, "%s", reason);
+        else if (room_table[i].type == T_TIME)
+            time_text(r, name, value);
+        return 1;
+    }
+    add_error(ld, section, name, "unknown directive");
+    return 1;
+}
+
 static int on_directive(void *user, const char *section, const char *name, const char *value)
 {
     struct load *ld = user;
     if (!name) return 1; /* a section header alone */
+    if (strncmp(section, "room.", 5) == 0) return on_room_directive(ld, section, name, value);
     int known_section = 0;
     for (size_t i = 0; i < NTABLE; i++) {
         if (strcmp(table[i].section, section) != 0) continue;
@@ -411,6 +573,17 @@ static void check_whole(struct load *ld)
                   c->gateway.max_header_bytes);
     if (strcmp(c->gateway.listen.text, c->gateway.admin_listen.text) == 0)
         add_error(ld, "gateway", "admin_listen", "same address as listen");
+    for (int i = 0; i < c->nrooms; i++) {
+        const struct conf_room *r = &c->rooms[i];
+        char sec[64];
+        snprintf(sec, sizeof sec, "room.%s", r->name);
+        if (r->prequeue_from && !r->opens_at)
+            add_error(ld, sec, "prequeue_from", "needs opens_at");
+        if (r->prequeue_from && r->opens_at && r->prequeue_from >= r->opens_at)
+            add_error(ld, sec, "prequeue_from", "must be before opens_at");
+        if (r->closes_at && r->opens_at && r->closes_at <= r->opens_at)
+            add_error(ld, sec, "closes_at", "must be after opens_at");
+    }
 }
 
 int conf_load(struct conf *c, const char *path, char *err, size_t errlen)

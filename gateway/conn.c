@@ -260,8 +260,19 @@ void conn_answered(struct conn *c)
         if (c->peer_gone && !c->in_input) conn_free(c);
         return;
     }
-    request_reset(&c->req);
-    if (c->body) evbuffer_drain(c->body, evbuffer_get_length(c->body));
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        /* Nothing pipelined behind: an idle connection gives its buffers back, so thousands of
+         * idle keep-alive connections cost little. */
+        request_release(&c->req);
+        if (c->body) evbuffer_free(c->body);
+        c->body = NULL;
+        free(c->extra);
+        c->extra = NULL;
+        c->extra_cap = 0;
+    } else {
+        request_reset(&c->req);
+        if (c->body) evbuffer_drain(c->body, evbuffer_get_length(c->body));
+    }
     c->route = NULL;
     c->params.n = 0;
     c->reqid[0] = 0;

@@ -246,18 +246,22 @@ void reply_error_code(struct conn *c, int status, const char *code, int retry_af
     reply_error(c, status, code, NULL, generic[i].id, generic[i].en, NULL, retry_after_s);
 }
 
-void reply_refuse_fd(int fd, int status, const char *code, const char *msg_en, int retry_after_s)
+void reply_refuse_fd(struct gw *gw, int fd, int status, const char *code, int retry_after_s)
 {
-    char buf[512];
-    char body[256];
-    int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\","
-                                         "\"retry_after_s\":%d}}",
-                      code, msg_en, retry_after_s);
+    int i = generic_index(code);
+    if (i < 0) i = generic_index("internal_error");
+    char buf[1024];
+    char body[512];
+    int bl = snprintf(body, sizeof body,
+                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"retry_after_s\":%d}}",
+                      code, generic[i].id, retry_after_s);
     int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\nServer: antre\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %d\r\nRetry-After: %d\r\nConnection: close\r\n\r\n%s",
-                     status, reply_status_text(status), bl, retry_after_s, body);
-    if (n > 0) {
+                     "HTTP/1.1 %d %s\r\nServer: antre\r\nDate: %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                     "X-Request-Id: %s%012llx\r\nRetry-After: %d\r\nConnection: close\r\n\r\n%s",
+                     status, reply_status_text(status), gw->date, bl, gw->reqid_prefix,
+                     (unsigned long long)++gw->reqid_seq, retry_after_s, body);
+    if (n > 0 && (size_t)n < sizeof buf) {
         ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)w;
     }

@@ -35,8 +35,10 @@ void reply_error_code(struct conn *c, int status, const char *code, int retry_af
 /* The reason phrase of STATUS ("Not Found"). */
 const char *reply_status_text(int status);
 
-/* Write a complete minimal error answer to FD without a connection object (used when refusing
- * a connection over max_connections). Non-blocking; best effort. */
-void reply_refuse_fd(int fd, int status, const char *code, const char *msg_en, int retry_after_s);
+/* Write a complete error answer (generic CODE, Indonesian message) to FD without a connection
+ * object: used when refusing a connection over max_connections. Non-blocking; best effort;
+ * the caller closes FD. */
+struct gw;
+void reply_refuse_fd(struct gw *gw, int fd, int status, const char *code, int retry_after_s);
 
 #endif

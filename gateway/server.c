@@ -188,8 +188,7 @@ static void accept_any(struct evconnlistener *l, evutil_socket_t fd, struct sock
     int limit = gw->conf.gateway.max_connections + (admin ? ADMIN_EXTRA_CONNS : 0);
     if (gw->draining || gw->nconns >= limit) {
         metrics_refusal(gw->metrics, gw->draining ? REFUSE_DRAINING : REFUSE_MAX_CONNECTIONS);
-        reply_refuse_fd(fd, 503, "too_many_connections",
-                        "The server is full right now; please try again shortly.", 1);
+        reply_refuse_fd(gw, fd, 503, gw->draining ? "shutting_down" : "too_many_connections", 1);
         evutil_closesocket(fd);
         return;
     }

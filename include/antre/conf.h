@@ -62,12 +62,45 @@ struct conf_worker {
     int drain_timeout_ms;
 };
 
+#define CONF_MAX_ROOMS 16
+#define CONF_ROOM_NAME 33
+
+enum conf_room_mode { ROOM_MODE_FIFO, ROOM_MODE_PASSTHROUGH, ROOM_MODE_REJECT };
+
+/* One [room.NAME] section: a waiting room, one per registration wave. Times are Unix
+ * milliseconds (0 = not set). */
+struct conf_room {
+    char name[CONF_ROOM_NAME];
+    char mode[16];              /* fifo, passthrough, reject */
+    double admit_rate_per_min;
+    int max_active;
+    int session_ttl_s;
+    int redeem_window_s;
+    int paused;                 /* 1: the controller admits no one (joins still queue) */
+    int64_t prequeue_from;
+    int64_t opens_at;
+    int64_t closes_at;
+    char prequeue_from_text[40], opens_at_text[40], closes_at_text[40];
+};
+
 struct conf {
     char path[CONF_STR]; /* the file it was loaded from ("" for defaults only) */
     struct conf_gateway gateway;
     struct conf_redis redis;
     struct conf_worker worker;
+    struct conf_room rooms[CONF_MAX_ROOMS];
+    int nrooms;
 };
+
+/* The room named NAME (LEN bytes), or NULL. */
+const struct conf_room *conf_room_find(const struct conf *c, const char *name, size_t len);
+
+/* The mode of R as an enum. */
+enum conf_room_mode conf_room_mode(const struct conf_room *r);
+
+/* Parse an RFC 3339 timestamp ("2026-11-28T20:00:00+07:00", "...Z", optional fraction) into
+ * Unix milliseconds. 0 ok, -1. */
+int conf_time_parse(const char *s, int64_t *ms);
 
 /* Fill C with every directive's default. Never fails (the defaults are checked by the tests). */
 void conf_defaults(struct conf *c);
@@ -86,7 +119,8 @@ int conf_reload_merge(const struct conf *old, struct conf *newc, char *note, siz
 /* Parse "host:port" / "[v6]:port" / "*:port" into A. 0 ok, -1 with a reason in ERR. */
 int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t errlen);
 
-/* The directive table, for tools and tests: iterate with conf_directive_at(i) until NULL. */
+/* The directive table, for tools and tests: iterate with conf_directive_at(i) until NULL. The
+ * directives of [room.NAME] sections come last, with section "room.*". */
 struct conf_directive_info {
     const char *section;
     const char *name;
