@@ -83,7 +83,7 @@ $(BUILD)/obj/%.o: %.c
 # Lua scripts are embedded as C strings: common/lua/NAME.lua -> lua_NAME.
 $(BUILD)/gen/lua_scripts.c: $(LUA_SRC) Makefile
 	@mkdir -p $(dir $@)
-	@{ echo '/* Generated from common/lua/*.lua by the Makefile; do not edit. */'; \
+	@{ echo '/* Generated from the scripts in common/lua by the Makefile; do not edit. */'; \
 	   echo '#include "antre/lua_scripts.h"'; \
 	   for f in $(LUA_SRC); do n=$$(basename $$f .lua); \
 	     printf 'const char lua_%s[] =\n' "$$n"; \
@@ -105,6 +105,9 @@ $(BUILD)/antre-gateway: $(BUILD)/obj/gateway/main.o $(GATEWAY_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/antre-worker: $(BUILD)/obj/worker/main.o $(WORKER_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests and fuzz targets see the gateway's private headers too.
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Igateway
 
 # Unit tests may #include the .c they test (to reach statics); the archives supply the rest.
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB)

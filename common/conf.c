@@ -323,11 +323,12 @@ static int set_value(void *base, const struct directive *d, const char *v, char 
     case T_SIZE: {
         errno = 0;
         long long n = strtoll(v, &end, 10);
+        int digits = end != v;
         long long mult = 1;
         if (*end == 'k' || *end == 'K') mult = 1024, end++;
         else if (*end == 'm' || *end == 'M') mult = 1024 * 1024, end++;
         else if (*end == 'g' || *end == 'G') mult = 1024LL * 1024 * 1024, end++;
-        if (!*v || *end || errno || n < 0 || n > (long long)(d->max / (double)mult) + 1) {
+        if (!digits || *end || errno || n < 0 || n > (long long)(d->max / (double)mult) + 1) {
             snprintf(err, errlen, "'%s' is not a size (bytes, or with k, M, G)", v);
             return -1;
         }

@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "reply.h"
+#include "wroom.h"
 
 /* Stop reading while this much input waits (a client pipelining faster than we answer). */
 #define INPUT_HIGH_WATER (256 * 1024)
@@ -144,6 +145,7 @@ static enum metrics_refusal refusal_of(const char *code)
 /* Refuse the current request and close after the answer (the rest of its bytes stay unread). */
 static void refuse_and_close(struct conn *c, int status, const char *code, int retry_after_s)
 {
+    if (!c->reqid[0]) set_request_id(c);
     c->close_after = 1;
     bufferevent_disable(c->bev, EV_READ);
     reply_error_code(c, status, code, retry_after_s);
@@ -171,26 +173,20 @@ static void on_head(struct conn *c)
         refuse_and_close(c, 400, "bad_request", 0);
         return;
     }
-    char allow[128];
-    const struct router *rt = c->admin ? gw->admin_router : gw->router;
-    switch (router_match(rt, request_method_name(r), path, plen, &c->route, &c->params, allow,
-                         sizeof allow)) {
-    case ROUTER_FOUND:
-        break;
-    case ROUTER_BAD_METHOD:
-        c->route = NULL;
-        reply_header(c, "Allow", allow);
-        if (has_body) refuse_and_close(c, 405, "method_not_allowed", 0);
-        else reply_error_code(c, 405, "method_not_allowed", 0);
-        return;
-    case ROUTER_NOT_FOUND:
-        c->route = NULL;
-        if (has_body) refuse_and_close(c, 404, "not_found", 0);
-        else reply_error_code(c, 404, "not_found", 0);
+    if (r->parser.http_major != 1 || r->parser.http_minor > 1) {
+        metrics_refusal(gw->metrics, REFUSE_BAD_REQUEST);
+        refuse_and_close(c, 505, "http_version_not_supported", 0);
         return;
     }
+    char allow[128];
+    const struct router *rt = c->admin ? gw->admin_router : gw->router;
+    enum router_result found = router_match(rt, request_method_name(r), path, plen, &c->route,
+                                            &c->params, allow, sizeof allow);
+    if (found != ROUTER_FOUND) c->route = NULL;
 
-    if (gw->ratelimit && !c->admin && !(c->route->flags & ROUTE_NO_RATE_LIMIT)) {
+    /* Every public request counts against its client's rate, unknown paths included (scanners);
+     * health probes are exempt so a load balancer never sees 429. */
+    if (gw->ratelimit && !c->admin && !(c->route && (c->route->flags & ROUTE_NO_RATE_LIMIT))) {
         long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, gw_now_ns());
         if (ms > 0) {
             metrics_refusal(gw->metrics, REFUSE_RATE_LIMITED);
@@ -199,6 +195,25 @@ static void on_head(struct conn *c)
             else reply_error_code(c, 429, "rate_limited", secs);
             return;
         }
+    }
+    if (found == ROUTER_BAD_METHOD) {
+        reply_header(c, "Allow", allow);
+        if (has_body) refuse_and_close(c, 405, "method_not_allowed", 0);
+        else reply_error_code(c, 405, "method_not_allowed", 0);
+        return;
+    }
+    if (found == ROUTER_NOT_FOUND) {
+        if (has_body) refuse_and_close(c, 404, "not_found", 0);
+        else reply_error_code(c, 404, "not_found", 0);
+        return;
+    }
+    if (c->route->flags & ROUTE_NEEDS_SESSION) {
+        /* The gate answers 401 itself; a body, if any, stays unread and the connection closes. */
+        unsigned was = c->close_after;
+        if (has_body) c->close_after = 1, bufferevent_disable(c->bev, EV_READ);
+        if (wroom_gate(c, r) < 0) return;
+        c->close_after = was;
+        if (has_body) bufferevent_enable(c->bev, EV_READ);
     }
 
     int64_t max = c->route->max_body ? c->route->max_body : gw->conf.gateway.max_body_bytes;
@@ -427,6 +442,7 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
     if (gw->conns) gw->conns->prev = c;
     gw->conns = c;
     gw->nconns++;
+    gw->nadmin += c->admin;
     gw->metrics->conns_open++;
     gw->metrics->conns_total++;
     set_idle(c);
@@ -440,6 +456,7 @@ static void conn_free(struct conn *c)
     else gw->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     gw->nconns--;
+    gw->nadmin -= c->admin;
     gw->metrics->conns_open--;
     event_del(&c->timer);
     bufferevent_free(c->bev);

@@ -47,6 +47,11 @@ struct conn {
     char *extra;                     /* extra response headers for the next reply (malloc'd) */
     uint16_t extra_len, extra_cap;
     int status;                      /* status of the answer being sent */
+    struct {                         /* set by the session gate (wroom_gate) */
+        char room[33];
+        char sid[33];
+        int64_t expires_ms;
+    } session;
 };
 
 /* Take over FD (non-blocking, accepted from a listener) as a new connection. ADMIN selects the

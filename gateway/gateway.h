@@ -21,6 +21,8 @@ struct ratelimit;
 struct metrics_slot;
 struct accesslog;
 struct conn;
+struct wroom;
+struct token_keys;
 
 struct gw {
     struct event_base *base;
@@ -40,8 +42,14 @@ struct gw {
     struct metrics_slot *metrics;
     struct accesslog *accesslog;
 
+    struct wroom *rooms;              /* the waiting rooms (wroom.c) */
+    struct token_keys *keys;          /* ticket and session signing keys */
+    int ping_busy;                    /* a liveness PING is in flight */
+    uint64_t last_ping_ns;
+
     struct conn *conns;               /* every open connection (for drain and shutdown) */
     int nconns;
+    int nadmin;                       /* of which on the admin listener */
     int draining;
     struct timeval drain_deadline;
 

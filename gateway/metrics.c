@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <event2/buffer.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -94,6 +95,65 @@ static const char *route_name(const struct router *pub, const struct router *adm
     return "none";
 }
 
+/* Per-room series: counters summed over processes, gauges taken from the process whose
+ * controller answered last (they all read the same Redis state). */
+static void render_rooms(struct evbuffer *out)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+        int gauge;
+    } series[] = {
+#define C(f, h) {"antre_room_" #f "_total", "counter", h, offsetof(struct metrics_room, f), 0}
+#define G(f, h) {"antre_room_" #f, "gauge", h, offsetof(struct metrics_room, f), 1}
+        C(joins, "Joins answered."),
+        C(polls, "Status polls."),
+        C(stale, "Status polls answered from a stale cache (Redis unreachable)."),
+        C(redeems, "Tickets exchanged for a session."),
+        C(expired410, "Admitted tickets refused as expired (410)."),
+        C(left, "Leaves."),
+        G(waiting, "Applicants waiting."),
+        G(admitted, "Places admitted so far."),
+        G(active, "Live sessions."),
+        G(pending, "Admitted, not yet redeemed, within the redeem window."),
+        G(redeemed, "Places redeemed so far."),
+        G(expired, "Admitted places never redeemed (ghosts)."),
+#undef C
+#undef G
+    };
+    for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help,
+                            series[s].name, series[s].type);
+        for (int r = 0; r < METRICS_ROOMS; r++) {
+            const char *name = slots[0].rooms[r].name;
+            int64_t v = 0;
+            int any = 0;
+            for (int i = 0; i < nslots_mapped; i++) {
+                const struct metrics_room *m = &slots[i].rooms[r];
+                if (!m->name[0]) continue;
+                name = m->name;
+                any = 1;
+                int64_t x = *(const int64_t *)((const char *)m + series[s].off);
+                if (series[s].gauge) v = x > v ? x : v;
+                else v += x;
+            }
+            if (any)
+                evbuffer_add_printf(out, "%s{room=\"%s\"} %lld\n", series[s].name, name,
+                                    (long long)v);
+        }
+    }
+    evbuffer_add_printf(out, "# HELP antre_room_admit_rate_per_second Smoothed admission rate.\n"
+                             "# TYPE antre_room_admit_rate_per_second gauge\n");
+    for (int r = 0; r < METRICS_ROOMS; r++)
+        for (int i = 0; i < nslots_mapped; i++) {
+            const struct metrics_room *m = &slots[i].rooms[r];
+            if (!m->name[0]) continue;
+            evbuffer_add_printf(out, "antre_room_admit_rate_per_second{room=\"%s\"} %.3f\n",
+                                m->name, (double)m->admit_rate_milli / 1000.0);
+            break;
+        }
+}
+
 void metrics_render(struct evbuffer *out, const struct router *pub, const struct router *admin)
 {
     struct metrics_slot sum;
@@ -159,6 +219,7 @@ void metrics_render(struct evbuffer *out, const struct router *pub, const struct
     for (int f = 0; f < REFUSE__COUNT; f++)
         evbuffer_add_printf(out, "antre_refusals_total{reason=\"%s\"} %llu\n", refusal_names[f],
                             (unsigned long long)sum.refusals[f]);
+    render_rooms(out);
     evbuffer_add_printf(out, "# HELP antre_redis_connected Whether each gateway process is "
                              "connected to Redis.\n# TYPE antre_redis_connected gauge\n");
     for (int i = 0; i < nslots_mapped; i++)

@@ -31,6 +31,15 @@ enum metrics_refusal {
 #define METRICS_ROUTES 64     /* route ids 0..63; 0 = no route matched */
 #define METRICS_STATUSES 32
 #define METRICS_BUCKETS 16
+#define METRICS_ROOMS 32
+
+/* One waiting room, as one gateway process sees it. Counters are this process's; gauges come
+ * from its last controller answer (the same in every process, so they are not summed). */
+struct metrics_room {
+    char name[33];
+    uint64_t joins, polls, stale, redeems, expired410, left;
+    int64_t waiting, admitted, active, pending, redeemed, expired, admit_rate_milli;
+};
 
 struct metrics_slot {
     int64_t conns_open;
@@ -46,6 +55,7 @@ struct metrics_slot {
     uint64_t redis_reconnects;
     uint64_t reloads_ok, reloads_failed;
     int64_t pid;
+    struct metrics_room rooms[METRICS_ROOMS];
 };
 
 /* Map NSLOTS zeroed slots shared with children forked later. 0 ok, -1 (mmap failed). */

@@ -46,6 +46,7 @@ const char *reply_status_text(int status)
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -59,10 +60,12 @@ static const struct {
      "The Content-Length header is not a number."},
     {"conflicting_length", "Permintaan memuat Content-Length dan Transfer-Encoding sekaligus.",
      "The request has both Content-Length and Transfer-Encoding."},
-    {"conflicting_content_length", "Permintaan memuat dua Content-Length yang berbeda.",
-     "The request has two different Content-Length headers."},
+    {"conflicting_content_length", "Permintaan memuat lebih dari satu Content-Length.",
+     "The request has more than one Content-Length header."},
     {"unsupported_transfer_encoding", "Hanya Transfer-Encoding: chunked yang diterima.",
      "Only Transfer-Encoding: chunked is accepted."},
+    {"http_version_not_supported", "Hanya HTTP/1.0 dan HTTP/1.1 yang didukung.",
+     "Only HTTP/1.0 and HTTP/1.1 are supported."},
     {"not_found", "Alamat ini tidak ada.", "There is nothing at this address."},
     {"method_not_allowed", "Metode ini tidak diizinkan untuk alamat ini; lihat header Allow.",
      "This method is not allowed here; see the Allow header."},

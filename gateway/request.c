@@ -81,6 +81,13 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         h->value_len = 0;
         r->in_value = 0;
     }
+    /* Only token characters in a name: "Transfer-Encoding : chunked" must not be read as
+     * chunked by the parser while our checks look for an exact name (RFC 9112 5.1). */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if (ch <= ' ' || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return fail(r, 400, "bad_request", "invalid character in a header name");
+    }
     if (arena_append(r, at, len) < 0) return -1;
     r->headers[r->nheaders - 1].name_len += (uint32_t)len;
     return 0;
@@ -258,9 +265,15 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
     case HPE_HEADER_OVERFLOW:
         fail(r, 431, "headers_too_large", "request head too large");
         break;
-    case HPE_UNEXPECTED_CONTENT_LENGTH:
-        fail(r, 400, "conflicting_length", "conflicting Content-Length / Transfer-Encoding");
+    case HPE_UNEXPECTED_CONTENT_LENGTH: {
+        /* http-parser refuses a repeated Content-Length, and a Transfer-Encoding after a
+         * Content-Length, before our own check in on_headers_complete sees them. */
+        int te = 0;
+        for (int i = 0; i < r->nheaders; i++) te |= name_is(r, &r->headers[i], "transfer-encoding");
+        if (te) fail(r, 400, "conflicting_length", "both Content-Length and Transfer-Encoding");
+        else fail(r, 400, "conflicting_content_length", "more than one Content-Length header");
         break;
+    }
     case HPE_INVALID_METHOD:
         fail(r, 400, "bad_request", "unknown request method");
         break;

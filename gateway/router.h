@@ -29,6 +29,7 @@ typedef void route_fn(struct conn *c, struct request *r, const struct route_para
 
 enum route_flags {
     ROUTE_NO_RATE_LIMIT = 1, /* health probes are not counted against the client's rate */
+    ROUTE_NEEDS_SESSION = 2, /* the waiting room's gate: a valid session, checked before the body */
 };
 
 struct route {

@@ -28,6 +28,7 @@
 #include "reply.h"
 #include "router.h"
 #include "routes.h"
+#include "wroom.h"
 
 #define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
 #define ACCEPT_BACKOFF_MS 100
@@ -121,6 +122,7 @@ static void reload(struct gw *gw)
     apply_conf(gw);
     apply_accesslog(gw, old_log);
     admin_load_token(gw);
+    wroom_reload(gw);
     gw->metrics->reloads_ok++;
     log_info("server: configuration reloaded path=%s", gw->conf.path);
 }
@@ -146,12 +148,28 @@ static void begin_drain(struct gw *gw)
     }
 }
 
+static void on_ping(void *arg, const redisReply *reply, const char *err)
+{
+    (void)reply;
+    (void)err;
+    struct gw *gw = arg;
+    gw->ping_busy = 0;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct gw *gw = arg;
     gw_update_date(gw);
+    /* A Redis that stopped answering (SIGSTOP, a dead host without RST) is only noticed through
+     * a command timing out: keep one liveness PING in flight every second. */
+    uint64_t now_ns = gw_now_ns();
+    if (!gw->ping_busy && rconn_state(gw->redis) == RCONN_CONNECTED &&
+        now_ns - gw->last_ping_ns > 1000000000ull) {
+        gw->last_ping_ns = now_ns;
+        if (rconn_command(gw->redis, on_ping, gw, "PING") == 0) gw->ping_busy = 1;
+    }
     gw->metrics->redis_connected = rconn_state(gw->redis) == RCONN_CONNECTED;
     gw->metrics->redis_pending = rconn_pending(gw->redis);
     struct rconn_stats rs;
@@ -185,8 +203,11 @@ static void accept_any(struct evconnlistener *l, evutil_socket_t fd, struct sock
 {
     (void)l;
     struct gw *gw = arg;
-    int limit = gw->conf.gateway.max_connections + (admin ? ADMIN_EXTRA_CONNS : 0);
-    if (gw->draining || gw->nconns >= limit) {
+    /* Admin connections have their own small allowance, so an operator can still read
+     * /metrics while the public side is full. */
+    int over = admin ? gw->nadmin >= ADMIN_EXTRA_CONNS
+                     : gw->nconns - gw->nadmin >= gw->conf.gateway.max_connections;
+    if (gw->draining || over) {
         metrics_refusal(gw->metrics, gw->draining ? REFUSE_DRAINING : REFUSE_MAX_CONNECTIONS);
         reply_refuse_fd(gw, fd, 503, gw->draining ? "shutting_down" : "too_many_connections", 1);
         evutil_closesocket(fd);
@@ -294,6 +315,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     gw->admin_router = router_new();
     router_set_id_base(gw->admin_router, 48);
     health_register(gw->router);
+    wroom_register(gw->router);
     admin_register(gw->admin_router);
 
     char err[256];
@@ -306,6 +328,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
         goto out;
     }
     rconn_set_state_cb(gw->redis, on_redis_state, gw);
+    if (wroom_init(gw) < 0) goto out;
 
     gw->listener = listen_on(gw, &conf->gateway.listen, on_accept, reuseport);
     gw->admin_listener = listen_on(gw, &conf->gateway.admin_listen, on_admin_accept, reuseport);
@@ -335,6 +358,7 @@ out:
     }
     if (gw->listener) evconnlistener_free(gw->listener);
     if (gw->admin_listener) evconnlistener_free(gw->admin_listener);
+    wroom_free(gw);
     if (gw->redis) rconn_free(gw->redis);
     if (gw->ratelimit) ratelimit_free(gw->ratelimit);
     if (gw->accesslog) accesslog_free(gw->accesslog);

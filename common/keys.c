@@ -1,0 +1,32 @@
+/* keys.c: Redis key names (see keys.h). */
+#include "antre/keys.h"
+
+#include <stdio.h>
+
+static const char *const room_suffix[KEYS_ROOM__COUNT] = {
+    [KEYS_ROOM_CTL] = "ctl",           [KEYS_ROOM_TAIL] = "tail",
+    [KEYS_ROOM_PRE] = "pre",           [KEYS_ROOM_ACTIVE] = "active",
+    [KEYS_ROOM_BATCHES] = "batches",   [KEYS_ROOM_BATCHINFO] = "batchinfo",
+    [KEYS_ROOM_LEFT] = "left",
+};
+
+int keys_room(char *buf, const char *room, enum keys_room k)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{%s}:%s", room, room_suffix[k]);
+}
+
+int keys_room_redeem(char *buf, const char *room, uint64_t place)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{%s}:rd:%llu", room, (unsigned long long)place);
+}
+
+int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char field[21])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 10; i++) {
+        field[2 * i] = hex[h[2 + i] >> 4];
+        field[2 * i + 1] = hex[h[2 + i] & 15];
+    }
+    field[20] = 0;
+    return snprintf(buf, KEYS_MAX, "antre:{%s}:app:%02x%02x", room, h[0], h[1]);
+}

@@ -1,0 +1,277 @@
+-- room.lua: every atomic step of a waiting room, run by any gateway (no leader).
+--
+-- One script with an operation name, so all steps share the same helpers and one SHA. Time is
+-- Redis' clock (TIME), never a gateway's. Places are numbered from 0 in one global order:
+-- pre-queue places are [0, P) (P frozen at opening), later arrivals P + n where n comes from
+-- INCRBY on the tail key. head = places admitted so far; position = place - head.
+--
+-- KEYS: 1 ctl (hash), 2 tail, 3 pre, 4 active (zset sid -> expiry ms), 5 batches (zset of
+--       admission batches by first place), 6 batchinfo (first place -> "end:admitted_ms:done"),
+--       7 left (zset of waiting places whose holders left), 8 per-operation key (redemption
+--       record rd:<place>, or the applicant bucket)
+-- ARGV: 1 op, 2 admit_rate_per_min, 3 max_active, 4 redeem_window_ms, 5 paused (0/1),
+--       6 opens_at_ms (0: open now), 7 prequeue_from_ms (0: none), 8 a fresh random seed (hex),
+--       9 session_ttl_ms, 10.. the operation's own arguments
+--
+-- The capacity rule: admitted places that may still be redeemed (pending) plus live sessions
+-- (active) never exceed max_active. Ghosts (admitted, never redeemed) stop counting when their
+-- batch's redeem window ends, and are credited back so abandonment does not throttle the flow.
+
+local K_CTL, K_TAIL, K_PRE, K_ACTIVE, K_BATCHES, K_INFO, K_LEFT, K_OP =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local op = ARGV[1]
+local rate = tonumber(ARGV[2])
+local max_active = tonumber(ARGV[3])
+local window = tonumber(ARGV[4])
+local paused = ARGV[5] == '1'
+local opens_at = tonumber(ARGV[6])
+local prequeue_from = tonumber(ARGV[7])
+local ttl = tonumber(ARGV[9])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function num(v) return tonumber(v) or 0 end
+
+-- Open the room when its time has come; returns opened (bool), P (frozen pre-queue size).
+local function open_if_due()
+    local st = redis.call('HMGET', K_CTL, 'opened', 'P')
+    if st[1] == '1' then return true, num(st[2]) end
+    if opens_at > 0 and now < opens_at then
+        -- Commit to the seed as soon as the pre-queue runs; it is revealed at opening.
+        if prequeue_from > 0 and now >= prequeue_from then
+            redis.call('HSETNX', K_CTL, 'seed', ARGV[8])
+        end
+        return false, 0
+    end
+    local P = num(redis.call('GET', K_PRE))
+    if P > 0 then redis.call('HSETNX', K_CTL, 'seed', ARGV[8]) end
+    redis.call('HSET', K_CTL, 'opened', '1', 'P', P, 'opened_at', now)
+    return true, P
+end
+
+local function active_count()
+    redis.call('ZREMRANGEBYSCORE', K_ACTIVE, '-inf', now)
+    return redis.call('ZCARD', K_ACTIVE)
+end
+
+-- The admission batch holding PLACE, if its redeem window is still open:
+-- returns first, end, admitted_ms, done (or nil).
+local function batch_of(place)
+    local b = redis.call('ZREVRANGEBYSCORE', K_BATCHES, place, '-inf', 'LIMIT', 0, 1)
+    if #b == 0 then return nil end
+    local info = redis.call('HGET', K_INFO, b[1])
+    if not info then return nil end
+    local e, at, done = string.match(info, '^(%d+):(%d+):(%d+)$')
+    e, at, done = tonumber(e), tonumber(at), tonumber(done)
+    if place >= e or at + window <= now then return nil end
+    return tonumber(b[1]), e, at, done
+end
+
+-- Mark one place of the batch starting at FIRST as done (redeemed or left): it no longer
+-- counts as pending.
+local function batch_done(first, e, at, done)
+    redis.call('HSET', K_INFO, first, e .. ':' .. at .. ':' .. (done + 1))
+    redis.call('HINCRBY', K_CTL, 'pending', -1)
+end
+
+local function new_session(sid)
+    local exp = now + ttl
+    redis.call('ZADD', K_ACTIVE, exp, sid)
+    return exp
+end
+
+if op == 'tick' then
+    local opened, P = open_if_due()
+    local seed = redis.call('HGET', K_CTL, 'seed') or ''
+    if not opened then
+        return {0, 0, 0, 0, 0, 0, now, 0, num(redis.call('GET', K_PRE)), 0, 0, 0, seed}
+    end
+    local f = redis.call('HMGET', K_CTL, 'head', 'frac', 'last', 'pending', 'credit', 'ema',
+                         'redeemed', 'expired', 'admitted')
+    local head, frac, last, pending = num(f[1]), num(f[2]), tonumber(f[3]) or now, num(f[4])
+    local credit, ema = num(f[5]), num(f[6])
+    local redeemed, expired, admitted = num(f[7]), num(f[8]), num(f[9])
+    local tail = P + num(redis.call('GET', K_TAIL))
+    local nactive = active_count()
+
+    -- Batches past their redeem window: what was not redeemed is a ghost. At most 64 a run.
+    local b = redis.call('ZRANGE', K_BATCHES, 0, 63)
+    for _, first in ipairs(b) do
+        local info = redis.call('HGET', K_INFO, first)
+        local e, at, done = string.match(info or '0:0:0', '^(%d+):(%d+):(%d+)$')
+        e, at, done = tonumber(e), tonumber(at), tonumber(done)
+        if info and at + window > now then break end
+        local ghosts = e - tonumber(first) - done
+        if ghosts < 0 then ghosts = 0 end
+        pending = pending - ghosts
+        expired = expired + ghosts
+        credit = credit + ghosts
+        redis.call('ZREM', K_BATCHES, first)
+        redis.call('HDEL', K_INFO, first)
+    end
+    if pending < 0 then pending = 0 end
+
+    local elapsed = now - last
+    if elapsed < 0 then elapsed = 0 end
+    if elapsed > 2000 then elapsed = 2000 end -- no burst after the controllers were away
+    local base = frac
+    if not paused then base = base + rate * elapsed / 60000 end
+    local whole = math.floor(base)
+    frac = base - whole
+    local want = whole + credit
+    if paused then want = 0 end
+    local waiting = tail - head
+    local free = max_active - nactive - pending
+    if free < 0 then free = 0 end
+    local n = math.min(want, waiting, free)
+    if n < 0 then n = 0 end
+    if not paused then
+        if n < want then
+            -- The rate is a ceiling, not a debt: what capacity or an empty queue prevented is
+            -- not banked; ghost credit is kept only while people wait.
+            if waiting <= n then credit = 0 else credit = math.min(credit, want - n) end
+        else
+            credit = 0
+        end
+    end
+
+    local gone = 0
+    if n > 0 then
+        gone = redis.call('ZCOUNT', K_LEFT, head, head + n - 1)
+        if gone > 0 then redis.call('ZREMRANGEBYSCORE', K_LEFT, head, head + n - 1) end
+        redis.call('ZADD', K_BATCHES, head, head)
+        redis.call('HSET', K_INFO, head, (head + n) .. ':' .. now .. ':' .. gone)
+        pending = pending + n - gone
+        credit = credit + gone -- places of leavers are replaced at once
+        head = head + n
+        admitted = admitted + n
+    end
+
+    -- Admission rate, smoothed over ~10 s, for ETAs.
+    if elapsed > 0 then
+        local alpha = 1 - math.exp(-elapsed / 10000)
+        ema = ema + alpha * ((n - gone) * 1000 / elapsed - ema)
+    end
+    redis.call('HSET', K_CTL, 'head', head, 'frac', tostring(frac), 'last', now,
+               'pending', pending, 'credit', credit, 'ema', tostring(ema),
+               'expired', expired, 'admitted', admitted)
+    return {1, head, tail, nactive, pending, math.floor(ema * 1000), now, P,
+            num(redis.call('GET', K_PRE)), redeemed, expired, admitted, seed}
+
+elseif op == 'join' then
+    -- ARGV[10] n joins; ARGV[11] '1' to try the fast path; ARGV[12..] n session ids.
+    -- Returns {'pre', first number} | {'closed'} | {'open', k admitted at once, first place,
+    -- P, expiry ms of those sessions}.
+    local n = tonumber(ARGV[10])
+    local opened, P = open_if_due()
+    if not opened then
+        if prequeue_from > 0 and now >= prequeue_from then
+            return {'pre', redis.call('INCRBY', K_PRE, n) - n}
+        end
+        return {'closed'}
+    end
+    local k = 0
+    local first
+    local exp = now + ttl
+    if ARGV[11] == '1' and not paused then
+        local head = num(redis.call('HGET', K_CTL, 'head'))
+        local tail = P + num(redis.call('GET', K_TAIL))
+        if tail == head then
+            local free = max_active - active_count() - num(redis.call('HGET', K_CTL, 'pending'))
+            if free > 0 then
+                k = math.min(n, free)
+                first = tail
+                redis.call('INCRBY', K_TAIL, k)
+                redis.call('HSET', K_CTL, 'head', head + k)
+                redis.call('HINCRBY', K_CTL, 'admitted', k)
+                redis.call('HINCRBY', K_CTL, 'redeemed', k)
+                for i = 1, k do
+                    redis.call('ZADD', K_ACTIVE, exp, ARGV[11 + i])
+                end
+            end
+        end
+    end
+    if k < n then
+        local last = redis.call('INCRBY', K_TAIL, n - k)
+        if not first then first = P + last - (n - k) end
+    end
+    return {'open', k, first, P, exp}
+
+elseif op == 'redeem' then
+    -- ARGV[10] place, ARGV[11] a new session id. Returns {'same', record} | {'new', record} |
+    -- {'waiting'} | {'expired'}; record is "sid:expiry_ms" (or "left").
+    local place = tonumber(ARGV[10])
+    local rec = redis.call('GET', K_OP)
+    if rec then return {'same', rec} end
+    local head = num(redis.call('HGET', K_CTL, 'head'))
+    if place >= head then return {'waiting'} end
+    local first, e, at, done = batch_of(place)
+    if not first then return {'expired'} end
+    batch_done(first, e, at, done)
+    redis.call('HINCRBY', K_CTL, 'redeemed', 1)
+    local exp = new_session(ARGV[11])
+    rec = ARGV[11] .. ':' .. exp
+    redis.call('SET', K_OP, rec, 'PX', ttl + window)
+    return {'new', rec}
+
+elseif op == 'leave' then
+    -- ARGV[10] 'session' | 'place'; ARGV[11] the session id or the place. Returns {'ok'}.
+    if ARGV[10] == 'session' then
+        redis.call('ZREM', K_ACTIVE, ARGV[11])
+        return {'ok'}
+    end
+    local place = tonumber(ARGV[11])
+    local head = num(redis.call('HGET', K_CTL, 'head'))
+    if place >= head then
+        redis.call('ZADD', K_LEFT, place, place)
+        return {'ok'}
+    end
+    local rec = redis.call('GET', K_OP)
+    if rec then
+        local sid = string.match(rec, '^(%x+):')
+        if sid then redis.call('ZREM', K_ACTIVE, sid) end
+    else
+        local first, e, at, done = batch_of(place)
+        if first then batch_done(first, e, at, done) end
+    end
+    redis.call('SET', K_OP, 'left', 'PX', ttl + window)
+    return {'ok'}
+
+elseif op == 'bind' then
+    -- One applicant, one place per room. ARGV[10] the bucket field (part of the identifier's
+    -- HMAC); ARGV[11] a session id for the fast path. Returns {'bound', value} or what 'join'
+    -- returns; the value stored is the place, 'p' .. number for a pre-queue ticket, or
+    -- 's' .. sid .. ':' .. expiry for an applicant admitted at once.
+    local v = redis.call('HGET', K_OP, ARGV[10])
+    if v then return {'bound', v} end
+    local opened, P = open_if_due()
+    if not opened then
+        if prequeue_from > 0 and now >= prequeue_from then
+            local i = redis.call('INCR', K_PRE) - 1
+            redis.call('HSET', K_OP, ARGV[10], 'p' .. i)
+            return {'pre', i}
+        end
+        return {'closed'}
+    end
+    local head = num(redis.call('HGET', K_CTL, 'head'))
+    local tail = P + num(redis.call('GET', K_TAIL))
+    local exp = now + ttl
+    if tail == head and not paused then
+        local free = max_active - active_count() - num(redis.call('HGET', K_CTL, 'pending'))
+        if free > 0 then
+            redis.call('INCR', K_TAIL)
+            redis.call('HSET', K_CTL, 'head', head + 1)
+            redis.call('HINCRBY', K_CTL, 'admitted', 1)
+            redis.call('HINCRBY', K_CTL, 'redeemed', 1)
+            redis.call('ZADD', K_ACTIVE, exp, ARGV[11])
+            -- Admitted at once: a join from another device gets this same session back.
+            redis.call('HSET', K_OP, ARGV[10], 's' .. ARGV[11] .. ':' .. exp)
+            return {'open', 1, tail, P, exp}
+        end
+    end
+    local place = P + redis.call('INCR', K_TAIL) - 1
+    redis.call('HSET', K_OP, ARGV[10], place)
+    return {'open', 0, place, P, exp}
+end
+return redis.error_reply('room.lua: unknown op ' .. tostring(op))

@@ -1,0 +1,35 @@
+/* keys.h: every Redis key name antre uses is built here, and only here.
+ *
+ * All keys of one room share the hash tag {room}, so a room's keys live on one Redis Cluster
+ * slot and its Lua scripts may touch them atomically. Names are `antre:{ROOM}:<what>`. */
+#ifndef ANTRE_KEYS_H
+#define ANTRE_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum keys_room {
+    KEYS_ROOM_CTL,        /* hash: controller state (head, frac, last, pending, credit, ...) */
+    KEYS_ROOM_TAIL,       /* string: places handed out after opening (place = P + n) */
+    KEYS_ROOM_PRE,        /* string: pre-queue tickets handed out (P once frozen) */
+    KEYS_ROOM_ACTIVE,     /* zset: session id -> expiry (ms) */
+    KEYS_ROOM_BATCHES,    /* zset: admission batches by first place */
+    KEYS_ROOM_BATCHINFO,  /* hash: first place -> "end:admitted_ms:redeemed" */
+    KEYS_ROOM_LEFT,       /* zset: waiting places whose holders left */
+    KEYS_ROOM__COUNT
+};
+
+#define KEYS_MAX 128
+
+/* Write the name of key K of ROOM into BUF (KEYS_MAX bytes). Returns its length. */
+int keys_room(char *buf, const char *room, enum keys_room k);
+
+/* The redemption record of PLACE: "sid:expiry_ms", or "left". */
+int keys_room_redeem(char *buf, const char *room, uint64_t place);
+
+/* The applicant-binding bucket for the identifier hash H (32 bytes): a small hash keyed by the
+ * first 2 bytes of H, whose field is written to FIELD (the next 10 bytes, hex; FIELD holds 21
+ * bytes). Buckets keep ~15 entries per million places in Redis' compact listpack encoding. */
+int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char field[21]);
+
+#endif
