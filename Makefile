@@ -21,10 +21,10 @@ DEB_libcrypto         := libssl-dev
 DEB_libssl            := libssl-dev
 DEB_criterion         := libcriterion-dev
 
-# Everything `make deps` installs: build libraries, the test and run-time tools.
+# What `make deps` installs (to build and run), and what `make test-deps` adds (to test).
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
-                libhttp-parser-dev libinih-dev libssl-dev libcriterion-dev \
-                redis-server python3 python3-pytest python3-requests curl util-linux
+                libhttp-parser-dev libinih-dev libssl-dev redis-server curl util-linux
+DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
@@ -40,7 +40,7 @@ WARN    += -Werror
 endif
 
 # pkg-config is asked only when building, so `make deps` works on a bare machine.
-NEED_PKG := $(filter-out deps help clean distclean,$(MAKECMDGOALS))
+NEED_PKG := $(filter-out deps test-deps help clean distclean,$(MAKECMDGOALS))
 ifneq ($(or $(NEED_PKG),$(if $(MAKECMDGOALS),,all)),)
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
@@ -73,7 +73,7 @@ WORKER_LIB  := $(BUILD)/libantre_worker.a
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%-replay,$(FUZZ_SRC))
 
-.PHONY: all deps run test unit-test fuzz-replay system-test fuzz clean help bench
+.PHONY: all deps test-deps run test unit-test fuzz-replay system-test fuzz clean help bench
 all: $(BUILD)/antre-gateway $(BUILD)/antre-worker
 
 $(BUILD)/obj/%.o: %.c
@@ -129,13 +129,18 @@ fuzz:
 	  clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS:-MMD=) -Iinclude $(PKG_CFLAGS) \
 	    -o build/fuzz/$$n $$f $(GATEWAY_SRC) $(COMMON_SRC) $(PKG_LIBS) || exit 1; done
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+deps test-deps: PKGLIST = $(DEB_PACKAGES) $(if $(filter test-deps,$@),$(DEB_TEST_PACKAGES))
+deps test-deps:
+	@missing=$$(for p in $(PKGLIST); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then echo "deps: installing $$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	else echo "deps: missing Debian packages: $$missing"; \
 	  echo "deps: run: sudo apt-get install $$missing"; exit 1; fi
+	@# The browser test drives Chromium from Node.js; any Node.js with npm will do.
+	@if [ "$@" = test-deps ] && ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	  else echo "deps: run: sudo apt-get install nodejs npm"; exit 1; fi; fi
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -151,7 +156,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 system-test: all
 	ANTRE_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q tests/system $(PYTEST_ARGS)
 
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory all unit-test fuzz-replay
 	@$(MAKE) --no-print-directory system-test
 

@@ -291,6 +291,7 @@ void conn_answered(struct conn *c)
     c->route = NULL;
     c->params.n = 0;
     c->reqid[0] = 0;
+    c->form = 0;
     set_idle(c);
     if (!c->in_input) process_input(c);
 }

@@ -37,6 +37,7 @@ struct conn {
     unsigned in_input : 1;           /* inside conn input processing (no re-entry) */
     unsigned lang_en : 1;            /* messages in English (Accept-Language) */
     unsigned head_timer : 1;         /* the header deadline of this request is armed */
+    unsigned form : 1;               /* a no-JavaScript form post: answer with a redirect */
     struct request req;
     const struct route *route;
     struct route_params params;

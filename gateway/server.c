@@ -321,7 +321,8 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     char err[256];
     struct rconn_opts ro = {.url = redis_url,
                             .timeout_ms = conf->redis.timeout_ms,
-                            .max_pending = conf->redis.max_pending};
+                            .max_pending = conf->redis.max_pending,
+                            .backoff_max_ms = 1000};
     gw->redis = rconn_new(gw->base, &ro, err, sizeof err);
     if (!gw->redis) {
         log_error("server: redis: %s", err);

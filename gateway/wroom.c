@@ -209,6 +209,17 @@ static void set_cookie(struct conn *c, const char *name, const char *value, int 
 
 /* ---- answers ---------------------------------------------------------------------------- */
 
+/* A form post from the waiting page gets its cookies and a redirect back to the page. */
+static int form_redirect(struct conn *c, const struct wroom *w)
+{
+    if (!c->form) return 0;
+    char loc[64];
+    snprintf(loc, sizeof loc, "/rooms/%s", w->conf.name);
+    reply_header(c, "Location", loc);
+    reply_raw(c, 303, NULL, "", 0);
+    return 1;
+}
+
 static double admit_rate_per_s(const struct wroom *w)
 {
     double cfg = w->conf.admit_rate_per_min / 60.0;
@@ -301,6 +312,7 @@ static void answer_waiting(struct conn *c, struct wroom *w, uint64_t place, cons
     snprintf(ra, sizeof ra, "%d", v.poll_after_s);
     reply_header(c, "Retry-After", ra);
     if (ticket) set_cookie(c, "antre_ticket", ticket, 7 * 86400);
+    if (ticket && form_redirect(c, w)) return;
     reply_json(c, status, waiting_json(w, &v, ticket));
 }
 
@@ -312,6 +324,7 @@ static void answer_prequeue(struct conn *c, struct wroom *w, const char *ticket,
     snprintf(ra, sizeof ra, "%d", pa);
     reply_header(c, "Retry-After", ra);
     if (ticket) set_cookie(c, "antre_ticket", ticket, 7 * 86400);
+    if (ticket && form_redirect(c, w)) return;
     json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "state", "prequeue", "room", w->conf.name,
                           "opens_at", w->conf.opens_at_text, "poll_after_s", pa,
                           "seed_commitment", w->commitment);
@@ -329,6 +342,7 @@ static void answer_session(struct conn *c, struct wroom *w, const char *sid, int
     int64_t left_s = (exp_ms - wall_ms()) / 1000;
     set_cookie(c, "antre_session", tok, left_s > 0 ? (int)left_s : 0);
     set_cookie(c, "antre_ticket", "", 0);
+    if (form_redirect(c, w)) return;
     char exp[32];
     time_t s = (time_t)(exp_ms / 1000);
     struct tm tm;
@@ -702,7 +716,7 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
     const char *applicant = NULL;
     size_t alen = 0;
     json_t *doc = NULL;
-    if (blen) {
+    if (blen && !c->form) { /* a form post's fields are not used */
         json_error_t je;
         doc = json_loadb(body, blen, 0, &je);
         if (!doc || !json_is_object(doc)) {
@@ -770,6 +784,12 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
     *w->batch_tail = j;
     w->batch_tail = &j->next;
     if (w->nbatch++ == 0) event_active(w->flush, EV_TIMEOUT, 0);
+}
+
+void wroom_join_form(struct conn *c, struct request *r, const struct route_params *p)
+{
+    c->form = 1;
+    join_route(c, r, p);
 }
 
 /* ---- status, leave, facts ---------------------------------------------------------------- */

@@ -46,6 +46,10 @@ struct wroom_view {
 void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char *ticket,
                        size_t len, struct wroom_view *v);
 
+/* The no-JavaScript join: joins C's applicant to ROOM (the route's {room}) like the API, but
+ * answers 303 to the waiting page with the ticket (or session) cookie set. */
+void wroom_join_form(struct conn *c, struct request *r, const struct route_params *p);
+
 /* The gate in front of protected routes: checks the session token of C's request (Bearer or
  * cookie antre_session). On success returns 0 and fills C's session facts; otherwise answers
  * 401 not_admitted / session_expired itself and returns -1. Called before any body is read. */
