@@ -14,6 +14,7 @@ struct gw;
 struct conn;
 struct request;
 struct router;
+struct route_params;
 
 /* Create the rooms of gw->conf, load the signing keys and start the controller timers.
  * 0 ok, -1 (logged). */
