@@ -73,6 +73,7 @@ WORKER_LIB  := $(BUILD)/libantre_worker.a
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%-replay,$(FUZZ_SRC))
 
+.SECONDARY:
 .PHONY: all deps test-deps run test unit-test fuzz-replay system-test fuzz clean help bench
 all: $(BUILD)/antre-gateway $(BUILD)/antre-worker
 
@@ -123,11 +124,12 @@ $(BUILD)/obj/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # libFuzzer builds (clang): make fuzz, then build/fuzz/fuzz_request tests/fuzz/corpus/request
-fuzz:
+fuzz: $(if $(LUA_SRC),$(BUILD)/gen/lua_scripts.c)
 	@mkdir -p build/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS:-MMD=) -Iinclude $(PKG_CFLAGS) \
-	    -o build/fuzz/$$n $$f $(GATEWAY_SRC) $(COMMON_SRC) $(PKG_LIBS) || exit 1; done
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Igateway $(PKG_CFLAGS) \
+	    -o build/fuzz/$$n $$f $(GATEWAY_SRC) $(COMMON_SRC) $(if $(LUA_SRC),$(BUILD)/gen/lua_scripts.c) \
+	    $(PKG_LIBS) || exit 1; done
 
 deps test-deps: PKGLIST = $(DEB_PACKAGES) $(if $(filter test-deps,$@),$(DEB_TEST_PACKAGES))
 deps test-deps:

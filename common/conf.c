@@ -427,6 +427,7 @@ struct load {
     size_t errlen;
     unsigned char seen[NTABLE];
     int seen_line[NTABLE];
+    int room_seen_line[CONF_MAX_ROOMS][NROOMTABLE];
 };
 
 static void add_error(struct load *ld, const char *section, const char *name, const char *fmt,
@@ -443,35 +444,52 @@ static void add_error(struct load *ld, const char *section, const char *name, co
     size_t used = strlen(ld->err);
     char line[900];
     int n;
+    char where[300];
+    /* Checks across directives run after the file is read: they name the file, not a line. */
+    if (ld->line > 0) snprintf(where, sizeof where, "%s:%d", ld->path, ld->line);
+    else snprintf(where, sizeof where, "%s", ld->path);
     if (name)
-        n = snprintf(line, sizeof line, "%s:%d: [%s] %s: %s\n", ld->path, ld->line, section,
-                     name, reason);
+        n = snprintf(line, sizeof line, "%s: [%s] %s: %s\n", where, section, name, reason);
     else
-        n = snprintf(line, sizeof line, "%s:%d: %s\n", ld->path, ld->line, reason);
+        n = snprintf(line, sizeof line, "%s: %s\n", where, reason);
     if (n > 0 && used + (size_t)n < ld->errlen) memcpy(ld->err + used, line, (size_t)n + 1);
 }
 
+/* Our own line reader for inih: it counts lines (so every error names its line), refuses lines
+ * longer than inih's buffer instead of letting the rest be read as a new line, reports every
+ * syntax error (inih reports only the first), and strips leading blanks so that an indented
+ * line is never taken as the continuation of the previous value. A refused line is handed to
+ * inih as a comment. */
 static char *read_line(char *str, int num, void *stream)
 {
     struct load *ld = stream;
     char *r = fgets(str, num, ld->f);
     if (!r) return NULL;
+    ld->line++;
     size_t n = strlen(r);
-    if (n && r[n - 1] == '\n') {
-        if (!ld->too_long) ld->line++;
-        else ld->too_long = 0;
-    } else if (!feof(ld->f)) {
-        /* inih would read the rest as a new line: refuse the line instead. */
-        ld->line++;
-        ld->too_long = 1;
-        add_error(ld, "", NULL, "line longer than %d bytes", num - 1);
-        int ch;
-        while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {}
-        ld->too_long = 0;
-        r[0] = '#'; /* the part read becomes a comment */
-        r[1] = 0;
+    if (n && r[n - 1] != '\n' && !feof(ld->f)) {
+        int ch = fgetc(ld->f);
+        if (ch != EOF && ch != '\n') {
+            add_error(ld, "", NULL, "line longer than %d bytes", num - 2);
+            while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {}
+            strcpy(r, "#\n");
+            return r;
+        }
+    }
+    size_t lead = strspn(r, " \t");
+    if (lead) memmove(r, r + lead, strlen(r + lead) + 1);
+    char first = r[0];
+    if (first == '\n' || first == '\r' || first == 0 || first == '#' || first == ';') return r;
+    int bad = 0;
+    if (first == '[') {
+        const char *close = strchr(r, ']');
+        bad = !close;
     } else {
-        ld->line++;
+        bad = !strpbrk(r, "=:");
+    }
+    if (bad) {
+        add_error(ld, "", NULL, "syntax error (expected [section] or name = value)");
+        strcpy(r, "#\n");
     }
     return r;
 }
@@ -521,8 +539,14 @@ static int on_room_directive(struct load *ld, const char *section, const char *n
 {
     struct conf_room *r = room_of(ld, section, name);
     if (!r) return 1;
+    int ri = (int)(r - ld->c->rooms);
     for (size_t i = 0; i < NROOMTABLE; i++) {
         if (strcmp(room_table[i].name, name) != 0) continue;
+        if (ld->room_seen_line[ri][i]) {
+            add_error(ld, section, name, "set twice (first at line %d)", ld->room_seen_line[ri][i]);
+            return 1;
+        }
+        ld->room_seen_line[ri][i] = ld->line;
         char reason[400];
         if (set_value(r, &room_table[i], value, reason, sizeof reason) < 0)
             add_error(ld, section, name, "%s", reason);
@@ -606,7 +630,7 @@ int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
     int r = ini_parse_stream(read_line, &ld, on_directive, &ld);
     fclose(ld.f);
     if (r > 0) {
-        /* inih's own syntax error (e.g. a line with no '=' or an unclosed section) */
+        /* a syntax error our reader did not foresee */
         ld.line = r;
         add_error(&ld, "", NULL, "syntax error (expected [section] or name = value)");
     } else if (r < 0) {

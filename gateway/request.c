@@ -60,9 +60,21 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Trailer fields of a chunked body come after the head, whose URL and headers handlers have
+ * already borrowed: they are counted against the head limit but never stored (storing could
+ * move the arena under those pointers), and they carry no meaning for us. */
+static int trailer_bytes(struct request *r, size_t len)
+{
+    r->trailer_bytes += len;
+    if (r->trailer_bytes > r->limits->max_header_bytes)
+        return fail(r, 431, "headers_too_large", "chunked trailers larger than max_header_bytes");
+    return 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct request *r = p->data;
+    if (r->head_done) return trailer_bytes(r, len);
     if (r->nheaders == 0 || r->in_value) {
         if (r->nheaders >= r->limits->max_headers)
             return fail(r, 431, "too_many_headers", "more request headers than max_headers");
@@ -96,6 +108,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct request *r = p->data;
+    if (r->head_done) return trailer_bytes(r, len);
     struct request_header *h = &r->headers[r->nheaders - 1];
     if (!r->in_value) {
         h->value_off = r->arena_len;
@@ -112,10 +125,19 @@ static int name_is(const struct request *r, const struct request_header *h, cons
     return h->name_len == n && strncasecmp(r->arena + h->name_off, name, n) == 0;
 }
 
+/* A header value without the optional whitespace http-parser leaves at its end. */
+static size_t value_len(const struct request *r, const struct request_header *h)
+{
+    size_t n = h->value_len;
+    while (n && (r->arena[h->value_off + n - 1] == ' ' || r->arena[h->value_off + n - 1] == '\t'))
+        n--;
+    return n;
+}
+
 static int value_is(const struct request *r, const struct request_header *h, const char *v)
 {
     size_t n = strlen(v);
-    return h->value_len == n && strncasecmp(r->arena + h->value_off, v, n) == 0;
+    return value_len(r, h) == n && strncasecmp(r->arena + h->value_off, v, n) == 0;
 }
 
 /* Parse a Content-Length value strictly: digits only. */
@@ -139,7 +161,7 @@ static int on_headers_complete(http_parser *p)
         const struct request_header *h = &r->headers[i];
         if (name_is(r, h, "content-length")) {
             uint64_t v;
-            if (parse_length(r->arena + h->value_off, h->value_len, &v) < 0)
+            if (parse_length(r->arena + h->value_off, value_len(r, h), &v) < 0)
                 return fail(r, 400, "bad_content_length", "Content-Length is not a number");
             if (r->content_length_seen++ && v != first_len)
                 return fail(r, 400, "conflicting_content_length",
@@ -160,6 +182,11 @@ static int on_headers_complete(http_parser *p)
                     "both Content-Length and Transfer-Encoding are present");
     if (r->transfer_encoding_seen > 1)
         return fail(r, 400, "unsupported_transfer_encoding", "Transfer-Encoding repeated");
+    if (p->method == HTTP_CONNECT)
+        return fail(r, 400, "bad_request", "CONNECT is not supported");
+    /* We speak no other protocol: an Upgrade request is an ordinary request whose body, if it
+     * declares one, is read as a body (http-parser would otherwise stop at the head). */
+    p->upgrade = 0;
     r->content_length = first_len;
     r->chunked = r->transfer_encoding_seen > 0;
     r->method = p->method;
@@ -211,6 +238,7 @@ static void clear_facts(struct request *r)
     r->url_off = r->url_len = 0;
     r->nheaders = 0;
     r->head_bytes = 0;
+    r->trailer_bytes = 0;
     r->in_value = 0;
     r->method = 0;
     r->keep_alive = 0;
@@ -255,7 +283,7 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
     if (!was_head) r->head_bytes += n;
     if (r->status) return REQUEST_ERROR;
     enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
-    if (!r->head_done && r->head_bytes > r->limits->max_header_bytes) {
+    if (!was_head && r->head_bytes > r->limits->max_header_bytes) {
         fail(r, 431, "headers_too_large", "request head larger than max_header_bytes");
         return REQUEST_ERROR;
     }
@@ -274,6 +302,9 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
         else fail(r, 400, "conflicting_content_length", "more than one Content-Length header");
         break;
     }
+    case HPE_INVALID_CONTENT_LENGTH:
+        fail(r, 400, "bad_content_length", "Content-Length is not a number");
+        break;
     case HPE_INVALID_METHOD:
         fail(r, 400, "bad_request", "unknown request method");
         break;

@@ -48,6 +48,7 @@ struct request {
     struct request_header *headers;
     int nheaders, headers_cap;
     size_t head_bytes;       /* raw bytes of request line + headers so far */
+    size_t trailer_bytes;    /* bytes of chunked trailer fields (counted, not stored) */
     int in_value;            /* last header callback was a value */
 
     /* Facts gathered from the head. */

@@ -26,8 +26,17 @@ int router_add(struct router *rt, const struct route *route)
 {
     if (rt->n >= ROUTER_MAX_ROUTES || route->pattern[0] != '/') return -1;
     int params = 0;
-    for (const char *p = route->pattern; *p; p++)
-        if (*p == '{') params++;
+    /* A parameter is a whole segment "{name}" with a non-empty name; braces nowhere else. */
+    for (const char *p = route->pattern; *p; p++) {
+        if (*p == '}') return -1;
+        if (*p != '{') continue;
+        const char *close = strchr(p, '}');
+        if (p[-1] != '/' || !close || close == p + 1 || (close[1] && close[1] != '/')) return -1;
+        for (const char *q = p + 1; q < close; q++)
+            if (*q == '{' || *q == '/') return -1;
+        params++;
+        p = close;
+    }
     if (params > ROUTER_MAX_PARAMS) return -1;
     rt->routes[rt->n] = *route;
     rt->routes[rt->n].id = rt->id_base + rt->n + 1;

@@ -109,6 +109,7 @@ if op == 'tick' then
         credit = credit + ghosts
         redis.call('ZREM', K_BATCHES, first)
         redis.call('HDEL', K_INFO, first)
+        if e > tonumber(first) then redis.call('ZREMRANGEBYSCORE', K_LEFT, first, e - 1) end
     end
     if pending < 0 then pending = 0 end
 
@@ -138,14 +139,26 @@ if op == 'tick' then
 
     local gone = 0
     if n > 0 then
-        gone = redis.call('ZCOUNT', K_LEFT, head, head + n - 1)
-        if gone > 0 then redis.call('ZREMRANGEBYSCORE', K_LEFT, head, head + n - 1) end
+        -- Places whose holders left are passed over: extend the batch so that N real people
+        -- are admitted (a few rounds; what is still missing becomes credit for the next tick).
+        local e = head + n
+        for _ = 1, 8 do
+            gone = redis.call('ZCOUNT', K_LEFT, head, e - 1)
+            local want_end = head + n + gone
+            if want_end > tail then want_end = tail end
+            if want_end <= e then break end
+            e = want_end
+        end
+        local real = e - head - gone
+        if real < n then credit = credit + (n - real) end
+        -- The leavers stay in K_LEFT until the batch's window ends, so that their tickets are
+        -- refused (410) rather than redeemed.
         redis.call('ZADD', K_BATCHES, head, head)
-        redis.call('HSET', K_INFO, head, (head + n) .. ':' .. now .. ':' .. gone)
-        pending = pending + n - gone
-        credit = credit + gone -- places of leavers are replaced at once
-        head = head + n
-        admitted = admitted + n
+        redis.call('HSET', K_INFO, head, e .. ':' .. now .. ':' .. gone)
+        pending = pending + real
+        admitted = admitted + (e - head)
+        n = e - head
+        head = e
     end
 
     -- Admission rate, smoothed over ~10 s, for ETAs.
@@ -206,6 +219,7 @@ elseif op == 'redeem' then
     if rec then return {'same', rec} end
     local head = num(redis.call('HGET', K_CTL, 'head'))
     if place >= head then return {'waiting'} end
+    if redis.call('ZSCORE', K_LEFT, place) then return {'same', 'left'} end
     local first, e, at, done = batch_of(place)
     if not first then return {'expired'} end
     batch_done(first, e, at, done)
@@ -227,8 +241,10 @@ elseif op == 'leave' then
         redis.call('ZADD', K_LEFT, place, place)
         return {'ok'}
     end
+    if redis.call('ZSCORE', K_LEFT, place) then return {'ok'} end -- left while waiting
     local rec = redis.call('GET', K_OP)
     if rec then
+        if rec == 'left' then return {'ok'} end
         local sid = string.match(rec, '^(%x+):')
         if sid then redis.call('ZREM', K_ACTIVE, sid) end
     else

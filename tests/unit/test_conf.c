@@ -636,8 +636,8 @@ Test(conf, line_too_long)
              "[gateway]\n# %s\nmax_connections = 7\naccess_log = %s\nmax_headers = 3\n", longc,
              longv);
     cr_assert_eq(load(&c, text, err, sizeof err), -1);
-    assert_has_line(err, 2, "line longer than 199 bytes");
-    assert_has_line(err, 4, "line longer than 199 bytes");
+    assert_has_line(err, 2, "line longer than 198 bytes");
+    assert_has_line(err, 4, "line longer than 198 bytes");
     assert_has_line(err, 5, "[gateway] max_headers: 3 is out of bounds [4, 1024]");
     cr_assert_eq(count_lines(err), 3, "%s", err);
     cr_assert_eq(c.gateway.max_connections, 7, "the line after a long one is still read");
@@ -654,7 +654,7 @@ Test(conf, line_too_long_at_end_of_file)
     longv[sizeof longv - 1] = 0;
     snprintf(text, sizeof text, "[gateway]\nmax_connections = 7\naccess_log = %s", longv);
     cr_assert_eq(load(&c, text, err, sizeof err), -1);
-    assert_has_line(err, 3, "line longer than 199 bytes");
+    assert_has_line(err, 3, "line longer than 198 bytes");
     cr_assert_eq(count_lines(err), 1, "%s", err);
 }
 
