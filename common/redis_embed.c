@@ -7,6 +7,8 @@
  * blocks and runs at start-up or shut-down only. */
 #include "antre/redis_embed.h"
 
+#include "antre/conf.h"
+
 #include "antre/log.h"
 
 #include <errno.h>
@@ -604,4 +606,17 @@ int redis_embed_stop(struct redis_embed *re, int timeout_ms)
         log_warn("redis_embed: redis-server exited badly on SIGTERM pid=%d status=%s ms=%lld",
                  (int)pid, desc, ms);
     return -1;
+}
+
+const char *redis_embed_for(const struct conf_redis *r, struct redis_embed *re, char *err,
+                            size_t errlen)
+{
+    memset(re, 0, sizeof *re);
+    if (strcmp(r->url, "embedded") != 0) return r->url;
+    struct redis_embed_opts o = {.server_bin = r->server_bin,
+                                 .dir = r->dir,
+                                 .appendfsync = r->appendfsync,
+                                 .start_timeout_ms = 10000};
+    if (redis_embed_start(&o, re, err, errlen) < 0) return NULL;
+    return re->url;
 }

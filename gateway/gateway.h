@@ -57,7 +57,7 @@ struct gw {
 
     /* Common timeouts (O(1) timer queues), rebuilt when a reload changes a duration. */
     const struct timeval *tv_header, *tv_body, *tv_idle;
-    struct timeval tv_write;
+    const struct timeval *tv_write;
 
     /* Cached per tick / per loop: the Date header and a request-id prefix. */
     char date[40];

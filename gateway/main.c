@@ -54,18 +54,10 @@ int main(int argc, char **argv)
     log_set_level((enum log_level)log_level_parse(conf.gateway.log_level));
 
     struct redis_embed re;
-    memset(&re, 0, sizeof re);
-    const char *url = conf.redis.url;
-    if (strcmp(url, "embedded") == 0) {
-        struct redis_embed_opts o = {.server_bin = conf.redis.server_bin,
-                                     .dir = conf.redis.dir,
-                                     .appendfsync = conf.redis.appendfsync,
-                                     .start_timeout_ms = 10000};
-        if (redis_embed_start(&o, &re, err, sizeof err) < 0) {
-            log_error("main: embedded redis: %s", err);
-            return 1;
-        }
-        url = re.url;
+    const char *url = redis_embed_for(&conf.redis, &re, err, sizeof err);
+    if (!url) {
+        log_error("main: embedded redis: %s", err);
+        return 1;
     }
 
     int n = conf.gateway.processes;

@@ -431,6 +431,16 @@ static int script_failed(const char *what, const redisReply *r, const char *err)
 
 /* ---- controller tick -------------------------------------------------------------------- */
 
+/* The pre-queue seed, as Redis holds it (the first gateway to propose one won): its commitment
+ * is published at once, the seed itself only after opening. */
+static void learn_seed(struct wroom *w, const char *seed)
+{
+    if (w->have_seed || strlen(seed) != 64 || shuffle_seed_hex_parse(seed, w->seed) < 0) return;
+    w->have_seed = 1;
+    snprintf(w->seed_hex, sizeof w->seed_hex, "%s", seed);
+    shuffle_commitment(w->seed, w->commitment);
+}
+
 static void on_tick_reply(void *arg, const redisReply *r, const char *err)
 {
     struct wroom *w = arg;
@@ -448,12 +458,7 @@ static void on_tick_reply(void *arg, const redisReply *r, const char *err)
     w->redeemed = elem_int(r, 9);
     w->expired = elem_int(r, 10);
     w->admitted = elem_int(r, 11);
-    const char *seed = elem_str(r, 12);
-    if (!w->have_seed && strlen(seed) == 64 && shuffle_seed_hex_parse(seed, w->seed) == 0) {
-        w->have_seed = 1;
-        snprintf(w->seed_hex, sizeof w->seed_hex, "%s", seed);
-        shuffle_commitment(w->seed, w->commitment);
-    }
+    learn_seed(w, elem_str(r, 12));
     if (w->opened && w->have_seed && w->P > 0 && !w->shuf_ready) {
         if (shuffle_init(&w->shuf, w->seed, (uint64_t)w->P) == 0) w->shuf_ready = 1;
     }
@@ -559,6 +564,7 @@ static void on_join_reply(void *arg, const redisReply *r, const char *err)
         kind = elem_str(r, 0);
         if (!strcmp(kind, "pre")) {
             first = elem_int(r, 1);
+            learn_seed(w, elem_str(r, 2));
         } else if (!strcmp(kind, "open")) {
             k = elem_int(r, 1);
             first = elem_int(r, 2);
@@ -626,6 +632,19 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     w->batch_tail = &w->batch;
 }
 
+/* Parse a session record "sid:expiry_ms" (room.lua) into SID (33 bytes) and *EXP. -1 when
+ * REC is not one (e.g. "left"). */
+static int session_record(const char *rec, char sid[33], int64_t *exp)
+{
+    const char *colon = strchr(rec, ':');
+    size_t sl = colon ? (size_t)(colon - rec) : 0;
+    if (!colon || sl == 0 || sl >= 33) return -1;
+    memcpy(sid, rec, sl);
+    sid[sl] = 0;
+    *exp = strtoll(colon + 1, NULL, 10);
+    return 0;
+}
+
 struct bind_call {
     struct conn *c;
     struct wroom *w;
@@ -652,14 +671,8 @@ static void on_bind_reply(void *arg, const redisReply *r, const char *err)
         } else if (v[0] == 's') {
             char sid[33];
             int64_t exp = 0;
-            const char *colon = strchr(v, ':');
-            size_t sl = colon ? (size_t)(colon - v - 1) : 0;
-            if (colon && sl < sizeof sid) {
-                memcpy(sid, v + 1, sl);
-                sid[sl] = 0;
-                exp = strtoll(colon + 1, NULL, 10);
-            }
-            if (exp > wall_ms()) answer_session(c, w, sid, exp);
+            if (session_record(v + 1, sid, &exp) == 0 && exp > wall_ms())
+                answer_session(c, w, sid, exp);
             else reply_error(c, 410, "session_expired", NULL,
                              "Sesi Anda untuk gelombang ini sudah berakhir.",
                              "Your session for this wave has ended.", NULL, 0);
@@ -667,6 +680,7 @@ static void on_bind_reply(void *arg, const redisReply *r, const char *err)
             answer_join(c, w, strtoll(v, NULL, 10), NULL, 0);
         }
     } else if (!strcmp(kind, "pre")) {
+        learn_seed(w, elem_str(r, 2));
         answer_join_pre(c, w, elem_int(r, 1));
     } else if (!strcmp(kind, "open")) {
         int64_t k = elem_int(r, 1);
@@ -820,18 +834,14 @@ static void on_redeem_reply(void *arg, const redisReply *r, const char *err)
     }
     const char *kind = elem_str(r, 0);
     if (!strcmp(kind, "new") || !strcmp(kind, "same")) {
-        const char *rec = elem_str(r, 1);
-        const char *colon = strchr(rec, ':');
         char sid[33];
-        size_t sl = colon ? (size_t)(colon - rec) : 0;
-        if (!colon || sl >= sizeof sid) {
+        int64_t exp;
+        if (session_record(elem_str(r, 1), sid, &exp) < 0) {
             mroom(w)->expired410++;
             ticket_expired(c); /* "left": the holder gave the place up */
         } else {
-            memcpy(sid, rec, sl);
-            sid[sl] = 0;
             if (!strcmp(kind, "new")) mroom(w)->redeems++;
-            answer_session(c, w, sid, strtoll(colon + 1, NULL, 10));
+            answer_session(c, w, sid, exp);
         }
     } else if (!strcmp(kind, "waiting")) {
         answer_waiting(c, w, rc->place, NULL, 200);

@@ -174,13 +174,13 @@ if op == 'tick' then
 
 elseif op == 'join' then
     -- ARGV[10] n joins; ARGV[11] '1' to try the fast path; ARGV[12..] n session ids.
-    -- Returns {'pre', first number} | {'closed'} | {'open', k admitted at once, first place,
+    -- Returns {'pre', first number, seed} | {'closed'} | {'open', k admitted at once, first place,
     -- P, expiry ms of those sessions}.
     local n = tonumber(ARGV[10])
     local opened, P = open_if_due()
     if not opened then
         if prequeue_from > 0 and now >= prequeue_from then
-            return {'pre', redis.call('INCRBY', K_PRE, n) - n}
+            return {'pre', redis.call('INCRBY', K_PRE, n) - n, redis.call('HGET', K_CTL, 'seed')}
         end
         return {'closed'}
     end
@@ -266,7 +266,7 @@ elseif op == 'bind' then
         if prequeue_from > 0 and now >= prequeue_from then
             local i = redis.call('INCR', K_PRE) - 1
             redis.call('HSET', K_OP, ARGV[10], 'p' .. i)
-            return {'pre', i}
+            return {'pre', i, redis.call('HGET', K_CTL, 'seed')}
         end
         return {'closed'}
     end

@@ -76,4 +76,13 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
  * time to reap a killed process. */
 int redis_embed_stop(struct redis_embed *re, int timeout_ms);
 
+struct conf_redis;
+
+/* The Redis URL a program should use for the [redis] section R: R's own URL, or, for
+ * `url = embedded`, the private server started (or joined) with R's server_bin, dir and
+ * appendfsync, described in RE (stop it with redis_embed_stop). Returns the URL (owned by R or
+ * RE), or NULL with the reason in ERR. */
+const char *redis_embed_for(const struct conf_redis *r, struct redis_embed *re, char *err,
+                            size_t errlen);
+
 #endif

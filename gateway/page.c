@@ -1,0 +1,599 @@
+/* page.c: the waiting page GET /rooms/{room} and its no-JavaScript join POST /rooms/{room}/join.
+ *
+ * The page shows what the applicant's ticket (cookie antre_ticket) means now: not joined yet (a
+ * join button, a plain HTML form), waiting (position, ETA, progress, the room's state), in the
+ * pre-queue (when the room opens, and that places are drawn fairly then), or admitted (a link to
+ * continue). Everything comes from the waiting room's cache (wroom_view_ticket): rendering sends
+ * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
+ * wins over the header).
+ *
+ * Operators customise the page through a template, waiting.html in the templates directory,
+ * compiled when it is loaded (at start and on SIGHUP), never on the request path. The template
+ * language is a small part of Mustache:
+ *   {{name}}              a value, HTML-escaped
+ *   {{#flag}}...{{/flag}} the block only when FLAG is true
+ *   {{^flag}}...{{/flag}} the block only when FLAG is false
+ *   {{! text }}           a comment
+ * Names are checked when the template is loaded, so a typo is reported with its line instead of
+ * rendering as nothing. A template that cannot be loaded at start leaves a plain built-in page
+ * in service; one that cannot be reloaded leaves the previous one. */
+#include "page.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "antre/log.h"
+#include "conn.h"
+#include "gateway.h"
+#include "reply.h"
+#include "router.h"
+#include "wroom.h"
+
+#define TEMPLATE_FILE "waiting.html"
+#define TEMPLATE_MAX (256 * 1024)
+#define SECTION_DEPTH 16
+#define TAG_NAME_MAX 32
+#define PATH_LEN 1024
+#define ERR_LEN (PATH_LEN + 512)
+
+/* ---- the names a template may use ------------------------------------------------------- */
+
+enum var_id {
+    V_ROOM,              /* the room's name */
+    V_LANG,              /* "id" or "en" */
+    V_OTHER_LANG,        /* the language the switch link offers */
+    V_OTHER_LANG_NAME,   /* "English" or "Bahasa Indonesia" */
+    V_LANG_QUERY,        /* "?lang=en" when the language was chosen by the query, else "" */
+    V_STATE,             /* none, waiting, prequeue, admitted, unknown */
+    V_ROOM_STATE,        /* scheduled, prequeue, open, paused, closed ("" for an unknown room) */
+    V_ROOM_STATE_TEXT,   /* the room's state in words, in the page's language */
+    V_POSITION,          /* 1 = next */
+    V_WAITING,           /* people waiting in the room */
+    V_ETA,               /* the wait in words ("sekitar 3 menit") */
+    V_ETA_S,             /* the wait in seconds, "" when unknown */
+    V_POLL_AFTER_S,      /* when to ask again */
+    V_REFRESH_S,         /* the no-JavaScript refresh interval (with flag refresh) */
+    V_PROGRESS_PCT,      /* 0..100 */
+    V_OPENS_AT,          /* "2026-11-28 20:00 UTC" ("" when the room has no opening time) */
+    V_OPENS_AT_ISO,      /* "2026-11-28T20:00:00Z" */
+    V_CONTINUE_URL,      /* where an admitted applicant goes on */
+    V_COUNT
+};
+
+enum flag_id {
+    F_LANG_ID,
+    F_LANG_EN,
+    F_STATE_NONE,
+    F_STATE_WAITING,
+    F_STATE_PREQUEUE,
+    F_STATE_ADMITTED,
+    F_UNKNOWN_ROOM,
+    F_REFRESH,           /* the page should refresh itself without JavaScript */
+    F_STALE,             /* the data may be out of date (Redis unreachable) */
+    F_ROOM_SCHEDULED,
+    F_ROOM_PREQUEUE,
+    F_ROOM_OPEN,
+    F_ROOM_PAUSED,
+    F_ROOM_CLOSED,
+    F_CAN_JOIN,          /* the room takes joins now (pre-queue, open or paused) */
+    F_HAS_ETA,
+    F_HAS_OPENS_AT,
+    F_HAS_SESSION,       /* admitted by a session cookie (already redeemed) */
+    F_COUNT
+};
+
+static const char *const var_names[V_COUNT] = {
+    "room", "lang", "other_lang", "other_lang_name", "lang_query", "state", "room_state",
+    "room_state_text", "position", "waiting", "eta", "eta_s", "poll_after_s", "refresh_s",
+    "progress_pct", "opens_at", "opens_at_iso", "continue_url",
+};
+
+static const char *const flag_names[F_COUNT] = {
+    "lang_id", "lang_en", "state_none", "state_waiting", "state_prequeue", "state_admitted",
+    "unknown_room", "refresh", "stale", "room_scheduled", "room_prequeue", "room_open",
+    "room_paused", "room_closed", "can_join", "has_eta", "has_opens_at", "has_session",
+};
+
+/* ---- compiled templates ----------------------------------------------------------------- */
+
+enum seg_kind { SEG_TEXT, SEG_VAR, SEG_IF, SEG_UNLESS, SEG_END };
+
+struct seg {
+    enum seg_kind kind;
+    int id;          /* var_id or flag_id */
+    size_t off, len; /* SEG_TEXT: the bytes in tmpl.text */
+    int end;         /* SEG_IF / SEG_UNLESS: index of the matching SEG_END */
+};
+
+struct tmpl {
+    char *text;
+    size_t len;
+    struct seg *segs;
+    int nsegs, cap;
+};
+
+static struct tmpl *current;
+static char *templates_dir;
+
+static void tmpl_free(struct tmpl *t)
+{
+    if (!t) return;
+    free(t->text);
+    free(t->segs);
+    free(t);
+}
+
+static struct seg *add_seg(struct tmpl *t, enum seg_kind kind)
+{
+    if (t->nsegs == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->segs = realloc(t->segs, (size_t)t->cap * sizeof *t->segs);
+        if (!t->segs) abort();
+    }
+    struct seg *s = &t->segs[t->nsegs++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    return s;
+}
+
+static int lookup(const char *const *names, int n, const char *name, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) return i;
+    return -1;
+}
+
+static int line_of(const char *text, size_t off)
+{
+    int line = 1;
+    for (size_t i = 0; i < off; i++)
+        if (text[i] == '\n') line++;
+    return line;
+}
+
+/* Compile TEXT (taken: freed with the template, or here on error) into segments. NULL on error,
+ * with "line N: reason" in ERR. */
+static struct tmpl *tmpl_compile(char *text, size_t len, char *err, size_t errlen)
+{
+    struct tmpl *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    t->text = text;
+    t->len = len;
+    int open[SECTION_DEPTH], depth = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        const char *tag = memmem(text + pos, len - pos, "{{", 2);
+        size_t start = tag ? (size_t)(tag - text) : len;
+        if (start > pos) {
+            struct seg *s = add_seg(t, SEG_TEXT);
+            s->off = pos;
+            s->len = start - pos;
+        }
+        if (!tag) break;
+        const char *close = memmem(text + start + 2, len - start - 2, "}}", 2);
+        if (!close) {
+            snprintf(err, errlen, "line %d: {{ is never closed by }}", line_of(text, start));
+            goto fail;
+        }
+        const char *in = text + start + 2, *in_end = close;
+        pos = (size_t)(close - text) + 2;
+        while (in < in_end && *in == ' ') in++;
+        while (in_end > in && in_end[-1] == ' ') in_end--;
+        char sigil = in < in_end ? *in : 0;
+        if (sigil == '!') continue;
+        if (sigil == '#' || sigil == '^' || sigil == '/') in++;
+        else sigil = 0;
+        size_t nlen = (size_t)(in_end - in);
+        for (size_t i = 0; i < nlen; i++) {
+            char ch = in[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+                nlen = 0;
+                break;
+            }
+        }
+        if (nlen == 0 || nlen > TAG_NAME_MAX) {
+            size_t raw = (size_t)(close - text) - start - 2;
+            snprintf(err, errlen, "line %d: malformed tag {{%.*s}}", line_of(text, start),
+                     (int)(raw > 40 ? 40 : raw), text + start + 2);
+            goto fail;
+        }
+        if (sigil == 0) {
+            int id = lookup(var_names, V_COUNT, in, nlen);
+            if (id < 0) {
+                snprintf(err, errlen, "line %d: unknown value {{%.*s}}%s", line_of(text, start),
+                         (int)nlen, in,
+                         lookup(flag_names, F_COUNT, in, nlen) >= 0
+                             ? " (a flag: use it as {{#name}}...{{/name}})" : "");
+                goto fail;
+            }
+            add_seg(t, SEG_VAR)->id = id;
+            continue;
+        }
+        int id = lookup(flag_names, F_COUNT, in, nlen);
+        if (id < 0) {
+            snprintf(err, errlen, "line %d: unknown flag {{%c%.*s}}", line_of(text, start), sigil,
+                     (int)nlen, in);
+            goto fail;
+        }
+        if (sigil == '/') {
+            if (depth == 0 || t->segs[open[depth - 1]].id != id) {
+                snprintf(err, errlen, "line %d: {{/%.*s}} closes %s%s%s", line_of(text, start),
+                         (int)nlen, in, depth ? "{{" : "nothing",
+                         depth ? flag_names[t->segs[open[depth - 1]].id] : "",
+                         depth ? "}}" : "");
+                goto fail;
+            }
+            add_seg(t, SEG_END)->id = id;
+            t->segs[open[--depth]].end = t->nsegs - 1;
+            continue;
+        }
+        if (depth == SECTION_DEPTH) {
+            snprintf(err, errlen, "line %d: sections nested deeper than %d",
+                     line_of(text, start), SECTION_DEPTH);
+            goto fail;
+        }
+        add_seg(t, sigil == '#' ? SEG_IF : SEG_UNLESS)->id = id;
+        open[depth++] = t->nsegs - 1;
+    }
+    if (depth) {
+        snprintf(err, errlen, "{{#%s}} is never closed", flag_names[t->segs[open[depth - 1]].id]);
+        goto fail;
+    }
+    return t;
+fail:
+    tmpl_free(t);
+    return NULL;
+}
+
+/* ---- loading ---------------------------------------------------------------------------- */
+
+/* Used when waiting.html cannot be loaded at start: every state, no script, no styling. */
+static const char builtin_template[] =
+    "<!DOCTYPE html>\n<html lang=\"{{lang}}\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    "{{#refresh}}<meta http-equiv=\"refresh\" content=\"{{refresh_s}}\">{{/refresh}}"
+    "<title>{{#lang_id}}Antrean{{/lang_id}}{{#lang_en}}Queue{{/lang_en}} {{room}}</title>"
+    "</head><body><main>"
+    "<p><a href=\"?lang={{other_lang}}\" lang=\"{{other_lang}}\">{{other_lang_name}}</a></p>"
+    "<h1>{{#lang_id}}Antrean pendaftaran{{/lang_id}}{{#lang_en}}Registration queue{{/lang_en}}"
+    " {{room}}</h1>"
+    "{{#unknown_room}}<p>{{#lang_id}}Antrean ini tidak ada.{{/lang_id}}"
+    "{{#lang_en}}There is no such queue.{{/lang_en}}</p>{{/unknown_room}}"
+    "{{^unknown_room}}<p>{{#lang_id}}Status antrean{{/lang_id}}{{#lang_en}}Queue status"
+    "{{/lang_en}}: {{room_state_text}}</p>{{/unknown_room}}"
+    "{{#stale}}<p>{{#lang_id}}Data mungkin tidak terbaru.{{/lang_id}}"
+    "{{#lang_en}}The data may be out of date.{{/lang_en}}</p>{{/stale}}"
+    "{{#state_none}}{{#can_join}}"
+    "<form method=\"post\" action=\"/rooms/{{room}}/join{{lang_query}}\">"
+    "<button type=\"submit\">{{#lang_id}}Masuk antrean{{/lang_id}}{{#lang_en}}Join the queue"
+    "{{/lang_en}}</button></form>{{/can_join}}{{/state_none}}"
+    "{{#state_waiting}}<p aria-live=\"polite\">{{#lang_id}}Posisi Anda{{/lang_id}}"
+    "{{#lang_en}}Your position{{/lang_en}}: <strong>{{position}}</strong></p>"
+    "<p>{{#lang_id}}Perkiraan waktu tunggu{{/lang_id}}{{#lang_en}}Estimated wait{{/lang_en}}: "
+    "{{eta}}</p><p><progress max=\"100\" value=\"{{progress_pct}}\"></progress> "
+    "{{progress_pct}}%</p>{{/state_waiting}}"
+    "{{#state_prequeue}}<p>{{#lang_id}}Antrean dibuka pada {{opens_at}}; tempat Anda akan "
+    "diundi secara adil saat itu.{{/lang_id}}{{#lang_en}}The queue opens at {{opens_at}}; your "
+    "place will be drawn fairly at opening.{{/lang_en}}</p>{{/state_prequeue}}"
+    "{{#state_admitted}}<p><a href=\"{{continue_url}}\">{{#lang_id}}Lanjutkan pendaftaran"
+    "{{/lang_id}}{{#lang_en}}Continue registration{{/lang_en}}</a></p>{{/state_admitted}}"
+    "</main></body></html>\n";
+
+static const char *dir_or_default(void)
+{
+    return templates_dir && templates_dir[0] ? templates_dir : PAGE_TEMPLATES_DIR;
+}
+
+/* Read and compile DIR/waiting.html. NULL on error (ERR set). */
+static struct tmpl *load_file(char *err, size_t errlen)
+{
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/%s", dir_or_default(), TEMPLATE_FILE);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(TEMPLATE_MAX + 1);
+    if (!text) abort();
+    size_t len = fread(text, 1, TEMPLATE_MAX + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || len > TEMPLATE_MAX) {
+        snprintf(err, errlen, "%s: %s", path, failed ? "read error" : "larger than 256 KiB");
+        free(text);
+        return NULL;
+    }
+    text[len] = 0;
+    char why[256];
+    struct tmpl *t = tmpl_compile(text, len, why, sizeof why);
+    if (!t) snprintf(err, errlen, "%s: %s", path, why);
+    return t;
+}
+
+void page_set_dir(const char *dir)
+{
+    free(templates_dir);
+    templates_dir = dir && dir[0] ? strdup(dir) : NULL;
+}
+
+int page_reload(void)
+{
+    char err[ERR_LEN];
+    struct tmpl *t = load_file(err, sizeof err);
+    if (!t) {
+        log_error("page: template not reloaded, keeping the page in use: %s", err);
+        return -1;
+    }
+    tmpl_free(current);
+    current = t;
+    log_info("page: template loaded path=%s/%s", dir_or_default(), TEMPLATE_FILE);
+    return 0;
+}
+
+void page_free(void)
+{
+    tmpl_free(current);
+    current = NULL;
+    free(templates_dir);
+    templates_dir = NULL;
+}
+
+static void load_initial(void)
+{
+    char err[ERR_LEN];
+    struct tmpl *t = load_file(err, sizeof err);
+    if (!t) {
+        log_warn("page: %s; serving the built-in waiting page", err);
+        char why[256];
+        size_t n = sizeof builtin_template - 1;
+        char *text = malloc(n + 1);
+        if (!text) abort();
+        memcpy(text, builtin_template, n + 1);
+        t = tmpl_compile(text, n, why, sizeof why);
+        if (!t) { /* a bug in this file, caught by the tests */
+            log_error("page: built-in template: %s", why);
+            abort();
+        }
+    } else {
+        log_info("page: template loaded path=%s/%s", dir_or_default(), TEMPLATE_FILE);
+    }
+    tmpl_free(current);
+    current = t;
+}
+
+/* ---- rendering -------------------------------------------------------------------------- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        b->p = realloc(b->p, cap);
+        if (!b->p) abort();
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void buf_add_escaped(struct buf *b, const char *s)
+{
+    for (const char *run = s;; s++) {
+        const char *rep = NULL;
+        switch (*s) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        case 0: break;
+        default: continue;
+        }
+        buf_add(b, run, (size_t)(s - run));
+        if (!rep) return;
+        buf_add(b, rep, strlen(rep));
+        run = s + 1;
+    }
+}
+
+static void render(const struct tmpl *t, const char *const *vars, const int *flags,
+                   struct buf *out)
+{
+    for (int i = 0; i < t->nsegs; i++) {
+        const struct seg *s = &t->segs[i];
+        switch (s->kind) {
+        case SEG_TEXT: buf_add(out, t->text + s->off, s->len); break;
+        case SEG_VAR: buf_add_escaped(out, vars[s->id]); break;
+        case SEG_IF: if (!flags[s->id]) i = s->end; break;
+        case SEG_UNLESS: if (flags[s->id]) i = s->end; break;
+        case SEG_END: break;
+        }
+    }
+}
+
+/* ---- the page --------------------------------------------------------------------------- */
+
+/* The wait in words. Kept in step with etaText() in waiting.html's script. */
+static void eta_words(char *out, size_t n, int eta_s, int en)
+{
+    if (eta_s < 0) {
+        snprintf(out, n, "%s", en ? "cannot be estimated yet" : "belum dapat diperkirakan");
+    } else if (eta_s < 60) {
+        snprintf(out, n, "%s", en ? "less than a minute" : "kurang dari 1 menit");
+    } else if (eta_s < 3600) {
+        int m = (eta_s + 59) / 60;
+        if (en) snprintf(out, n, "about %d minute%s", m, m == 1 ? "" : "s");
+        else snprintf(out, n, "sekitar %d menit", m);
+    } else {
+        int h = eta_s / 3600, m = (eta_s % 3600 + 59) / 60;
+        if (m == 60) h++, m = 0;
+        if (en) snprintf(out, n, "about %d h %d min", h, m);
+        else snprintf(out, n, "sekitar %d jam %d menit", h, m);
+    }
+}
+
+/* The room's state in words. Kept in step with waiting.html's script. */
+static const char *room_state_words(const char *st, int en)
+{
+    static const struct {
+        const char *state, *id, *en;
+    } words[] = {
+        {"scheduled", "Belum dibuka", "Not open yet"},
+        {"prequeue", "Pra-antrean: urutan diundi saat dibuka", "Pre-queue: order drawn at opening"},
+        {"open", "Dibuka", "Open"},
+        {"paused", "Dijeda sementara", "Paused for now"},
+        {"closed", "Ditutup", "Closed"},
+    };
+    for (size_t i = 0; st && i < sizeof words / sizeof words[0]; i++)
+        if (!strcmp(st, words[i].state)) return en ? words[i].en : words[i].id;
+    return "";
+}
+
+/* The lang= parameter of the query: 1 en, 0 id, -1 absent or another value. */
+static int query_lang(const struct request *r)
+{
+    size_t qlen;
+    const char *q = request_query(r, &qlen);
+    for (const char *p = q, *end = q + qlen; p && p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        size_t n = (size_t)(stop - p);
+        if (n == 7 && !memcmp(p, "lang=en", 7)) return 1;
+        if (n == 7 && !memcmp(p, "lang=id", 7)) return 0;
+        p = amp ? amp + 1 : end;
+    }
+    return -1;
+}
+
+static void page_route(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)p;
+    size_t rlen, tlen;
+    const char *rn = conn_param(c, "room", &rlen);
+    char room[64];
+    snprintf(room, sizeof room, "%.*s", (int)(rlen < sizeof room ? rlen : sizeof room - 1), rn);
+
+    struct wroom_view v;
+    int by_session = 0;
+    const char *tok = wroom_token(r, "antre_ticket", &tlen);
+    wroom_view_ticket(c->gw, rn, rlen, tok, tok ? tlen : 0, &v);
+    if (!strcmp(v.state, "invalid")) {
+        /* Admitted and redeemed: the ticket cookie is gone and a session cookie is there. */
+        tok = wroom_token(r, "antre_session", &tlen);
+        if (tok) {
+            struct wroom_view sv;
+            wroom_view_ticket(c->gw, rn, rlen, tok, tlen, &sv);
+            if (!strcmp(sv.state, "admitted")) v = sv, by_session = 1;
+        }
+    }
+
+    int ql = query_lang(r);
+    int en = ql >= 0 ? ql : c->lang_en;
+    const char *state = v.state;
+    int unknown = !strcmp(state, "unknown_room");
+    if (unknown) state = "unknown";
+    else if (!strcmp(state, "invalid")) state = "none";
+    const char *rs = v.room_state ? v.room_state : "";
+
+    int flags[F_COUNT] = {0};
+    flags[F_LANG_ID] = !en;
+    flags[F_LANG_EN] = en;
+    flags[F_STATE_NONE] = !strcmp(state, "none");
+    flags[F_STATE_WAITING] = !strcmp(state, "waiting");
+    flags[F_STATE_PREQUEUE] = !strcmp(state, "prequeue");
+    flags[F_STATE_ADMITTED] = !strcmp(state, "admitted");
+    flags[F_UNKNOWN_ROOM] = unknown;
+    flags[F_STALE] = v.stale && !unknown;
+    flags[F_ROOM_SCHEDULED] = !strcmp(rs, "scheduled");
+    flags[F_ROOM_PREQUEUE] = !strcmp(rs, "prequeue");
+    flags[F_ROOM_OPEN] = !strcmp(rs, "open");
+    flags[F_ROOM_PAUSED] = !strcmp(rs, "paused");
+    flags[F_ROOM_CLOSED] = !strcmp(rs, "closed");
+    flags[F_CAN_JOIN] = flags[F_ROOM_PREQUEUE] || flags[F_ROOM_OPEN] || flags[F_ROOM_PAUSED];
+    flags[F_HAS_ETA] = flags[F_STATE_WAITING] && v.eta_s >= 0;
+    flags[F_HAS_OPENS_AT] = v.opens_at_ms > 0;
+    flags[F_HAS_SESSION] = by_session;
+
+    /* Without JavaScript the page asks again by itself: at poll_after_s while a ticket waits,
+     * every 30 s while the room has not opened yet (to offer the join button when it does).
+     * The template puts the meta refresh inside <noscript>, and no Refresh header is sent: a
+     * page whose script polls the API must not also be reloaded. */
+    int refresh = 0;
+    if (flags[F_STATE_WAITING] || flags[F_STATE_PREQUEUE]) refresh = v.poll_after_s;
+    else if (flags[F_STATE_NONE] && flags[F_ROOM_SCHEDULED]) refresh = 30;
+    if (refresh > 60) refresh = 60;
+    flags[F_REFRESH] = refresh > 0;
+
+    char position[24], waiting[24], eta[64], eta_s[16], poll[16], refresh_s[16], pct[8];
+    char opens[40] = "", opens_iso[32] = "";
+    snprintf(position, sizeof position, "%lld", (long long)v.position);
+    snprintf(waiting, sizeof waiting, "%lld", (long long)v.waiting);
+    eta_words(eta, sizeof eta, flags[F_STATE_WAITING] ? v.eta_s : -1, en);
+    if (v.eta_s >= 0) snprintf(eta_s, sizeof eta_s, "%d", v.eta_s);
+    else eta_s[0] = 0;
+    snprintf(poll, sizeof poll, "%d", v.poll_after_s);
+    snprintf(refresh_s, sizeof refresh_s, "%d", refresh);
+    double prog = v.progress < 0 ? 0 : v.progress > 1 ? 1 : v.progress;
+    snprintf(pct, sizeof pct, "%d", (int)(prog * 100));
+    if (v.opens_at_ms > 0) {
+        time_t s = (time_t)(v.opens_at_ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        strftime(opens, sizeof opens, "%Y-%m-%d %H:%M UTC", &tm);
+        strftime(opens_iso, sizeof opens_iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+
+    const char *vars[V_COUNT];
+    vars[V_ROOM] = room;
+    vars[V_LANG] = en ? "en" : "id";
+    vars[V_OTHER_LANG] = en ? "id" : "en";
+    vars[V_OTHER_LANG_NAME] = en ? "Bahasa Indonesia" : "English";
+    vars[V_LANG_QUERY] = ql < 0 ? "" : en ? "?lang=en" : "?lang=id";
+    vars[V_STATE] = state;
+    vars[V_ROOM_STATE] = rs;
+    vars[V_ROOM_STATE_TEXT] = room_state_words(rs, en);
+    vars[V_POSITION] = position;
+    vars[V_WAITING] = waiting;
+    vars[V_ETA] = eta;
+    vars[V_ETA_S] = eta_s;
+    vars[V_POLL_AFTER_S] = poll;
+    vars[V_REFRESH_S] = refresh_s;
+    vars[V_PROGRESS_PCT] = pct;
+    vars[V_OPENS_AT] = opens;
+    vars[V_OPENS_AT_ISO] = opens_iso;
+    vars[V_CONTINUE_URL] = "/";
+
+    struct buf out = {0};
+    render(current, vars, flags, &out);
+    /* The page is personal (it reflects the ticket cookie): never cached, never framed. */
+    reply_header(c, "Cache-Control", "no-store");
+    reply_header(c, "Content-Language", en ? "en" : "id");
+    reply_header(c, "Vary", "Accept-Language, Cookie");
+    reply_header(c, "X-Content-Type-Options", "nosniff");
+    reply_header(c, "Referrer-Policy", "same-origin");
+    reply_header(c, "Content-Security-Policy",
+                 "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'");
+    reply_raw(c, unknown ? 404 : 200, "text/html; charset=utf-8", out.p ? out.p : "", out.len);
+    free(out.p);
+}
+
+void page_register(struct router *rt)
+{
+    if (!current) load_initial();
+    router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}", .fn = page_route,
+                                   .name = "room_page"});
+    router_add(rt, &(struct route){.method = "POST", .pattern = "/rooms/{room}/join",
+                                   .fn = wroom_join_form, .name = "room_join_form",
+                                   .max_body = 1024});
+}
