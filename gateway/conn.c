@@ -132,6 +132,20 @@ const char *conn_body(struct conn *c, size_t *len)
     return (const char *)evbuffer_pullup(c->body, -1);
 }
 
+void conn_set_abort(struct conn *c, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+    c->abort_fn = fn;
+    c->abort_arg = arg;
+}
+
+/* The request ends unanswered or refused mid-way: let a streaming sink clean up. */
+static void run_abort(struct conn *c)
+{
+    void (*fn)(struct conn *, void *) = c->abort_fn;
+    c->abort_fn = NULL;
+    if (fn) fn(c, c->abort_arg);
+}
+
 const char *conn_param(const struct conn *c, const char *name, size_t *len)
 {
     size_t nl = strlen(name);
@@ -242,6 +256,16 @@ static void on_head(struct conn *c)
     r->body_max = (uint64_t)max;
     r->body_fn = body_sink;
     r->body_arg = c;
+    if (c->route->head) {
+        /* The route may refuse from the head alone, or stream the body itself. */
+        unsigned was = c->close_after;
+        if (has_body) c->close_after = 1;
+        if (c->route->head(c, r, &c->params) < 0) {
+            if (c->state != CONN_CLOSING && has_body) bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        c->close_after = was;
+    }
     if (has_body) {
         if (r->expect_continue) {
             evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -256,6 +280,7 @@ static void on_head(struct conn *c)
 static void on_error(struct conn *c)
 {
     struct request *r = &c->req;
+    run_abort(c);
     if (!c->reqid[0] || c->state == CONN_HEAD) set_request_id(c);
     metrics_refusal(c->gw->metrics, refusal_of(r->code));
     log_debug("conn: request refused status=%d code=%s reason=%s", r->status, r->code, r->reason);
@@ -272,6 +297,7 @@ static void on_complete(struct conn *c)
 void conn_answered(struct conn *c)
 {
     struct gw *gw = c->gw;
+    c->abort_fn = NULL;
     flush_now(c);
     uint64_t usec = c->t_head_ns ? (gw_now_ns() - c->t_head_ns) / 1000 : 0;
     metrics_request(gw->metrics, c->route ? c->route->id : 0, c->status, usec);
@@ -422,6 +448,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         if (c->state == CONN_CLOSING) arm(c, c->gw->tv_write);
         break;
     case CONN_BODY:
+        run_abort(c);
         metrics_refusal(c->gw->metrics, REFUSE_BODY_TIMEOUT);
         refuse_and_close(c, 408, "request_timeout", 0);
         if (c->state == CONN_CLOSING) arm(c, c->gw->tv_write);
@@ -472,6 +499,7 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
 static void conn_free(struct conn *c)
 {
     struct gw *gw = c->gw;
+    run_abort(c);
     if (c->prev) c->prev->next = c->next;
     else gw->conns = c->next;
     if (c->next) c->next->prev = c->prev;

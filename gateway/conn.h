@@ -46,6 +46,8 @@ struct conn {
     uint64_t t_head_ns;              /* when the head completed (latency) */
     char reqid[65];
     char *extra;                     /* extra response headers for the next reply (malloc'd) */
+    void (*abort_fn)(struct conn *c, void *arg); /* see conn_set_abort */
+    void *abort_arg;
     uint16_t extra_len, extra_cap;
     int status;                      /* status of the answer being sent */
     struct {                         /* set by the session gate (wroom_gate) */
@@ -70,6 +72,11 @@ void conn_answered(struct conn *c);
 
 /* The buffered request body, made contiguous; *LEN its size (0 and "" when none). */
 const char *conn_body(struct conn *c, size_t *len);
+
+/* Register FN(C, ARG) to run if C's current request ends without an answer (the client went
+ * away or a limit cut the body): a streaming sink removes its partial file there. Cleared when
+ * the request is answered. */
+void conn_set_abort(struct conn *c, void (*fn)(struct conn *c, void *arg), void *arg);
 
 /* The value of route parameter NAME, *LEN its length, or NULL. */
 const char *conn_param(const struct conn *c, const char *name, size_t *len);

@@ -27,6 +27,12 @@ struct route_params {
 /* A handler must answer exactly once with a reply_* function, now or later (after Redis). */
 typedef void route_fn(struct conn *c, struct request *r, const struct route_params *params);
 
+/* Optional: called when the head is complete, after the limits and the session gate and before
+ * any body byte is read. It may refuse by answering (reply_*) and returning -1 (the body stays
+ * unread and the connection closes), or take the body itself by setting r->body_fn/body_arg
+ * (a streaming sink; see conn_set_abort for clean-up if the client goes away) and return 0. */
+typedef int route_head_fn(struct conn *c, struct request *r, const struct route_params *params);
+
 enum route_flags {
     ROUTE_NO_RATE_LIMIT = 1, /* health probes are not counted against the client's rate */
     ROUTE_NEEDS_SESSION = 2, /* the waiting room's gate: a valid session, checked before the body */
@@ -36,6 +42,7 @@ struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern;
     route_fn *fn;
+    route_head_fn *head; /* optional, see route_head_fn */
     const char *name;    /* metrics label */
     int64_t max_body;    /* body bytes accepted; 0 = [gateway] max_body_bytes */
     unsigned flags;
