@@ -572,7 +572,11 @@ static void page_route(struct conn *c, struct request *r, const struct route_par
     vars[V_PROGRESS_PCT] = pct;
     vars[V_OPENS_AT] = opens;
     vars[V_OPENS_AT_ISO] = opens_iso;
-    vars[V_CONTINUE_URL] = "/";
+    /* Holding a session: on to registration. Only an admitted ticket: redeem it first (the
+     * no-JavaScript path; the script redeems through the status API itself). */
+    char cont[96];
+    snprintf(cont, sizeof cont, "/rooms/%s/continue", room);
+    vars[V_CONTINUE_URL] = v.has_session || by_session ? "/" : cont;
 
     struct buf out = {0};
     render(current, vars, flags, &out);

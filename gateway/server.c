@@ -28,6 +28,7 @@
 #include "reply.h"
 #include "router.h"
 #include "routes.h"
+#include "page.h"
 #include "wroom.h"
 
 #define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
@@ -122,6 +123,7 @@ static void reload(struct gw *gw)
     apply_accesslog(gw, old_log);
     admin_load_token(gw);
     wroom_reload(gw);
+    if (page_reload() < 0) gw->metrics->reloads_failed++;
     gw->metrics->reloads_ok++;
     log_info("server: configuration reloaded path=%s", gw->conf.path);
 }
@@ -315,6 +317,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     router_set_id_base(gw->admin_router, 48);
     health_register(gw->router);
     wroom_register(gw->router);
+    page_register(gw->router);
     admin_register(gw->admin_router);
 
     char err[256];
@@ -358,8 +361,10 @@ out:
     }
     if (gw->listener) evconnlistener_free(gw->listener);
     if (gw->admin_listener) evconnlistener_free(gw->admin_listener);
-    wroom_free(gw);
+    /* Redis first: its pending callbacks (ticks, joins) still use the rooms. */
     if (gw->redis) rconn_free(gw->redis);
+    wroom_free(gw);
+    page_free();
     if (gw->ratelimit) ratelimit_free(gw->ratelimit);
     if (gw->accesslog) accesslog_free(gw->accesslog);
     if (gw->backoff_timer) event_free(gw->backoff_timer);

@@ -273,6 +273,11 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
     v->waiting = w->tail > w->head ? w->tail - w->head : 0;
     v->eta_s = -1;
     struct ticket t;
+    if (tok && parse_token(gw, tok, len, &t) == 0 && t.kind == TK_SESSION &&
+        strcmp(t.room, w->conf.name) == 0 && t.t > wall_ms()) {
+        v->state = "admitted", v->has_session = 1, v->poll_after_s = 1, v->progress = 1;
+        return;
+    }
     if (!tok || parse_token(gw, tok, len, &t) < 0 || t.kind == TK_SESSION ||
         strcmp(t.room, w->conf.name) != 0) {
         v->state = "invalid";
@@ -312,7 +317,7 @@ static void answer_waiting(struct conn *c, struct wroom *w, uint64_t place, cons
     snprintf(ra, sizeof ra, "%d", v.poll_after_s);
     reply_header(c, "Retry-After", ra);
     if (ticket) set_cookie(c, "antre_ticket", ticket, 7 * 86400);
-    if (ticket && form_redirect(c, w)) return;
+    if (form_redirect(c, w)) return;
     reply_json(c, status, waiting_json(w, &v, ticket));
 }
 
@@ -324,7 +329,7 @@ static void answer_prequeue(struct conn *c, struct wroom *w, const char *ticket,
     snprintf(ra, sizeof ra, "%d", pa);
     reply_header(c, "Retry-After", ra);
     if (ticket) set_cookie(c, "antre_ticket", ticket, 7 * 86400);
-    if (ticket && form_redirect(c, w)) return;
+    if (form_redirect(c, w)) return;
     json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "state", "prequeue", "room", w->conf.name,
                           "opens_at", w->conf.opens_at_text, "poll_after_s", pa,
                           "seed_commitment", w->commitment);
@@ -800,10 +805,51 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
     if (w->nbatch++ == 0) event_active(w->flush, EV_TIMEOUT, 0);
 }
 
+/* 1 when ORIGIN (an Origin header value) names the host the request was sent to. */
+static int same_origin(struct request *r)
+{
+    size_t ol, hl;
+    const char *o = request_header(r, "origin", &ol);
+    if (!o) return 1; /* not a cross-site browser post (browsers send Origin on POST) */
+    const char *h = request_header(r, "host", &hl);
+    const char *sep = o ? memchr(o, ':', ol) : NULL;
+    if (!h || !sep || sep + 3 > o + ol || memcmp(sep, "://", 3) != 0) return 0;
+    const char *oh = sep + 3;
+    return (size_t)(o + ol - oh) == hl && memcmp(oh, h, hl) == 0;
+}
+
 void wroom_join_form(struct conn *c, struct request *r, const struct route_params *p)
 {
     c->form = 1;
+    if (!same_origin(r)) {
+        reply_error(c, 403, "cross_site", NULL, "Permintaan dari situs lain ditolak.",
+                    "Requests from other sites are refused.", NULL, 0);
+        return;
+    }
+    /* Already holding a place or a session here (a resubmitted form, the back button): keep
+     * it rather than join again at the end of the queue. */
+    size_t rlen, tlen;
+    const char *rn = conn_param(c, "room", &rlen);
+    struct wroom_view v;
+    const char *tok = wroom_token(r, "antre_ticket", &tlen);
+    wroom_view_ticket(c->gw, rn, rlen, tok, tok ? tlen : 0, &v);
+    if (!strcmp(v.state, "invalid")) {
+        tok = wroom_token(r, "antre_session", &tlen);
+        if (tok) wroom_view_ticket(c->gw, rn, rlen, tok, tlen, &v);
+    }
+    struct wroom *w = find_room(c->gw, rn, rlen);
+    if (w && strcmp(v.state, "invalid") != 0 && form_redirect(c, w)) return;
     join_route(c, r, p);
+}
+
+static void status_route(struct conn *c, struct request *r, const struct route_params *p);
+
+/* The no-JavaScript "continue": redeem the ticket cookie (as a status poll would) and go back
+ * to the page with the session cookie set. */
+static void continue_route(struct conn *c, struct request *r, const struct route_params *p)
+{
+    c->form = 1;
+    status_route(c, r, p);
 }
 
 /* ---- status, leave, facts ---------------------------------------------------------------- */
@@ -816,6 +862,16 @@ struct redeem_call {
 
 static void ticket_expired(struct conn *c)
 {
+    if (c->form) { /* back to the page, which offers to join again */
+        set_cookie(c, "antre_ticket", "", 0);
+        char loc[64];
+        size_t rl;
+        const char *rn = conn_param(c, "room", &rl);
+        snprintf(loc, sizeof loc, "/rooms/%.*s", (int)(rl < 32 ? rl : 32), rn);
+        reply_header(c, "Location", loc);
+        reply_raw(c, 303, NULL, "", 0);
+        return;
+    }
     reply_error(c, 410, "ticket_expired", NULL,
                 "Giliran Anda sudah lewat dan tidak dipakai dalam batas waktu; silakan antre lagi.",
                 "Your turn came and was not used in time; please join the queue again.", NULL, 0);
@@ -854,6 +910,10 @@ static void on_redeem_reply(void *arg, const redisReply *r, const char *err)
 
 static void invalid_ticket(struct conn *c)
 {
+    if (c->form) {
+        ticket_expired(c); /* the same way back to the page */
+        return;
+    }
     reply_error(c, 401, "invalid_ticket", NULL, "Tiket tidak valid untuk antrean ini.",
                 "The ticket is not valid for this queue.", NULL, 0);
 }
@@ -1054,6 +1114,8 @@ void wroom_register(struct router *rt)
                                    .fn = leave_route, .name = "room_leave", .max_body = 4096});
     router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}",
                                    .fn = facts_route, .name = "room_facts"});
+    router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}/continue",
+                                   .fn = continue_route, .name = "page_continue"});
     router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}/session",
                                    .fn = session_route, .name = "room_session",
                                    .flags = ROUTE_NEEDS_SESSION});

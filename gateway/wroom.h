@@ -40,7 +40,8 @@ struct wroom_view {
     int poll_after_s;
     int stale;               /* answered from a cache older than 1 s (Redis unreachable) */
     int64_t opens_at_ms;
-    double progress;         /* 0..1: how far the applicant has come since joining */
+    double progress;         /* 0..1: places admitted so far / the applicant's place + 1 */
+    int has_session;         /* admitted and holding a session (not only an admitted ticket) */
 };
 
 /* Fill V for TICKET (LEN bytes, may be NULL) in room ROOM (RLEN bytes). */
