@@ -30,3 +30,31 @@ int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char f
     field[20] = 0;
     return snprintf(buf, KEYS_MAX, "antre:{%s}:app:%02x%02x", room, h[0], h[1]);
 }
+
+int keys_stream(char *buf, enum keys_intake q)
+{
+    static const char *const names[KEYS_INTAKE__COUNT] = {
+        [KEYS_STREAM_REGISTER] = "register", [KEYS_STREAM_UPLOAD] = "upload",
+        [KEYS_STREAM_VERIFY] = "verify"};
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:q:%s", names[q]);
+}
+
+int keys_registration(char *buf, const char *id)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:reg:%s", id);
+}
+
+int keys_nik(char *buf, const char *nik_hmac_hex)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:nik:%s", nik_hmac_hex);
+}
+
+int keys_idempotency(char *buf, const char *owner, const char *key_hash_hex)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:idem:%s:%s", owner, key_hash_hex);
+}
+
+int keys_upload(char *buf, const char *id)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:upl:%s", id);
+}

@@ -336,6 +336,7 @@ void conn_answered(struct conn *c)
     c->params.n = 0;
     c->reqid[0] = 0;
     c->form = 0;
+    c->applicant[0] = 0;
     set_idle(c);
     if (!c->in_input) process_input(c);
 }

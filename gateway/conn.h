@@ -53,8 +53,11 @@ struct conn {
     struct {                         /* set by the session gate (wroom_gate) */
         char room[33];
         char sid[33];
+        char owner[33];              /* who owns what this session creates: the applicant's
+                                        hash when the join named one, else the session id */
         int64_t expires_ms;
     } session;
+    char applicant[17];              /* the applicant hash to put in tokens issued now */
 };
 
 /* Take over FD (non-blocking, accepted from a listener) as a new connection. ADMIN selects the

@@ -4,9 +4,12 @@
  * pre-queue draw (seed, commitment, permutation).
  *
  * Token payloads (signed by common/token.c, readable by anyone holding them):
- *   ticket     "T|<room>|<place>|<issued unix s>"
- *   pre-queue  "P|<room>|<number>|<issued unix s>"
- *   session    "S|<room>|<session id>|<expiry unix ms>" */
+ *   ticket     "T|<room>|<place>|<issued unix s>[|<applicant>]"
+ *   pre-queue  "P|<room>|<number>|<issued unix s>[|<applicant>]"
+ *   session    "S|<room>|<session id>|<expiry unix ms>[|<applicant>]"
+ * where <applicant> (16 hex) is a prefix of the applicant identifier's HMAC, present when the
+ * join named one: what a session creates (a registration) then belongs to the applicant and
+ * survives a new session; otherwise it belongs to the session. */
 #include "wroom.h"
 
 #include <errno.h>
@@ -129,6 +132,7 @@ struct ticket {
     uint64_t num;            /* place, pre-queue number */
     char sid[33];            /* session id */
     int64_t t;               /* issued (s) or expiry (ms) */
+    char owner[17];          /* applicant hash prefix, or "" */
 };
 
 static int sign(struct gw *gw, const char *payload, char *out, size_t outlen)
@@ -136,21 +140,22 @@ static int sign(struct gw *gw, const char *payload, char *out, size_t outlen)
     return token_sign(gw->keys, payload, strlen(payload), out, outlen);
 }
 
-static int sign_ticket(struct gw *gw, char kind, const char *room, uint64_t num, char *out,
+static int sign_ticket(struct conn *c, char kind, const char *room, uint64_t num, char *out,
                        size_t outlen)
 {
-    char p[96];
-    snprintf(p, sizeof p, "%c|%s|%llu|%lld", kind, room, (unsigned long long)num,
-             (long long)(wall_ms() / 1000));
-    return sign(gw, p, out, outlen);
+    char p[128];
+    snprintf(p, sizeof p, "%c|%s|%llu|%lld%s%s", kind, room, (unsigned long long)num,
+             (long long)(wall_ms() / 1000), c->applicant[0] ? "|" : "", c->applicant);
+    return sign(c->gw, p, out, outlen);
 }
 
-static int sign_session(struct gw *gw, const char *room, const char *sid, int64_t exp_ms,
+static int sign_session(struct conn *c, const char *room, const char *sid, int64_t exp_ms,
                         char *out, size_t outlen)
 {
-    char p[128];
-    snprintf(p, sizeof p, "S|%s|%s|%lld", room, sid, (long long)exp_ms);
-    return sign(gw, p, out, outlen);
+    char p[160];
+    snprintf(p, sizeof p, "S|%s|%s|%lld%s%s", room, sid, (long long)exp_ms,
+             c->applicant[0] ? "|" : "", c->applicant);
+    return sign(c->gw, p, out, outlen);
 }
 
 /* Verify TOK and parse its payload into T. 0 ok, -1 invalid. */
@@ -162,7 +167,10 @@ static int parse_token(struct gw *gw, const char *tok, size_t len, struct ticket
     p[plen] = 0;
     char *save, *kind = strtok_r(p, "|", &save), *room = strtok_r(NULL, "|", &save);
     char *a = strtok_r(NULL, "|", &save), *b = strtok_r(NULL, "|", &save);
+    char *o = strtok_r(NULL, "|", &save);
     if (!kind || !room || !a || !b || kind[1] || strlen(room) >= sizeof t->room) return -1;
+    if (o && strlen(o) >= sizeof t->owner) return -1;
+    snprintf(t->owner, sizeof t->owner, "%s", o ? o : "");
     t->kind = kind[0];
     snprintf(t->room, sizeof t->room, "%s", room);
     t->t = strtoll(b, NULL, 10);
@@ -340,7 +348,7 @@ static void answer_prequeue(struct conn *c, struct wroom *w, const char *ticket,
 static void answer_session(struct conn *c, struct wroom *w, const char *sid, int64_t exp_ms)
 {
     char tok[TOKEN_BUF_SIZE];
-    if (sign_session(c->gw, w->conf.name, sid, exp_ms, tok, sizeof tok) < 0) {
+    if (sign_session(c, w->conf.name, sid, exp_ms, tok, sizeof tok) < 0) {
         reply_error_code(c, 500, "internal_error", 0);
         return;
     }
@@ -506,7 +514,7 @@ static void answer_join(struct conn *c, struct wroom *w, int64_t place, const ch
         return;
     }
     char tok[TOKEN_BUF_SIZE];
-    if (sign_ticket(c->gw, TK_PLACE, w->conf.name, (uint64_t)place, tok, sizeof tok) < 0) {
+    if (sign_ticket(c, TK_PLACE, w->conf.name, (uint64_t)place, tok, sizeof tok) < 0) {
         reply_error_code(c, 500, "internal_error", 0);
         return;
     }
@@ -519,7 +527,7 @@ static void answer_join_pre(struct conn *c, struct wroom *w, int64_t number)
 {
     mroom(w)->joins++;
     char tok[TOKEN_BUF_SIZE];
-    if (sign_ticket(c->gw, TK_PRE, w->conf.name, (uint64_t)number, tok, sizeof tok) < 0) {
+    if (sign_ticket(c, TK_PRE, w->conf.name, (uint64_t)number, tok, sizeof tok) < 0) {
         reply_error_code(c, 500, "internal_error", 0);
         return;
     }
@@ -703,6 +711,7 @@ static int bind_applicant(struct conn *c, struct wroom *w, const char *id, size_
     /* Hash room and identifier together: one identifier has unrelated hashes in two rooms. */
     int ml = snprintf(msg, sizeof msg, "%s\n%.*s", w->conf.name, (int)len, id);
     if (token_hmac(c->gw->keys, msg, (size_t)ml, h) < 0) return -1;
+    for (int i = 0; i < 8; i++) snprintf(c->applicant + 2 * i, 3, "%02x", h[16 + i]);
     char key[KEYS_MAX], field[21];
     keys_room_applicant(key, w->conf.name, h, field);
     struct bind_call *b = calloc(1, sizeof *b);
@@ -938,6 +947,7 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
         return;
     }
     if (is_stale(w)) mroom(w)->stale++;
+    snprintf(c->applicant, sizeof c->applicant, "%s", t.owner);
     int64_t place = t.kind == TK_PLACE ? (int64_t)t.num : pre_place(w, t.num);
     if (place < 0) {
         if (w->opened && t.num >= (uint64_t)w->P) { /* a number the draw never saw */
@@ -1087,6 +1097,7 @@ int wroom_gate(struct conn *c, struct request *r)
     }
     snprintf(c->session.room, sizeof c->session.room, "%s", t.room);
     snprintf(c->session.sid, sizeof c->session.sid, "%s", t.sid);
+    snprintf(c->session.owner, sizeof c->session.owner, "%s", t.owner[0] ? t.owner : t.sid);
     c->session.expires_ms = t.t;
     return 0;
 }

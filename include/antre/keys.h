@@ -32,4 +32,28 @@ int keys_room_redeem(char *buf, const char *room, uint64_t place);
  * bytes). Buckets keep ~15 entries per million places in Redis' compact listpack encoding. */
 int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char field[21]);
 
+/* Intake keys (registrations, uploads, the work streams) share the hash tag {intake} so that
+ * one script can create a record, its dedupe key and its stream entry atomically. */
+enum keys_intake {
+    KEYS_STREAM_REGISTER, /* stream: registrations to forward downstream */
+    KEYS_STREAM_UPLOAD,   /* stream: uploaded documents to check and store */
+    KEYS_STREAM_VERIFY,   /* stream: one-time codes to send */
+    KEYS_INTAKE__COUNT
+};
+
+/* The stream key of queue Q. */
+int keys_stream(char *buf, enum keys_intake q);
+
+/* A registration's record (hash). */
+int keys_registration(char *buf, const char *id);
+
+/* The dedupe key of a NIK, from its HMAC in hex (64 digits): value = registration id. */
+int keys_nik(char *buf, const char *nik_hmac_hex);
+
+/* An Idempotency-Key record, scoped to OWNER. KEY is hashed by the caller (hex). */
+int keys_idempotency(char *buf, const char *owner, const char *key_hash_hex);
+
+/* An upload's record (hash). */
+int keys_upload(char *buf, const char *id);
+
 #endif
