@@ -44,6 +44,7 @@ static const char *const refusal_names[REFUSE__COUNT] = {
     [REFUSE_REDIS_DOWN] = "redis_down",
     [REFUSE_DRAINING] = "draining",
     [REFUSE_ACCEPT_BACKOFF] = "accept_backoff",
+    [REFUSE_UPLOAD_BUDGET] = "upload_budget",
 };
 
 int metrics_init(int nslots)

@@ -25,6 +25,7 @@ enum metrics_refusal {
     REFUSE_REDIS_DOWN,
     REFUSE_DRAINING,
     REFUSE_ACCEPT_BACKOFF,
+    REFUSE_UPLOAD_BUDGET,
     REFUSE__COUNT
 };
 

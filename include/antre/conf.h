@@ -56,6 +56,18 @@ struct conf_redis {
     char dir[CONF_STR];
 };
 
+struct conf_upload {
+    int64_t max_bytes;          /* largest document accepted (413 above) */
+    int max_concurrent;         /* uploads in progress per gateway process (503 above) */
+    int64_t spool_max_bytes;    /* bytes spooled and not yet taken by a worker, per process */
+    char spool_dir[CONF_STR];
+    char store_dir[CONF_STR];
+    int64_t store_max_bytes;    /* documents larger than this are shrunk by the worker */
+    int min_width, min_height;
+    int64_t max_pixels;
+    int tus_expiry_s;           /* unfinished resumable uploads are removed after this */
+};
+
 struct conf_worker {
     int processes;
     struct conf_addr admin_listen;
@@ -88,6 +100,7 @@ struct conf {
     struct conf_gateway gateway;
     struct conf_redis redis;
     struct conf_worker worker;
+    struct conf_upload upload;
     struct conf_room rooms[CONF_MAX_ROOMS];
     int nrooms;
 };

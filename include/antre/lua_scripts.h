@@ -4,5 +4,6 @@
 #define ANTRE_LUA_SCRIPTS_H
 
 extern const char lua_room[];
+extern const char lua_intake[];
 
 #endif

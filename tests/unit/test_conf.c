@@ -1033,7 +1033,9 @@ Test(conf, reload_merge_follows_the_table)
             snprintf(value, sizeof value, "2030-01-01T00:00:00+07:00");
         else if (def[0] >= '0' && def[0] <= '9') {
             long long v = atoll(def);
-            snprintf(value, sizeof value, "%lld", v > 100 ? v - 1 : v + 1);
+            size_t dl = strlen(def);
+            const char *unit = (def[dl - 1] >= 'A' && def[dl - 1] <= 'z') ? def + dl - 1 : "";
+            snprintf(value, sizeof value, "%lld%s", v > 100 || unit[0] ? v - 1 : v + 1, unit);
         } else snprintf(value, sizeof value, "%s-other", def);
 
         char text[600], err[2048], note[512];

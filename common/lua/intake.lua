@@ -1,0 +1,76 @@
+-- intake.lua: the atomic steps of taking work in (registrations, finished uploads).
+--
+-- A 202 is sent only after the step that wrote the record and its stream entry has returned, so
+-- with AOF the work is durable when the applicant hears "accepted". All keys carry the hash tag
+-- {intake}.
+--
+-- ARGV[1] is the operation:
+--
+-- 'claim'    KEYS: 1 idempotency key. ARGV: 2 body hash, 3 ttl s.
+--            Claims an Idempotency-Key for a request with this body. Returns {'claimed'},
+--            {'inflight'} (same body, first request not finished), {'reused'} (another body),
+--            or {'replay', status, body} (the first request's answer).
+-- 'register' KEYS: 1 idempotency key ('' when none), 2 NIK dedupe key, 3 registration record,
+--            4 register stream. ARGV: 2 body hash, 3 ttl s, 4 registration id, 5 the answer's
+--            body, 6 the duplicate answer's body, then field/value pairs of the record.
+--            Returns {'created'} or {'duplicate', existing id}; records the answer under the
+--            idempotency key either way.
+-- 'release'  KEYS: 1 idempotency key. Drops a claim whose request ended without an answer to
+--            keep (e.g. refused by validation), so the applicant can fix it and retry.
+-- 'upload'   KEYS: 1 upload record, 2 registration record, 3 upload stream. ARGV: 2 upload id,
+--            3 registration id, 4 kind (ktp|selfie), then field/value pairs of the upload
+--            record. Marks the upload 'processing', points the registration's document at it
+--            and queues the job.
+
+local op = ARGV[1]
+
+local function done(key, hash, ttl, status, body)
+    if key ~= '' then
+        redis.call('SET', key, 'done:' .. hash .. ':' .. status .. ':' .. body, 'EX', ttl)
+    end
+end
+
+if op == 'claim' then
+    local v = redis.call('GET', KEYS[1])
+    if not v then
+        redis.call('SET', KEYS[1], 'pending:' .. ARGV[2], 'EX', 60)
+        return {'claimed'}
+    end
+    local state, hash, rest = string.match(v, '^(%a+):(%x+):?(.*)$')
+    if hash ~= ARGV[2] then return {'reused'} end
+    if state == 'pending' then return {'inflight'} end
+    local status, body = string.match(rest, '^(%d+):(.*)$')
+    return {'replay', status, body}
+
+elseif op == 'release' then
+    local v = redis.call('GET', KEYS[1])
+    if v and string.sub(v, 1, 8) == 'pending:' then redis.call('DEL', KEYS[1]) end
+    return {'ok'}
+
+elseif op == 'register' then
+    local idem, nik, rec, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+    local hash, ttl, id = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+    local existing = redis.call('GET', nik)
+    if existing then
+        done(idem, hash, ttl, 409, ARGV[6])
+        return {'duplicate', existing}
+    end
+    redis.call('SET', nik, id)
+    local fields = {}
+    for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+    redis.call('HSET', rec, unpack(fields))
+    redis.call('XADD', stream, '*', 'registration_id', id)
+    done(idem, hash, ttl, 202, ARGV[5])
+    return {'created'}
+
+elseif op == 'upload' then
+    local upl, reg, stream = KEYS[1], KEYS[2], KEYS[3]
+    local fields = {'state', 'processing'}
+    for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+    redis.call('HSET', upl, unpack(fields))
+    redis.call('HSET', reg, ARGV[4] .. '_upload', ARGV[2])
+    redis.call('XADD', stream, '*', 'upload_id', ARGV[2], 'registration_id', ARGV[3],
+               'kind', ARGV[4])
+    return {'ok'}
+end
+return redis.error_reply('intake.lua: unknown op ' .. tostring(op))
