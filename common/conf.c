@@ -124,6 +124,14 @@ static const struct directive table[] = {
     {"upload", "tus_expiry_s", T_INT, 60, 2592000, "86400", 1, F(upload.tus_expiry_s), NULL, NULL,
      "unfinished resumable (tus) uploads are removed after this"},
 
+    {"registration", "min_age_years", T_INT, 0, 150, "18", 1, F(registration.min_age_years),
+     NULL, NULL, "youngest applicant accepted, in completed years"},
+    {"registration", "max_age_years", T_INT, 0, 150, "64", 1, F(registration.max_age_years),
+     NULL, NULL, "oldest applicant accepted, in completed years"},
+    {"registration", "idempotency_ttl_s", T_INT, 60, 604800, "86400", 1,
+     F(registration.idempotency_ttl_s), NULL, NULL,
+     "how long the answer to an Idempotency-Key is kept (per session)"},
+
     {"worker", "processes", T_INT, 1, 64, "1", 0, F(worker.processes), NULL, NULL,
      "worker processes"},
     {"worker", "admin_listen", T_ADDR, 0, 0, "127.0.0.1:8082", 0, F(worker.admin_listen), NULL,
@@ -620,6 +628,9 @@ static void check_whole(struct load *ld)
                   c->gateway.max_header_bytes);
     if (strcmp(c->gateway.listen.text, c->gateway.admin_listen.text) == 0)
         add_error(ld, "gateway", "admin_listen", "same address as listen");
+    if (c->registration.min_age_years > c->registration.max_age_years)
+        add_error(ld, "registration", "min_age_years", "larger than max_age_years (%d)",
+                  c->registration.max_age_years);
     for (int i = 0; i < c->nrooms; i++) {
         const struct conf_room *r = &c->rooms[i];
         char sec[64];

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -290,6 +291,8 @@ static const char *dir_or_default(void)
 }
 
 /* Read and compile DIR/waiting.html. NULL on error (ERR set). */
+static int builtin_in_use; /* no template file was found at start */
+
 static struct tmpl *load_file(char *err, size_t errlen)
 {
     char path[PATH_LEN];
@@ -324,7 +327,9 @@ void page_set_dir(const char *dir)
 
 int page_reload(void)
 {
-    char err[ERR_LEN];
+    char err[ERR_LEN], path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/%s", dir_or_default(), TEMPLATE_FILE);
+    if (builtin_in_use && access(path, F_OK) < 0) return 0; /* still no template: nothing to do */
     struct tmpl *t = load_file(err, sizeof err);
     if (!t) {
         log_error("page: template not reloaded, keeping the page in use: %s", err);
@@ -332,6 +337,7 @@ int page_reload(void)
     }
     tmpl_free(current);
     current = t;
+    builtin_in_use = 0;
     log_info("page: template loaded path=%s/%s", dir_or_default(), TEMPLATE_FILE);
     return 0;
 }
@@ -350,6 +356,7 @@ static void load_initial(void)
     struct tmpl *t = load_file(err, sizeof err);
     if (!t) {
         log_warn("page: %s; serving the built-in waiting page", err);
+        builtin_in_use = 1;
         char why[256];
         size_t n = sizeof builtin_template - 1;
         char *text = malloc(n + 1);

@@ -68,6 +68,11 @@ struct conf_upload {
     int tus_expiry_s;           /* unfinished resumable uploads are removed after this */
 };
 
+struct conf_registration {
+    int min_age_years, max_age_years; /* working age, inclusive */
+    int idempotency_ttl_s;            /* how long an Idempotency-Key's answer is kept */
+};
+
 struct conf_worker {
     int processes;
     struct conf_addr admin_listen;
@@ -101,6 +106,7 @@ struct conf {
     struct conf_redis redis;
     struct conf_worker worker;
     struct conf_upload upload;
+    struct conf_registration registration;
     struct conf_room rooms[CONF_MAX_ROOMS];
     int nrooms;
 };

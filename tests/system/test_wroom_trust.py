@@ -490,7 +490,9 @@ def test_applicant_holds_one_place_across_connections_and_gateways(redis, make_g
     for g in (g0, g0, g1, g1):            # a new connection each time (no shared session)
         t = ticket_of(join(g, "w", applicant=NIK))
         p = payload(t)
-        assert p[0] == "T" and p[1] == "w" and len(p) == 4, p
+        # T|room|place|issued, plus the applicant's hash (never the identifier) when bound
+        assert p[0] == "T" and p[1] == "w" and len(p) == 5 and len(p[4]) == 16, p
+        assert NIK not in p[4], p
         assert NIK not in b64d(parts(t)[2]).decode()
         places.append(int(p[2]))
     assert len(set(places)) == 1, places
