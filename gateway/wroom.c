@@ -237,14 +237,27 @@ static double admit_rate_per_s(const struct wroom *w)
 
 /* Poll interval: a few seconds near the front, up to 30 s far back, with +-20% jitter so that
  * polls from a crowd that joined together spread out. */
+/* Jitter needs spread, not secrecy: a xorshift generator seeded once per process (OpenSSL's
+ * RAND_bytes costs a getpid() and thousands of instructions per call on the poll path). */
+static uint64_t jitter_state;
+
+static double jitter_unit(void)
+{
+    if (!jitter_state && (RAND_bytes((unsigned char *)&jitter_state, sizeof jitter_state) != 1 ||
+                          !jitter_state))
+        jitter_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)wall_ms();
+    jitter_state ^= jitter_state >> 12;
+    jitter_state ^= jitter_state << 25;
+    jitter_state ^= jitter_state >> 27;
+    return (double)((jitter_state * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
 static int poll_after(double eta_s)
 {
     double base = eta_s / 10.0;
     if (base < 2) base = 2;
     if (base > 30) base = 30;
-    unsigned char r;
-    if (RAND_bytes(&r, 1) != 1) r = 128;
-    double j = base * (0.8 + 0.4 * r / 255.0);
+    double j = base * (0.8 + 0.4 * jitter_unit());
     return j < 1 ? 1 : (int)lround(j);
 }
 
@@ -303,15 +316,23 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
     else v->state = "admitted", v->poll_after_s = 1, v->progress = 1;
 }
 
-static json_t *waiting_json(const struct wroom *w, const struct wroom_view *v, const char *ticket)
+/* The waiting answer is the hot path of a wave (every poll): written directly rather than
+ * through jansson. Every value is a number or a string we made (room names are [a-z0-9_-],
+ * tickets base64url), so nothing needs escaping. */
+static size_t waiting_json(char *out, size_t len, const struct wroom *w,
+                           const struct wroom_view *v, const char *ticket)
 {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:b}", "state", "waiting", "room", w->conf.name,
-                          "position", (json_int_t)v->position, "poll_after_s", v->poll_after_s,
-                          "stale", v->stale);
-    json_object_set_new(j, "eta_s", v->eta_s < 0 ? json_null() : json_integer(v->eta_s));
-    json_object_set_new(j, "room_state", json_string(room_state(w)));
-    if (ticket) json_object_set_new(j, "ticket", json_string(ticket));
-    return j;
+    char eta[24];
+    if (v->eta_s < 0) snprintf(eta, sizeof eta, "null");
+    else snprintf(eta, sizeof eta, "%d", v->eta_s);
+    int n = snprintf(out, len,
+                     "{\"state\":\"waiting\",\"room\":\"%s\",\"position\":%lld,"
+                     "\"eta_s\":%s,\"poll_after_s\":%d,\"stale\":%s,\"room_state\":\"%s\""
+                     "%s%s%s}",
+                     w->conf.name, (long long)v->position, eta, v->poll_after_s,
+                     v->stale ? "true" : "false", room_state(w), ticket ? ",\"ticket\":\"" : "",
+                     ticket ? ticket : "", ticket ? "\"" : "");
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
 static void answer_waiting(struct conn *c, struct wroom *w, uint64_t place, const char *ticket,
@@ -326,7 +347,8 @@ static void answer_waiting(struct conn *c, struct wroom *w, uint64_t place, cons
     reply_header(c, "Retry-After", ra);
     if (ticket) set_cookie(c, "antre_ticket", ticket, 7 * 86400);
     if (form_redirect(c, w)) return;
-    reply_json(c, status, waiting_json(w, &v, ticket));
+    char body[TOKEN_BUF_SIZE + 256];
+    reply_raw(c, status, "application/json", body, waiting_json(body, sizeof body, w, &v, ticket));
 }
 
 static void answer_prequeue(struct conn *c, struct wroom *w, const char *ticket, int status)
