@@ -29,6 +29,7 @@
 #include "router.h"
 #include "routes.h"
 #include "page.h"
+#include "registration.h"
 #include "wroom.h"
 
 #define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
@@ -318,6 +319,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     health_register(gw->router);
     wroom_register(gw->router);
     page_register(gw->router);
+    registration_register(gw->router);
     admin_register(gw->admin_router);
 
     char err[256];

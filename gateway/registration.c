@@ -1,0 +1,548 @@
+/* registration.c: POST /v1/registrations and GET /v1/registrations/{id}.
+ *
+ * A registration is validated field by field (common/validate.c: every refusal names its field
+ * and says what to fix, in Indonesian and English), deduplicated by an HMAC of the NIK (never
+ * the NIK in clear as a key), and written with its `register` stream entry by one script
+ * (common/lua/intake.lua) before the 202. An Idempotency-Key makes a retry safe: the same key
+ * with the same body gets the first answer again, another body 422, a retry while the first is
+ * still being handled 409. Keys are scoped to the applicant (the session's owner) and kept
+ * [registration] idempotency_ttl_s.
+ *
+ * The status checklist reads the record and its documents' upload records and tells the
+ * applicant what is done, what is wrong and exactly what to do next. */
+#include "registration.h"
+
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "antre/keys.h"
+#include "antre/log.h"
+#include "antre/lua_scripts.h"
+#include "antre/rconn.h"
+#include "antre/script.h"
+#include "antre/token.h"
+#include "antre/validate.h"
+#include "conn.h"
+#include "gateway.h"
+#include "ident.h"
+#include "metrics.h"
+#include "reply.h"
+#include "router.h"
+
+#define IDEM_KEY_MAX 128
+
+static struct script intake;
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(data, len, md);
+    hex(md, sizeof md, out);
+}
+
+static void redis_down(struct conn *c)
+{
+    metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
+    reply_error_code(c, 503, "redis_unavailable", 2);
+}
+
+static void refuse_field(struct conn *c, const struct validate_error *e, json_t *all)
+{
+    json_t *extra = json_object();
+    if (e->suggestion[0]) json_object_set_new(extra, "suggestion", json_string(e->suggestion));
+    if (all) json_object_set_new(extra, "errors", all);
+    reply_error(c, 422, e->code, e->field, e->msg_id, e->msg_en, extra, 0);
+}
+
+/* ---- POST /v1/registrations -------------------------------------------------------------- */
+
+/* A registration being written: what the script needs, kept until its answer. */
+struct create {
+    struct conn *c;
+    char id[IDENT_LEN + 1];
+    char idem_key[KEYS_MAX];
+    char body_hash[65];
+    char answer[256];
+    char dup_answer[256];
+    char nik[64], kk[64], name[256], birth[32], email[256], phone[32];
+    int confirm_mismatch, confirm_email;
+};
+
+static void ignore_reply(void *arg, const redisReply *r, const char *err)
+{
+    (void)arg;
+    (void)r;
+    (void)err;
+}
+
+/* Give up an Idempotency-Key claim whose request got no answer worth keeping. */
+static void release_claim(struct create *cr)
+{
+    const char *keys[1] = {cr->idem_key};
+    const char *args[1] = {"release"};
+    if (cr->idem_key[0])
+        script_call(cr->c->gw->redis, &intake, ignore_reply, NULL, 1, keys, 1, args);
+}
+
+static void on_registered(void *arg, const redisReply *r, const char *err)
+{
+    struct create *cr = arg;
+    struct conn *c = cr->c;
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        log_warn("registration: write failed err=%s", err ? err : r && r->str ? r->str : "?");
+        redis_down(c);
+        release_claim(cr);
+        free(cr);
+        return;
+    }
+    if (!strcmp(r->element[0]->str, "duplicate")) {
+        reply_raw(c, 409, "application/json", cr->dup_answer, strlen(cr->dup_answer));
+    } else {
+        log_info("registration: created id=%s", cr->id);
+        reply_raw(c, 202, "application/json", cr->answer, strlen(cr->answer));
+    }
+    free(cr);
+}
+
+static void write_registration(struct create *cr)
+{
+    struct conn *c = cr->c;
+    uint8_t h[TOKEN_HMAC_BYTES];
+    char nik_hex[65], knik[KEYS_MAX], kreg[KEYS_MAX], kstream[KEYS_MAX], ttl[16], now[24];
+    /* The dedupe key is an HMAC of the NIK, never the NIK itself. */
+    char msg[32];
+    int ml = snprintf(msg, sizeof msg, "nik\n%s", cr->nik);
+    if (token_hmac(c->gw->keys, msg, (size_t)ml, h) < 0) {
+        log_error("registration: the key file has no pepper; cannot hash NIKs");
+        reply_error_code(c, 500, "internal_error", 0);
+        release_claim(cr);
+        free(cr);
+        return;
+    }
+    hex(h, sizeof h, nik_hex);
+    keys_nik(knik, nik_hex);
+    keys_registration(kreg, cr->id);
+    keys_stream(kstream, KEYS_STREAM_REGISTER);
+    snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(now, sizeof now, "%lld", (long long)tv.tv_sec);
+    const char *keys[4] = {cr->idem_key, knik, kreg, kstream};
+    const char *args[] = {"register", cr->body_hash, ttl, cr->id, cr->answer, cr->dup_answer,
+                          "nik", cr->nik, "kk", cr->kk, "name", cr->name,
+                          "birth_date", cr->birth, "email", cr->email, "phone", cr->phone,
+                          "owner", c->session.owner, "room", c->session.room,
+                          "created_at", now, "confirm_mismatch", cr->confirm_mismatch ? "1" : "0",
+                          "email_state", "unverified", "phone_state", "unverified"};
+    if (script_call(c->gw->redis, &intake, on_registered, cr, 4, keys,
+                    (int)(sizeof args / sizeof args[0]), args) < 0) {
+        redis_down(c);
+        free(cr);
+    }
+}
+
+static void on_claim(void *arg, const redisReply *r, const char *err)
+{
+    struct create *cr = arg;
+    struct conn *c = cr->c;
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        redis_down(c);
+        free(cr);
+        return;
+    }
+    const char *st = r->element[0]->str;
+    if (!strcmp(st, "claimed")) {
+        write_registration(cr);
+        return;
+    }
+    if (!strcmp(st, "replay") && r->elements == 3) {
+        reply_header(c, "Idempotent-Replayed", "true");
+        reply_raw(c, atoi(r->element[1]->str), "application/json", r->element[2]->str,
+                  r->element[2]->len);
+    } else if (!strcmp(st, "inflight")) {
+        reply_error(c, 409, "idempotency_in_flight", NULL,
+                    "Permintaan dengan Idempotency-Key ini masih diproses; tunggu sebentar lalu "
+                    "ulangi.",
+                    "A request with this Idempotency-Key is still being handled; wait a moment "
+                    "and retry.", NULL, 0);
+    } else {
+        reply_error(c, 422, "idempotency_key_reused", "Idempotency-Key",
+                    "Idempotency-Key ini sudah dipakai untuk data yang berbeda; gunakan kunci "
+                    "baru.",
+                    "This Idempotency-Key was used with a different body; use a new key.", NULL,
+                    0);
+    }
+    free(cr);
+}
+
+/* Copy the string member NAME of DOC into OUT; a missing or non-string member is refused. */
+static int take_string(json_t *doc, const char *name, char *out, size_t len,
+                       struct validate_error *e)
+{
+    json_t *v = json_object_get(doc, name);
+    if (v && json_is_string(v) && json_string_length(v) < len) {
+        memcpy(out, json_string_value(v), json_string_length(v) + 1);
+        return 0;
+    }
+    e->field = name;
+    e->code = v ? "invalid_field" : "required";
+    snprintf(e->msg_id, sizeof e->msg_id,
+             v ? "Kolom %s harus berupa teks yang tidak terlalu panjang." : "Kolom %s wajib diisi.",
+             name);
+    snprintf(e->msg_en, sizeof e->msg_en,
+             v ? "The field %s must be text of reasonable length." : "The field %s is required.",
+             name);
+    e->suggestion[0] = 0;
+    return -1;
+}
+
+static json_t *error_json(const struct validate_error *e, int en)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s}", "field", e->field, "code", e->code, "message",
+                          en ? e->msg_en : e->msg_id);
+    if (e->suggestion[0]) json_object_set_new(j, "suggestion", json_string(e->suggestion));
+    return j;
+}
+
+static void create_route(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)p;
+    size_t blen, klen = 0;
+    const char *body = conn_body(c, &blen);
+    const char *idem = request_header(r, "idempotency-key", &klen);
+    if (idem && (klen == 0 || klen > IDEM_KEY_MAX)) {
+        reply_error(c, 400, "invalid_idempotency_key", "Idempotency-Key",
+                    "Idempotency-Key harus 1-128 karakter.",
+                    "Idempotency-Key must be 1-128 characters.", NULL, 0);
+        return;
+    }
+    json_error_t je;
+    json_t *doc = json_loadb(body, blen, 0, &je);
+    if (!doc || !json_is_object(doc)) {
+        json_decref(doc);
+        reply_error(c, 400, "invalid_json", NULL, "Isi permintaan bukan objek JSON yang valid.",
+                    "The request body is not a valid JSON object.", NULL, 0);
+        return;
+    }
+    struct create *cr = calloc(1, sizeof *cr);
+    if (!cr) abort();
+    cr->c = c;
+    cr->confirm_mismatch = json_is_true(json_object_get(doc, "confirm_mismatch"));
+    cr->confirm_email = json_is_true(json_object_get(doc, "confirm_email"));
+
+    /* Validate every field and report them all, the first as the answer's own field. */
+    struct validate_error e, first;
+    int nerr = 0;
+    json_t *all = json_array();
+    char raw_email[256] = "", raw_phone[64] = "", raw_name[256] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    struct validate_limits lim = {c->gw->conf.registration.min_age_years,
+                                  c->gw->conf.registration.max_age_years};
+    int y = 0, m = 0, d = 0, birth_ok = 0, nik_ok = 0;
+#define CHECK(expr)                                                                         \
+    do {                                                                                    \
+        memset(&e, 0, sizeof e);                                                            \
+        if ((expr) < 0) {                                                                   \
+            if (!nerr++) first = e;                                                         \
+            json_array_append_new(all, error_json(&e, c->lang_en));                         \
+        }                                                                                   \
+    } while (0)
+    CHECK(take_string(doc, "nik", cr->nik, sizeof cr->nik, &e) < 0 ? -1
+          : (nik_ok = validate_nik(cr->nik, &e) == 0) ? 0 : -1);
+    CHECK(take_string(doc, "kk", cr->kk, sizeof cr->kk, &e) < 0 ? -1 : validate_kk(cr->kk, &e));
+    CHECK(take_string(doc, "name", raw_name, sizeof raw_name, &e) < 0
+              ? -1 : validate_name(raw_name, cr->name, sizeof cr->name, &e));
+    CHECK(take_string(doc, "birth_date", cr->birth, sizeof cr->birth, &e) < 0 ? -1
+          : (birth_ok = validate_birth_date(cr->birth, tm.tm_year + 1900, tm.tm_mon + 1,
+                                            tm.tm_mday, &lim, &y, &m, &d, &e) == 0) ? 0 : -1);
+    if (nik_ok && birth_ok)
+        CHECK(validate_nik_matches_birth_date(cr->nik, y, m, d, cr->confirm_mismatch, &e));
+    CHECK(take_string(doc, "email", raw_email, sizeof raw_email, &e) < 0
+              ? -1 : validate_email(raw_email, cr->confirm_email, cr->email, sizeof cr->email, &e));
+    CHECK(take_string(doc, "phone", raw_phone, sizeof raw_phone, &e) < 0
+              ? -1 : validate_phone(raw_phone, cr->phone, sizeof cr->phone, &e));
+#undef CHECK
+    json_decref(doc);
+    if (nerr) {
+        refuse_field(c, &first, all);
+        free(cr);
+        return;
+    }
+    json_decref(all);
+    if (rconn_state(c->gw->redis) != RCONN_CONNECTED) {
+        redis_down(c);
+        free(cr);
+        return;
+    }
+    if (ident_new(c->gw, "reg", c->session.owner, cr->id) < 0) {
+        reply_error_code(c, 500, "internal_error", 0);
+        free(cr);
+        return;
+    }
+    snprintf(cr->answer, sizeof cr->answer, "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}",
+             cr->id, cr->id);
+    json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "duplicate_nik", "field",
+                            "nik", "message",
+                            c->lang_en ? "A registration with this NIK already exists."
+                                       : "Pendaftaran dengan NIK ini sudah ada.");
+    size_t dl = json_dumpb(dup, cr->dup_answer, sizeof cr->dup_answer - 1, JSON_COMPACT);
+    cr->dup_answer[dl < sizeof cr->dup_answer ? dl : 0] = 0;
+    json_decref(dup);
+    sha256_hex(body, blen, cr->body_hash);
+    if (!idem) {
+        write_registration(cr);
+        return;
+    }
+    char khash[65];
+    sha256_hex(idem, klen, khash);
+    keys_idempotency(cr->idem_key, c->session.owner, khash);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
+    const char *keys[1] = {cr->idem_key};
+    const char *args[3] = {"claim", cr->body_hash, ttl};
+    if (script_call(c->gw->redis, &intake, on_claim, cr, 1, keys, 3, args) < 0) {
+        redis_down(c);
+        free(cr);
+    }
+}
+
+/* ---- GET /v1/registrations/{id} ----------------------------------------------------------- */
+
+struct status {
+    struct conn *c;
+    char id[IDENT_LEN + 1];
+    json_t *reg;             /* the record as an object */
+    json_t *docs[2];         /* ktp, selfie upload records (or NULL) */
+    int waiting;
+};
+
+static const char *const doc_kinds[2] = {"ktp", "selfie"};
+
+static json_t *hash_to_json(const redisReply *r)
+{
+    json_t *o = json_object();
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            json_object_set_new(o, r->element[i]->str, json_string(r->element[i + 1]->str));
+    return o;
+}
+
+static const char *field(json_t *o, const char *name)
+{
+    json_t *v = o ? json_object_get(o, name) : NULL;
+    return v && json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* "s***@example.com", "+62812****7890": enough to recognise, not to harvest. */
+static void mask(const char *v, int email, char *out, size_t len)
+{
+    size_t n = strlen(v);
+    if (email) {
+        const char *at = strchr(v, '@');
+        snprintf(out, len, "%c***%s", n ? v[0] : '?', at ? at : "");
+    } else {
+        snprintf(out, len, "%.5s****%s", v, n > 4 ? v + n - 4 : "");
+    }
+}
+
+static json_t *check(const char *state, const char *reason, const char *hint)
+{
+    return json_pack("{s:s, s:s?, s:s}", "state", state, "reason", reason, "hint", hint);
+}
+
+static void answer_status(struct status *st)
+{
+    struct conn *c = st->c;
+    int en = c->lang_en;
+    json_t *checks = json_object(), *next = json_array();
+    char masked[300], hint[512];
+    int done = 0;
+
+    const char *contacts[2][2] = {{"email", "email_state"}, {"phone", "phone_state"}};
+    for (int k = 0; k < 2; k++) {
+        const char *value = field(st->reg, contacts[k][0]);
+        const char *state = field(st->reg, contacts[k][1]);
+        mask(value, k == 0, masked, sizeof masked);
+        if (!strcmp(state, "verified")) {
+            json_object_set_new(checks, contacts[k][0], check("verified", NULL, en ? "Done." : "Selesai."));
+            done++;
+            continue;
+        }
+        if (k == 0)
+            snprintf(hint, sizeof hint,
+                     en ? "Request a code to %s. If it does not arrive within 5 minutes, check "
+                          "your spam folder for a message from Kartu Prakerja, then request again."
+                        : "Minta kode ke %s. Jika tidak datang dalam 5 menit, periksa folder spam "
+                          "untuk pesan dari Kartu Prakerja, lalu minta ulang.",
+                     masked);
+        else
+            snprintf(hint, sizeof hint,
+                     en ? "Request an SMS code to %s; make sure the phone is on and has signal."
+                        : "Minta kode SMS ke %s; pastikan ponsel aktif dan ada sinyal.",
+                     masked);
+        json_object_set_new(checks, contacts[k][0], check("unverified", "not_verified", hint));
+        json_array_append_new(next, json_string(hint));
+    }
+
+    long max_mb = (long)(c->gw->conf.upload.max_bytes / (1024 * 1024));
+    for (int k = 0; k < 2; k++) {
+        json_t *u = st->docs[k];
+        const char *state = u ? field(u, "state") : "";
+        const char *what = k ? (en ? "selfie" : "swafoto") : (en ? "KTP photo" : "foto KTP");
+        const char *What = k ? (en ? "Selfie" : "Swafoto") : (en ? "KTP photo" : "Foto KTP");
+        if (!u || !state[0]) {
+            snprintf(hint, sizeof hint,
+                     en ? "Upload your %s: JPEG or PNG, up to %ld MB, at least %dx%d pixels, "
+                          "sharp and not cropped."
+                        : "Unggah %s Anda: JPEG atau PNG, paling besar %ld MB, minimal %dx%d "
+                          "piksel, tajam dan tidak terpotong.",
+                     what, max_mb, c->gw->conf.upload.min_width, c->gw->conf.upload.min_height);
+            json_object_set_new(checks, doc_kinds[k], check("missing", "not_uploaded", hint));
+            json_array_append_new(next, json_string(hint));
+        } else if (!strcmp(state, "accepted")) {
+            const char *h = field(u, "hint");
+            json_object_set_new(checks, doc_kinds[k],
+                                check("accepted", NULL, h[0] ? h : en ? "Done." : "Selesai."));
+            done++;
+        } else if (!strcmp(state, "rejected")) {
+            const char *h = field(u, "hint");
+            snprintf(hint, sizeof hint, "%s",
+                     h[0] ? h : en ? "The photo could not be used; upload it again."
+                               : "Foto tidak dapat dipakai; unggah ulang.");
+            json_object_set_new(checks, doc_kinds[k],
+                                check("rejected", field(u, "reason")[0] ? field(u, "reason")
+                                                                        : "rejected", hint));
+            json_array_append_new(next, json_string(hint));
+        } else {
+            if (en)
+                snprintf(hint, sizeof hint, "Your %s is being checked; this page will show the "
+                                            "result.", what);
+            else
+                snprintf(hint, sizeof hint, "%s Anda sedang diperiksa; hasilnya akan tampil di "
+                                            "sini.", What);
+            json_object_set_new(checks, doc_kinds[k], check(state, NULL, hint));
+        }
+    }
+    json_t *out = json_pack("{s:s, s:s, s:o, s:o}", "id", st->id, "state",
+                            done == 4 ? "complete" : "incomplete", "checks", checks,
+                            "next_steps", next);
+    reply_json(c, 200, out);
+}
+
+static void status_free(struct status *st)
+{
+    json_decref(st->reg);
+    json_decref(st->docs[0]);
+    json_decref(st->docs[1]);
+    free(st);
+}
+
+struct doc_call {
+    struct status *st;
+    int k;
+};
+
+static void on_doc(void *arg, const redisReply *r, const char *err)
+{
+    struct doc_call *dc = arg;
+    struct status *st = dc->st;
+    if (!err && r && r->type == REDIS_REPLY_ARRAY && r->elements) st->docs[dc->k] = hash_to_json(r);
+    free(dc);
+    if (--st->waiting) return;
+    answer_status(st);
+    status_free(st);
+}
+
+static void on_record(void *arg, const redisReply *r, const char *err)
+{
+    struct status *st = arg;
+    struct conn *c = st->c;
+    if (err || !r || r->type != REDIS_REPLY_ARRAY) {
+        redis_down(c);
+        status_free(st);
+        return;
+    }
+    if (r->elements == 0) {
+        reply_error(c, 404, "unknown_registration", NULL, "Pendaftaran ini tidak ditemukan.",
+                    "There is no such registration.", NULL, 0);
+        status_free(st);
+        return;
+    }
+    st->reg = hash_to_json(r);
+    /* Read the documents' upload records; answer when both replies are in. */
+    st->waiting = 1;
+    for (int k = 0; k < 2; k++) {
+        char f[32];
+        snprintf(f, sizeof f, "%s_upload", doc_kinds[k]);
+        const char *uid = field(st->reg, f);
+        if (!uid[0]) continue;
+        char key[KEYS_MAX];
+        keys_upload(key, uid);
+        struct doc_call *dc = calloc(1, sizeof *dc);
+        if (!dc) abort();
+        dc->st = st;
+        dc->k = k;
+        st->waiting++;
+        if (rconn_command(c->gw->redis, on_doc, dc, "HGETALL %s", key) < 0) {
+            st->waiting--;
+            free(dc);
+        }
+    }
+    if (--st->waiting == 0) {
+        answer_status(st);
+        status_free(st);
+    }
+}
+
+static void status_route(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)r;
+    (void)p;
+    size_t len;
+    const char *id = conn_param(c, "id", &len);
+    if (!ident_owned(c->gw, "reg", id, len, c->session.owner)) {
+        reply_error(c, ident_valid(id, len) ? 403 : 404, ident_valid(id, len) ? "not_owner"
+                                                                            : "unknown_registration",
+                    NULL, "Pendaftaran ini bukan milik sesi Anda.",
+                    "This registration does not belong to your session.", NULL, 0);
+        return;
+    }
+    struct status *st = calloc(1, sizeof *st);
+    if (!st) abort();
+    st->c = c;
+    memcpy(st->id, id, IDENT_LEN);
+    char key[KEYS_MAX];
+    keys_registration(key, st->id);
+    if (rconn_command(c->gw->redis, on_record, st, "HGETALL %s", key) < 0) {
+        redis_down(c);
+        status_free(st);
+    }
+}
+
+void registration_register(struct router *rt)
+{
+    script_init(&intake, lua_intake);
+    router_add(rt, &(struct route){.method = "POST", .pattern = "/v1/registrations",
+                                   .fn = create_route, .name = "registration_create",
+                                   .max_body = 16384, .flags = ROUTE_NEEDS_SESSION});
+    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/registrations/{id}",
+                                   .fn = status_route, .name = "registration_status",
+                                   .flags = ROUTE_NEEDS_SESSION});
+}
