@@ -79,7 +79,7 @@ struct create {
     char body_hash[65];
     char answer[256];
     char dup_answer[256];
-    char nik[64], kk[64], name[256], birth[32], email[256], phone[32];
+    char nik[64], kk[64], name[VALIDATE_NAME_MAX + 64], birth[32], email[256], phone[32];
     int confirm_mismatch, confirm_email;
 };
 
@@ -195,7 +195,9 @@ static int take_string(json_t *doc, const char *name, char *out, size_t len,
                        struct validate_error *e)
 {
     json_t *v = json_object_get(doc, name);
-    if (v && json_is_string(v) && json_string_length(v) < len) {
+    /* A string holding NUL would reach the validators cut short: refuse it. */
+    if (v && json_is_string(v) && json_string_length(v) < len &&
+        strlen(json_string_value(v)) == json_string_length(v)) {
         memcpy(out, json_string_value(v), json_string_length(v) + 1);
         return 0;
     }
@@ -249,7 +251,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     struct validate_error e, first;
     int nerr = 0;
     json_t *all = json_array();
-    char raw_email[256] = "", raw_phone[64] = "", raw_name[256] = "";
+    char raw_email[256] = "", raw_phone[64] = "", raw_name[VALIDATE_NAME_MAX + 64] = "";
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
