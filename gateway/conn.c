@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <arpa/inet.h>
 
 #include "accesslog.h"
@@ -33,6 +34,26 @@ enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY };
 
 static void conn_free(struct conn *c);
 static void process_input(struct conn *c);
+static void arm(struct conn *c, const struct timeval *tv);
+
+/* The last answer is out: close so that the client still gets it. close() on a socket with
+ * unread bytes sends RST, which can destroy the answer at the client before it is read (a
+ * refused body, a slowloris's last bytes); so half-close (FIN after the answer), then read
+ * and discard until the client closes or a short linger time passes. */
+static void finish_close(struct conn *c)
+{
+    if (c->peer_gone || c->lingering) {
+        conn_free(c);
+        return;
+    }
+    c->lingering = 1;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    arm(c, c->gw->tv_linger);
+}
 
 /* Write what is queued straight to the socket. Only what the kernel did not take waits for a
  * write event: the common case (the whole answer fits) then costs no epoll_ctl and no write
@@ -41,7 +62,11 @@ static void flush_now(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(c->bev) & EV_WRITE)) return;
+    /* A socket bufferevent keeps the front of its output frozen outside its own write
+     * callback; thaw it for this write as that callback does. */
+    evbuffer_unfreeze(out, 1);
     int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
     /* Anything left, or an error, goes through the bufferevent: it writes the rest, applies
      * the write timeout and reports errors to event_cb. */
     if (evbuffer_get_length(out) > 0 || n < 0) bufferevent_enable(c->bev, EV_WRITE);
@@ -316,7 +341,7 @@ void conn_answered(struct conn *c)
         bufferevent_disable(c->bev, EV_READ);
         if (!c->in_input &&
             (c->peer_gone || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
-            conn_free(c);
+            finish_close(c);
         return;
     }
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
@@ -382,7 +407,7 @@ static void process_input(struct conn *c)
     }
     c->in_input = 0;
     if (c->state == CONN_CLOSING && (c->peer_gone || evbuffer_get_length(out) == 0)) {
-        conn_free(c);
+        finish_close(c);
         return;
     }
     /* A head still incomplete gets header_timeout_ms from its first byte; later bytes do not
@@ -397,8 +422,13 @@ static void process_input(struct conn *c)
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    process_input(arg);
+    struct conn *c = arg;
+    if (c->lingering) { /* only waiting for the client to close: discard */
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    process_input(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -406,7 +436,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     bufferevent_disable(bev, EV_WRITE); /* all written: back to writing directly */
     if (c->state == CONN_CLOSING) {
-        conn_free(c);
+        finish_close(c);
         return;
     }
     if (c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -445,14 +475,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     switch (c->state) {
     case CONN_HEAD:
         metrics_refusal(c->gw->metrics, REFUSE_HEADER_TIMEOUT);
-        refuse_and_close(c, 408, "request_timeout", 0);
-        if (c->state == CONN_CLOSING) arm(c, c->gw->tv_write);
+        refuse_and_close(c, 408, "request_timeout", 0); /* C may be gone now */
         break;
     case CONN_BODY:
         run_abort(c);
         metrics_refusal(c->gw->metrics, REFUSE_BODY_TIMEOUT);
-        refuse_and_close(c, 408, "request_timeout", 0);
-        if (c->state == CONN_CLOSING) arm(c, c->gw->tv_write);
+        refuse_and_close(c, 408, "request_timeout", 0); /* C may be gone now */
         break;
     case CONN_HANDLE:
         break;
@@ -482,7 +510,9 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_set_timeouts(c->bev, NULL, gw->tv_write);
     bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
-    /* Writing is enabled only while an answer could not be written at once (flush_now). */
+    /* Writing is enabled only while an answer could not be written at once (flush_now); a new
+     * socket bufferevent starts with it enabled. */
+    bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, EV_READ);
     evtimer_assign(&c->timer, gw->base, timer_cb, c);
     request_init(&c->req, &gw->limits);

@@ -38,6 +38,7 @@ struct conn {
     unsigned lang_en : 1;            /* messages in English (Accept-Language) */
     unsigned head_timer : 1;         /* the header deadline of this request is armed */
     unsigned form : 1;               /* a no-JavaScript form post: answer with a redirect */
+    unsigned lingering : 1;          /* answered and half-closed: waiting for the client's FIN */
     struct request req;
     const struct route *route;
     struct route_params params;

@@ -58,6 +58,7 @@ struct gw {
     /* Common timeouts (O(1) timer queues), rebuilt when a reload changes a duration. */
     const struct timeval *tv_header, *tv_body, *tv_idle;
     const struct timeval *tv_write;
+    const struct timeval *tv_linger;  /* how long a closing connection waits for the client */
 
     /* Cached per tick / per loop: the Date header and a request-id prefix. */
     char date[40];
