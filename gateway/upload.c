@@ -1,0 +1,457 @@
+/* upload.c: single-shot document uploads (PUT .../documents/{kind}) and GET /v1/uploads/{id}.
+ *
+ * A KTP or selfie photo arrives as the whole body of one PUT. Everything that can be decided
+ * from the head is decided there, before a body byte is read, so a refused phone does not send
+ * megabytes for nothing: the owner of the registration (from the id itself, see ident.h), the
+ * document kind, the length (411 without one), the size limit (413), the type (415), whether
+ * Redis can take the job, and the per-process upload budget (503 + Retry-After). An accepted
+ * body streams into a spool file named by a fresh upload id, never whole in memory. When it is
+ * complete its first bytes must be the signature of the declared type; the file is fsynced, the
+ * job is queued by one script (upload record, the registration's pointer, the `upload` stream
+ * entry), and only then does the applicant hear 202. A client that goes away mid-body leaves no
+ * file and no job: the abort hook removes the file and gives the budget back.
+ *
+ * GET /v1/uploads/{id} reads the upload record that the enqueue script wrote and the worker
+ * updates (processing, then accepted or rejected with a reason and a hint). */
+#include "upload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "antre/keys.h"
+#include "antre/log.h"
+#include "antre/rconn.h"
+#include "conn.h"
+#include "gateway.h"
+#include "ident.h"
+#include "metrics.h"
+#include "reply.h"
+#include "router.h"
+#include "spool.h"
+
+#define BUSY_RETRY_S 5  /* Retry-After when the upload budget is spent */
+#define REDIS_RETRY_S 2 /* Retry-After when Redis cannot take the job */
+#define MAGIC_LEN 8     /* the longest signature we check (PNG) */
+
+/* One upload in progress, from the head to the answer. Freed by exactly one of: the abort hook
+ * (the request ended unanswered), a refusal at completion, or the enqueue callback. */
+struct upload {
+    struct conn *c;
+    struct spool *spool;
+    uint64_t reserved;        /* bytes taken from the spool budget */
+    uint64_t max;             /* [upload] max_bytes when the head arrived */
+    uint64_t received;
+    const char *ctype;        /* "image/jpeg" or "image/png" (static) */
+    const char *kind;         /* "ktp" or "selfie" (static) */
+    char reg_id[IDENT_LEN + 1];
+    char id[IDENT_LEN + 1];   /* the upload id, also the spool file's name */
+    char path[CONF_STR + 80]; /* the spool file, kept after spool_finish for the job */
+    unsigned char magic[MAGIC_LEN];
+    size_t nmagic;
+};
+
+static void upload_free(struct upload *u)
+{
+    spool_budget_release(u->c->gw, u->reserved);
+    free(u);
+}
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+#define MIB (1024ULL * 1024)
+
+/* BYTES as "12,3 MB" (DEC ',') or "12.3 MB" (DEC '.'); under 1 MB as "512 KB". UP rounds up
+ * (a photo's size is never shown below the limit it broke), else down (a limit is never shown
+ * above what it is). */
+static void fmt_size(char *buf, size_t len, uint64_t bytes, int up, char dec)
+{
+    if (bytes < MIB) {
+        unsigned long long kb = up ? (bytes + 1023) / 1024 : bytes / 1024;
+        snprintf(buf, len, "%llu KB", kb);
+        return;
+    }
+    unsigned long long tenths = up ? (bytes * 10 + MIB - 1) / MIB : bytes * 10 / MIB;
+    if (tenths % 10) snprintf(buf, len, "%llu%c%llu MB", tenths / 10, dec, tenths % 10);
+    else snprintf(buf, len, "%llu MB", tenths / 10);
+}
+
+static void refuse_too_large(struct conn *c, uint64_t size, uint64_t max)
+{
+    char sid[32], sen[32], mid[32], men[32], msg_id[160], msg_en[160];
+    fmt_size(sid, sizeof sid, size, 1, ',');
+    fmt_size(sen, sizeof sen, size, 1, '.');
+    fmt_size(mid, sizeof mid, max, 0, ',');
+    fmt_size(men, sizeof men, max, 0, '.');
+    snprintf(msg_id, sizeof msg_id,
+             "Foto berukuran %s; batasnya %s. Kecilkan foto itu lalu unggah lagi.", sid, mid);
+    snprintf(msg_en, sizeof msg_en,
+             "The photo is %s; the limit is %s. Make it smaller and upload again.", sen, men);
+    metrics_refusal(c->gw->metrics, REFUSE_BODY_TOO_LARGE);
+    reply_error(c, 413, "file_too_large", NULL, msg_id, msg_en,
+                json_pack("{s:I, s:I}", "size_bytes", (json_int_t)size, "max_bytes",
+                          (json_int_t)max),
+                0);
+}
+
+static void refuse_type(struct conn *c)
+{
+    reply_error(c, 415, "unsupported_type", NULL,
+                "Hanya foto JPEG atau PNG yang diterima (image/jpeg atau image/png). Simpan "
+                "foto sebagai JPEG atau PNG lalu unggah lagi.",
+                "Only JPEG or PNG photos are accepted (image/jpeg or image/png). Save the photo "
+                "as JPEG or PNG and upload again.",
+                json_pack("{s:[s,s]}", "accepted", "image/jpeg", "image/png"), 0);
+}
+
+static void refuse_not_jpeg_png(struct conn *c, const char *declared, const char *detected)
+{
+    reply_error(c, 415, "unsupported_type", NULL,
+                "Isi berkas bukan foto JPEG atau PNG seperti yang disebutkan. Simpan foto sebagai "
+                "JPEG atau PNG lalu unggah lagi.",
+                "The file is not the JPEG or PNG photo it was sent as. Save the photo as JPEG or "
+                "PNG and upload again.",
+                json_pack("{s:[s,s], s:s, s:s?}", "accepted", "image/jpeg", "image/png",
+                          "declared", declared, "detected", detected),
+                0);
+}
+
+static void refuse_not_owner(struct conn *c, const char *what_id, const char *what_en)
+{
+    char msg_id[160], msg_en[160];
+    snprintf(msg_id, sizeof msg_id,
+             "%s ini bukan milik sesi Anda; buka dari sesi yang membuatnya.", what_id);
+    snprintf(msg_en, sizeof msg_en,
+             "This %s does not belong to your session; use the session that created it.",
+             what_en);
+    reply_error(c, 403, "not_owner", NULL, msg_id, msg_en, NULL, 0);
+}
+
+static void refuse_redis(struct conn *c)
+{
+    if (rconn_last_refusal(c->gw->redis) == RCONN_REFUSED_BUDGET) {
+        metrics_refusal(c->gw->metrics, REFUSE_REDIS_BUDGET);
+        reply_error_code(c, 503, "overloaded", REDIS_RETRY_S);
+        return;
+    }
+    metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
+    reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+}
+
+/* ---- PUT /v1/registrations/{id}/documents/{kind} ------------------------------------------ */
+
+/* The media type of a Content-Type value without parameters, if it is one we take. */
+static const char *accepted_type(const char *v, size_t len)
+{
+    const char *end = v + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    const char *semi = memchr(v, ';', (size_t)(end - v));
+    if (semi) end = semi;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    size_t n = (size_t)(end - v);
+    if (n == 10 && strncasecmp(v, "image/jpeg", 10) == 0) return "image/jpeg";
+    if (n == 9 && strncasecmp(v, "image/png", 9) == 0) return "image/png";
+    return NULL;
+}
+
+/* What the first bytes say the file is: "image/jpeg", "image/png" or NULL. */
+static const char *sniff(const unsigned char *m, size_t n)
+{
+    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return "image/jpeg";
+    if (n >= 8 && memcmp(m, png, 8) == 0) return "image/png";
+    return NULL;
+}
+
+/* The client went away, the body timed out or broke a limit: no file, no job. */
+static void put_abort(struct conn *c, void *arg)
+{
+    (void)c;
+    struct upload *u = arg;
+    log_debug("upload: abandoned upload=%s received=%llu", u->id,
+              (unsigned long long)u->received);
+    if (u->spool) spool_discard(u->spool);
+    upload_free(u);
+}
+
+/* The body sink: every decoded piece of the body goes straight to the spool file. */
+static int put_sink(void *arg, const char *data, size_t len)
+{
+    struct upload *u = arg;
+    struct request *r = &u->c->req;
+    if (u->received + len > u->max) {
+        /* Only a chunked body gets here: a Content-Length over the limit was refused at the
+         * head. */
+        request_fail(r, 413, "file_too_large", "document larger than [upload] max_bytes");
+        return -1;
+    }
+    while (u->nmagic < MAGIC_LEN && len > 0) {
+        size_t take = MAGIC_LEN - u->nmagic < len ? MAGIC_LEN - u->nmagic : len;
+        memcpy(u->magic + u->nmagic, data, take);
+        u->nmagic += take;
+        if (spool_write(u->spool, data, take) < 0) goto fail;
+        u->received += take;
+        data += take;
+        len -= take;
+    }
+    if (len > 0) {
+        if (spool_write(u->spool, data, len) < 0) goto fail;
+        u->received += len;
+    }
+    return 0;
+fail:
+    request_fail(r, 500, "internal_error", "spool write failed");
+    return -1;
+}
+
+static int put_head(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)p;
+    struct gw *gw = c->gw;
+    const struct conf_upload *cu = &gw->conf.upload;
+    size_t idlen, kindlen, ctlen;
+    const char *id = conn_param(c, "id", &idlen);
+    const char *kind = conn_param(c, "kind", &kindlen);
+
+    if (!id || !ident_owned(gw, "reg", id, idlen, c->session.owner)) {
+        refuse_not_owner(c, "Pendaftaran", "registration");
+        return -1;
+    }
+    const char *k = NULL;
+    if (kind && kindlen == 3 && memcmp(kind, "ktp", 3) == 0) k = "ktp";
+    else if (kind && kindlen == 6 && memcmp(kind, "selfie", 6) == 0) k = "selfie";
+    if (!k) {
+        reply_error(c, 404, "unknown_document", NULL,
+                    "Jenis dokumen tidak dikenal; gunakan ktp atau selfie.",
+                    "Unknown document kind; use ktp or selfie.", NULL, 0);
+        return -1;
+    }
+    if (!r->content_length_seen && !r->chunked) {
+        reply_error_code(c, 411, "length_required", 0);
+        return -1;
+    }
+    uint64_t max = (uint64_t)cu->max_bytes;
+    if (r->content_length_seen && r->content_length > max) {
+        refuse_too_large(c, r->content_length, max);
+        return -1;
+    }
+    const char *ct = request_header(r, "content-type", &ctlen);
+    const char *ctype = ct ? accepted_type(ct, ctlen) : NULL;
+    if (!ctype) {
+        refuse_type(c);
+        return -1;
+    }
+    /* Without Redis the job could not be queued: say so before the applicant sends it all. */
+    if (rconn_state(gw->redis) != RCONN_CONNECTED) {
+        metrics_refusal(gw->metrics, REFUSE_REDIS_DOWN);
+        reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+        return -1;
+    }
+    /* A chunked body may run up to the limit, so that much is reserved for it. */
+    uint64_t reserve = r->chunked ? max : r->content_length;
+    if (spool_budget_take(gw, reserve) < 0) {
+        reply_error(c, 503, "upload_busy", NULL,
+                    "Terlalu banyak unggahan sedang berjalan; coba lagi dalam beberapa detik.",
+                    "Too many uploads are in progress; try again in a few seconds.", NULL,
+                    BUSY_RETRY_S);
+        return -1;
+    }
+
+    struct upload *u = calloc(1, sizeof *u);
+    if (!u) abort();
+    u->c = c;
+    u->reserved = reserve;
+    u->max = max;
+    u->ctype = ctype;
+    u->kind = k;
+    memcpy(u->reg_id, id, IDENT_LEN);
+    char err[256] = "no pepper in the key file";
+    if (ident_new(gw, "upl", c->session.owner, u->id) < 0 ||
+        !(u->spool = spool_open(gw, u->id, 0, err, sizeof err))) {
+        log_error("upload: cannot start an upload err=%s", err);
+        upload_free(u);
+        reply_error_code(c, 500, "internal_error", 0);
+        return -1;
+    }
+    snprintf(u->path, sizeof u->path, "%s", spool_path(u->spool));
+    r->body_fn = put_sink;
+    r->body_arg = u;
+    conn_set_abort(c, put_abort, u);
+    return 0;
+}
+
+static void put_enqueued(void *arg, const redisReply *reply, const char *err)
+{
+    struct upload *u = arg;
+    struct conn *c = u->c;
+    if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
+        /* No 202 without a job: the file goes too. (On "timeout" the script may still have run;
+         * the worker then finds no file and rejects that job, and the applicant retries.) */
+        log_warn("upload: enqueue failed upload=%s err=%s", u->id,
+                 err ? err : reply && reply->str ? reply->str : "?");
+        unlink(u->path);
+        upload_free(u);
+        metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
+        reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+        return;
+    }
+    char status_url[64];
+    snprintf(status_url, sizeof status_url, "/v1/uploads/%s", u->id);
+    json_t *body = json_pack("{s:s, s:s, s:s}", "upload_id", u->id, "state", "processing",
+                             "status_url", status_url);
+    log_debug("upload: queued upload=%s registration=%s kind=%s bytes=%llu", u->id, u->reg_id,
+              u->kind, (unsigned long long)u->received);
+    upload_free(u);
+    reply_json(c, 202, body);
+}
+
+static void put_done(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)p;
+    struct upload *u = r->body_arg;
+    /* From here this handler owns U until it answers. */
+    conn_set_abort(c, NULL, NULL);
+    const char *detected = sniff(u->magic, u->nmagic);
+    if (!detected || strcmp(detected, u->ctype) != 0) {
+        spool_discard(u->spool);
+        const char *declared = u->ctype;
+        upload_free(u);
+        refuse_not_jpeg_png(c, declared, detected);
+        return;
+    }
+    struct spool *s = u->spool;
+    u->spool = NULL;
+    if (spool_finish(s) < 0) {
+        upload_free(u);
+        reply_error_code(c, 500, "internal_error", 0);
+        return;
+    }
+    if (spool_enqueue(c->gw, u->id, u->reg_id, u->kind, u->path, u->received, u->ctype,
+                      put_enqueued, u) < 0) {
+        unlink(u->path);
+        upload_free(u);
+        refuse_redis(c);
+    }
+}
+
+/* ---- GET /v1/uploads/{id} ----------------------------------------------------------------- */
+
+/* Fields of the upload record shown to the applicant; numbers become JSON integers. */
+static const struct {
+    const char *name;
+    int number;
+} shown[] = {
+    {"state", 0},  {"registration_id", 0}, {"kind", 0},   {"offset", 1},       {"reason", 0},
+    {"hint", 0},   {"sha256", 0},          {"width", 1},  {"height", 1},       {"bytes_stored", 1},
+};
+
+json_t *upload_status_json(const char *upload_id, const redisReply *rec)
+{
+    if (!rec || rec->type != REDIS_REPLY_ARRAY ||
+        rec->elements < 2)
+        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "upload_id", json_string(upload_id));
+    for (size_t i = 0; i + 1 < rec->elements; i += 2) {
+        const redisReply *f = rec->element[i], *v = rec->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
+            if (strcmp(f->str, shown[k].name) != 0) continue;
+            char *end;
+            long long n = shown[k].number ? strtoll(v->str, &end, 10) : 0;
+            if (shown[k].number && v->len > 0 && *end == 0)
+                json_object_set_new(o, f->str, json_integer(n));
+            else
+                json_object_set_new(o, f->str, json_stringn(v->str, v->len));
+            break;
+        }
+    }
+    if (!json_object_get(o, "state")) json_object_set_new(o, "state", json_string("processing"));
+    return o;
+}
+
+static int (*offset_source)(struct gw *gw, const char *id, uint64_t *offset);
+
+void upload_set_offset_source(int (*fn)(struct gw *gw, const char *id, uint64_t *offset))
+{
+    offset_source = fn;
+}
+
+struct status_req {
+    struct conn *c;
+    char id[IDENT_LEN + 1];
+};
+
+static void unknown_upload(struct conn *c)
+{
+    reply_error(c, 404, "unknown_upload", NULL,
+                "Unggahan ini tidak ditemukan; periksa alamatnya atau unggah foto lagi.",
+                "There is no such upload; check the address or upload the photo again.", NULL, 0);
+}
+
+static void status_reply(void *arg, const redisReply *reply, const char *err)
+{
+    struct status_req *s = arg;
+    struct conn *c = s->c;
+    if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
+        log_warn("upload: status read failed upload=%s err=%s", s->id,
+                 err ? err : reply && reply->str ? reply->str : "?");
+        free(s);
+        metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
+        reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+        return;
+    }
+    json_t *body = upload_status_json(s->id, reply);
+    if (!body) {
+        free(s);
+        unknown_upload(c);
+        return;
+    }
+    /* A resumable upload's record is not written per chunk; its progress is the spool file. */
+    uint64_t off;
+    const char *state = json_string_value(json_object_get(body, "state"));
+    if (state && strcmp(state, "receiving") == 0 && offset_source &&
+        offset_source(c->gw, s->id, &off) == 0)
+        json_object_set_new(body, "offset", json_integer((json_int_t)off));
+    free(s);
+    reply_json(c, 200, body);
+}
+
+static void status_get(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)r;
+    (void)p;
+    size_t idlen;
+    const char *id = conn_param(c, "id", &idlen);
+    if (!id || !ident_valid(id, idlen)) {
+        unknown_upload(c);
+        return;
+    }
+    if (!ident_owned(c->gw, "upl", id, idlen, c->session.owner)) {
+        refuse_not_owner(c, "Unggahan", "upload");
+        return;
+    }
+    struct status_req *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->c = c;
+    memcpy(s->id, id, IDENT_LEN);
+    char key[KEYS_MAX];
+    keys_upload(key, s->id);
+    if (rconn_command(c->gw->redis, status_reply, s, "HGETALL %s", key) < 0) {
+        free(s);
+        refuse_redis(c);
+    }
+}
+
+void upload_register(struct router *rt)
+{
+    router_add(rt, &(struct route){.method = "PUT",
+                                   .pattern = "/v1/registrations/{id}/documents/{kind}",
+                                   .fn = put_done, .head = put_head, .name = "upload_put",
+                                   .max_body = 1LL << 30, .flags = ROUTE_NEEDS_SESSION});
+    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/uploads/{id}",
+                                   .fn = status_get, .name = "upload_status",
+                                   .flags = ROUTE_NEEDS_SESSION});
+}
