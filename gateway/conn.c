@@ -27,6 +27,8 @@
 
 /* Stop reading while this much input waits (a client pipelining faster than we answer). */
 #define INPUT_HIGH_WATER (256 * 1024)
+/* A closing connection discards at most this much more input before it just closes. */
+#define LINGER_MAX_BYTES (64 * 1024)
 /* Stop parsing new requests while this much output waits to be written. */
 #define OUTPUT_HIGH_WATER (1024 * 1024)
 
@@ -188,7 +190,8 @@ static enum metrics_refusal refusal_of(const char *code)
     if (strcmp(code, "uri_too_long") == 0) return REFUSE_URI_TOO_LONG;
     if (strcmp(code, "headers_too_large") == 0 || strcmp(code, "too_many_headers") == 0)
         return REFUSE_HEADERS_TOO_LARGE;
-    if (strcmp(code, "body_too_large") == 0) return REFUSE_BODY_TOO_LARGE;
+    if (strcmp(code, "body_too_large") == 0 || strcmp(code, "file_too_large") == 0)
+        return REFUSE_BODY_TOO_LARGE;
     if (strncmp(code, "conflicting", 11) == 0 || strcmp(code, "unsupported_transfer_encoding") == 0)
         return REFUSE_SMUGGLING;
     return REFUSE_BAD_REQUEST;
@@ -423,9 +426,13 @@ static void process_input(struct conn *c)
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->lingering) { /* only waiting for the client to close: discard */
+    if (c->lingering) { /* only waiting for the client to close: discard, up to a point */
         struct evbuffer *in = bufferevent_get_input(bev);
-        evbuffer_drain(in, evbuffer_get_length(in));
+        size_t n = evbuffer_get_length(in);
+        evbuffer_drain(in, n);
+        c->linger_bytes += n;
+        /* A client still pushing a refused body is not worth more reading: close now. */
+        if (c->linger_bytes > LINGER_MAX_BYTES) conn_free(c);
         return;
     }
     process_input(c);

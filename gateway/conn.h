@@ -47,6 +47,7 @@ struct conn {
     uint64_t t_head_ns;              /* when the head completed (latency) */
     char reqid[65];
     char *extra;                     /* extra response headers for the next reply (malloc'd) */
+    size_t linger_bytes;             /* input discarded while lingering */
     void (*abort_fn)(struct conn *c, void *arg); /* see conn_set_abort */
     void *abort_arg;
     uint16_t extra_len, extra_cap;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -79,7 +80,8 @@ struct create {
     char body_hash[65];
     char answer[256];
     char dup_answer[256];
-    char nik[64], kk[64], name[VALIDATE_NAME_MAX + 64], birth[32], email[256], phone[32];
+    char nik[17], kk[17], name[VALIDATE_NAME_MAX], birth[11], email[VALIDATE_EMAIL_MAX + 1];
+    char phone[VALIDATE_PHONE_MAX + 1];
     int confirm_mismatch, confirm_email;
 };
 
@@ -190,27 +192,22 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
     free(cr);
 }
 
-/* Copy the string member NAME of DOC into OUT; a missing or non-string member is refused. */
-static int take_string(json_t *doc, const char *name, char *out, size_t len,
-                       struct validate_error *e)
+/* The string member NAME of DOC (borrowed from DOC), or NULL with E filled: missing, not a
+ * string, or holding a NUL (which would reach the validators cut short). Length limits are the
+ * validators' business, so each field gets its own code and message. */
+static const char *take_string(json_t *doc, const char *name, struct validate_error *e)
 {
     json_t *v = json_object_get(doc, name);
-    /* A string holding NUL would reach the validators cut short: refuse it. */
-    if (v && json_is_string(v) && json_string_length(v) < len &&
-        strlen(json_string_value(v)) == json_string_length(v)) {
-        memcpy(out, json_string_value(v), json_string_length(v) + 1);
-        return 0;
-    }
+    if (v && json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+        return json_string_value(v);
     e->field = name;
     e->code = v ? "invalid_field" : "required";
     snprintf(e->msg_id, sizeof e->msg_id,
-             v ? "Kolom %s harus berupa teks yang tidak terlalu panjang." : "Kolom %s wajib diisi.",
-             name);
+             v ? "Kolom %s harus berupa teks." : "Kolom %s wajib diisi.", name);
     snprintf(e->msg_en, sizeof e->msg_en,
-             v ? "The field %s must be text of reasonable length." : "The field %s is required.",
-             name);
+             v ? "The field %s must be text." : "The field %s is required.", name);
     e->suggestion[0] = 0;
-    return -1;
+    return NULL;
 }
 
 static json_t *error_json(const struct validate_error *e, int en)
@@ -233,6 +230,16 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
                     "Idempotency-Key must be 1-128 characters.", NULL, 0);
         return;
     }
+    size_t tl;
+    const char *ct = request_header(r, "content-type", &tl);
+    size_t base = 0;
+    while (ct && base < tl && ct[base] != ';' && ct[base] != ' ') base++;
+    if (!ct || base != 16 || strncasecmp(ct, "application/json", 16) != 0) {
+        reply_error(c, 415, "unsupported_media_type", NULL,
+                    "Kirim data pendaftaran sebagai JSON (Content-Type: application/json).",
+                    "Send the registration as JSON (Content-Type: application/json).", NULL, 0);
+        return;
+    }
     json_error_t je;
     json_t *doc = json_loadb(body, blen, 0, &je);
     if (!doc || !json_is_object(doc)) {
@@ -251,7 +258,6 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     struct validate_error e, first;
     int nerr = 0;
     json_t *all = json_array();
-    char raw_email[256] = "", raw_phone[64] = "", raw_name[VALIDATE_NAME_MAX + 64] = "";
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
@@ -266,20 +272,22 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
             json_array_append_new(all, error_json(&e, c->lang_en));                         \
         }                                                                                   \
     } while (0)
-    CHECK(take_string(doc, "nik", cr->nik, sizeof cr->nik, &e) < 0 ? -1
-          : (nik_ok = validate_nik(cr->nik, &e) == 0) ? 0 : -1);
-    CHECK(take_string(doc, "kk", cr->kk, sizeof cr->kk, &e) < 0 ? -1 : validate_kk(cr->kk, &e));
-    CHECK(take_string(doc, "name", raw_name, sizeof raw_name, &e) < 0
-              ? -1 : validate_name(raw_name, cr->name, sizeof cr->name, &e));
-    CHECK(take_string(doc, "birth_date", cr->birth, sizeof cr->birth, &e) < 0 ? -1
-          : (birth_ok = validate_birth_date(cr->birth, tm.tm_year + 1900, tm.tm_mon + 1,
-                                            tm.tm_mday, &lim, &y, &m, &d, &e) == 0) ? 0 : -1);
+    const char *v;
+    CHECK(!(v = take_string(doc, "nik", &e)) ? -1 : (nik_ok = validate_nik(v, &e) == 0) ? 0 : -1);
+    if (nik_ok) snprintf(cr->nik, sizeof cr->nik, "%s", v);
+    CHECK(!(v = take_string(doc, "kk", &e)) ? -1 : validate_kk(v, &e));
+    if (v) snprintf(cr->kk, sizeof cr->kk, "%.16s", v);
+    CHECK(!(v = take_string(doc, "name", &e)) ? -1 : validate_name(v, cr->name, sizeof cr->name, &e));
+    CHECK(!(v = take_string(doc, "birth_date", &e)) ? -1
+          : (birth_ok = validate_birth_date(v, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, &lim,
+                                            &y, &m, &d, &e) == 0) ? 0 : -1);
+    if (birth_ok) snprintf(cr->birth, sizeof cr->birth, "%04d-%02d-%02d", y, m, d);
     if (nik_ok && birth_ok)
         CHECK(validate_nik_matches_birth_date(cr->nik, y, m, d, cr->confirm_mismatch, &e));
-    CHECK(take_string(doc, "email", raw_email, sizeof raw_email, &e) < 0
-              ? -1 : validate_email(raw_email, cr->confirm_email, cr->email, sizeof cr->email, &e));
-    CHECK(take_string(doc, "phone", raw_phone, sizeof raw_phone, &e) < 0
-              ? -1 : validate_phone(raw_phone, cr->phone, sizeof cr->phone, &e));
+    CHECK(!(v = take_string(doc, "email", &e)) ? -1
+          : validate_email(v, cr->confirm_email, cr->email, sizeof cr->email, &e));
+    CHECK(!(v = take_string(doc, "phone", &e)) ? -1
+          : validate_phone(v, cr->phone, sizeof cr->phone, &e));
 #undef CHECK
     json_decref(doc);
     if (nerr) {

@@ -76,6 +76,8 @@ static const struct {
      "The request has too many headers."},
     {"body_too_large", "Isi permintaan melebihi batas ukuran untuk alamat ini.",
      "The request body is larger than this address accepts."},
+    {"file_too_large", "Foto melebihi batas ukuran; kecilkan foto itu lalu unggah lagi.",
+     "The photo is over the size limit; make it smaller and upload again."},
     {"length_required", "Sertakan Content-Length atau gunakan Transfer-Encoding: chunked.",
      "Send a Content-Length or use Transfer-Encoding: chunked."},
     {"expectation_failed", "Nilai header Expect tidak didukung.",

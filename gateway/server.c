@@ -30,6 +30,7 @@
 #include "routes.h"
 #include "page.h"
 #include "registration.h"
+#include "upload.h"
 #include "wroom.h"
 
 #define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
@@ -321,6 +322,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     wroom_register(gw->router);
     page_register(gw->router);
     registration_register(gw->router);
+    upload_register(gw->router);
     admin_register(gw->admin_router);
 
     char err[256];

@@ -1,0 +1,33 @@
+/* tus.h: resumable uploads, tus 1.0.0 at /v1/uploads (see tus.c).
+ *
+ * Wiring (server.c): tus_register(gw->router) BEFORE the route `GET /v1/uploads/{id}` (a GET
+ * route also answers HEAD, and the first matching route wins); tus_init(gw) once gw->redis
+ * exists; tus_free(gw) after rconn_free (pending Redis callbacks still use this module). */
+#ifndef ANTRE_TUS_H
+#define ANTRE_TUS_H
+
+#include <stdint.h>
+
+struct gw;
+struct router;
+
+/* OPTIONS /v1/uploads (no session), POST /v1/uploads, HEAD/PATCH/DELETE /v1/uploads/{id} and
+ * POST /v1/uploads/{id} with X-HTTP-Method-Override (session required). */
+void tus_register(struct router *rt);
+
+/* Start the sweep that removes expired unfinished uploads (every min(60 s, tus_expiry_s / 4)).
+ * Call once per process, after gw->redis is set. */
+void tus_init(struct gw *gw);
+
+/* Stop the sweep and forget this process's upload reservations. Call after rconn_free. */
+void tus_free(struct gw *gw);
+
+/* For GET /v1/uploads/{id}: while upload ID is a tus upload still receiving on this machine,
+ * set *OFFSET to the bytes received so far (the spool file's size) and return 0. Returns -1
+ * when it is not receiving here: never a tus upload, already complete and queued (its record
+ * then says so), terminated, expired, or received by another machine. A record still in state
+ * `receiving` for which this returns -1 on the machine that holds its spool file means the
+ * upload was terminated or expired and its record could not be removed. */
+int tus_offset(struct gw *gw, const char *id, uint64_t *offset);
+
+#endif
