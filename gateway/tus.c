@@ -1406,9 +1406,19 @@ static void sweep(struct gw *gw)
         struct dirent *e;
         char id[IDENT_LEN + 1];
         struct info in;
-        while ((e = readdir(d)))
-            if (info_name(e->d_name, id) && read_info(gw, id, &in) == 0 && in.expires <= now)
+        while ((e = readdir(d))) {
+            if (!info_name(e->d_name, id)) continue;
+            if (read_info(gw, id, &in) == 0) {
+                if (in.expires <= now) expire_upload(gw, id);
+                continue;
+            }
+            /* Unreadable (a crash while it was written): judge by the file's age. */
+            char path[PATH_LEN];
+            struct stat st;
+            file_path(gw, path, sizeof path, id, 1);
+            if (stat(path, &st) == 0 && (int64_t)st.st_mtime + gw->conf.upload.tus_expiry_s <= now)
                 expire_upload(gw, id);
+        }
         closedir(d);
     }
     /* Reservations of uploads that another process completed, terminated or expired. */
