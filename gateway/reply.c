@@ -161,8 +161,10 @@ void reply_raw(struct conn *c, int status, const char *content_type, const char 
         memcpy(p, content_type, cl);
         p += cl;
     }
-    PUT("\r\nContent-Length: ");
-    p = put_uint(p, len);
+    if (status != 204 && status != 304 && status >= 200) { /* RFC 9110 8.6 */
+        PUT("\r\nContent-Length: ");
+        p = put_uint(p, len);
+    }
     PUT("\r\nX-Request-Id: ");
     size_t rl = strlen(c->reqid);
     memcpy(p, c->reqid, rl);

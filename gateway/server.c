@@ -30,6 +30,7 @@
 #include "routes.h"
 #include "page.h"
 #include "registration.h"
+#include "tus.h"
 #include "upload.h"
 #include "wroom.h"
 
@@ -322,7 +323,9 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     wroom_register(gw->router);
     page_register(gw->router);
     registration_register(gw->router);
+    tus_register(gw->router); /* before upload_register: a GET route also answers HEAD */
     upload_register(gw->router);
+    upload_set_offset_source(tus_offset);
     admin_register(gw->admin_router);
 
     char err[256];
@@ -337,6 +340,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     }
     rconn_set_state_cb(gw->redis, on_redis_state, gw);
     if (wroom_init(gw) < 0) goto out;
+    tus_init(gw);
 
     gw->listener = listen_on(gw, &conf->gateway.listen, on_accept, reuseport);
     gw->admin_listener = listen_on(gw, &conf->gateway.admin_listen, on_admin_accept, reuseport);
@@ -368,6 +372,7 @@ out:
     if (gw->admin_listener) evconnlistener_free(gw->admin_listener);
     /* Redis first: its pending callbacks (ticks, joins) still use the rooms. */
     if (gw->redis) rconn_free(gw->redis);
+    tus_free(gw);
     wroom_free(gw);
     page_free();
     if (gw->ratelimit) ratelimit_free(gw->ratelimit);
