@@ -317,8 +317,8 @@ static void on_error(struct conn *c)
 
 static void on_complete(struct conn *c)
 {
+    /* The timer may stay armed: it does nothing in HANDLE, and the answer re-arms it. */
     c->state = CONN_HANDLE;
-    event_del(&c->timer);
     c->route->fn(c, &c->req, &c->params);
 }
 
@@ -347,9 +347,10 @@ void conn_answered(struct conn *c)
             finish_close(c);
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
-        /* Nothing pipelined behind: an idle connection gives its buffers back, so thousands of
-         * idle keep-alive connections cost little. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 && request_footprint(&c->req) > 2048) {
+        /* Nothing pipelined behind: an idle connection gives large buffers back, so thousands
+         * of idle keep-alive connections cost little (small ones are kept: reallocating them on
+         * every request costs more than they weigh). */
         request_release(&c->req);
         if (c->body) evbuffer_free(c->body);
         c->body = NULL;

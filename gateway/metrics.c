@@ -20,9 +20,14 @@ static const int status_codes[METRICS_STATUSES - 1] = {
 
 static int status_index(int status)
 {
-    for (int i = 0; i < METRICS_STATUSES - 1; i++)
-        if (status_codes[i] == status) return i;
-    return METRICS_STATUSES - 1;
+    static signed char index[600];
+    static int ready;
+    if (!ready) {
+        memset(index, METRICS_STATUSES - 1, sizeof index);
+        for (int i = 0; i < METRICS_STATUSES - 1; i++) index[status_codes[i]] = (signed char)i;
+        ready = 1;
+    }
+    return status >= 0 && status < 600 ? index[status] : METRICS_STATUSES - 1;
 }
 
 /* Upper bounds of the latency buckets, in microseconds (the last is +Inf). */

@@ -275,6 +275,11 @@ void request_release(struct request *r)
 
 void request_resume(struct request *r) { http_parser_pause(&r->parser, 0); }
 
+size_t request_footprint(const struct request *r)
+{
+    return r->arena_cap + (size_t)r->headers_cap * sizeof(struct request_header);
+}
+
 enum request_event request_feed(struct request *r, const char *data, size_t len, size_t *used)
 {
     int was_head = r->head_done;

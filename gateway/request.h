@@ -85,6 +85,9 @@ void request_reset(struct request *r);
  * request_init(). */
 void request_release(struct request *r);
 
+/* Bytes of heap R holds (arena and header index). */
+size_t request_footprint(const struct request *r);
+
 /* Make the current feed fail with STATUS/CODE/REASON (from a body sink). */
 void request_fail(struct request *r, int status, const char *code, const char *reason);
 
