@@ -319,20 +319,52 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
 /* The waiting answer is the hot path of a wave (every poll): written directly rather than
  * through jansson. Every value is a number or a string we made (room names are [a-z0-9_-],
  * tickets base64url), so nothing needs escaping. */
+struct sb { /* a bounded string builder: what does not fit is cut, and len says so */
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_str(struct sb *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n < b->cap) memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void sb_int(struct sb *b, long long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do tmp[n++] = (char)('0' + u % 10), u /= 10;
+    while (u);
+    if (v < 0) tmp[n++] = '-';
+    while (n && b->len + 1 < b->cap) b->p[b->len++] = tmp[--n];
+}
+
 static size_t waiting_json(char *out, size_t len, const struct wroom *w,
                            const struct wroom_view *v, const char *ticket)
 {
-    char eta[24];
-    if (v->eta_s < 0) snprintf(eta, sizeof eta, "null");
-    else snprintf(eta, sizeof eta, "%d", v->eta_s);
-    int n = snprintf(out, len,
-                     "{\"state\":\"waiting\",\"room\":\"%s\",\"position\":%lld,"
-                     "\"eta_s\":%s,\"poll_after_s\":%d,\"stale\":%s,\"room_state\":\"%s\""
-                     "%s%s%s}",
-                     w->conf.name, (long long)v->position, eta, v->poll_after_s,
-                     v->stale ? "true" : "false", room_state(w), ticket ? ",\"ticket\":\"" : "",
-                     ticket ? ticket : "", ticket ? "\"" : "");
-    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+    struct sb b = {out, 0, len};
+    sb_str(&b, "{\"state\":\"waiting\",\"room\":\"");
+    sb_str(&b, w->conf.name);
+    sb_str(&b, "\",\"position\":");
+    sb_int(&b, v->position);
+    sb_str(&b, ",\"eta_s\":");
+    if (v->eta_s < 0) sb_str(&b, "null");
+    else sb_int(&b, v->eta_s);
+    sb_str(&b, ",\"poll_after_s\":");
+    sb_int(&b, v->poll_after_s);
+    sb_str(&b, v->stale ? ",\"stale\":true,\"room_state\":\"" : ",\"stale\":false,\"room_state\":\"");
+    sb_str(&b, room_state(w));
+    sb_str(&b, "\"");
+    if (ticket) {
+        sb_str(&b, ",\"ticket\":\"");
+        sb_str(&b, ticket);
+        sb_str(&b, "\"");
+    }
+    sb_str(&b, "}");
+    return b.len < b.cap ? b.len : 0;
 }
 
 static void answer_waiting(struct conn *c, struct wroom *w, uint64_t place, const char *ticket,
