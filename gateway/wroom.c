@@ -215,6 +215,18 @@ static void set_cookie(struct conn *c, const char *name, const char *value, int 
     reply_header(c, "Set-Cookie", v);
 }
 
+/* The room named by the route's {room}, or NULL after answering 404. */
+static struct wroom *room_of_route(struct conn *c)
+{
+    size_t rlen;
+    const char *rn = conn_param(c, "room", &rlen);
+    struct wroom *w = find_room(c->gw, rn, rlen);
+    if (!w)
+        reply_error(c, 404, "unknown_room", "room", "Antrean ini tidak ada.",
+                    "There is no such queue.", NULL, 0);
+    return w;
+}
+
 /* ---- answers ---------------------------------------------------------------------------- */
 
 /* A form post from the waiting page gets its cookies and a redirect back to the page. */
@@ -785,14 +797,8 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
 {
     (void)p;
     (void)r;
-    size_t rlen;
-    const char *rn = conn_param(c, "room", &rlen);
-    struct wroom *w = find_room(c->gw, rn, rlen);
-    if (!w) {
-        reply_error(c, 404, "unknown_room", "room", "Antrean ini tidak ada.",
-                    "There is no such queue.", NULL, 0);
-        return;
-    }
+    struct wroom *w = room_of_route(c);
+    if (!w) return;
     size_t blen;
     const char *body = conn_body(c, &blen);
     const char *applicant = NULL;
@@ -984,14 +990,9 @@ static void invalid_ticket(struct conn *c)
 static void status_route(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
-    size_t rlen, tlen;
-    const char *rn = conn_param(c, "room", &rlen);
-    struct wroom *w = find_room(c->gw, rn, rlen);
-    if (!w) {
-        reply_error(c, 404, "unknown_room", "room", "Antrean ini tidak ada.",
-                    "There is no such queue.", NULL, 0);
-        return;
-    }
+    size_t tlen;
+    struct wroom *w = room_of_route(c);
+    if (!w) return;
     mroom(w)->polls++;
     const char *tok = wroom_token(r, "antre_ticket", &tlen);
     struct ticket t;
@@ -1049,14 +1050,9 @@ static void on_leave_reply(void *arg, const redisReply *r, const char *err)
 static void leave_route(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
-    size_t rlen, tlen;
-    const char *rn = conn_param(c, "room", &rlen);
-    struct wroom *w = find_room(c->gw, rn, rlen);
-    if (!w) {
-        reply_error(c, 404, "unknown_room", "room", "Antrean ini tidak ada.",
-                    "There is no such queue.", NULL, 0);
-        return;
-    }
+    size_t tlen;
+    struct wroom *w = room_of_route(c);
+    if (!w) return;
     struct ticket t;
     const char *tok = wroom_token(r, "antre_session", &tlen);
     if (!tok || parse_token(c->gw, tok, tlen, &t) < 0 || t.kind != TK_SESSION)
@@ -1092,14 +1088,8 @@ static void facts_route(struct conn *c, struct request *r, const struct route_pa
 {
     (void)r;
     (void)p;
-    size_t rlen;
-    const char *rn = conn_param(c, "room", &rlen);
-    struct wroom *w = find_room(c->gw, rn, rlen);
-    if (!w) {
-        reply_error(c, 404, "unknown_room", "room", "Antrean ini tidak ada.",
-                    "There is no such queue.", NULL, 0);
-        return;
-    }
+    struct wroom *w = room_of_route(c);
+    if (!w) return;
     json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:b}", "room", w->conf.name,
                           "state", room_state(w), "mode", w->conf.mode, "admit_rate_per_min",
                           w->conf.admit_rate_per_min, "admission_rate_per_min", w->ema * 60.0,
