@@ -498,7 +498,8 @@ static const char *elem_str(const redisReply *r, size_t i)
 static int script_failed(const char *what, const redisReply *r, const char *err)
 {
     if (err) {
-        log_warn("wroom: %s failed err=%s", what, err);
+        if (strcmp(err, "closed") != 0) /* "closed": shutting down, nothing to report */
+            log_warn("wroom: %s failed err=%s", what, err);
         return 1;
     }
     if (!r || r->type == REDIS_REPLY_ERROR) {
