@@ -19,11 +19,21 @@ WORKER = os.path.join(BUILD, "antre-worker")
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that this test run has
+    not handed out before (the kernel may offer the same free port twice in a row, e.g. for a
+    gateway's listen and admin_listen)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
