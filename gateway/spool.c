@@ -2,6 +2,8 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +48,45 @@ void spool_budget_usage(int *uploads, uint64_t *bytes)
     *bytes = bytes_now;
 }
 
+#define SPOOL_BUF (64 * 1024)
+
 struct spool {
     int fd;
-    uint64_t size;
+    uint64_t size;           /* bytes written, buffered ones included */
+    int buffered;            /* spool_buffer() was called */
+    char *buf;               /* small pieces are gathered into 64 KB writes */
+    size_t blen;
     char path[CONF_STR + 80];
 };
+
+static int write_all(struct spool *s, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(s->fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            log_error("spool: write failed path=%s err=%s", s->path, strerror(errno));
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int flush_buf(struct spool *s)
+{
+    int rc = s->blen ? write_all(s, s->buf, s->blen) : 0;
+    s->blen = 0;
+    return rc;
+}
+
+static void spool_release(struct spool *s)
+{
+    close(s->fd);
+    free(s->buf);
+    free(s);
+}
 
 /* Make DIR and its parents (mode 0700). */
 static int make_dirs(const char *dir)
@@ -94,48 +130,135 @@ struct spool *spool_open(struct gw *gw, const char *name, int append, char *err,
 
 int spool_write(struct spool *s, const void *data, size_t len)
 {
-    const char *p = data;
-    while (len) {
-        ssize_t w = write(s->fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            log_error("spool: write failed path=%s err=%s", s->path, strerror(errno));
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-        s->size += (uint64_t)w;
-    }
+    /* Bodies arrive in pieces of a few KB; one write(2) each would cost more than the copy. */
+    s->size += len;
+    if (!s->buffered) return write_all(s, data, len);
+    if (s->blen + len > SPOOL_BUF && flush_buf(s) < 0) return -1;
+    if (len >= SPOOL_BUF) return write_all(s, data, len);
+    if (!s->buf && !(s->buf = malloc(SPOOL_BUF))) abort();
+    memcpy(s->buf + s->blen, data, len);
+    s->blen += len;
     return 0;
 }
 
 uint64_t spool_size(const struct spool *s) { return s->size; }
 
+void spool_buffer(struct spool *s) { s->buffered = 1; }
+
 const char *spool_path(const struct spool *s) { return s->path; }
 
 int spool_finish(struct spool *s)
 {
-    /* The one blocking call the gateway allows itself on the loop: a 202 promises the bytes
-     * are on disk. */
-    int rc = fsync(s->fd);
-    if (rc < 0) log_error("spool: fsync failed path=%s err=%s", s->path, strerror(errno));
-    close(s->fd);
+    int rc = flush_buf(s);
+    if (rc == 0 && (rc = fsync(s->fd)) < 0)
+        log_error("spool: fsync failed path=%s err=%s", s->path, strerror(errno));
     if (rc < 0) unlink(s->path);
-    free(s);
+    spool_release(s);
     return rc < 0 ? -1 : 0;
+}
+
+/* ---- fsync off the loop -------------------------------------------------------------------
+ * One background thread per gateway process (started on first use, so after the fork) takes
+ * finished files from a queue, fsyncs and closes them, and hands each job back through a pipe
+ * that the process's event loop watches: no libevent call crosses threads. */
+
+struct sync_job {
+    struct spool *s;
+    int rc;
+    void (*done)(void *arg, int rc);
+    void *arg;
+    struct sync_job *next;
+};
+
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+static struct sync_job *sync_head, **sync_tail = &sync_head;
+static int sync_pipe[2] = {-1, -1};
+static struct event *sync_ev;
+static pid_t sync_pid;
+
+static void *sync_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&sync_lock);
+        while (!sync_head) pthread_cond_wait(&sync_cond, &sync_lock);
+        struct sync_job *j = sync_head;
+        sync_head = j->next;
+        if (!sync_head) sync_tail = &sync_head;
+        pthread_mutex_unlock(&sync_lock);
+        j->rc = fsync(j->s->fd);
+        if (j->rc < 0) j->rc = -errno;
+        ssize_t w;
+        do w = write(sync_pipe[1], &j, sizeof j);
+        while (w < 0 && errno == EINTR);
+    }
+    return NULL;
+}
+
+static void on_synced(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    struct sync_job *j;
+    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
+        struct spool *s = j->s;
+        if (j->rc < 0) {
+            log_error("spool: fsync failed path=%s err=%s", s->path, strerror(-j->rc));
+            unlink(s->path);
+        }
+        spool_release(s);
+        j->done(j->arg, j->rc < 0 ? -1 : 0);
+        free(j);
+    }
+}
+
+static int sync_start(struct gw *gw)
+{
+    if (sync_pid == getpid()) return 0;
+    if (pipe2(sync_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    /* The writer end blocks: a job is never dropped because the loop is slow to read. */
+    fcntl(sync_pipe[1], F_SETFL, fcntl(sync_pipe[1], F_GETFL) & ~O_NONBLOCK);
+    sync_ev = event_new(gw->base, sync_pipe[0], EV_READ | EV_PERSIST, on_synced, NULL);
+    event_add(sync_ev, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, sync_thread, NULL) != 0) return -1;
+    pthread_detach(t);
+    sync_pid = getpid();
+    return 0;
+}
+
+void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc),
+                        void *arg)
+{
+    if (flush_buf(s) < 0 || sync_start(gw) < 0) {
+        unlink(s->path);
+        spool_release(s);
+        done(arg, -1);
+        return;
+    }
+    struct sync_job *j = calloc(1, sizeof *j);
+    if (!j) abort();
+    j->s = s;
+    j->done = done;
+    j->arg = arg;
+    pthread_mutex_lock(&sync_lock);
+    *sync_tail = j;
+    sync_tail = &j->next;
+    pthread_cond_signal(&sync_cond);
+    pthread_mutex_unlock(&sync_lock);
 }
 
 void spool_close(struct spool *s)
 {
-    close(s->fd);
-    free(s);
+    flush_buf(s);
+    spool_release(s);
 }
 
 void spool_discard(struct spool *s)
 {
-    close(s->fd);
     unlink(s->path);
-    free(s);
+    spool_release(s);
 }
 
 int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *kind,

@@ -32,7 +32,12 @@ struct spool *spool_open(struct gw *gw, const char *name, int append, char *err,
 /* Append LEN bytes. 0, or -1 (disk full, I/O error: logged). */
 int spool_write(struct spool *s, const void *data, size_t len);
 
-/* Bytes in the file now. */
+/* Gather writes into 64 KB blocks (fewer syscalls) for a file that nobody reads before it is
+ * finished; without it every spool_write reaches the file at once (a resumable upload's offset
+ * is the file's size). */
+void spool_buffer(struct spool *s);
+
+/* Bytes in the file now (with spool_buffer: written so far, some perhaps still in memory). */
 uint64_t spool_size(const struct spool *s);
 
 /* The file's path (valid until spool_close/discard). */
@@ -40,6 +45,11 @@ const char *spool_path(const struct spool *s);
 
 /* Flush the file to disk (fsync) and close it; S is freed. 0, or -1 (the file is removed). */
 int spool_finish(struct spool *s);
+
+/* Like spool_finish, but the fsync runs on a background thread so the event loop never waits
+ * for the disk: DONE(ARG, 0 or -1) is called later from the loop of GW's process. S is freed. */
+void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc),
+                        void *arg);
 
 /* Close without syncing, keeping the file (a resumable upload waiting for more). */
 void spool_close(struct spool *s);

@@ -275,6 +275,7 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
         reply_error_code(c, 500, "internal_error", 0);
         return -1;
     }
+    spool_buffer(u->spool); /* read by no one until finished: 64 KB writes */
     snprintf(u->path, sizeof u->path, "%s", spool_path(u->spool));
     r->body_fn = put_sink;
     r->body_arg = u;
@@ -307,6 +308,24 @@ static void put_enqueued(void *arg, const redisReply *reply, const char *err)
     reply_json(c, 202, body);
 }
 
+/* The spool file is on disk (or could not be made so): queue the job, answer in its reply. */
+static void put_synced(void *arg, int rc)
+{
+    struct upload *u = arg;
+    struct conn *c = u->c;
+    if (rc < 0) {
+        upload_free(u);
+        reply_error_code(c, 500, "internal_error", 0);
+        return;
+    }
+    if (spool_enqueue(c->gw, u->id, u->reg_id, u->kind, u->path, u->received, u->ctype,
+                      put_enqueued, u) < 0) {
+        unlink(u->path);
+        upload_free(u);
+        refuse_redis(c);
+    }
+}
+
 static void put_done(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
@@ -323,17 +342,8 @@ static void put_done(struct conn *c, struct request *r, const struct route_param
     }
     struct spool *s = u->spool;
     u->spool = NULL;
-    if (spool_finish(s) < 0) {
-        upload_free(u);
-        reply_error_code(c, 500, "internal_error", 0);
-        return;
-    }
-    if (spool_enqueue(c->gw, u->id, u->reg_id, u->kind, u->path, u->received, u->ctype,
-                      put_enqueued, u) < 0) {
-        unlink(u->path);
-        upload_free(u);
-        refuse_redis(c);
-    }
+    /* The fsync runs off the loop; the job is queued once the bytes are on disk. */
+    spool_finish_async(c->gw, s, put_synced, u);
 }
 
 /* ---- GET /v1/uploads/{id} ----------------------------------------------------------------- */
