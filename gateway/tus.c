@@ -38,10 +38,12 @@
  * Expiry: Upload-Expires = creation + [upload] tus_expiry_s, fixed. A request on an expired
  * upload gets 410 and removes it; a timer sweeps the rest every min(60 s, tus_expiry_s / 4).
  *
- * Durability of chunks: every PATCH, answered or cut off, ends with an fsync of what it wrote,
- * so an acknowledged offset survives a crash and bytes received before a dropped connection
- * are kept for the resume. A chunk sent with Upload-Checksum is all or nothing: cut off or
- * mismatched, it is truncated away. */
+ * Durability of chunks: the offset is the data file's size, so whatever a crash leaves on disk
+ * is exactly what HEAD reports and the client resumes from there; a partial chunk is therefore
+ * not fsynced (the event loop does not wait for the disk), only the finished upload is, before
+ * its job is queued. Bytes received before a dropped connection are kept for the resume. A
+ * chunk sent with Upload-Checksum is all or nothing: cut off or mismatched, it is truncated
+ * away. */
 #include "tus.h"
 
 #include <dirent.h>
@@ -1089,7 +1091,7 @@ static void patch_abort(struct conn *c, void *arg)
         got = j->start;
     }
     if (j->sp) {
-        spool_finish(j->sp);
+        spool_close(j->sp); /* no fsync on the loop for a partial chunk: see the top */
         j->sp = NULL;
     }
     log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id,
@@ -1270,7 +1272,9 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
     uint64_t offset = spool_size(j->sp);
     struct spool *s = j->sp;
     j->sp = NULL;
-    if (spool_finish(s) < 0) { /* the data file is gone with the error */
+    if (offset < j->info.length) {
+        spool_close(s); /* a partial chunk is not fsynced: see the top */
+    } else if (spool_finish(s) < 0) { /* the data file is gone with the error */
         remove_upload(gw, j->id);
         fail_internal(c);
         job_free(j);
