@@ -9,6 +9,7 @@
 
 #include "antre/conf.h"
 
+#include "antre/errbuf.h"
 #include "antre/log.h"
 
 #include <errno.h>
@@ -50,17 +51,6 @@ static void sleep_ms(long long ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
-}
-
-static void errfmt(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errfmt(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* Append "; redis.log ends: a | b | c" to ERR, keeping the end of the log (where the fatal line
@@ -135,7 +125,7 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errfmt(err, errlen, "data dir path too long: %s", path);
+        errbuf_set(err, errlen, "data dir path too long: %s", path);
         return -1;
     }
     for (char *p = buf + 1;; p++) {
@@ -143,7 +133,7 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
         char c = *p;
         *p = '\0';
         if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-            errfmt(err, errlen, "cannot create data dir %s: %s", buf, strerror(errno));
+            errbuf_set(err, errlen, "cannot create data dir %s: %s", buf, strerror(errno));
             return -1;
         }
         *p = c;
@@ -151,7 +141,7 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
     }
     struct stat st;
     if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        errfmt(err, errlen, "data dir %s is not a directory", buf);
+        errbuf_set(err, errlen, "data dir %s is not a directory", buf);
         return -1;
     }
     return 0;
@@ -166,7 +156,7 @@ static int resolve_dir(const char *dir, char *out, size_t outlen, char *err, siz
     } else {
         char cwd[PATH_MAX];
         if (!getcwd(cwd, sizeof cwd)) {
-            errfmt(err, errlen, "cannot resolve data dir %s: getcwd: %s", dir, strerror(errno));
+            errbuf_set(err, errlen, "cannot resolve data dir %s: getcwd: %s", dir, strerror(errno));
             return -1;
         }
         if (snprintf(abs, sizeof abs, "%s/%s", cwd, dir) >= (int)sizeof abs) goto too_long;
@@ -174,7 +164,7 @@ static int resolve_dir(const char *dir, char *out, size_t outlen, char *err, siz
     if (mkdir_p(abs, err, errlen) < 0) return -1;
     char *real = realpath(abs, NULL);
     if (!real) {
-        errfmt(err, errlen, "cannot resolve data dir %s: %s", abs, strerror(errno));
+        errbuf_set(err, errlen, "cannot resolve data dir %s: %s", abs, strerror(errno));
         return -1;
     }
     int n = snprintf(out, outlen, "%s", real);
@@ -182,7 +172,7 @@ static int resolve_dir(const char *dir, char *out, size_t outlen, char *err, siz
     if (n >= (int)outlen) goto too_long;
     return 0;
 too_long:
-    errfmt(err, errlen, "data dir path too long: %s", dir);
+    errbuf_set(err, errlen, "data dir path too long: %s", dir);
     return -1;
 }
 
@@ -192,15 +182,15 @@ static int find_bin(const char *bin, char *out, size_t outlen, char *err, size_t
     struct stat st;
     if (strchr(bin, '/')) {
         if (stat(bin, &st) < 0) {
-            errfmt(err, errlen, "redis server binary %s: %s", bin, strerror(errno));
+            errbuf_set(err, errlen, "redis server binary %s: %s", bin, strerror(errno));
             return -1;
         }
         if (!S_ISREG(st.st_mode) || access(bin, X_OK) < 0) {
-            errfmt(err, errlen, "redis server binary %s is not an executable file", bin);
+            errbuf_set(err, errlen, "redis server binary %s is not an executable file", bin);
             return -1;
         }
         if (snprintf(out, outlen, "%s", bin) >= (int)outlen) {
-            errfmt(err, errlen, "redis server binary path too long: %s", bin);
+            errbuf_set(err, errlen, "redis server binary path too long: %s", bin);
             return -1;
         }
         return 0;
@@ -218,7 +208,7 @@ static int find_bin(const char *bin, char *out, size_t outlen, char *err, size_t
         if (!colon) break;
         p = colon + 1;
     }
-    errfmt(err, errlen, "redis server binary %s not found in PATH (install the Debian package "
+    errbuf_set(err, errlen, "redis server binary %s not found in PATH (install the Debian package "
                         "redis-server or set its path)", bin);
     return -1;
 }
@@ -278,22 +268,22 @@ static int lock_dir(const char *dir, long long deadline, char *err, size_t errle
 {
     char path[PATH_MAX];
     if (path_in(path, sizeof path, dir, "redis.lock") < 0) {
-        errfmt(err, errlen, "data dir path too long: %s", dir);
+        errbuf_set(err, errlen, "data dir path too long: %s", dir);
         return -1;
     }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        errfmt(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
         return -1;
     }
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
         if (errno != EWOULDBLOCK && errno != EINTR) {
-            errfmt(err, errlen, "cannot lock %s: %s", path, strerror(errno));
+            errbuf_set(err, errlen, "cannot lock %s: %s", path, strerror(errno));
             break;
         }
         if (now_ms() >= deadline) {
-            errfmt(err, errlen, "timed out waiting for another process starting redis (lock %s)",
+            errbuf_set(err, errlen, "timed out waiting for another process starting redis (lock %s)",
                    path);
             break;
         }
@@ -345,24 +335,24 @@ static pid_t spawn(const char *bin, char *const argv[], const char *logpath, cha
     nullfd = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
     logfd = fd_above_stdio(open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
     if (nullfd < 0 || logfd < 0) {
-        errfmt(err, errlen, "cannot open /dev/null or %s: %s", logpath, strerror(errno));
+        errbuf_set(err, errlen, "cannot open /dev/null or %s: %s", logpath, strerror(errno));
         goto out;
     }
     /* The exec-status pipe: closed by a successful exec (O_CLOEXEC), else it carries errno. */
     if (pipe2(pfd, O_CLOEXEC) < 0) {
-        errfmt(err, errlen, "pipe: %s", strerror(errno));
+        errbuf_set(err, errlen, "pipe: %s", strerror(errno));
         goto out;
     }
     pfd[0] = fd_above_stdio(pfd[0]);
     pfd[1] = fd_above_stdio(pfd[1]);
     if (pfd[0] < 0 || pfd[1] < 0) {
-        errfmt(err, errlen, "pipe: %s", strerror(errno));
+        errbuf_set(err, errlen, "pipe: %s", strerror(errno));
         goto out;
     }
 
     pid = fork();
     if (pid < 0) {
-        errfmt(err, errlen, "fork: %s", strerror(errno));
+        errbuf_set(err, errlen, "fork: %s", strerror(errno));
         goto out;
     }
     if (pid == 0) {
@@ -398,7 +388,7 @@ static pid_t spawn(const char *bin, char *const argv[], const char *logpath, cha
     while ((n = read(pfd[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
     }
     if (n == (ssize_t)sizeof child_errno) {
-        errfmt(err, errlen, "cannot execute %s: %s", bin, strerror(child_errno));
+        errbuf_set(err, errlen, "cannot execute %s: %s", bin, strerror(child_errno));
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
         pid = -1;
@@ -468,7 +458,7 @@ static pid_t start_server(const char *bin, const char *dir, const char *sock,
     char logpath[PATH_MAX], pidpath[PATH_MAX];
     if (path_in(logpath, sizeof logpath, dir, "redis.log") < 0 ||
         path_in(pidpath, sizeof pidpath, dir, "redis.pid") < 0) {
-        errfmt(err, errlen, "data dir path too long: %s", dir);
+        errbuf_set(err, errlen, "data dir path too long: %s", dir);
         return -1;
     }
     char *argv[] = {
@@ -495,7 +485,7 @@ static pid_t start_server(const char *bin, const char *dir, const char *sock,
         if (how != 0) {
             char desc[64];
             describe_status(desc, sizeof desc, how, status);
-            errfmt(err, errlen, "%s exited during start-up (%s)", bin, desc);
+            errbuf_set(err, errlen, "%s exited during start-up (%s)", bin, desc);
             append_log_tail(err, errlen, logpath);
             return -1;
         }
@@ -505,7 +495,7 @@ static pid_t start_server(const char *bin, const char *dir, const char *sock,
     }
     char desc[64];
     terminate(pid, ABORT_GRACE_MS, desc, sizeof desc);
-    errfmt(err, errlen, "%s did not answer PING on %s in time (stopped: %s)", bin, sock, desc);
+    errbuf_set(err, errlen, "%s did not answer PING on %s in time (stopped: %s)", bin, sock, desc);
     append_log_tail(err, errlen, logpath);
     return -1;
 }
@@ -522,11 +512,11 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
     long long deadline = now_ms() + timeout_ms;
 
     if (!o->dir || !*o->dir) {
-        errfmt(err, errlen, "no data dir given");
+        errbuf_set(err, errlen, "no data dir given");
         return -1;
     }
     if (strcmp(fsync, "everysec") != 0 && strcmp(fsync, "always") != 0) {
-        errfmt(err, errlen, "appendfsync must be everysec or always, not %s", fsync);
+        errbuf_set(err, errlen, "appendfsync must be everysec or always, not %s", fsync);
         return -1;
     }
 
@@ -534,7 +524,7 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
     if (resolve_dir(o->dir, dir, sizeof dir, err, errlen) < 0) return -1;
     size_t socklen = (size_t)snprintf(sock, sizeof sock, "%s/" SOCK_NAME, dir);
     if (socklen >= sizeof sock || socklen >= SUN_PATH_MAX || socklen >= sizeof out->socket_path) {
-        errfmt(err, errlen,
+        errbuf_set(err, errlen,
                "unix socket path is %zu bytes, the limit is %d: %s (use a shorter data dir)",
                socklen, SUN_PATH_MAX - 1, sock);
         return -1;
@@ -552,14 +542,14 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
         p = probe(sock);
     }
     if (p == PROBE_BUSY) {
-        errfmt(err, errlen, "something listens on %s but does not answer PING with PONG", sock);
+        errbuf_set(err, errlen, "something listens on %s but does not answer PING with PONG", sock);
         goto out;
     }
     if (p == PROBE_NONE) {
         /* Why: a second server on this dir would replace the socket and write the same AOF. */
         pid_t other = live_pidfile_server(dir);
         if (other > 0) {
-            errfmt(err, errlen,
+            errbuf_set(err, errlen,
                    "redis-server pid=%d runs on %s but does not answer on %s; stop it first",
                    (int)other, dir, sock);
             goto out;

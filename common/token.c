@@ -19,6 +19,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "antre/token.h"
 
+#include "antre/errbuf.h"
 #include "antre/log.h"
 
 #include <errno.h>
@@ -56,17 +57,6 @@ struct token_keys {
     struct hmac_state *pepper;                 /* NULL when the file has no pepper line */
     uint8_t pepper_id[TOKEN_HMAC_BYTES]; /* SHA-256 of the pepper, to compare peppers */
 };
-
-static void errfmt(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void errfmt(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -308,7 +298,7 @@ static int parse_keys(struct token_keys *k, char *buf, const char *path, char *e
         line = next;
         if (nf == 0) continue;
         if (nf != 2) {
-            errfmt(err, errlen,
+            errbuf_set(err, errlen,
                    "%s:%d: expected `<kid> <64 hex digits>` (or `pepper <64 hex digits>`), "
                    "found %d field%s",
                    path, lineno, nf, nf == 1 ? "" : "s");
@@ -318,23 +308,23 @@ static int parse_keys(struct token_keys *k, char *buf, const char *path, char *e
         bool is_pepper = strcmp(field[0], PEPPER_WORD) == 0;
         size_t kidlen = strlen(field[0]);
         if (!is_pepper && !kid_valid(field[0], kidlen)) {
-            errfmt(err, errlen, "%s:%d: kid must be 1-%d characters of A-Z a-z 0-9 _ -", path,
+            errbuf_set(err, errlen, "%s:%d: kid must be 1-%d characters of A-Z a-z 0-9 _ -", path,
                    lineno, TOKEN_KID_MAX);
             goto out;
         }
         size_t vlen = strlen(field[1]);
         if (vlen != 2 * TOKEN_KEY_BYTES) {
-            errfmt(err, errlen, "%s:%d: %s must be 64 hex digits (32 bytes); this one has %zu",
+            errbuf_set(err, errlen, "%s:%d: %s must be 64 hex digits (32 bytes); this one has %zu",
                    path, lineno, is_pepper ? "pepper" : "key", vlen);
             goto out;
         }
         if (parse_key(field[1], key, &why) < 0) {
-            errfmt(err, errlen, "%s:%d: %s %s", path, lineno, is_pepper ? "pepper" : "key", why);
+            errbuf_set(err, errlen, "%s:%d: %s %s", path, lineno, is_pepper ? "pepper" : "key", why);
             goto out;
         }
         if (is_pepper) {
             if (pepper_line) {
-                errfmt(err, errlen, "%s:%d: second pepper line (the first is on line %d)", path,
+                errbuf_set(err, errlen, "%s:%d: second pepper line (the first is on line %d)", path,
                        lineno, pepper_line);
                 goto out;
             }
@@ -346,7 +336,7 @@ static int parse_keys(struct token_keys *k, char *buf, const char *path, char *e
         }
         for (size_t i = 0; i < k->n; i++) {
             if (k->keys[i].kidlen == kidlen && memcmp(k->keys[i].kid, field[0], kidlen) == 0) {
-                errfmt(err, errlen, "%s:%d: duplicate kid \"%s\" (first on line %d)", path, lineno,
+                errbuf_set(err, errlen, "%s:%d: duplicate kid \"%s\" (first on line %d)", path, lineno,
                        field[0], k->keys[i].line);
                 goto out;
             }
@@ -365,14 +355,14 @@ static int parse_keys(struct token_keys *k, char *buf, const char *path, char *e
         k->n++;
     }
     if (k->n == 0) {
-        errfmt(err, errlen,
+        errbuf_set(err, errlen,
                "%s: no key line; add one such as `k1 <output of openssl rand -hex 32>`", path);
         goto out;
     }
     rc = 0;
     goto out;
 openssl:
-    errfmt(err, errlen, "%s: OpenSSL could not set up HMAC-SHA256", path);
+    errbuf_set(err, errlen, "%s: OpenSSL could not set up HMAC-SHA256", path);
 out:
     OPENSSL_cleanse(key, sizeof key);
     return rc;
@@ -383,7 +373,7 @@ static int make_parents(const char *path, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
     if (strlen(path) >= sizeof dir) {
-        errfmt(err, errlen, "%s: path too long", path);
+        errbuf_set(err, errlen, "%s: path too long", path);
         return -1;
     }
     strcpy(dir, path);
@@ -392,7 +382,7 @@ static int make_parents(const char *path, char *err, size_t errlen)
         if (mkdir(dir, 0700) == 0) {
             chmod(dir, 0700); /* in spite of the umask */
         } else if (errno != EEXIST) {
-            errfmt(err, errlen, "%s: cannot create directory %s: %s", path, dir, strerror(errno));
+            errbuf_set(err, errlen, "%s: cannot create directory %s: %s", path, dir, strerror(errno));
             return -1;
         }
         *p = '/';
@@ -455,7 +445,7 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
 
     if (make_parents(path, err, errlen) < 0) return -1;
     if (RAND_bytes(rnd, sizeof rnd) != 1) {
-        errfmt(err, errlen, "%s: RAND_bytes failed: cannot make a key", path);
+        errbuf_set(err, errlen, "%s: RAND_bytes failed: cannot make a key", path);
         return -1;
     }
     const uint8_t *pepper = rnd, *key = rnd + TOKEN_KEY_BYTES, *extra = rnd + 2 * TOKEN_KEY_BYTES;
@@ -481,28 +471,28 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
     hex_put(key, TOKEN_KEY_BYTES, hex);
     n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", kid, hex);
     if ((size_t)n >= sizeof text) { /* cannot happen: the text is fixed but for the date */
-        errfmt(err, errlen, "%s: key file text too long", path);
+        errbuf_set(err, errlen, "%s: key file text too long", path);
         goto out;
     }
 
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%02x%02x%02x%02x", path, (long)getpid(),
                          extra[2], extra[3], extra[4], extra[5]) >= sizeof tmp) {
-        errfmt(err, errlen, "%s: path too long", path);
+        errbuf_set(err, errlen, "%s: path too long", path);
         goto out;
     }
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        errfmt(err, errlen, "%s: cannot create key file: %s: %s", path, tmp, strerror(errno));
+        errbuf_set(err, errlen, "%s: cannot create key file: %s: %s", path, tmp, strerror(errno));
         goto out;
     }
     tmp_made = true;
     if (fchmod(fd, 0600) < 0 || write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0) {
-        errfmt(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
+        errbuf_set(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
         goto out;
     }
     if (close(fd) < 0) {
         fd = -1;
-        errfmt(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
+        errbuf_set(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
         goto out;
     }
     fd = -1;
@@ -510,7 +500,7 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
         sync_parent(path);
         log_info("token: created key file path=%s kid=%s", path, kid);
     } else if (errno != EEXIST) {
-        errfmt(err, errlen,
+        errbuf_set(err, errlen,
                "%s: cannot create key file (link from %s: %s); create it by hand: "
                "printf 'pepper %%s\\nk1 %%s\\n' "
                "$(openssl rand -hex 32) $(openssl rand -hex 32) > %s; chmod 600 %s",
@@ -536,19 +526,19 @@ static char *read_keyfile(int fd, const char *path, size_t *lenp, char *err, siz
         ssize_t r = read(fd, buf + len, KEYFILE_MAX_BYTES + 1 - len);
         if (r < 0) {
             if (errno == EINTR) continue;
-            errfmt(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            errbuf_set(err, errlen, "%s: cannot read: %s", path, strerror(errno));
             goto fail;
         }
         if (r == 0) break;
         len += (size_t)r;
         if (len > KEYFILE_MAX_BYTES) {
-            errfmt(err, errlen, "%s: larger than %d bytes; is this really the key file?", path,
+            errbuf_set(err, errlen, "%s: larger than %d bytes; is this really the key file?", path,
                    KEYFILE_MAX_BYTES);
             goto fail;
         }
     }
     if (memchr(buf, '\0', len)) {
-        errfmt(err, errlen, "%s: contains a NUL byte; a key file is text", path);
+        errbuf_set(err, errlen, "%s: contains a NUL byte; a key file is text", path);
         goto fail;
     }
     buf[len] = '\0';
@@ -565,7 +555,7 @@ int token_keys_load(const char *path, struct token_keys **out, char *err, size_t
     *out = NULL;
     if (err && errlen) err[0] = '\0';
     if (!path || !*path) {
-        errfmt(err, errlen, "token key file: empty path");
+        errbuf_set(err, errlen, "token key file: empty path");
         return -1;
     }
     /* O_NONBLOCK: a FIFO in the key file's place must not hang start-up (it is refused below;
@@ -576,23 +566,23 @@ int token_keys_load(const char *path, struct token_keys **out, char *err, size_t
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     }
     if (fd < 0) {
-        errfmt(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
 
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        errfmt(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        errfmt(err, errlen, "%s: not a regular file", path);
+        errbuf_set(err, errlen, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
     if (st.st_mode & 077) {
-        errfmt(err, errlen,
+        errbuf_set(err, errlen,
                "%s: readable or writable by group or others (mode %04o); a key file must be "
                "private: run `chmod 600 %s`",
                path, (unsigned)(st.st_mode & 07777), path);
