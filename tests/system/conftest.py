@@ -161,7 +161,21 @@ class Gateway:
                      what="gateway listening")
             assert self.proc.poll() is None, self.read_log()
             wait_for(lambda: can_connect(self.admin_port), what="admin listener")
+            # Give it a moment to reach Redis (slow under sanitizers): tests that start a
+            # gateway without a reachable Redis simply go on after this bounded wait.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not self.ready():
+                time.sleep(0.02)
         return self
+
+    def ready(self):
+        """True when /readyz answers 200."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                return s.recv(16).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
