@@ -293,3 +293,45 @@ def parse_responses(data):
         out.append((status, headers, rest[:n]))
         data = rest[n:]
     return out
+
+
+class Resp:
+    """A minimal RESP2 client for inspecting a test's Redis (commands and their replies)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.f = self.sock.makefile("rb")
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+    def __call__(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self._read()
+
+    def _read(self):
+        line = self.f.readline()
+        assert line.endswith(b"\r\n"), f"short RESP reply {line!r}"
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise AssertionError(f"redis error: {rest.decode()}")
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise AssertionError(f"unexpected RESP reply {line!r}")
+
+    def hgetall(self, key):
+        v = self("HGETALL", key)
+        return {v[i].decode(): v[i + 1].decode() for i in range(0, len(v), 2)}

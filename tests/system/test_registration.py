@@ -6,6 +6,7 @@ tests go through HTTP only, and read Redis directly to check what the gateway wr
 hash, the `register` stream entry, the dedupe and idempotency keys), or to stand in for a worker
 (upload records with a verdict). Time bounds are hang guards only, never speed requirements.
 """
+import conftest
 import base64
 import hashlib
 import itertools
@@ -31,46 +32,8 @@ FIELDS = ["nik", "kk", "name", "birth_date", "email", "phone"]
 
 # --- helpers ---------------------------------------------------------------------------------
 
-class Resp:
-    """A minimal RESP2 client for reading (and, as a worker would, writing) the test's Redis."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.f = self.sock.makefile("rb")
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
-
-    def __call__(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self._read()
-
-    def _read(self):
-        line = self.f.readline()
-        assert line.endswith(b"\r\n"), f"short RESP reply {line!r}"
-        t, rest = line[:1], line[1:-2]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            raise AssertionError(f"redis error: {rest.decode()}")
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise AssertionError(f"unexpected RESP reply {line!r}")
-
-    def hgetall(self, key):
-        v = self("HGETALL", key)
-        return {v[i].decode(): v[i + 1].decode() for i in range(0, len(v), 2)}
+class Resp(conftest.Resp):
+    """The shared RESP client, with what these tests read."""
 
     def registered_ids(self):
         """The registration_id of every entry of the register stream, in order."""

@@ -7,6 +7,7 @@ talks raw HTTP over loopback sockets where framing, early answers and closes mat
 must come from the head alone, so most refusal tests declare a large body and never send it.
 Time bounds are hang guards only, never speed requirements.
 """
+import conftest
 import json
 import os
 import random
@@ -36,42 +37,8 @@ REGISTRATION = {"nik": "3171011205900001", "kk": "3171010101010001", "name": "Si
 
 # --- helpers ---------------------------------------------------------------------------------
 
-class Resp:
-    """A minimal RESP2 client for inspecting the test's Redis."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.f = self.sock.makefile("rb")
-
-    def __call__(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self._read()
-
-    def _read(self):
-        line = self.f.readline()
-        assert line.endswith(b"\r\n"), f"short RESP reply {line!r}"
-        t, rest = line[:1], line[1:-2]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            raise AssertionError(f"redis error: {rest.decode()}")
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise AssertionError(f"unexpected RESP reply {line!r}")
-
-    def hgetall(self, key):
-        v = self("HGETALL", key)
-        return {v[i].decode(): v[i + 1].decode() for i in range(0, len(v), 2)}
+class Resp(conftest.Resp):
+    """The shared RESP client, with what these tests read."""
 
     def jobs(self):
         """The upload stream's entries as dicts."""
@@ -80,10 +47,6 @@ class Resp:
             out.append({fields[i].decode(): fields[i + 1].decode()
                         for i in range(0, len(fields), 2)})
         return out
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ Every test starts its own redis-server and gateways (conftest fixtures); everyth
 every wait is bounded, and the time bounds are hang guards except where the issue states a
 recovery bound (Redis back -> joins work within 2 s; asserted at 3 s).
 """
+import conftest
 import base64
 import concurrent.futures
 import hashlib
@@ -150,42 +151,7 @@ def fresh(g, name):
                     timeout=10, what=f"fresh cache of room {name}")
 
 
-class Resp:
-    """A minimal RESP2 client for inspecting the test's Redis."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.f = self.sock.makefile("rb")
-
-    def __call__(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self._read()
-
-    def _read(self):
-        line = self.f.readline()
-        assert line.endswith(b"\r\n"), f"short RESP reply {line!r}"
-        t, rest = line[:1], line[1:-2]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            raise AssertionError(f"redis error: {rest.decode()}")
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise AssertionError(f"unexpected RESP reply {line!r}")
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+Resp = conftest.Resp
 
 
 def redis_dump(port):
