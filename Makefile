@@ -40,7 +40,7 @@ WARN    += -Werror
 endif
 
 # pkg-config is asked only when building, so `make deps` works on a bare machine.
-NEED_PKG := $(filter-out deps test-deps help clean distclean,$(MAKECMDGOALS))
+NEED_PKG := $(filter-out deps test-deps run test help clean distclean,$(MAKECMDGOALS))
 ifneq ($(or $(NEED_PKG),$(if $(MAKECMDGOALS),,all)),)
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)

@@ -5,6 +5,9 @@
 struct gw;
 struct router;
 
+/* Install every route: the public listener's on PUB, the admin listener's on ADMIN. */
+void routes_install(struct router *pub, struct router *admin);
+
 /* /healthz and /readyz (health.c). */
 void health_register(struct router *rt);
 

@@ -29,9 +29,7 @@
 #include "router.h"
 #include "routes.h"
 #include "page.h"
-#include "registration.h"
 #include "tus.h"
-#include "upload.h"
 #include "wroom.h"
 
 #define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
@@ -318,15 +316,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
 
     gw->router = router_new();
     gw->admin_router = router_new();
-    router_set_id_base(gw->admin_router, 48);
-    health_register(gw->router);
-    wroom_register(gw->router);
-    page_register(gw->router);
-    registration_register(gw->router);
-    tus_register(gw->router); /* before upload_register: a GET route also answers HEAD */
-    upload_register(gw->router);
-    upload_set_offset_source(tus_offset);
-    admin_register(gw->admin_router);
+    routes_install(gw->router, gw->admin_router);
 
     char err[256];
     struct rconn_opts ro = {.url = redis_url,
