@@ -86,8 +86,9 @@ static const struct directive table[] = {
      "access log file, '-' for standard error, 'off' for none (reopened on SIGHUP)"},
     {"gateway", "secret_file", T_STR, 1, CONF_STR - 1, "var/secret", 0, F(gateway.secret_file),
      NULL, NULL, "signing keys for tickets and sessions (created 0600 if absent)"},
-    {"gateway", "log_level", T_ENUM, 0, 0, "info", 1, F(gateway.log_level), level_choices, NULL,
-     "debug, info, warn or error"},
+
+    {"log", "level", T_ENUM, 0, 0, "info", 1, F(log.level), level_choices, NULL,
+     "debug, info, warn or error (every program)"},
 
     {"redis", "url", T_STR, 1, CONF_STR - 1, "embedded", 0, F(redis.url), NULL, check_redis_url,
      "embedded (a private redis-server), redis://host:port/db or unix:/path"},

@@ -411,7 +411,8 @@ max_connections = 16384
 idle_timeout_ms = 3600000
 drain_timeout_ms = 2000
 secret_file = {self.dir}/secret
-log_level = warn
+[log]
+level = warn
 [redis]
 url = redis://127.0.0.1:{redis_port}
 {extra}""")

@@ -44,7 +44,11 @@ struct conf_gateway {
     int per_ip_table_size;
     char access_log[CONF_STR];
     char secret_file[CONF_STR];
-    char log_level[16];
+};
+
+/* [log]: read by every program. */
+struct conf_log {
+    char level[16]; /* debug, info, warn or error */
 };
 
 struct conf_redis {
@@ -103,6 +107,7 @@ struct conf_room {
 struct conf {
     char path[CONF_STR]; /* the file it was loaded from ("" for defaults only) */
     struct conf_gateway gateway;
+    struct conf_log log;
     struct conf_redis redis;
     struct conf_worker worker;
     struct conf_upload upload;

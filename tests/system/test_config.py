@@ -102,7 +102,7 @@ BAD_FILES = {
         "[gateway]\nmax_headers = 32\n[redis]\nappendfsync = sometimes\n", 4, "redis",
         "appendfsync", r"'sometimes'.*everysec.*always"),
     "bad_log_level": (
-        "[gateway]\nlog_level = loud\n", 2, "gateway", "log_level", r"'loud'"),
+        "[log]\nlevel = loud\n", 2, "log", "level", r"'loud'"),
     "bad_redis_url_scheme": (
         "[redis]\nurl = http://127.0.0.1:6379\n", 2, "redis", "url",
         r"embedded.*redis://.*unix:"),

@@ -171,7 +171,7 @@ Test(conf, defaults)
     cr_assert_eq(c.gateway.per_ip_table_size, 65536);
     cr_assert_str_eq(c.gateway.access_log, "off");
     cr_assert_str_eq(c.gateway.secret_file, "var/secret");
-    cr_assert_str_eq(c.gateway.log_level, "info");
+    cr_assert_str_eq(c.log.level, "info");
     cr_assert_str_eq(c.redis.url, "embedded");
     cr_assert_eq(c.redis.timeout_ms, 1000);
     cr_assert_eq(c.redis.max_pending, 10000);
@@ -542,15 +542,16 @@ Test(conf, bad_addresses)
 
 Test(conf, bad_enum)
 {
-    expect_error("gateway", "log_level", "verbose",
+    expect_error("log", "level", "verbose",
                  "'verbose' is not one of: debug info warn error");
     expect_error("redis", "appendfsync", "no", "'no' is not one of: everysec always");
     expect_error("redis", "appendfsync", "Always", "'Always' is not one of: everysec always");
     struct conf c;
     expect_ok(&c, "redis", "appendfsync", "always");
     cr_assert_str_eq(c.redis.appendfsync, "always");
-    expect_ok(&c, "gateway", "log_level", "debug");
-    cr_assert_str_eq(c.gateway.log_level, "debug");
+    expect_ok(&c, "log", "level", "debug");
+    cr_assert_str_eq(c.log.level, "debug");
+    expect_error("gateway", "log_level", "debug", "unknown directive");
 }
 
 Test(conf, redis_urls)
@@ -962,7 +963,7 @@ Test(conf, reload_keeps_restart_only_values)
     conf_defaults(&old);
     int r = load(&newc,
                  "[gateway]\nlisten = 127.0.0.1:9090\nprocesses = 4\nmax_connections = 5\n"
-                 "log_level = debug\nper_ip_rate = 3.5\nmax_body_bytes = 2M\n"
+                 "per_ip_rate = 3.5\nmax_body_bytes = 2M\n[log]\nlevel = debug\n"
                  "[redis]\ntimeout_ms = 2000\n[worker]\ndrain_timeout_ms = 500\n",
                  err, sizeof err);
     cr_assert_eq(r, 0, "%s", err);
@@ -985,7 +986,7 @@ Test(conf, reload_keeps_restart_only_values)
     cr_assert_eq(newc.redis.timeout_ms, 1000);
     /* reloadable: the new values */
     cr_assert_eq(newc.gateway.max_connections, 5);
-    cr_assert_str_eq(newc.gateway.log_level, "debug");
+    cr_assert_str_eq(newc.log.level, "debug");
     cr_assert_eq(newc.gateway.per_ip_rate, 3.5);
     cr_assert_eq(newc.gateway.max_body_bytes, 2 * 1024 * 1024);
     cr_assert_eq(newc.worker.drain_timeout_ms, 500);
@@ -1021,7 +1022,7 @@ Test(conf, reload_merge_follows_the_table)
         /* a value different from the default, valid for its type */
         if (strcmp(name, "listen") == 0) snprintf(value, sizeof value, "127.0.0.1:18080");
         else if (strstr(name, "admin_listen")) snprintf(value, sizeof value, "127.0.0.1:18081");
-        else if (strcmp(name, "log_level") == 0) snprintf(value, sizeof value, "warn");
+        else if (strcmp(name, "level") == 0) snprintf(value, sizeof value, "warn");
         else if (strcmp(name, "appendfsync") == 0) snprintf(value, sizeof value, "always");
         else if (strcmp(name, "mode") == 0) snprintf(value, sizeof value, "reject");
         else if (strcmp(name, "paused") == 0) snprintf(value, sizeof value, "yes");
