@@ -1,17 +1,21 @@
-/* metrics.c: shared-memory slots and the Prometheus text rendering (see metrics.h). */
+/* metrics.c: the gateway's counters and their Prometheus rendering (see metrics.h). */
 #include "metrics.h"
 
 #include <event2/buffer.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "antre/prom.h"
+#include "antre/slots.h"
 #include "router.h"
 
-static struct metrics_slot *slots;
-static int nslots_mapped;
+/* The summed part of a slot is read as 64-bit words (see slots_sum). */
+#define SUMMED_BYTES offsetof(struct metrics_slot, pid)
+_Static_assert(SUMMED_BYTES % sizeof(uint64_t) == 0, "summed slot part is 64-bit words");
+
+static struct slots slots;
 
 /* Status codes get a fixed index so the per-route table stays small; others count as "other". */
 static const int status_codes[METRICS_STATUSES - 1] = {
@@ -54,17 +58,17 @@ static const char *const refusal_names[REFUSE__COUNT] = {
 
 int metrics_init(int nslots)
 {
-    size_t len = (size_t)nslots * sizeof(struct metrics_slot);
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return -1;
-    slots = p;
-    nslots_mapped = nslots;
-    return 0;
+    return slots_map(&slots, nslots, sizeof(struct metrics_slot));
+}
+
+static struct metrics_slot *slot_at(int i)
+{
+    return slots_at(&slots, i);
 }
 
 struct metrics_slot *metrics_attach(int i)
 {
-    struct metrics_slot *s = &slots[i];
+    struct metrics_slot *s = slot_at(i);
     s->conns_open = 0;
     s->redis_connected = 0;
     s->redis_pending = 0;
@@ -83,13 +87,6 @@ void metrics_request(struct metrics_slot *s, int route_id, int status, uint64_t 
     s->latency_sum_us += usec;
 }
 
-uint64_t metrics_refusals_total(enum metrics_refusal why)
-{
-    uint64_t t = 0;
-    for (int i = 0; i < nslots_mapped; i++) t += slots[i].refusals[why];
-    return t;
-}
-
 static const char *route_name(const struct router *pub, const struct router *admin, int id)
 {
     for (int k = 0; k < 2; k++) {
@@ -101,17 +98,25 @@ static const char *route_name(const struct router *pub, const struct router *adm
     return "none";
 }
 
+/* A family of one unlabelled sample. */
+static void family_u64(struct evbuffer *out, const char *name, enum prom_type type,
+                       const char *help, uint64_t v)
+{
+    prom_family(out, name, type, help);
+    prom_u64(out, name, NULL, 0, v);
+}
+
 /* Per-room series: counters summed over processes, gauges taken from the process whose
  * controller answered last (they all read the same Redis state). */
 static void render_rooms(struct evbuffer *out)
 {
     static const struct {
-        const char *name, *type, *help;
+        const char *name, *help;
         size_t off;
         int gauge;
     } series[] = {
-#define C(f, h) {"antre_room_" #f "_total", "counter", h, offsetof(struct metrics_room, f), 0}
-#define G(f, h) {"antre_room_" #f, "gauge", h, offsetof(struct metrics_room, f), 1}
+#define C(f, h) {"antre_room_" #f "_total", h, offsetof(struct metrics_room, f), 0}
+#define G(f, h) {"antre_room_" #f, h, offsetof(struct metrics_room, f), 1}
         C(joins, "Joins answered."),
         C(polls, "Status polls."),
         C(stale, "Status polls answered from a stale cache (Redis unreachable)."),
@@ -128,125 +133,98 @@ static void render_rooms(struct evbuffer *out)
 #undef G
     };
     for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
-        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help,
-                            series[s].name, series[s].type);
+        prom_family(out, series[s].name, series[s].gauge ? PROM_GAUGE : PROM_COUNTER,
+                    series[s].help);
         for (int r = 0; r < METRICS_ROOMS; r++) {
-            const char *name = slots[0].rooms[r].name;
+            const char *name = NULL;
             int64_t v = 0;
-            int any = 0;
-            for (int i = 0; i < nslots_mapped; i++) {
-                const struct metrics_room *m = &slots[i].rooms[r];
+            for (int i = 0; i < slots.n; i++) {
+                const struct metrics_room *m = &slot_at(i)->rooms[r];
                 if (!m->name[0]) continue;
                 name = m->name;
-                any = 1;
                 int64_t x = *(const int64_t *)((const char *)m + series[s].off);
                 if (series[s].gauge) v = x > v ? x : v;
                 else v += x;
             }
-            if (any)
-                evbuffer_add_printf(out, "%s{room=\"%s\"} %lld\n", series[s].name, name,
-                                    (long long)v);
+            if (name) prom_i64(out, series[s].name, &(struct prom_label){"room", name}, 1, v);
         }
     }
-    evbuffer_add_printf(out, "# HELP antre_room_admit_rate_per_second Smoothed admission rate.\n"
-                             "# TYPE antre_room_admit_rate_per_second gauge\n");
+    prom_family(out, "antre_room_admit_rate_per_second", PROM_GAUGE, "Smoothed admission rate.");
     for (int r = 0; r < METRICS_ROOMS; r++)
-        for (int i = 0; i < nslots_mapped; i++) {
-            const struct metrics_room *m = &slots[i].rooms[r];
+        for (int i = 0; i < slots.n; i++) {
+            const struct metrics_room *m = &slot_at(i)->rooms[r];
             if (!m->name[0]) continue;
-            evbuffer_add_printf(out, "antre_room_admit_rate_per_second{room=\"%s\"} %.3f\n",
-                                m->name, (double)m->admit_rate_milli / 1000.0);
+            prom_double(out, "antre_room_admit_rate_per_second",
+                        &(struct prom_label){"room", m->name}, 1,
+                        (double)m->admit_rate_milli / 1000.0);
             break;
         }
+}
+
+static void render_requests(struct evbuffer *out, const struct metrics_slot *sum,
+                            const struct router *pub, const struct router *admin)
+{
+    prom_family(out, "antre_http_requests_total", PROM_COUNTER,
+                "Requests answered, by route and status.");
+    for (int r = 0; r < METRICS_ROUTES; r++)
+        for (int c = 0; c < METRICS_STATUSES; c++) {
+            if (!sum->requests[r][c]) continue;
+            char code[8];
+            if (c < METRICS_STATUSES - 1) snprintf(code, sizeof code, "%d", status_codes[c]);
+            else snprintf(code, sizeof code, "other");
+            struct prom_label l[] = {{"route", route_name(pub, admin, r)}, {"status", code}};
+            prom_u64(out, "antre_http_requests_total", l, 2, sum->requests[r][c]);
+        }
+    prom_family(out, "antre_http_request_duration_seconds", PROM_HISTOGRAM,
+                "Time from a complete request head to the answer.");
+    uint64_t cum = 0;
+    for (int b = 0; b < METRICS_BUCKETS; b++) {
+        cum += sum->latency_bucket[b];
+        char le[32] = "+Inf";
+        if (b < METRICS_BUCKETS - 1) snprintf(le, sizeof le, "%g", (double)bucket_us[b] / 1e6);
+        prom_u64(out, "antre_http_request_duration_seconds_bucket",
+                 &(struct prom_label){"le", le}, 1, cum);
+    }
+    prom_double(out, "antre_http_request_duration_seconds_sum", NULL, 0,
+                (double)sum->latency_sum_us / 1e6);
+    prom_u64(out, "antre_http_request_duration_seconds_count", NULL, 0, sum->latency_count);
 }
 
 void metrics_render(struct evbuffer *out, const struct router *pub, const struct router *admin)
 {
     struct metrics_slot sum;
     memset(&sum, 0, sizeof sum);
-    /* Sum the slots. Readers may see a counter one increment old: harmless for monitoring. */
-    for (int i = 0; i < nslots_mapped; i++) {
-        const volatile struct metrics_slot *s = &slots[i];
-        sum.conns_open += s->conns_open;
-        sum.conns_total += s->conns_total;
-        for (int r = 0; r < METRICS_ROUTES; r++)
-            for (int c = 0; c < METRICS_STATUSES; c++) sum.requests[r][c] += s->requests[r][c];
-        for (int b = 0; b < METRICS_BUCKETS; b++) sum.latency_bucket[b] += s->latency_bucket[b];
-        sum.latency_count += s->latency_count;
-        sum.latency_sum_us += s->latency_sum_us;
-        for (int f = 0; f < REFUSE__COUNT; f++) sum.refusals[f] += s->refusals[f];
-        sum.redis_pending += s->redis_pending;
-        sum.redis_timeouts += s->redis_timeouts;
-        sum.redis_reconnects += s->redis_reconnects;
-        sum.reloads_ok += s->reloads_ok;
-        sum.reloads_failed += s->reloads_failed;
-    }
-    evbuffer_add_printf(out,
-                        "# HELP antre_connections_open Open client connections.\n"
-                        "# TYPE antre_connections_open gauge\n"
-                        "antre_connections_open %lld\n"
-                        "# HELP antre_connections_total Client connections accepted.\n"
-                        "# TYPE antre_connections_total counter\n"
-                        "antre_connections_total %llu\n",
-                        (long long)sum.conns_open, (unsigned long long)sum.conns_total);
-    evbuffer_add_printf(out, "# HELP antre_http_requests_total Requests answered, by route and "
-                             "status.\n# TYPE antre_http_requests_total counter\n");
-    for (int r = 0; r < METRICS_ROUTES; r++)
-        for (int c = 0; c < METRICS_STATUSES; c++) {
-            if (!sum.requests[r][c]) continue;
-            char code[8];
-            if (c < METRICS_STATUSES - 1) snprintf(code, sizeof code, "%d", status_codes[c]);
-            else snprintf(code, sizeof code, "other");
-            evbuffer_add_printf(out, "antre_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-                                route_name(pub, admin, r), code,
-                                (unsigned long long)sum.requests[r][c]);
-        }
-    evbuffer_add_printf(out, "# HELP antre_http_request_duration_seconds Time from a complete "
-                             "request head to the answer.\n"
-                             "# TYPE antre_http_request_duration_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int b = 0; b < METRICS_BUCKETS; b++) {
-        cum += sum.latency_bucket[b];
-        if (b < METRICS_BUCKETS - 1)
-            evbuffer_add_printf(out,
-                                "antre_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                                (double)bucket_us[b] / 1e6, (unsigned long long)cum);
-        else
-            evbuffer_add_printf(out,
-                                "antre_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-                                (unsigned long long)cum);
-    }
-    evbuffer_add_printf(out,
-                        "antre_http_request_duration_seconds_sum %.6f\n"
-                        "antre_http_request_duration_seconds_count %llu\n",
-                        (double)sum.latency_sum_us / 1e6, (unsigned long long)sum.latency_count);
-    evbuffer_add_printf(out, "# HELP antre_refusals_total Requests or connections refused, by "
-                             "reason.\n# TYPE antre_refusals_total counter\n");
+    slots_sum(&slots, 0, SUMMED_BYTES, (uint64_t *)(void *)&sum);
+
+    prom_family(out, "antre_connections_open", PROM_GAUGE, "Open client connections.");
+    prom_i64(out, "antre_connections_open", NULL, 0, sum.conns_open);
+    family_u64(out, "antre_connections_total", PROM_COUNTER, "Client connections accepted.",
+               sum.conns_total);
+    render_requests(out, &sum, pub, admin);
+    prom_family(out, "antre_refusals_total", PROM_COUNTER,
+                "Requests or connections refused, by reason.");
     for (int f = 0; f < REFUSE__COUNT; f++)
-        evbuffer_add_printf(out, "antre_refusals_total{reason=\"%s\"} %llu\n", refusal_names[f],
-                            (unsigned long long)sum.refusals[f]);
+        prom_u64(out, "antre_refusals_total", &(struct prom_label){"reason", refusal_names[f]}, 1,
+                 sum.refusals[f]);
     render_rooms(out);
-    evbuffer_add_printf(out, "# HELP antre_redis_connected Whether each gateway process is "
-                             "connected to Redis.\n# TYPE antre_redis_connected gauge\n");
-    for (int i = 0; i < nslots_mapped; i++)
-        evbuffer_add_printf(out, "antre_redis_connected{process=\"%d\"} %lld\n", i,
-                            (long long)slots[i].redis_connected);
-    evbuffer_add_printf(out,
-                        "# HELP antre_redis_pending_commands Redis commands in flight.\n"
-                        "# TYPE antre_redis_pending_commands gauge\n"
-                        "antre_redis_pending_commands %lld\n"
-                        "# HELP antre_redis_timeouts_total Redis commands that timed out.\n"
-                        "# TYPE antre_redis_timeouts_total counter\n"
-                        "antre_redis_timeouts_total %llu\n"
-                        "# HELP antre_redis_connects_total Successful Redis (re)connections.\n"
-                        "# TYPE antre_redis_connects_total counter\n"
-                        "antre_redis_connects_total %llu\n"
-                        "# HELP antre_config_reloads_total Configuration reloads, by result.\n"
-                        "# TYPE antre_config_reloads_total counter\n"
-                        "antre_config_reloads_total{result=\"ok\"} %llu\n"
-                        "antre_config_reloads_total{result=\"failed\"} %llu\n",
-                        (long long)sum.redis_pending, (unsigned long long)sum.redis_timeouts,
-                        (unsigned long long)sum.redis_reconnects,
-                        (unsigned long long)sum.reloads_ok,
-                        (unsigned long long)sum.reloads_failed);
+    prom_family(out, "antre_redis_connected", PROM_GAUGE,
+                "Whether each gateway process is connected to Redis.");
+    for (int i = 0; i < slots.n; i++) {
+        char process[16];
+        snprintf(process, sizeof process, "%d", i);
+        prom_i64(out, "antre_redis_connected", &(struct prom_label){"process", process}, 1,
+                 slot_at(i)->redis_connected);
+    }
+    prom_family(out, "antre_redis_pending_commands", PROM_GAUGE, "Redis commands in flight.");
+    prom_i64(out, "antre_redis_pending_commands", NULL, 0, sum.redis_pending);
+    family_u64(out, "antre_redis_timeouts_total", PROM_COUNTER, "Redis commands that timed out.",
+               sum.redis_timeouts);
+    family_u64(out, "antre_redis_connects_total", PROM_COUNTER,
+               "Successful Redis (re)connections.", sum.redis_reconnects);
+    prom_family(out, "antre_config_reloads_total", PROM_COUNTER,
+                "Configuration reloads, by result.");
+    prom_u64(out, "antre_config_reloads_total", &(struct prom_label){"result", "ok"}, 1,
+             sum.reloads_ok);
+    prom_u64(out, "antre_config_reloads_total", &(struct prom_label){"result", "failed"}, 1,
+             sum.reloads_failed);
 }

@@ -1,4 +1,5 @@
-/* metrics.h: gateway counters in shared memory, rendered as Prometheus text.
+/* metrics.h: the gateway's counters, one `struct metrics_slot` per process in shared memory
+ * (common/slots.c), rendered as Prometheus text (common/prom.c).
  *
  * Each gateway process writes only its own slot (no locks on the hot path); the admin listener
  * of any process sums every slot, so /metrics shows the whole gateway whichever process answers.
@@ -55,6 +56,7 @@ struct metrics_slot {
     uint64_t redis_timeouts;
     uint64_t redis_reconnects;
     uint64_t reloads_ok, reloads_failed;
+    /* everything above is 64-bit words, summed over the slots when rendered */
     int64_t pid;
     struct metrics_room rooms[METRICS_ROOMS];
 };
@@ -75,8 +77,5 @@ static inline void metrics_refusal(struct metrics_slot *s, enum metrics_refusal 
 
 /* Append the Prometheus text of all slots to OUT. Route labels come from the two routers. */
 void metrics_render(struct evbuffer *out, const struct router *pub, const struct router *admin);
-
-/* Sum of one refusal counter over all slots (tests and logs). */
-uint64_t metrics_refusals_total(enum metrics_refusal why);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "accesslog.h"
 #include "antre/log.h"
+#include "antre/program.h"
 #include "antre/rconn.h"
 #include "conn.h"
 #include "gateway.h"
@@ -102,25 +103,12 @@ static void apply_accesslog(struct gw *gw, const char *old_path)
 
 static void reload(struct gw *gw)
 {
-    struct conf *fresh = malloc(sizeof *fresh);
-    char err[8192];
-    if (!fresh) abort();
-    if (conf_load(fresh, gw->conf.path, err, sizeof err) < 0) {
-        /* One log line per error so each names its file:line. */
-        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
-            log_error("server: reload refused, keeping the running configuration: %s", line);
-        gw->metrics->reloads_failed++;
-        free(fresh);
-        return;
-    }
-    char note[4096];
-    if (conf_reload_merge(&gw->conf, fresh, note, sizeof note) > 0)
-        for (char *line = strtok(note, "\n"); line; line = strtok(NULL, "\n"))
-            log_warn("server: reload: %s", line);
     char old_log[CONF_STR];
     snprintf(old_log, sizeof old_log, "%s", gw->conf.gateway.access_log);
-    gw->conf = *fresh;
-    free(fresh);
+    if (program_reload(&gw->conf, "server", 1) < 0) {
+        gw->metrics->reloads_failed++;
+        return;
+    }
     apply_conf(gw);
     apply_accesslog(gw, old_log);
     admin_load_token(gw);

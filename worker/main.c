@@ -1,99 +1,119 @@
 /* main.c: antre-worker's command line.
  *
- *   antre-worker [-c FILE] [-t]
+ *   antre-worker [-c FILE] [-t] [-j N]
  *
- * For now the worker connects to Redis (starting or joining the embedded one), logs its
- * connection state, and waits for SIGTERM/SIGINT; the queue consumers come with the intake
- * issues. It shares the gateway's configuration file. */
+ * For now each worker process connects to Redis (starting or joining the embedded one), logs
+ * its connection state, re-reads the configuration on SIGHUP, and waits for SIGTERM/SIGINT; the
+ * queue consumers come with the worker issue. It shares the gateway's configuration file and
+ * start-up (common/program.c). With `[worker] processes` (or -j N) above 1, a supervisor
+ * (common/supervisor.c) runs that many worker processes and restarts crashed ones. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "antre/conf.h"
 #include "antre/log.h"
+#include "antre/program.h"
 #include "antre/rconn.h"
 #include "antre/redis_embed.h"
+#include "antre/supervisor.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: antre-worker [-c FILE] [-t]\n"
-               "  -c FILE  configuration file (default conf/antre.conf)\n"
-               "  -t       check the configuration file, print ok or the errors, and exit\n");
-}
+struct worker {
+    struct conf conf;
+    struct event_base *base;
+    int slot;
+};
 
 static void on_redis_state(void *arg, enum rconn_state st)
 {
-    (void)arg;
-    if (st == RCONN_CONNECTED) log_info("worker: redis connected; waiting for work");
-    else log_warn("worker: redis connection lost; reconnecting");
+    const struct worker *w = arg;
+    if (st == RCONN_CONNECTED)
+        log_info("worker: redis connected; waiting for work process=%d", w->slot);
+    else log_warn("worker: redis connection lost; reconnecting process=%d", w->slot);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+    struct worker *w = arg;
     (void)what;
+    if (sig == SIGHUP) {
+        if (program_reload(&w->conf, "worker", 1) == 0)
+            log_info("worker: configuration reloaded path=%s", w->conf.path);
+        return;
+    }
     log_info("worker: %s received; stopping", strsignal((int)sig));
-    event_base_loopexit(arg, NULL);
+    event_base_loopexit(w->base, NULL);
+}
+
+/* One worker process (slot SLOT) with its own copy of CONF. 0 after SIGTERM/SIGINT, 1 when it
+ * could not start. */
+static int worker_process(const struct conf *conf, int slot, void *arg)
+{
+    const char *url = arg;
+    static struct worker w;
+    w.conf = *conf;
+    w.slot = slot;
+    signal(SIGPIPE, SIG_IGN);
+    w.base = event_base_new();
+    if (!w.base) {
+        log_error("worker: cannot create the event loop");
+        return 1;
+    }
+    char err[512];
+    struct rconn_opts ro = {.url = url,
+                            .timeout_ms = conf->redis.timeout_ms,
+                            .max_pending = conf->redis.max_pending};
+    struct rconn *rc = rconn_new(w.base, &ro, err, sizeof err);
+    if (!rc) {
+        log_error("worker: redis: %s", err);
+        event_base_free(w.base);
+        return 1;
+    }
+    rconn_set_state_cb(rc, on_redis_state, &w);
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    struct event *ev[3];
+    for (int i = 0; i < 3; i++) {
+        ev[i] = evsignal_new(w.base, sigs[i], on_signal, &w);
+        event_add(ev[i], NULL);
+    }
+    log_info("worker: started redis=%s process=%d",
+             strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot);
+    event_base_dispatch(w.base);
+    rconn_free(rc);
+    for (int i = 0; i < 3; i++) event_free(ev[i]);
+    event_base_free(w.base);
+    log_info("worker: stopped process=%d", slot);
+    return 0;
+}
+
+static int drain_timeout_ms(const struct conf *conf)
+{
+    return conf->worker.drain_timeout_ms;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = "conf/antre.conf";
-    int check_only = 0, opt;
-    while ((opt = getopt(argc, argv, "c:th")) != -1) {
-        switch (opt) {
-        case 'c': path = optarg; break;
-        case 't': check_only = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    log_set_name("antre-worker");
     static struct conf conf;
-    char err[8192];
-    if (conf_load(&conf, path, err, sizeof err) < 0) {
-        fputs(err, stderr);
-        return 1;
-    }
-    if (check_only) {
-        puts("ok");
-        return 0;
-    }
-    log_set_level((enum log_level)log_level_parse(conf.gateway.log_level));
-    signal(SIGPIPE, SIG_IGN);
+    struct program prog = {.name = "antre-worker",
+                           .conf = &conf,
+                           .jobs_help = "worker processes (overrides [worker] processes)"};
+    if (program_start(&prog, argc, argv) < 0) return prog.exit_status;
+    if (prog.jobs) conf.worker.processes = prog.jobs;
 
+    char err[512];
     struct redis_embed re;
     const char *url = redis_embed_for(&conf.redis, &re, err, sizeof err);
     if (!url) {
         log_error("worker: embedded redis: %s", err);
         return 1;
     }
-
-    struct event_base *base = event_base_new();
-    struct rconn_opts ro = {.url = url,
-                            .timeout_ms = conf.redis.timeout_ms,
-                            .max_pending = conf.redis.max_pending};
-    struct rconn *rc = rconn_new(base, &ro, err, sizeof err);
-    if (!rc) {
-        log_error("worker: redis: %s", err);
-        event_base_free(base);
-        redis_embed_stop(&re, 10000);
-        return 1;
-    }
-    rconn_set_state_cb(rc, on_redis_state, NULL);
-    struct event *st = evsignal_new(base, SIGTERM, on_signal, base);
-    struct event *si = evsignal_new(base, SIGINT, on_signal, base);
-    event_add(st, NULL);
-    event_add(si, NULL);
-    log_info("worker: started redis=%s", strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp");
-    event_base_dispatch(base);
-    rconn_free(rc);
-    event_free(st);
-    event_free(si);
-    event_base_free(base);
+    struct supervisor_opts so = {.what = "worker",
+                                 .processes = conf.worker.processes,
+                                 .drain_timeout_ms = drain_timeout_ms,
+                                 .run = worker_process,
+                                 .arg = (void *)url};
+    int rc = so.processes == 1 ? worker_process(&conf, 0, (void *)url) : supervisor_run(&conf, &so);
     redis_embed_stop(&re, 10000);
-    log_info("worker: stopped");
-    return 0;
+    return rc;
 }

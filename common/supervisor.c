@@ -2,8 +2,8 @@
  *
  * The parent runs no event loop: it blocks the signals it cares about and takes them one at a
  * time with sigtimedwait(), which is both simpler and safer than handlers that must only set
- * flags. Children restore the default signal state before running the server. */
-#include "supervisor.h"
+ * flags. Children restore the default signal state before running the program's callback. */
+#include "antre/supervisor.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -15,9 +15,8 @@
 #include <unistd.h>
 
 #include "antre/log.h"
-#include "server.h"
+#include "antre/program.h"
 
-#define MAX_CHILDREN 64
 #define FAST_DEATH_S 2       /* a child dying sooner than this after start is "crash-looping" */
 #define RESTART_DELAY_MAX_S 8
 #define STOP_MARGIN_MS 5000
@@ -29,7 +28,7 @@ struct child {
     int fast_deaths;
 };
 
-static pid_t start_child(struct conf *conf, int slot, const char *redis_url,
+static pid_t start_child(const struct supervisor_opts *o, struct conf *conf, int slot,
                          const sigset_t *old_mask)
 {
     pid_t pid = fork();
@@ -40,9 +39,9 @@ static pid_t start_child(struct conf *conf, int slot, const char *redis_url,
     if (pid == 0) {
         signal(SIGCHLD, SIG_DFL);
         sigprocmask(SIG_SETMASK, old_mask, NULL);
-        _exit(server_run(conf, slot, redis_url, 1));
+        _exit(o->run(conf, slot, o->arg));
     }
-    log_info("supervisor: started gateway process=%d pid=%d", slot, (int)pid);
+    log_info("supervisor: started %s process=%d pid=%d", o->what, slot, (int)pid);
     return pid;
 }
 
@@ -53,25 +52,15 @@ static void describe_exit(int status, char *buf, size_t len)
     else snprintf(buf, len, "status=%d", status);
 }
 
-static void reload(struct conf *conf)
+int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
 {
-    struct conf *fresh = malloc(sizeof *fresh);
-    char err[8192], note[4096];
-    if (!fresh) abort();
-    if (conf_load(fresh, conf->path, err, sizeof err) < 0) {
-        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
-            log_error("supervisor: reload refused: %s", line);
-    } else {
-        conf_reload_merge(conf, fresh, note, sizeof note);
-        *conf = *fresh;
+    int n = o->processes;
+    if (n < 1 || n > SUPERVISOR_MAX_CHILDREN) {
+        log_error("supervisor: %d %s processes is out of bounds (1-%d)", n, o->what,
+                  SUPERVISOR_MAX_CHILDREN);
+        return 1;
     }
-    free(fresh);
-}
-
-int supervisor_run(struct conf *conf, const char *redis_url)
-{
-    int n = conf->gateway.processes;
-    struct child kids[MAX_CHILDREN];
+    struct child kids[SUPERVISOR_MAX_CHILDREN];
     memset(kids, 0, sizeof kids);
     sigset_t set, old;
     sigemptyset(&set);
@@ -82,7 +71,7 @@ int supervisor_run(struct conf *conf, const char *redis_url)
     sigprocmask(SIG_BLOCK, &set, &old);
 
     for (int i = 0; i < n; i++) {
-        kids[i].pid = start_child(conf, i, redis_url, &old);
+        kids[i].pid = start_child(o, conf, i, &old);
         kids[i].started = time(NULL);
     }
 
@@ -100,16 +89,16 @@ int supervisor_run(struct conf *conf, const char *redis_url)
 
         if (sig == SIGTERM || sig == SIGINT) {
             if (!stopping) {
-                log_info("supervisor: stopping %d gateway processes", alive);
+                log_info("supervisor: stopping %d %s processes", alive, o->what);
                 stopping = 1;
                 clock_gettime(CLOCK_MONOTONIC, &stop_deadline);
-                int ms = conf->gateway.drain_timeout_ms + STOP_MARGIN_MS;
+                int ms = o->drain_timeout_ms(conf) + STOP_MARGIN_MS;
                 stop_deadline.tv_sec += ms / 1000 + 1;
                 for (int i = 0; i < n; i++)
                     if (kids[i].pid > 0) kill(kids[i].pid, SIGTERM);
             }
         } else if (sig == SIGHUP) {
-            reload(conf);
+            program_reload(conf, "supervisor", 0);
             for (int i = 0; i < n; i++)
                 if (kids[i].pid > 0) kill(kids[i].pid, SIGHUP);
         }
@@ -125,15 +114,15 @@ int supervisor_run(struct conf *conf, const char *redis_url)
                 describe_exit(status, how, sizeof how);
                 if (stopping) {
                     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
-                    log_info("supervisor: gateway process=%d stopped %s", i, how);
+                    log_info("supervisor: %s process=%d stopped %s", o->what, i, how);
                     break;
                 }
                 kids[i].fast_deaths = now - kids[i].started < FAST_DEATH_S
                                           ? kids[i].fast_deaths + 1 : 0;
                 int delay = kids[i].fast_deaths ? 1 << (kids[i].fast_deaths - 1) : 0;
                 if (delay > RESTART_DELAY_MAX_S) delay = RESTART_DELAY_MAX_S;
-                log_error("supervisor: gateway process=%d pid=%d died %s; restarting in %d s", i,
-                          (int)pid, how, delay);
+                log_error("supervisor: %s process=%d pid=%d died %s; restarting in %d s",
+                          o->what, i, (int)pid, how, delay);
                 kids[i].restart_at = now + delay;
                 break;
             }
@@ -143,7 +132,7 @@ int supervisor_run(struct conf *conf, const char *redis_url)
             for (int i = 0; i < n; i++) {
                 if (kids[i].pid || !kids[i].restart_at || now < kids[i].restart_at) continue;
                 kids[i].restart_at = 0;
-                kids[i].pid = start_child(conf, i, redis_url, &old);
+                kids[i].pid = start_child(o, conf, i, &old);
                 kids[i].started = now;
             }
         } else {
@@ -152,7 +141,8 @@ int supervisor_run(struct conf *conf, const char *redis_url)
             if (t.tv_sec > stop_deadline.tv_sec) {
                 for (int i = 0; i < n; i++)
                     if (kids[i].pid > 0) {
-                        log_warn("supervisor: gateway process=%d did not stop; killing", i);
+                        log_warn("supervisor: %s process=%d did not stop; killing", o->what,
+                                 i);
                         kill(kids[i].pid, SIGKILL);
                     }
                 failed = 1;
