@@ -1,13 +1,18 @@
 """System tests of the gateway's processes: `processes = N` under a supervisor (SO_REUSEPORT,
 restart of a killed child, summed metrics, SIGHUP and SIGTERM passed on), the SIGTERM drain of
-one process, and the access log flushed on the way out."""
+one process, and the access log flushed on the way out; and the worker under the same
+supervisor (-j N, restart, SIGHUP, SIGTERM) with its log level from [log]."""
 import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
-from conftest import can_connect, parse_responses, raw_request, read_all, wait_for
+import pytest
+
+from conftest import (GATEWAY, WORKER, can_connect, parse_responses, raw_request, read_all,
+                      wait_for)
 
 
 def get(port, path, headers="", timeout=5.0):
@@ -299,3 +304,92 @@ def test_access_log_reopened_on_sighup(make_gateway, workdir):
     new = [d for d in read_access_log(log_path) if d["path"] != "/metrics"]
     assert [(d["path"], d["reqid"]) for d in old] == [("/healthz", first)]
     assert [(d["path"], d["reqid"]) for d in new] == [("/readyz", second)]
+
+
+# --- the worker under the same supervisor ------------------------------------------------------
+
+def write_worker_conf(path, redis, extra=""):
+    with open(path, "w") as f:
+        f.write(f"[redis]\nurl = {redis.url}\n[worker]\ndrain_timeout_ms = 2000\n{extra}")
+
+
+def start_worker(workdir, conf, *args):
+    log_path = os.path.join(workdir, "worker.log")
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([WORKER, "-c", conf, *args], stdout=log, stderr=subprocess.STDOUT,
+                            cwd=workdir)
+    log.close()
+
+    def read_log():
+        with open(log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+    return proc, read_log
+
+
+def test_worker_processes_restart_reload_and_stop(workdir, redis):
+    conf = os.path.join(workdir, "worker.conf")
+    write_worker_conf(conf, redis, "processes = 1\n")
+    proc, read_log = start_worker(workdir, conf, "-j", "2")  # -j overrides [worker] processes
+    try:
+        kids = wait_for(lambda: len(children_of(proc.pid)) == 2 and children_of(proc.pid),
+                        timeout=10, what="two worker processes")
+        wait_for(lambda: read_log().count("worker: redis connected") == 2, timeout=10,
+                 what="both connected")
+        assert "supervisor: started worker process=1" in read_log()
+
+        os.kill(kids[0], signal.SIGKILL)
+        wait_for(lambda: len(children_of(proc.pid)) == 2 and kids[0] not in children_of(proc.pid),
+                 timeout=10, what="the killed worker restarted")
+        assert re.search(r"supervisor: worker process=\d pid=%d died signal=Killed" % kids[0],
+                         read_log()), read_log()
+
+        # SIGHUP reaches every child; a restart-only change is reported, not applied.
+        write_worker_conf(conf, redis, "processes = 5\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: read_log().count("worker: configuration reloaded") == 2, timeout=10,
+                 what="both workers reloaded")
+        assert read_log().count("[worker] processes: changed in the file") == 2, read_log()
+        assert len(children_of(proc.pid)) == 2
+
+        kids = children_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, read_log()
+        for k in kids:
+            assert not alive(k)
+        assert read_log().count("worker: stopped process=") == 2, read_log()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_worker_log_level_comes_from_the_log_section(workdir, redis):
+    conf = os.path.join(workdir, "worker.conf")
+    write_worker_conf(conf, redis, "[log]\nlevel = warn\n")
+    proc, read_log = start_worker(workdir, conf)
+    try:
+        wait_for(lambda: len(children_of(proc.pid)) == 0 and redis.command("CLIENT", "LIST")
+                 .count(b"addr=") >= 2, timeout=10, what="worker connected to redis")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert read_log() == "", read_log()  # info lines (started, connected, stopped) dropped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("jobs", ["0", "65", "two", ""])
+def test_worker_refuses_a_bad_process_count(workdir, jobs):
+    p = subprocess.run([WORKER, "-t", "-j", jobs], capture_output=True, text=True, timeout=30,
+                       cwd=workdir)
+    assert p.returncode == 2
+    assert f"antre-worker: -j {jobs}: not a number from 1 to 64" in p.stderr
+    assert "usage: antre-worker [-c FILE] [-t] [-j N]" in p.stderr
+
+
+def test_gateway_offers_no_process_count_option(workdir):
+    p = subprocess.run([GATEWAY, "-h"], capture_output=True, text=True, timeout=30, cwd=workdir)
+    assert p.returncode == 0
+    assert p.stdout.startswith("usage: antre-gateway [-c FILE] [-t]\n"), p.stdout
+    assert "-j" not in p.stdout
