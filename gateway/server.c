@@ -71,7 +71,6 @@ static void apply_conf(struct gw *gw)
     gw->tv_idle = common_timeout(gw, g->idle_timeout_ms);
     gw->tv_write = common_timeout(gw, g->write_timeout_ms);
     gw->tv_linger = common_timeout(gw, 2000);
-    log_set_level((enum log_level)log_level_parse(gw->conf.log.level));
 
     if (g->per_ip_rate > 0) {
         if (gw->ratelimit) ratelimit_set(gw->ratelimit, g->per_ip_rate, g->per_ip_burst);

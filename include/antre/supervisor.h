@@ -17,8 +17,8 @@ struct supervisor_opts {
     int processes;               /* children to run, 1..SUPERVISOR_MAX_CHILDREN */
     /* How long a child may drain after SIGTERM, read from the configuration when stopping (so
      * a reload's value counts); the children are killed after it plus a margin. */
-    int (*drain_timeout_ms)(const struct conf *conf);
-    supervisor_child_fn run;
+    int (*drain_timeout_ms)(const struct conf *conf); /* required */
+    supervisor_child_fn run;     /* required */
     void *arg;                   /* passed to RUN (borrowed) */
 };
 
