@@ -28,13 +28,14 @@ struct child {
     int fast_deaths;
 };
 
+/* Fork child SLOT; its pid, or 0 when fork failed (the caller retries later). */
 static pid_t start_child(const struct supervisor_opts *o, struct conf *conf, int slot,
                          const sigset_t *old_mask)
 {
     pid_t pid = fork();
     if (pid < 0) {
-        log_error("supervisor: fork failed err=%s", strerror(errno));
-        return -1;
+        log_error("supervisor: fork failed err=%s; retrying in 1 s", strerror(errno));
+        return 0;
     }
     if (pid == 0) {
         signal(SIGCHLD, SIG_DFL);
@@ -73,6 +74,7 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
     for (int i = 0; i < n; i++) {
         kids[i].pid = start_child(o, conf, i, &old);
         kids[i].started = time(NULL);
+        if (!kids[i].pid) kids[i].restart_at = kids[i].started + 1;
     }
 
     int stopping = 0, failed = 0;
@@ -134,6 +136,7 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
                 kids[i].restart_at = 0;
                 kids[i].pid = start_child(o, conf, i, &old);
                 kids[i].started = now;
+                if (!kids[i].pid) kids[i].restart_at = now + 1;
             }
         } else {
             struct timespec t;
