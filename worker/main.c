@@ -60,29 +60,30 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         log_error("worker: cannot create the event loop");
         return 1;
     }
-    char err[512];
-    struct rconn_opts ro = {.url = url,
-                            .timeout_ms = conf->redis.timeout_ms,
-                            .max_pending = conf->redis.max_pending};
-    struct rconn *rc = rconn_new(w.base, &ro, err, sizeof err);
-    if (!rc) {
-        log_error("worker: redis: %s", err);
-        event_base_free(w.base);
-        return 1;
-    }
-    rconn_set_state_cb(rc, on_redis_state, &w);
+    /* Signals first: a SIGTERM that arrives while Redis is being reached still stops cleanly. */
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
     struct event *ev[3];
     for (int i = 0; i < 3; i++) {
         ev[i] = evsignal_new(w.base, sigs[i], on_signal, &w);
         event_add(ev[i], NULL);
     }
-    log_info("worker: started redis=%s process=%d",
-             strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot);
-    event_base_dispatch(w.base);
-    rconn_free(rc);
+    char err[512];
+    struct rconn_opts ro = {.url = url,
+                            .timeout_ms = conf->redis.timeout_ms,
+                            .max_pending = conf->redis.max_pending};
+    struct rconn *rc = rconn_new(w.base, &ro, err, sizeof err);
+    if (rc) {
+        rconn_set_state_cb(rc, on_redis_state, &w);
+        log_info("worker: started redis=%s process=%d",
+                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot);
+        event_base_dispatch(w.base);
+        rconn_free(rc);
+    } else {
+        log_error("worker: redis: %s", err);
+    }
     for (int i = 0; i < 3; i++) event_free(ev[i]);
     event_base_free(w.base);
+    if (!rc) return 1;
     log_info("worker: stopped process=%d", slot);
     return 0;
 }
