@@ -327,7 +327,7 @@ def test_creation_refusals(tus):
 
     # Another applicant's registration, and a made-up one.
     r = tus.create(s, other_reg, 100)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_registration"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_owner"
     r = tus.create(s, "0123456789abcdef" * 2, 100)
     assert r.status_code == 403
 
