@@ -224,6 +224,7 @@ static void on_head(struct conn *c)
     enum router_result found = router_match(rt, request_method_name(r), path, plen, &c->route,
                                             &c->params, allow, sizeof allow);
     if (found != ROUTER_FOUND) c->route = NULL;
+    if (c->route && (c->route->flags & ROUTE_FORM)) c->form = 1; /* errors answer HTML */
 
     /* Every public request counts against its client's rate, unknown paths included (scanners);
      * health probes are exempt so a load balancer never sees 429. */

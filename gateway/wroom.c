@@ -1151,7 +1151,8 @@ void wroom_register(struct router *rt)
     router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}",
                                    .fn = facts_route, .name = "room_facts"});
     router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}/continue",
-                                   .fn = continue_route, .name = "page_continue"});
+                                   .fn = continue_route, .name = "page_continue",
+                                   .flags = ROUTE_FORM});
     router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}/session",
                                    .fn = session_route, .name = "room_session",
                                    .flags = ROUTE_NEEDS_SESSION});
