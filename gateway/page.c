@@ -7,6 +7,9 @@
  * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
  * wins over the header).
  *
+ * The no-JavaScript form routes (the join here, continue in wroom.c) answer their errors with
+ * this page too, under the error's status and with its message shown (form_error).
+ *
  * Operators customise the page through a template, waiting.html in the templates directory,
  * compiled when it is loaded (at start and on SIGHUP), never on the request path. The template
  * language is a small part of Mustache:

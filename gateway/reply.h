@@ -1,9 +1,10 @@
-/* reply.h: building answers: status line, headers, JSON bodies and DESIGN.md's error format.
+/* reply.h: building answers: status line, headers, JSON bodies and the error format.
  *
  * Every answer carries Date, Content-Length, X-Request-Id and (when the connection will close)
- * Connection: close. Errors (the catalogue of errors.h) are {"error": {"code", "message", ...}} with the message in the
- * language of Accept-Language (Indonesian unless English is preferred). Each function answers
- * the connection's current request exactly once. */
+ * Connection: close. Errors come from the catalogue (errors.h) and are
+ * {"error": {"code", "message", ...}} with the message in the language of Accept-Language
+ * (Indonesian unless English is preferred). Each function answers the connection's current
+ * request exactly once. */
 #ifndef ANTRE_REPLY_H
 #define ANTRE_REPLY_H
 

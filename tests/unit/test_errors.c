@@ -49,7 +49,8 @@ Test(errors, every_entry_is_complete)
         cr_assert(d->msg_id && d->msg_id[0], "%s: no Indonesian message", d->code);
         cr_assert(d->msg_en && d->msg_en[0], "%s: no English message", d->code);
         cr_assert(strcmp(d->msg_id, d->msg_en) != 0, "%s: one message twice", d->code);
-        cr_assert(d->refusal == ERRORS_NO_REFUSAL || (d->refusal >= 0 && d->refusal < REFUSE__COUNT),
+        cr_assert(d->refusal == ERRORS_NO_REFUSAL ||
+                      (d->refusal >= 0 && d->refusal < REFUSE__COUNT),
                   "%s: refusal %d", d->code, d->refusal);
         if (d->status == 429 || d->status == 503)
             cr_assert(d->retry_after_s > 0, "%s: %d without Retry-After", d->code, d->status);
