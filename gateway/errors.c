@@ -125,6 +125,9 @@ static const struct error_def table[ERR__COUNT] = {
     [ERR_SESSION_ENDED] = {"session_ended", 410, "Sesi Anda untuk gelombang ini sudah berakhir.",
                            "Your session for this wave has ended.", NONE, 0},
 
+    /* Built ahead by registration.c (the answer is stored for idempotent replays). */
+    [ERR_DUPLICATE_NIK] = {"duplicate_nik", 409, "Pendaftaran dengan NIK ini sudah ada.",
+                           "A registration with this NIK already exists.", NONE, 0},
     [ERR_NOT_OWNER] = {"not_owner", 403,
                        "Ini bukan milik sesi Anda; buka dari sesi yang membuatnya.",
                        "This does not belong to your session; use the session that created it.",

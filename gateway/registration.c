@@ -107,7 +107,8 @@ static void on_registered(void *arg, const redisReply *r, const char *err)
         return;
     }
     if (!strcmp(r->element[0]->str, "duplicate")) {
-        reply_raw(c, 409, "application/json", cr->dup_answer, strlen(cr->dup_answer));
+        reply_raw(c, errors_at(ERR_DUPLICATE_NIK)->status, "application/json", cr->dup_answer,
+                  strlen(cr->dup_answer));
     } else {
         log_info("registration: created id=%s", cr->id);
         reply_raw(c, 202, "application/json", cr->answer, strlen(cr->answer));
@@ -291,10 +292,9 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     }
     snprintf(cr->answer, sizeof cr->answer, "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}",
              cr->id, cr->id);
-    json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "duplicate_nik", "field",
-                            "nik", "message",
-                            c->lang_en ? "A registration with this NIK already exists."
-                                       : "Pendaftaran dengan NIK ini sudah ada.");
+    const struct error_def *dn = errors_at(ERR_DUPLICATE_NIK);
+    json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", dn->code, "field", "nik",
+                            "message", c->lang_en ? dn->msg_en : dn->msg_id);
     size_t dl = json_dumpb(dup, cr->dup_answer, sizeof cr->dup_answer - 1, JSON_COMPACT);
     cr->dup_answer[dl < sizeof cr->dup_answer ? dl : 0] = 0;
     json_decref(dup);
