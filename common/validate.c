@@ -60,6 +60,26 @@ __attribute__((format(printf, 3, 4))) static void say(char *buf, size_t size, co
 #define SAY_ID(e, ...) say((e)->msg_id, sizeof (e)->msg_id, __VA_ARGS__)
 #define SAY_EN(e, ...) say((e)->msg_en, sizeof (e)->msg_en, __VA_ARGS__)
 
+/* Every code set below (the list in validate.h), for validate_code_at. */
+static const char *const codes[] = {
+    "required", "nik_not_numeric", "nik_wrong_length", "nik_unknown_province",
+    "nik_zero_region", "nik_invalid_date", "kk_not_numeric", "kk_wrong_length",
+    "kk_unknown_province", "invalid_date", "too_young", "too_old", "nik_birth_date_mismatch",
+    "invalid_email", "email_too_long", "email_typo", "invalid_phone", "phone_not_indonesian",
+    "phone_not_mobile", "phone_wrong_length", "name_invalid_utf8", "name_invalid_character",
+    "name_no_letters", "name_too_short", "name_too_long", "internal_error",
+};
+
+size_t validate_code_count(void)
+{
+    return sizeof codes / sizeof codes[0];
+}
+
+const char *validate_code_at(size_t i)
+{
+    return i < validate_code_count() ? codes[i] : NULL;
+}
+
 static int fail(struct validate_error *e, const char *field, const char *code)
 {
     e->field = field;

@@ -61,8 +61,7 @@ static void metrics_route(struct conn *c, struct request *r, const struct route_
     (void)p;
     if (!authorised(c, r)) {
         reply_header(c, "WWW-Authenticate", "Bearer");
-        reply_error(c, 401, "unauthorized", NULL, "Token admin diperlukan.",
-                    "An admin bearer token is required.", NULL, 0);
+        reply_err(c, ERR_UNAUTHORIZED, NULL, NULL);
         return;
     }
     struct evbuffer *out = evbuffer_new();

@@ -185,25 +185,13 @@ const char *conn_param(const struct conn *c, const char *name, size_t *len)
     return NULL;
 }
 
-static enum metrics_refusal refusal_of(const char *code)
-{
-    if (strcmp(code, "uri_too_long") == 0) return REFUSE_URI_TOO_LONG;
-    if (strcmp(code, "headers_too_large") == 0 || strcmp(code, "too_many_headers") == 0)
-        return REFUSE_HEADERS_TOO_LARGE;
-    if (strcmp(code, "body_too_large") == 0 || strcmp(code, "file_too_large") == 0)
-        return REFUSE_BODY_TOO_LARGE;
-    if (strncmp(code, "conflicting", 11) == 0 || strcmp(code, "unsupported_transfer_encoding") == 0)
-        return REFUSE_SMUGGLING;
-    return REFUSE_BAD_REQUEST;
-}
-
 /* Refuse the current request and close after the answer (the rest of its bytes stay unread). */
-static void refuse_and_close(struct conn *c, int status, const char *code, int retry_after_s)
+static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s, int refusal)
 {
     if (!c->reqid[0]) set_request_id(c);
     c->close_after = 1;
     bufferevent_disable(c->bev, EV_READ);
-    reply_error_code(c, status, code, retry_after_s);
+    reply_err_full(c, e, NULL, NULL, NULL, NULL, retry_after_s, refusal);
 }
 
 static void on_head(struct conn *c)
@@ -224,13 +212,11 @@ static void on_head(struct conn *c)
     size_t plen;
     const char *path = request_path(r, &plen);
     if (plen == 0 || path[0] != '/') {
-        metrics_refusal(gw->metrics, REFUSE_BAD_REQUEST);
-        refuse_and_close(c, 400, "bad_request", 0);
+        refuse_and_close(c, ERR_BAD_REQUEST, 0, REPLY_REFUSAL_TABLE);
         return;
     }
     if (r->parser.http_major != 1 || r->parser.http_minor > 1) {
-        metrics_refusal(gw->metrics, REFUSE_BAD_REQUEST);
-        refuse_and_close(c, 505, "http_version_not_supported", 0);
+        refuse_and_close(c, ERR_HTTP_VERSION_NOT_SUPPORTED, 0, REPLY_REFUSAL_TABLE);
         return;
     }
     char allow[128];
@@ -238,28 +224,28 @@ static void on_head(struct conn *c)
     enum router_result found = router_match(rt, request_method_name(r), path, plen, &c->route,
                                             &c->params, allow, sizeof allow);
     if (found != ROUTER_FOUND) c->route = NULL;
+    if (c->route && (c->route->flags & ROUTE_FORM)) c->form = 1; /* errors answer HTML */
 
     /* Every public request counts against its client's rate, unknown paths included (scanners);
      * health probes are exempt so a load balancer never sees 429. */
     if (gw->ratelimit && !c->admin && !(c->route && (c->route->flags & ROUTE_NO_RATE_LIMIT))) {
         long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, gw_now_ns());
         if (ms > 0) {
-            metrics_refusal(gw->metrics, REFUSE_RATE_LIMITED);
             int secs = (int)((ms + 999) / 1000);
-            if (has_body) refuse_and_close(c, 429, "rate_limited", secs);
-            else reply_error_code(c, 429, "rate_limited", secs);
+            if (has_body) refuse_and_close(c, ERR_RATE_LIMITED, secs, REPLY_REFUSAL_TABLE);
+            else reply_err_retry(c, ERR_RATE_LIMITED, NULL, NULL, secs);
             return;
         }
     }
     if (found == ROUTER_BAD_METHOD) {
         reply_header(c, "Allow", allow);
-        if (has_body) refuse_and_close(c, 405, "method_not_allowed", 0);
-        else reply_error_code(c, 405, "method_not_allowed", 0);
+        if (has_body) refuse_and_close(c, ERR_METHOD_NOT_ALLOWED, 0, REPLY_REFUSAL_TABLE);
+        else reply_err(c, ERR_METHOD_NOT_ALLOWED, NULL, NULL);
         return;
     }
     if (found == ROUTER_NOT_FOUND) {
-        if (has_body) refuse_and_close(c, 404, "not_found", 0);
-        else reply_error_code(c, 404, "not_found", 0);
+        if (has_body) refuse_and_close(c, ERR_NOT_FOUND, 0, REPLY_REFUSAL_TABLE);
+        else reply_err(c, ERR_NOT_FOUND, NULL, NULL);
         return;
     }
     if (c->route->flags & ROUTE_NEEDS_SESSION) {
@@ -273,12 +259,11 @@ static void on_head(struct conn *c)
 
     int64_t max = c->route->max_body ? c->route->max_body : gw->conf.gateway.max_body_bytes;
     if (r->content_length_seen && r->content_length > (uint64_t)max) {
-        metrics_refusal(gw->metrics, REFUSE_BODY_TOO_LARGE);
-        refuse_and_close(c, 413, "body_too_large", 0);
+        refuse_and_close(c, ERR_BODY_TOO_LARGE, 0, REPLY_REFUSAL_TABLE);
         return;
     }
     if (r->expect_other) {
-        refuse_and_close(c, 417, "expectation_failed", 0);
+        refuse_and_close(c, ERR_EXPECTATION_FAILED, 0, REPLY_REFUSAL_TABLE);
         return;
     }
     r->body_max = (uint64_t)max;
@@ -310,9 +295,12 @@ static void on_error(struct conn *c)
     struct request *r = &c->req;
     run_abort(c);
     if (!c->reqid[0] || c->state == CONN_HEAD) set_request_id(c);
-    metrics_refusal(c->gw->metrics, refusal_of(r->code));
     log_debug("conn: request refused status=%d code=%s reason=%s", r->status, r->code, r->reason);
-    refuse_and_close(c, r->status, r->code, 0);
+    /* The parser's codes are catalogue codes; one without a refusal reason of its own (a body
+     * sink's internal_error) is counted as a bad request, as every parser refusal is. */
+    const struct error_def *d = errors_find(r->code);
+    enum error_id e = d ? (enum error_id)(d - errors_at(0)) : ERR_BAD_REQUEST;
+    refuse_and_close(c, e, 0, d && d->refusal >= 0 ? REPLY_REFUSAL_TABLE : REFUSE_BAD_REQUEST);
 }
 
 static void on_complete(struct conn *c)
@@ -482,13 +470,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     switch (c->state) {
     case CONN_HEAD:
-        metrics_refusal(c->gw->metrics, REFUSE_HEADER_TIMEOUT);
-        refuse_and_close(c, 408, "request_timeout", 0); /* C may be gone now */
+        refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_HEADER_TIMEOUT); /* C may be gone now */
         break;
     case CONN_BODY:
         run_abort(c);
-        metrics_refusal(c->gw->metrics, REFUSE_BODY_TIMEOUT);
-        refuse_and_close(c, 408, "request_timeout", 0); /* C may be gone now */
+        refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_BODY_TIMEOUT); /* C may be gone now */
         break;
     case CONN_HANDLE:
         break;

@@ -22,11 +22,12 @@ static void readyz(struct conn *c, struct request *r, const struct route_params 
     (void)r;
     (void)p;
     if (c->gw->draining) {
-        reply_error_code(c, 503, "shutting_down", 1);
+        /* A state reported to the load balancer, not a refused request: not counted. */
+        reply_err_full(c, ERR_SHUTTING_DOWN, NULL, NULL, NULL, NULL, 0, ERRORS_NO_REFUSAL);
         return;
     }
     if (rconn_state(c->gw->redis) != RCONN_CONNECTED) {
-        reply_error_code(c, 503, "redis_unavailable", 1);
+        reply_err_full(c, ERR_REDIS_UNAVAILABLE, NULL, NULL, NULL, NULL, 1, ERRORS_NO_REFUSAL);
         return;
     }
     static const char body[] = "{\"status\":\"ready\",\"redis\":\"connected\"}";

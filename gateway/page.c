@@ -7,6 +7,9 @@
  * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
  * wins over the header).
  *
+ * The no-JavaScript form routes (the join here, continue in wroom.c) answer their errors with
+ * this page too, under the error's status and with its message shown (form_error).
+ *
  * Operators customise the page through a template, waiting.html in the templates directory,
  * compiled when it is loaded (at start and on SIGHUP), never on the request path. The template
  * language is a small part of Mustache:
@@ -63,6 +66,7 @@ enum var_id {
     V_OPENS_AT,          /* "2026-11-28 20:00 UTC" ("" when the room has no opening time) */
     V_OPENS_AT_ISO,      /* "2026-11-28T20:00:00Z" */
     V_CONTINUE_URL,      /* where an admitted applicant goes on */
+    V_ERROR_MESSAGE,     /* why a no-JavaScript form was refused (with flag has_error) */
     V_COUNT
 };
 
@@ -85,19 +89,21 @@ enum flag_id {
     F_HAS_ETA,
     F_HAS_OPENS_AT,
     F_HAS_SESSION,       /* admitted by a session cookie (already redeemed) */
+    F_HAS_ERROR,         /* a form route refused: error_message says why */
     F_COUNT
 };
 
 static const char *const var_names[V_COUNT] = {
     "room", "lang", "other_lang", "other_lang_name", "lang_query", "state", "room_state",
     "room_state_text", "position", "waiting", "eta", "eta_s", "poll_after_s", "refresh_s",
-    "progress_pct", "opens_at", "opens_at_iso", "continue_url",
+    "progress_pct", "opens_at", "opens_at_iso", "continue_url", "error_message",
 };
 
 static const char *const flag_names[F_COUNT] = {
     "lang_id", "lang_en", "state_none", "state_waiting", "state_prequeue", "state_admitted",
     "unknown_room", "refresh", "stale", "room_scheduled", "room_prequeue", "room_open",
     "room_paused", "room_closed", "can_join", "has_eta", "has_opens_at", "has_session",
+    "has_error",
 };
 
 /* ---- compiled templates ----------------------------------------------------------------- */
@@ -267,6 +273,7 @@ static const char builtin_template[] =
     "{{#lang_en}}There is no such queue.{{/lang_en}}</p>{{/unknown_room}}"
     "{{^unknown_room}}<p>{{#lang_id}}Status antrean{{/lang_id}}{{#lang_en}}Queue status"
     "{{/lang_en}}: {{room_state_text}}</p>{{/unknown_room}}"
+    "{{#has_error}}<p role=\"alert\">{{error_message}}</p>{{/has_error}}"
     "{{#stale}}<p>{{#lang_id}}Data mungkin tidak terbaru.{{/lang_id}}"
     "{{#lang_en}}The data may be out of date.{{/lang_en}}</p>{{/stale}}"
     "{{#state_none}}{{#can_join}}"
@@ -483,9 +490,11 @@ static int query_lang(const struct request *r)
     return -1;
 }
 
-static void page_route(struct conn *c, struct request *r, const struct route_params *p)
+/* The page for the ticket and session cookies of R. STATUS 0: 200 (404 for an unknown room);
+ * otherwise a refused form route's status, with MSG_ID/MSG_EN shown in the page's language. */
+static void render_page(struct conn *c, struct request *r, int status, const char *msg_id,
+                        const char *msg_en)
 {
-    (void)p;
     size_t rlen, tlen;
     const char *rn = conn_param(c, "room", &rlen);
     char room[64];
@@ -531,6 +540,7 @@ static void page_route(struct conn *c, struct request *r, const struct route_par
     flags[F_HAS_ETA] = flags[F_STATE_WAITING] && v.eta_s >= 0;
     flags[F_HAS_OPENS_AT] = v.opens_at_ms > 0;
     flags[F_HAS_SESSION] = by_session;
+    flags[F_HAS_ERROR] = msg_id && msg_en;
 
     /* Without JavaScript the page asks again by itself: at poll_after_s while a ticket waits,
      * every 30 s while the room has not opened yet (to offer the join button when it does).
@@ -584,6 +594,7 @@ static void page_route(struct conn *c, struct request *r, const struct route_par
     char cont[96];
     snprintf(cont, sizeof cont, "/rooms/%s/continue", room);
     vars[V_CONTINUE_URL] = v.has_session || by_session ? "/" : cont;
+    vars[V_ERROR_MESSAGE] = flags[F_HAS_ERROR] ? (en ? msg_en : msg_id) : "";
 
     struct buf out = {0};
     render(current, vars, flags, &out);
@@ -595,16 +606,31 @@ static void page_route(struct conn *c, struct request *r, const struct route_par
     reply_header(c, "Referrer-Policy", "same-origin");
     reply_header(c, "Content-Security-Policy",
                  "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'");
-    reply_raw(c, unknown ? 404 : 200, "text/html; charset=utf-8", out.p ? out.p : "", out.len);
+    if (!status) status = unknown ? 404 : 200;
+    reply_raw(c, status, "text/html; charset=utf-8", out.p ? out.p : "", out.len);
     free(out.p);
+}
+
+static void page_route(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)p;
+    render_page(c, r, 0, NULL, NULL);
+}
+
+/* The form routes' errors (reply_set_form_handler): the page again, with the message, under
+ * the error's status; never JSON, which a browser without JavaScript would show raw. */
+static void form_error(struct conn *c, int status, const char *msg_id, const char *msg_en)
+{
+    render_page(c, &c->req, status, msg_id, msg_en);
 }
 
 void page_register(struct router *rt)
 {
     if (!current) load_initial();
+    reply_set_form_handler(form_error);
     router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}", .fn = page_route,
                                    .name = "room_page"});
     router_add(rt, &(struct route){.method = "POST", .pattern = "/rooms/{room}/join",
                                    .fn = wroom_join_form, .name = "room_join_form",
-                                   .max_body = 1024});
+                                   .max_body = 1024, .flags = ROUTE_FORM});
 }

@@ -17,7 +17,8 @@ struct router;
  * on. For a future [gateway] templates_dir directive. */
 void page_set_dir(const char *dir);
 
-/* Load the template and register GET /rooms/{room} and POST /rooms/{room}/join on RT. A template
+/* Load the template, register GET /rooms/{room} and POST /rooms/{room}/join on RT, and install
+ * the form routes' error answer (the page with the message; reply_set_form_handler). A template
  * that cannot be read or has an error is logged (with its line) and a plain built-in page is
  * used instead, so the gateway still serves the queue. */
 void page_register(struct router *rt);

@@ -56,18 +56,12 @@ static void sha256_hex(const void *data, size_t len, char out[65])
     hex(md, sizeof md, out);
 }
 
-static void redis_down(struct conn *c)
-{
-    metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
-    reply_error_code(c, 503, "redis_unavailable", 2);
-}
-
 static void refuse_field(struct conn *c, const struct validate_error *e, json_t *all)
 {
     json_t *extra = json_object();
     if (e->suggestion[0]) json_object_set_new(extra, "suggestion", json_string(e->suggestion));
     if (all) json_object_set_new(extra, "errors", all);
-    reply_error(c, 422, e->code, e->field, e->msg_id, e->msg_en, extra, 0);
+    reply_field_error(c, e, extra);
 }
 
 /* ---- POST /v1/registrations -------------------------------------------------------------- */
@@ -107,13 +101,14 @@ static void on_registered(void *arg, const redisReply *r, const char *err)
     struct conn *c = cr->c;
     if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
         log_warn("registration: write failed err=%s", err ? err : r && r->str ? r->str : "?");
-        redis_down(c);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         release_claim(cr);
         free(cr);
         return;
     }
     if (!strcmp(r->element[0]->str, "duplicate")) {
-        reply_raw(c, 409, "application/json", cr->dup_answer, strlen(cr->dup_answer));
+        reply_raw(c, errors_at(ERR_DUPLICATE_NIK)->status, "application/json", cr->dup_answer,
+                  strlen(cr->dup_answer));
     } else {
         log_info("registration: created id=%s", cr->id);
         reply_raw(c, 202, "application/json", cr->answer, strlen(cr->answer));
@@ -131,7 +126,7 @@ static void write_registration(struct create *cr)
     int ml = snprintf(msg, sizeof msg, "nik\n%s", cr->nik);
     if (token_hmac(c->gw->keys, msg, (size_t)ml, h) < 0) {
         log_error("registration: the key file has no pepper; cannot hash NIKs");
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         release_claim(cr);
         free(cr);
         return;
@@ -153,7 +148,7 @@ static void write_registration(struct create *cr)
                           "email_state", "unverified", "phone_state", "unverified"};
     if (script_call(c->gw->redis, &intake, on_registered, cr, 4, keys,
                     (int)(sizeof args / sizeof args[0]), args) < 0) {
-        redis_down(c);
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         free(cr);
     }
 }
@@ -163,7 +158,7 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
     struct create *cr = arg;
     struct conn *c = cr->c;
     if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        redis_down(c);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         free(cr);
         return;
     }
@@ -177,17 +172,9 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
         reply_raw(c, atoi(r->element[1]->str), "application/json", r->element[2]->str,
                   r->element[2]->len);
     } else if (!strcmp(st, "inflight")) {
-        reply_error(c, 409, "idempotency_in_flight", NULL,
-                    "Permintaan dengan Idempotency-Key ini masih diproses; tunggu sebentar lalu "
-                    "ulangi.",
-                    "A request with this Idempotency-Key is still being handled; wait a moment "
-                    "and retry.", NULL, 0);
+        reply_err(c, ERR_IDEMPOTENCY_IN_FLIGHT, NULL, NULL);
     } else {
-        reply_error(c, 422, "idempotency_key_reused", "Idempotency-Key",
-                    "Idempotency-Key ini sudah dipakai untuk data yang berbeda; gunakan kunci "
-                    "baru.",
-                    "This Idempotency-Key was used with a different body; use a new key.", NULL,
-                    0);
+        reply_err(c, ERR_IDEMPOTENCY_KEY_REUSED, "Idempotency-Key", NULL);
     }
     free(cr);
 }
@@ -225,9 +212,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     const char *body = conn_body(c, &blen);
     const char *idem = request_header(r, "idempotency-key", &klen);
     if (idem && (klen == 0 || klen > IDEM_KEY_MAX)) {
-        reply_error(c, 400, "invalid_idempotency_key", "Idempotency-Key",
-                    "Idempotency-Key harus 1-128 karakter.",
-                    "Idempotency-Key must be 1-128 characters.", NULL, 0);
+        reply_err(c, ERR_INVALID_IDEMPOTENCY_KEY, "Idempotency-Key", NULL);
         return;
     }
     size_t tl;
@@ -235,17 +220,16 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     size_t base = 0;
     while (ct && base < tl && ct[base] != ';' && ct[base] != ' ') base++;
     if (!ct || base != 16 || strncasecmp(ct, "application/json", 16) != 0) {
-        reply_error(c, 415, "unsupported_media_type", NULL,
-                    "Kirim data pendaftaran sebagai JSON (Content-Type: application/json).",
-                    "Send the registration as JSON (Content-Type: application/json).", NULL, 0);
+        reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+                      "Kirim data pendaftaran sebagai JSON (Content-Type: application/json).",
+                      "Send the registration as JSON (Content-Type: application/json).", NULL);
         return;
     }
     json_error_t je;
     json_t *doc = json_loadb(body, blen, 0, &je);
     if (!doc || !json_is_object(doc)) {
         json_decref(doc);
-        reply_error(c, 400, "invalid_json", NULL, "Isi permintaan bukan objek JSON yang valid.",
-                    "The request body is not a valid JSON object.", NULL, 0);
+        reply_err(c, ERR_INVALID_JSON, NULL, NULL);
         return;
     }
     struct create *cr = calloc(1, sizeof *cr);
@@ -297,21 +281,20 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     }
     json_decref(all);
     if (rconn_state(c->gw->redis) != RCONN_CONNECTED) {
-        redis_down(c);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         free(cr);
         return;
     }
     if (ident_new(c->gw, "reg", c->session.owner, cr->id) < 0) {
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         free(cr);
         return;
     }
     snprintf(cr->answer, sizeof cr->answer, "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}",
              cr->id, cr->id);
-    json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", "duplicate_nik", "field",
-                            "nik", "message",
-                            c->lang_en ? "A registration with this NIK already exists."
-                                       : "Pendaftaran dengan NIK ini sudah ada.");
+    const struct error_def *dn = errors_at(ERR_DUPLICATE_NIK);
+    json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", dn->code, "field", "nik",
+                            "message", c->lang_en ? dn->msg_en : dn->msg_id);
     size_t dl = json_dumpb(dup, cr->dup_answer, sizeof cr->dup_answer - 1, JSON_COMPACT);
     cr->dup_answer[dl < sizeof cr->dup_answer ? dl : 0] = 0;
     json_decref(dup);
@@ -328,7 +311,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     const char *keys[1] = {cr->idem_key};
     const char *args[3] = {"claim", cr->body_hash, ttl};
     if (script_call(c->gw->redis, &intake, on_claim, cr, 1, keys, 3, args) < 0) {
-        redis_down(c);
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         free(cr);
     }
 }
@@ -485,13 +468,12 @@ static void on_record(void *arg, const redisReply *r, const char *err)
     struct status *st = arg;
     struct conn *c = st->c;
     if (err || !r || r->type != REDIS_REPLY_ARRAY) {
-        redis_down(c);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         status_free(st);
         return;
     }
     if (r->elements == 0) {
-        reply_error(c, 404, "unknown_registration", NULL, "Pendaftaran ini tidak ditemukan.",
-                    "There is no such registration.", NULL, 0);
+        reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
         status_free(st);
         return;
     }
@@ -528,10 +510,10 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
     size_t len;
     const char *id = conn_param(c, "id", &len);
     if (!ident_owned(c->gw, "reg", id, len, c->session.owner)) {
-        reply_error(c, ident_valid(id, len) ? 403 : 404, ident_valid(id, len) ? "not_owner"
-                                                                            : "unknown_registration",
-                    NULL, "Pendaftaran ini bukan milik sesi Anda.",
-                    "This registration does not belong to your session.", NULL, 0);
+        if (ident_valid(id, len))
+            reply_err_msg(c, ERR_NOT_OWNER, NULL, "Pendaftaran ini bukan milik sesi Anda.",
+                          "This registration does not belong to your session.", NULL);
+        else reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
         return;
     }
     struct status *st = calloc(1, sizeof *st);
@@ -541,7 +523,7 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
     char key[KEYS_MAX];
     keys_registration(key, st->id);
     if (rconn_command(c->gw->redis, on_record, st, "HGETALL %s", key) < 0) {
-        redis_down(c);
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         status_free(st);
     }
 }

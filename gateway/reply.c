@@ -13,8 +13,10 @@
 #include <sys/socket.h>
 
 #include "antre/log.h"
+#include "antre/validate.h"
 #include "conn.h"
 #include "gateway.h"
+#include "metrics.h"
 
 const char *reply_status_text(int status)
 {
@@ -51,52 +53,6 @@ const char *reply_status_text(int status)
     default: return "Unknown";
     }
 }
-
-/* Messages of the generic error codes: what happened and what to do, in both languages. */
-static const struct {
-    const char *code, *id, *en;
-} generic[] = {
-    {"bad_request", "Permintaan tidak dapat dibaca.", "The request could not be parsed."},
-    {"bad_content_length", "Header Content-Length tidak valid.",
-     "The Content-Length header is not a number."},
-    {"conflicting_length", "Permintaan memuat Content-Length dan Transfer-Encoding sekaligus.",
-     "The request has both Content-Length and Transfer-Encoding."},
-    {"conflicting_content_length", "Permintaan memuat lebih dari satu Content-Length.",
-     "The request has more than one Content-Length header."},
-    {"unsupported_transfer_encoding", "Hanya Transfer-Encoding: chunked yang diterima.",
-     "Only Transfer-Encoding: chunked is accepted."},
-    {"http_version_not_supported", "Hanya HTTP/1.0 dan HTTP/1.1 yang didukung.",
-     "Only HTTP/1.0 and HTTP/1.1 are supported."},
-    {"not_found", "Alamat ini tidak ada.", "There is nothing at this address."},
-    {"method_not_allowed", "Metode ini tidak diizinkan untuk alamat ini; lihat header Allow.",
-     "This method is not allowed here; see the Allow header."},
-    {"uri_too_long", "Alamat permintaan terlalu panjang.", "The request address is too long."},
-    {"headers_too_large", "Header permintaan terlalu besar.", "The request headers are too large."},
-    {"too_many_headers", "Terlalu banyak header dalam permintaan.",
-     "The request has too many headers."},
-    {"body_too_large", "Isi permintaan melebihi batas ukuran untuk alamat ini.",
-     "The request body is larger than this address accepts."},
-    {"file_too_large", "Foto melebihi batas ukuran; kecilkan foto itu lalu unggah lagi.",
-     "The photo is over the size limit; make it smaller and upload again."},
-    {"length_required", "Sertakan Content-Length atau gunakan Transfer-Encoding: chunked.",
-     "Send a Content-Length or use Transfer-Encoding: chunked."},
-    {"expectation_failed", "Nilai header Expect tidak didukung.",
-     "The Expect header value is not supported."},
-    {"request_timeout", "Permintaan terlalu lama dikirim; silakan coba lagi.",
-     "The request took too long to arrive; please try again."},
-    {"rate_limited", "Terlalu banyak permintaan dari alamat Anda; tunggu sebentar lalu coba lagi.",
-     "Too many requests from your address; wait a moment and try again."},
-    {"too_many_connections", "Server sedang penuh; silakan coba lagi sebentar lagi.",
-     "The server is full right now; please try again shortly."},
-    {"redis_unavailable", "Layanan sedang tidak siap; silakan coba lagi sebentar lagi.",
-     "The service is not ready; please try again shortly."},
-    {"overloaded", "Server sedang sibuk; silakan coba lagi sebentar lagi.",
-     "The server is busy; please try again shortly."},
-    {"shutting_down", "Server sedang dimulai ulang; silakan coba lagi.",
-     "The server is restarting; please try again."},
-    {"internal_error", "Terjadi kesalahan pada server kami; silakan coba lagi.",
-     "Something went wrong on our side; please try again."},
-};
 
 void reply_header(struct conn *c, const char *name, const char *value)
 {
@@ -215,19 +171,15 @@ void reply_json(struct conn *c, int status, json_t *body)
     free(heap);
 }
 
-void reply_error(struct conn *c, int status, const char *code, const char *field,
-                 const char *msg_id, const char *msg_en, json_t *extra, int retry_after_s)
+/* The JSON error answer: {"error": {"code", "message", "field"?, "retry_after_s"?, EXTRA...}}. */
+static void send_error(struct conn *c, int status, const char *code, const char *field,
+                       const char *msg_id, const char *msg_en, json_t *extra, int retry_after_s)
 {
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(code));
     json_object_set_new(err, "message", json_string(c->lang_en ? msg_en : msg_id));
     if (field) json_object_set_new(err, "field", json_string(field));
-    if (retry_after_s > 0) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", retry_after_s);
-        reply_header(c, "Retry-After", v);
-        json_object_set_new(err, "retry_after_s", json_integer(retry_after_s));
-    }
+    if (retry_after_s > 0) json_object_set_new(err, "retry_after_s", json_integer(retry_after_s));
     if (extra) {
         json_object_update(err, extra);
         json_decref(extra);
@@ -237,38 +189,88 @@ void reply_error(struct conn *c, int status, const char *code, const char *field
     reply_json(c, status, root);
 }
 
-static int generic_index(const char *code)
+static reply_form_fn form_fn;
+
+void reply_set_form_handler(reply_form_fn fn)
 {
-    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
-        if (strcmp(generic[i].code, code) == 0) return (int)i;
-    return -1;
+    form_fn = fn;
 }
 
-void reply_error_code(struct conn *c, int status, const char *code, int retry_after_s)
+void reply_err_full(struct conn *c, enum error_id e, const char *field, const char *msg_id,
+                    const char *msg_en, json_t *extra, int retry_after_s, int refusal)
 {
-    int i = generic_index(code);
-    if (i < 0) {
-        log_error("reply: no message for error code=%s", code);
-        i = generic_index("internal_error");
+    const struct error_def *d = errors_at((size_t)e);
+    if (!d) {
+        log_error("reply: no catalogue entry id=%d", (int)e);
+        d = errors_at(ERR_INTERNAL_ERROR);
     }
-    reply_error(c, status, code, NULL, generic[i].id, generic[i].en, NULL, retry_after_s);
+    if (!msg_id || !msg_en) msg_id = d->msg_id, msg_en = d->msg_en;
+    if (retry_after_s <= 0) retry_after_s = d->retry_after_s;
+    if (refusal == REPLY_REFUSAL_TABLE) refusal = d->refusal;
+    if (refusal >= 0 && refusal < REFUSE__COUNT)
+        metrics_refusal(c->gw->metrics, (enum metrics_refusal)refusal);
+    if (retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", retry_after_s);
+        reply_header(c, "Retry-After", v);
+    }
+    if (c->form && form_fn) {
+        /* A browser without JavaScript: back to the page with the message, never JSON. */
+        json_decref(extra);
+        form_fn(c, d->status, msg_id, msg_en);
+        return;
+    }
+    send_error(c, d->status, d->code, field, msg_id, msg_en, extra, retry_after_s);
 }
 
-void reply_refuse_fd(struct gw *gw, int fd, int status, const char *code, int retry_after_s)
+void reply_err(struct conn *c, enum error_id e, const char *field, json_t *extra)
 {
-    int i = generic_index(code);
-    if (i < 0) i = generic_index("internal_error");
+    reply_err_full(c, e, field, NULL, NULL, extra, 0, REPLY_REFUSAL_TABLE);
+}
+
+void reply_err_retry(struct conn *c, enum error_id e, const char *field, json_t *extra,
+                     int retry_after_s)
+{
+    reply_err_full(c, e, field, NULL, NULL, extra, retry_after_s, REPLY_REFUSAL_TABLE);
+}
+
+void reply_err_msg(struct conn *c, enum error_id e, const char *field, const char *msg_id,
+                   const char *msg_en, json_t *extra)
+{
+    reply_err_full(c, e, field, msg_id, msg_en, extra, 0, REPLY_REFUSAL_TABLE);
+}
+
+void reply_redis_refusal(struct conn *c, enum rconn_refusal why)
+{
+    reply_err(c, why == RCONN_REFUSED_BUDGET ? ERR_OVERLOADED : ERR_REDIS_UNAVAILABLE, NULL, NULL);
+}
+
+void reply_field_error(struct conn *c, const struct validate_error *ve, json_t *extra)
+{
+    if (c->form && form_fn) {
+        json_decref(extra);
+        form_fn(c, 422, ve->msg_id, ve->msg_en);
+        return;
+    }
+    send_error(c, 422, ve->code, ve->field, ve->msg_id, ve->msg_en, extra, 0);
+}
+
+void reply_refuse_fd(struct gw *gw, int fd, enum error_id e)
+{
+    const struct error_def *d = errors_at((size_t)e);
+    if (!d) d = errors_at(ERR_INTERNAL_ERROR);
+    if (d->refusal >= 0) metrics_refusal(gw->metrics, (enum metrics_refusal)d->refusal);
     char buf[1024];
     char body[512];
     int bl = snprintf(body, sizeof body,
                       "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"retry_after_s\":%d}}",
-                      code, generic[i].id, retry_after_s);
+                      d->code, d->msg_id, d->retry_after_s);
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\nServer: antre\r\nDate: %s\r\n"
                      "Content-Type: application/json\r\nContent-Length: %d\r\n"
                      "X-Request-Id: %s%012llx\r\nRetry-After: %d\r\nConnection: close\r\n\r\n%s",
-                     status, reply_status_text(status), gw->date, bl, gw->reqid_prefix,
-                     (unsigned long long)++gw->reqid_seq, retry_after_s, body);
+                     d->status, reply_status_text(d->status), gw->date, bl, gw->reqid_prefix,
+                     (unsigned long long)++gw->reqid_seq, d->retry_after_s, body);
     if (n > 0 && (size_t)n < sizeof buf) {
         ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)w;

@@ -1,14 +1,18 @@
-/* reply.h: building answers: status line, headers, JSON bodies and DESIGN.md's error format.
+/* reply.h: building answers: status line, headers, JSON bodies and the error format.
  *
  * Every answer carries Date, Content-Length, X-Request-Id and (when the connection will close)
- * Connection: close. Errors are {"error": {"code", "message", ...}} with the message in the
- * language of Accept-Language (Indonesian unless English is preferred). Each function answers
- * the connection's current request exactly once. */
+ * Connection: close. Errors come from the catalogue (errors.h) and are
+ * {"error": {"code", "message", ...}} with the message in the language of Accept-Language
+ * (Indonesian unless English is preferred). Each function answers the connection's current
+ * request exactly once. */
 #ifndef ANTRE_REPLY_H
 #define ANTRE_REPLY_H
 
 #include <jansson.h>
 #include <stddef.h>
+
+#include "antre/rconn.h"
+#include "errors.h"
 
 struct conn;
 
@@ -22,23 +26,55 @@ void reply_raw(struct conn *c, int status, const char *content_type, const char 
 /* Answer with JSON (takes ownership of BODY; NULL means no body). */
 void reply_json(struct conn *c, int status, json_t *body);
 
-/* Answer with an error. MSG_ID / MSG_EN: the message in Indonesian / English. FIELD may be NULL.
- * EXTRA (taken; may be NULL) is merged into the error object. RETRY_AFTER_S > 0 adds
- * Retry-After and "retry_after_s" (required on 429 and 503). */
-void reply_error(struct conn *c, int status, const char *code, const char *field,
-                 const char *msg_id, const char *msg_en, json_t *extra, int retry_after_s);
+/* Answer with error E of the catalogue (errors.h): its status, its message in the request's
+ * language, Retry-After (header and "retry_after_s") when the entry has one, and its metrics
+ * refusal counted here, once. FIELD may be NULL. EXTRA (taken; may be NULL) is merged into the
+ * error object. On a no-JavaScript form route (c->form) the answer is the form handler's HTML
+ * page instead of JSON (reply_set_form_handler). */
+void reply_err(struct conn *c, enum error_id e, const char *field, json_t *extra);
 
-/* Answer with an error whose messages come from the built-in table of generic codes
- * (bad_request, not_found, uri_too_long, ...). */
-void reply_error_code(struct conn *c, int status, const char *code, int retry_after_s);
+/* As reply_err, with a computed RETRY_AFTER_S (> 0) in place of the table's default. */
+void reply_err_retry(struct conn *c, enum error_id e, const char *field, json_t *extra,
+                     int retry_after_s);
+
+/* As reply_err, with a more precise message than the table's (both languages, not NULL). */
+void reply_err_msg(struct conn *c, enum error_id e, const char *field, const char *msg_id,
+                   const char *msg_en, json_t *extra);
+
+/* Counter argument of reply_err_full: the table's refusal reason. */
+#define REPLY_REFUSAL_TABLE (-2)
+
+/* The general form of the above. MSG_ID/MSG_EN NULL and RETRY_AFTER_S 0 take the table's.
+ * REFUSAL: REPLY_REFUSAL_TABLE, an enum metrics_refusal that replaces the table's (a timeout
+ * of the body rather than the head), or ERRORS_NO_REFUSAL when the answer reports a state
+ * rather than refuses a request (/readyz). */
+void reply_err_full(struct conn *c, enum error_id e, const char *field, const char *msg_id,
+                    const char *msg_en, json_t *extra, int retry_after_s, int refusal);
+
+/* The one answer to a Redis refusal. WHY: rconn_last_refusal() after a refused
+ * rconn_command(), or RCONN_REFUSED_CLOSED when Redis is not connected or a command failed or
+ * timed out. Budget spent (too many commands in flight): 503 overloaded, counted as
+ * redis_budget; otherwise 503 redis_unavailable, counted as redis_down. */
+void reply_redis_refusal(struct conn *c, enum rconn_refusal why);
+
+/* A 422 refusal of one field from common/validate.c (its own codes and messages, not the
+ * catalogue's). EXTRA (taken; may be NULL) is merged into the error object. */
+struct validate_error;
+void reply_field_error(struct conn *c, const struct validate_error *ve, json_t *extra);
+
+/* The HTML answer of a no-JavaScript form route: STATUS with MSG_ID/MSG_EN shown on the page.
+ * Retry-After, when due, is already among the answer's headers. Installed by page.c. */
+typedef void (*reply_form_fn)(struct conn *c, int status, const char *msg_id, const char *msg_en);
+void reply_set_form_handler(reply_form_fn fn);
 
 /* The reason phrase of STATUS ("Not Found"). */
 const char *reply_status_text(int status);
 
-/* Write a complete error answer (generic CODE, Indonesian message) to FD without a connection
- * object: used when refusing a connection over max_connections. Non-blocking; best effort;
- * the caller closes FD. */
+/* Write a complete error answer (E of the catalogue, Indonesian message, the table's
+ * Retry-After) to FD without a connection object, and count its refusal: used when refusing a
+ * connection over max_connections or while draining. Non-blocking; best effort; the caller
+ * closes FD. */
 struct gw;
-void reply_refuse_fd(struct gw *gw, int fd, int status, const char *code, int retry_after_s);
+void reply_refuse_fd(struct gw *gw, int fd, enum error_id e);
 
 #endif

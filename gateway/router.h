@@ -36,6 +36,7 @@ typedef int route_head_fn(struct conn *c, struct request *r, const struct route_
 enum route_flags {
     ROUTE_NO_RATE_LIMIT = 1, /* health probes are not counted against the client's rate */
     ROUTE_NEEDS_SESSION = 2, /* the waiting room's gate: a valid session, checked before the body */
+    ROUTE_FORM = 4,          /* a no-JavaScript form route: errors answer HTML (reply.h) */
 };
 
 struct route {

@@ -198,8 +198,7 @@ static void accept_any(struct evconnlistener *l, evutil_socket_t fd, struct sock
     int over = admin ? gw->nadmin >= ADMIN_EXTRA_CONNS
                      : gw->nconns - gw->nadmin >= gw->conf.gateway.max_connections;
     if (gw->draining || over) {
-        metrics_refusal(gw->metrics, gw->draining ? REFUSE_DRAINING : REFUSE_MAX_CONNECTIONS);
-        reply_refuse_fd(gw, fd, 503, gw->draining ? "shutting_down" : "too_many_connections", 1);
+        reply_refuse_fd(gw, fd, gw->draining ? ERR_SHUTTING_DOWN : ERR_TOO_MANY_CONNECTIONS);
         evutil_closesocket(fd);
         return;
     }

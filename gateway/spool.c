@@ -17,7 +17,6 @@
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
 #include "gateway.h"
-#include "metrics.h"
 
 static int uploads_now;
 static uint64_t bytes_now;
@@ -27,7 +26,6 @@ int spool_budget_take(struct gw *gw, uint64_t bytes)
 {
     const struct conf_upload *u = &gw->conf.upload;
     if (uploads_now >= u->max_concurrent || bytes_now + bytes > (uint64_t)u->spool_max_bytes) {
-        metrics_refusal(gw->metrics, REFUSE_UPLOAD_BUDGET);
         return -1;
     }
     uploads_now++;

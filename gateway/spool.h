@@ -15,8 +15,8 @@
 
 struct gw;
 
-/* Reserve one upload of up to BYTES. 0 ok; -1 refused (the budget is spent: answer 503 with
- * Retry-After; the refusal is counted in metrics). Give it back with spool_budget_release. */
+/* Reserve one upload of up to BYTES. 0 ok; -1 refused (the budget is spent: answer with
+ * ERR_UPLOAD_BUDGET, which counts the refusal). Give it back with spool_budget_release. */
 int spool_budget_take(struct gw *gw, uint64_t bytes);
 void spool_budget_release(struct gw *gw, uint64_t bytes);
 

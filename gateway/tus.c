@@ -81,8 +81,6 @@
 #define PATH_LEN (CONF_STR + 64)
 #define NAME_LEN 64
 #define SIG_LEN 8                /* bytes that identify a PNG (a JPEG needs 3) */
-#define BUSY_RETRY_S 1
-#define BUDGET_RETRY_S 5
 #define PATCH_MAX_BODY (1LL << 30) /* the real bound is the upload's remaining length */
 
 /* What tus-ID.info holds. */
@@ -253,57 +251,47 @@ static void ignore_reply(void *arg, const redisReply *r, const char *err)
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
-static void fail(struct conn *c, int status, const char *code, const char *field,
-                 const char *msg_id, const char *msg_en, json_t *extra, int retry_after_s)
+/* Every tus answer carries Tus-Resumable, errors included. */
+static void fail(struct conn *c, enum error_id e, const char *field, json_t *extra)
 {
     reply_header(c, "Tus-Resumable", TUS_VERSION);
-    reply_error(c, status, code, field, msg_id, msg_en, extra, retry_after_s);
+    reply_err(c, e, field, extra);
 }
 
-static void fail_code(struct conn *c, int status, const char *code, int retry_after_s)
+/* As fail, with a message more precise than the catalogue's. */
+static void fail_msg(struct conn *c, enum error_id e, const char *field, const char *msg_id,
+                     const char *msg_en, json_t *extra)
 {
     reply_header(c, "Tus-Resumable", TUS_VERSION);
-    reply_error_code(c, status, code, retry_after_s);
+    reply_err_msg(c, e, field, msg_id, msg_en, extra);
 }
 
-static void fail_unknown(struct conn *c)
-{
-    fail(c, 404, "unknown_upload", NULL,
-         "Unggahan ini tidak ditemukan; mulai unggah berkas dari awal.",
-         "This upload was not found; start uploading the file again.", NULL, 0);
-}
-
-static void fail_expired(struct conn *c)
-{
-    fail(c, 410, "upload_expired", NULL,
-         "Unggahan ini sudah kedaluwarsa dan dihapus; mulai unggah berkas dari awal.",
-         "This upload expired and was removed; start uploading the file again.", NULL, 0);
-}
-
-static void fail_locked(struct conn *c)
-{
-    fail(c, 409, "upload_locked", NULL,
-         "Unggahan ini sedang menerima data dari permintaan lain; coba lagi sebentar lagi.",
-         "Another request is writing to this upload; try again in a moment.", NULL, 0);
-}
-
-static void fail_complete(struct conn *c)
-{
-    fail(c, 409, "upload_complete", NULL,
-         "Unggahan ini sudah lengkap dan sedang diperiksa; lihat statusnya.",
-         "This upload is complete and being checked; see its status.", NULL, 0);
-}
+static void fail_unknown(struct conn *c) { fail(c, ERR_UNKNOWN_UPLOAD, NULL, NULL); }
+static void fail_expired(struct conn *c) { fail(c, ERR_UPLOAD_EXPIRED, NULL, NULL); }
+static void fail_locked(struct conn *c) { fail(c, ERR_UPLOAD_LOCKED, NULL, NULL); }
+static void fail_complete(struct conn *c) { fail(c, ERR_UPLOAD_COMPLETE, NULL, NULL); }
+static void fail_internal(struct conn *c) { fail(c, ERR_INTERNAL_ERROR, NULL, NULL); }
 
 static void fail_type(struct conn *c)
 {
-    fail(c, 415, "unsupported_media_type", NULL,
-         "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi.",
-         "The photo must be a JPEG or PNG; save it as a JPEG and upload again.", NULL, 0);
+    fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+             "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi.",
+             "The photo must be a JPEG or PNG; save it as a JPEG and upload again.", NULL);
 }
 
-static void fail_internal(struct conn *c) { fail_code(c, 500, "internal_error", 0); }
+/* Redis is not connected, or a command failed or timed out. */
+static void redis_down(struct conn *c)
+{
+    reply_header(c, "Tus-Resumable", TUS_VERSION);
+    reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
+}
 
-static void redis_down(struct conn *c) { fail_code(c, 503, "redis_unavailable", 1); }
+/* A command was refused before it was sent (budget spent, or not connected). */
+static void redis_refused(struct conn *c)
+{
+    reply_header(c, "Tus-Resumable", TUS_VERSION);
+    reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
+}
 
 /* 412 unless the request speaks tus 1.0.0. */
 static int version_ok(struct conn *c, const struct request *r)
@@ -312,9 +300,7 @@ static int version_ok(struct conn *c, const struct request *r)
     const char *v = header(r, "tus-resumable", &len);
     if (v && len == strlen(TUS_VERSION) && memcmp(v, TUS_VERSION, len) == 0) return 1;
     reply_header(c, "Tus-Version", TUS_VERSION);
-    fail(c, 412, "tus_version_unsupported", "Tus-Resumable",
-         "Versi protokol tus tidak didukung; kirim header Tus-Resumable: 1.0.0.",
-         "This tus protocol version is not supported; send Tus-Resumable: 1.0.0.", NULL, 0);
+    fail(c, ERR_TUS_VERSION_UNSUPPORTED, "Tus-Resumable", NULL);
     return 0;
 }
 
@@ -329,9 +315,8 @@ static int upload_id(struct conn *c, char id[IDENT_LEN + 1])
         return -1;
     }
     if (!ident_owned(c->gw, "upl", v, len, c->session.owner)) {
-        fail(c, 403, "not_your_upload", NULL,
-             "Unggahan ini bukan milik sesi Anda; mulai unggahan baru.",
-             "This upload does not belong to your session; start a new upload.", NULL, 0);
+        fail_msg(c, ERR_NOT_OWNER, NULL, "Unggahan ini bukan milik sesi Anda; mulai unggahan baru.",
+                 "This upload does not belong to your session; start a new upload.", NULL);
         return -1;
     }
     memcpy(id, v, IDENT_LEN);
@@ -569,9 +554,7 @@ static int plain_head(struct conn *c, struct request *r, const struct route_para
     (void)p;
     if (!version_ok(c, r)) return -1;
     if (r->chunked || r->content_length > 0) {
-        fail(c, 400, "body_not_accepted", NULL,
-             "Permintaan ini tidak boleh berisi data; kirim isi berkas dengan PATCH.",
-             "This request takes no body; send the file's bytes with PATCH.", NULL, 0);
+        fail(c, ERR_BODY_NOT_ACCEPTED, NULL, NULL);
         return -1;
     }
     return 0;
@@ -588,7 +571,7 @@ struct create {
 static void fail_metadata(struct conn *c, const char *field, const char *msg_id,
                           const char *msg_en)
 {
-    fail(c, 400, "invalid_metadata", field, msg_id, msg_en, NULL, 0);
+    fail_msg(c, ERR_INVALID_METADATA, field, msg_id, msg_en, NULL);
 }
 
 /* Parse Upload-Metadata (V, LEN; V may be NULL) into IN: registration_id and kind required,
@@ -677,9 +660,8 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct info
         return -1;
     }
     if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, c->session.owner)) {
-        fail(c, 403, "not_your_registration", "registration_id",
-             "Pendaftaran ini bukan milik sesi Anda.",
-             "This registration does not belong to your session.", NULL, 0);
+        fail_msg(c, ERR_NOT_OWNER, "registration_id", "Pendaftaran ini bukan milik sesi Anda.",
+                 "This registration does not belong to your session.", NULL);
         return -1;
     }
     return 0;
@@ -736,10 +718,9 @@ static void on_registration(void *arg, const redisReply *rep, const char *err)
     }
     if (rep->integer == 0) {
         spool_budget_release(gw, cr->info.length);
-        fail(c, 404, "unknown_registration", "registration_id",
-             "Pendaftaran ini tidak ditemukan; daftar dulu, lalu unggah dokumen.",
-             "This registration was not found; register first, then upload documents.", NULL,
-             0);
+        fail_msg(c, ERR_UNKNOWN_REGISTRATION, "registration_id",
+                 "Pendaftaran ini tidak ditemukan; daftar dulu, lalu unggah dokumen.",
+                 "This registration was not found; register first, then upload documents.", NULL);
         free(cr);
         return;
     }
@@ -773,7 +754,7 @@ static void on_registration(void *arg, const redisReply *rep, const char *err)
                            NULL) < 0) {
         unlink_files(gw, cr->id);
         spool_budget_release(gw, cr->info.length);
-        redis_down(c);
+        redis_refused(c);
         free(cr);
     }
     return;
@@ -793,21 +774,15 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     const char *v;
     uint64_t length;
     if (header(r, "upload-defer-length", &len)) {
-        fail(c, 400, "defer_length_unsupported", "Upload-Defer-Length",
-             "Ukuran berkas harus diketahui di awal; kirim Upload-Length.",
-             "The file's size must be known at the start; send Upload-Length.", NULL, 0);
+        fail(c, ERR_DEFER_LENGTH_UNSUPPORTED, "Upload-Defer-Length", NULL);
         return;
     }
     if (!(v = header(r, "upload-length", &len))) {
-        fail(c, 400, "upload_length_required", "Upload-Length",
-             "Sertakan header Upload-Length (ukuran berkas dalam byte).",
-             "Send the Upload-Length header (the file's size in bytes).", NULL, 0);
+        fail(c, ERR_UPLOAD_LENGTH_REQUIRED, "Upload-Length", NULL);
         return;
     }
     if (parse_uint(v, len, &length) < 0 || length == 0) {
-        fail(c, 400, "invalid_upload_length", "Upload-Length",
-             "Upload-Length harus berupa ukuran berkas dalam byte, lebih dari 0.",
-             "Upload-Length must be the file's size in bytes, more than 0.", NULL, 0);
+        fail(c, ERR_INVALID_UPLOAD_LENGTH, "Upload-Length", NULL);
         return;
     }
     uint64_t max = (uint64_t)gw->conf.upload.max_bytes;
@@ -819,8 +794,8 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
         snprintf(id_msg, sizeof id_msg, "Foto lebih dari %s; kecilkan lalu unggah lagi.", mb);
         snprintf(en_msg, sizeof en_msg, "The photo is over %s; make it smaller and upload again.",
                  mb);
-        fail(c, 413, "file_too_large", "Upload-Length", id_msg, en_msg,
-             json_pack("{s:I}", "max_bytes", (json_int_t)max), 0);
+        fail_msg(c, ERR_FILE_TOO_LARGE, "Upload-Length", id_msg, en_msg,
+                 json_pack("{s:I}", "max_bytes", (json_int_t)max));
         return;
     }
     struct create *cr = calloc(1, sizeof *cr);
@@ -834,10 +809,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     }
     if (spool_budget_take(gw, length) < 0) {
         free(cr);
-        fail(c, 503, "upload_budget", NULL,
-             "Server sedang menerima terlalu banyak unggahan; coba lagi dalam beberapa detik.",
-             "The server is receiving too many uploads; try again in a few seconds.", NULL,
-             BUDGET_RETRY_S);
+        fail(c, ERR_UPLOAD_BUDGET, NULL, NULL);
         return;
     }
     char key[KEYS_MAX];
@@ -845,7 +817,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     if (rconn_command(gw->redis, on_registration, cr, "EXISTS %s", key) < 0) {
         spool_budget_release(gw, length);
         free(cr);
-        redis_down(c);
+        redis_refused(c);
     }
 }
 
@@ -1006,7 +978,7 @@ static void head_upload(struct conn *c, const char *id)
         keys_upload(key, id);
         if (rconn_command(gw->redis, on_record, lk, "HMGET %s state length metadata", key) < 0) {
             free(lk);
-            redis_down(c);
+            redis_refused(c);
         }
         return;
     }
@@ -1026,9 +998,7 @@ static void head_upload(struct conn *c, const char *id)
     /* Complete but not yet queued (Redis failed at the last step, or the connection dropped
      * after the last byte): queue it now, and say "complete" only once it is. */
     if (job_find(id)) {
-        fail(c, 503, "upload_busy", NULL,
-             "Unggahan ini sedang diselesaikan; tanyakan lagi sebentar lagi.",
-             "This upload is being finished; ask again in a moment.", NULL, BUSY_RETRY_S);
+        fail(c, ERR_UPLOAD_FINISHING, NULL, NULL);
         return;
     }
     int fd = lock_data(gw, id);
@@ -1037,9 +1007,7 @@ static void head_upload(struct conn *c, const char *id)
         return;
     }
     if (fd == -1) {
-        fail(c, 503, "upload_busy", NULL,
-             "Unggahan ini sedang diselesaikan; tanyakan lagi sebentar lagi.",
-             "This upload is being finished; ask again in a moment.", NULL, BUSY_RETRY_S);
+        fail(c, ERR_UPLOAD_FINISHING, NULL, NULL);
         return;
     }
     struct job *j = job_new(c, JOB_HEAD, id, &in);
@@ -1122,32 +1090,26 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
     if (!version_ok(c, r) || upload_id(c, id) < 0) return -1;
     v = header(r, "content-type", &len);
     if (!v || len != 31 || strncasecmp(v, "application/offset+octet-stream", 31) != 0) {
-        fail(c, 415, "wrong_content_type", "Content-Type",
-             "PATCH harus memakai Content-Type: application/offset+octet-stream.",
-             "PATCH must use Content-Type: application/offset+octet-stream.", NULL, 0);
+        fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
+                 "PATCH harus memakai Content-Type: application/offset+octet-stream.",
+                 "PATCH must use Content-Type: application/offset+octet-stream.", NULL);
         return -1;
     }
     if (!(v = header(r, "upload-offset", &len)) || parse_uint(v, len, &offset) < 0) {
-        fail(c, 400, "invalid_upload_offset", "Upload-Offset",
-             "Sertakan Upload-Offset: posisi byte tempat potongan ini dimulai.",
-             "Send Upload-Offset: the byte position where this chunk starts.", NULL, 0);
+        fail(c, ERR_INVALID_UPLOAD_OFFSET, "Upload-Offset", NULL);
         return -1;
     }
     if ((v = header(r, "upload-checksum", &len))) {
         const char *sp = memchr(v, ' ', len);
         md = sp ? checksum_md(v, (size_t)(sp - v)) : NULL;
         if (!md) {
-            fail(c, 400, "checksum_algorithm_unsupported", "Upload-Checksum",
-                 "Algoritma checksum tidak didukung; gunakan sha1, md5 atau sha256.",
-                 "This checksum algorithm is not supported; use sha1, md5 or sha256.", NULL, 0);
+            fail(c, ERR_CHECKSUM_ALGORITHM_UNSUPPORTED, "Upload-Checksum", NULL);
             return -1;
         }
         const char *b = sp + 1;
         if (b64_decode(b, len - (size_t)(b - v), want, sizeof want, &wantlen) < 0 ||
             wantlen != (size_t)EVP_MD_size(md)) {
-            fail(c, 400, "invalid_checksum", "Upload-Checksum",
-                 "Upload-Checksum harus berupa nama algoritma dan hash dalam Base64.",
-                 "Upload-Checksum must be an algorithm name and a Base64 hash.", NULL, 0);
+            fail(c, ERR_INVALID_CHECKSUM, "Upload-Checksum", NULL);
             return -1;
         }
     }
@@ -1200,22 +1162,16 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         char n[24];
         snprintf(n, sizeof n, "%llu", (unsigned long long)size);
         reply_header(c, "Upload-Offset", n);
-        fail(c, 409, "offset_mismatch", "Upload-Offset",
-             "Upload-Offset tidak cocok dengan data yang sudah diterima; tanyakan posisinya "
-             "dengan HEAD lalu lanjutkan dari sana.",
-             "Upload-Offset does not match the bytes received; ask for the offset with HEAD and "
-             "continue from there.",
-             json_pack("{s:I}", "offset", (json_int_t)size), 0);
+        fail(c, ERR_OFFSET_MISMATCH, "Upload-Offset",
+             json_pack("{s:I}", "offset", (json_int_t)size));
         return -1;
     }
     uint64_t remaining = in.length > size ? in.length - size : 0;
     if (r->content_length_seen && r->content_length > remaining) {
         spool_close(s);
         close(fd);
-        fail(c, 413, "upload_length_exceeded", NULL,
-             "Data yang dikirim melebihi Upload-Length berkas ini.",
-             "The bytes sent go past this file's Upload-Length.",
-             json_pack("{s:I}", "remaining", (json_int_t)remaining), 0);
+        fail(c, ERR_UPLOAD_LENGTH_EXCEEDED, NULL,
+             json_pack("{s:I}", "remaining", (json_int_t)remaining));
         return -1;
     }
 
@@ -1259,12 +1215,8 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
             char n[24];
             snprintf(n, sizeof n, "%llu", (unsigned long long)j->start);
             reply_header(c, "Upload-Offset", n);
-            fail(c, 460, "checksum_mismatch", "Upload-Checksum",
-                 "Checksum potongan ini tidak cocok, jadi potongan ini dibuang; kirim ulang "
-                 "dari posisi yang sama.",
-                 "This chunk's checksum does not match, so the chunk was discarded; send it "
-                 "again from the same offset.",
-                 json_pack("{s:I}", "offset", (json_int_t)j->start), 0);
+            fail(c, ERR_CHECKSUM_MISMATCH, "Upload-Checksum",
+                 json_pack("{s:I}", "offset", (json_int_t)j->start));
             job_free(j);
             return;
         }
@@ -1339,7 +1291,7 @@ static void delete_upload(struct conn *c, const char *id)
     char key[KEYS_MAX];
     keys_upload(key, id);
     if (rconn_command(gw->redis, on_deleted, j, "DEL %s", key) < 0) {
-        redis_down(c);
+        redis_refused(c);
         job_free(j);
     }
 }
@@ -1372,11 +1324,12 @@ static int override_head(struct conn *c, struct request *r, const struct route_p
     if (m && strcmp(m, "PATCH") == 0) return patch_head(c, r, p);
     if (m) return plain_head(c, r, p);
     reply_header(c, "Allow", "HEAD, PATCH, DELETE");
-    fail(c, 405, "method_not_allowed", "X-HTTP-Method-Override",
-         "POST ke alamat unggahan harus memakai X-HTTP-Method-Override: PATCH, DELETE atau "
-         "HEAD.",
-         "A POST to an upload's address must carry X-HTTP-Method-Override: PATCH, DELETE or "
-         "HEAD.", NULL, 0);
+    fail_msg(c, ERR_METHOD_NOT_ALLOWED, "X-HTTP-Method-Override",
+             "POST ke alamat unggahan harus memakai X-HTTP-Method-Override: PATCH, DELETE atau "
+             "HEAD.",
+             "A POST to an upload's address must carry X-HTTP-Method-Override: PATCH, DELETE or "
+             "HEAD.",
+             NULL);
     return -1;
 }
 

@@ -32,8 +32,6 @@
 #include "router.h"
 #include "spool.h"
 
-#define BUSY_RETRY_S 5  /* Retry-After when the upload budget is spent */
-#define REDIS_RETRY_S 2 /* Retry-After when Redis cannot take the job */
 #define MAGIC_LEN 8     /* the longest signature we check (PNG) */
 
 /* One upload in progress, from the head to the answer. Freed by exactly one of: the abort hook
@@ -89,33 +87,30 @@ static void refuse_too_large(struct conn *c, uint64_t size, uint64_t max)
              "Foto berukuran %s; batasnya %s. Kecilkan foto itu lalu unggah lagi.", sid, mid);
     snprintf(msg_en, sizeof msg_en,
              "The photo is %s; the limit is %s. Make it smaller and upload again.", sen, men);
-    metrics_refusal(c->gw->metrics, REFUSE_BODY_TOO_LARGE);
-    reply_error(c, 413, "file_too_large", NULL, msg_id, msg_en,
-                json_pack("{s:I, s:I}", "size_bytes", (json_int_t)size, "max_bytes",
-                          (json_int_t)max),
-                0);
+    reply_err_msg(c, ERR_FILE_TOO_LARGE, NULL, msg_id, msg_en,
+                  json_pack("{s:I, s:I}", "size_bytes", (json_int_t)size, "max_bytes",
+                            (json_int_t)max));
 }
 
 static void refuse_type(struct conn *c)
 {
-    reply_error(c, 415, "unsupported_type", NULL,
-                "Hanya foto JPEG atau PNG yang diterima (image/jpeg atau image/png). Simpan "
-                "foto sebagai JPEG atau PNG lalu unggah lagi.",
-                "Only JPEG or PNG photos are accepted (image/jpeg or image/png). Save the photo "
-                "as JPEG or PNG and upload again.",
-                json_pack("{s:[s,s]}", "accepted", "image/jpeg", "image/png"), 0);
+    reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+                  "Hanya foto JPEG atau PNG yang diterima (image/jpeg atau image/png). Simpan "
+                  "foto sebagai JPEG atau PNG lalu unggah lagi.",
+                  "Only JPEG or PNG photos are accepted (image/jpeg or image/png). Save the photo "
+                  "as JPEG or PNG and upload again.",
+                  json_pack("{s:[s,s]}", "accepted", "image/jpeg", "image/png"));
 }
 
 static void refuse_not_jpeg_png(struct conn *c, const char *declared, const char *detected)
 {
-    reply_error(c, 415, "unsupported_type", NULL,
-                "Isi berkas bukan foto JPEG atau PNG seperti yang disebutkan. Simpan foto sebagai "
-                "JPEG atau PNG lalu unggah lagi.",
-                "The file is not the JPEG or PNG photo it was sent as. Save the photo as JPEG or "
-                "PNG and upload again.",
-                json_pack("{s:[s,s], s:s, s:s?}", "accepted", "image/jpeg", "image/png",
-                          "declared", declared, "detected", detected),
-                0);
+    reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+                  "Isi berkas bukan foto JPEG atau PNG seperti yang disebutkan. Simpan foto "
+                  "sebagai JPEG atau PNG lalu unggah lagi.",
+                  "The file is not the JPEG or PNG photo it was sent as. Save the photo as JPEG "
+                  "or PNG and upload again.",
+                  json_pack("{s:[s,s], s:s, s:s?}", "accepted", "image/jpeg", "image/png",
+                            "declared", declared, "detected", detected));
 }
 
 static void refuse_not_owner(struct conn *c, const char *what_id, const char *what_en)
@@ -126,18 +121,7 @@ static void refuse_not_owner(struct conn *c, const char *what_id, const char *wh
     snprintf(msg_en, sizeof msg_en,
              "This %s does not belong to your session; use the session that created it.",
              what_en);
-    reply_error(c, 403, "not_owner", NULL, msg_id, msg_en, NULL, 0);
-}
-
-static void refuse_redis(struct conn *c)
-{
-    if (rconn_last_refusal(c->gw->redis) == RCONN_REFUSED_BUDGET) {
-        metrics_refusal(c->gw->metrics, REFUSE_REDIS_BUDGET);
-        reply_error_code(c, 503, "overloaded", REDIS_RETRY_S);
-        return;
-    }
-    metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
-    reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+    reply_err_msg(c, ERR_NOT_OWNER, NULL, msg_id, msg_en, NULL);
 }
 
 /* ---- PUT /v1/registrations/{id}/documents/{kind} ------------------------------------------ */
@@ -223,13 +207,11 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
     if (kind && kindlen == 3 && memcmp(kind, "ktp", 3) == 0) k = "ktp";
     else if (kind && kindlen == 6 && memcmp(kind, "selfie", 6) == 0) k = "selfie";
     if (!k) {
-        reply_error(c, 404, "unknown_document", NULL,
-                    "Jenis dokumen tidak dikenal; gunakan ktp atau selfie.",
-                    "Unknown document kind; use ktp or selfie.", NULL, 0);
+        reply_err(c, ERR_UNKNOWN_DOCUMENT, NULL, NULL);
         return -1;
     }
     if (!r->content_length_seen && !r->chunked) {
-        reply_error_code(c, 411, "length_required", 0);
+        reply_err(c, ERR_LENGTH_REQUIRED, NULL, NULL);
         return -1;
     }
     uint64_t max = (uint64_t)cu->max_bytes;
@@ -245,17 +227,13 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
     }
     /* Without Redis the job could not be queued: say so before the applicant sends it all. */
     if (rconn_state(gw->redis) != RCONN_CONNECTED) {
-        metrics_refusal(gw->metrics, REFUSE_REDIS_DOWN);
-        reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return -1;
     }
     /* A chunked body may run up to the limit, so that much is reserved for it. */
     uint64_t reserve = r->chunked ? max : r->content_length;
     if (spool_budget_take(gw, reserve) < 0) {
-        reply_error(c, 503, "upload_busy", NULL,
-                    "Terlalu banyak unggahan sedang berjalan; coba lagi dalam beberapa detik.",
-                    "Too many uploads are in progress; try again in a few seconds.", NULL,
-                    BUSY_RETRY_S);
+        reply_err(c, ERR_UPLOAD_BUDGET, NULL, NULL);
         return -1;
     }
 
@@ -272,7 +250,7 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
         !(u->spool = spool_open(gw, u->id, 0, err, sizeof err))) {
         log_error("upload: cannot start an upload err=%s", err);
         upload_free(u);
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return -1;
     }
     spool_buffer(u->spool); /* read by no one until finished: 64 KB writes */
@@ -294,8 +272,7 @@ static void put_enqueued(void *arg, const redisReply *reply, const char *err)
                  err ? err : reply && reply->str ? reply->str : "?");
         unlink(u->path);
         upload_free(u);
-        metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
-        reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return;
     }
     char status_url[64];
@@ -315,14 +292,14 @@ static void put_synced(void *arg, int rc)
     struct conn *c = u->c;
     if (rc < 0) {
         upload_free(u);
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     if (spool_enqueue(c->gw, u->id, u->reg_id, u->kind, u->path, u->received, u->ctype,
                       put_enqueued, u) < 0) {
         unlink(u->path);
         upload_free(u);
-        refuse_redis(c);
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
     }
 }
 
@@ -396,9 +373,7 @@ struct status_req {
 
 static void unknown_upload(struct conn *c)
 {
-    reply_error(c, 404, "unknown_upload", NULL,
-                "Unggahan ini tidak ditemukan; periksa alamatnya atau unggah foto lagi.",
-                "There is no such upload; check the address or upload the photo again.", NULL, 0);
+    reply_err(c, ERR_UNKNOWN_UPLOAD, NULL, NULL);
 }
 
 static void status_reply(void *arg, const redisReply *reply, const char *err)
@@ -409,8 +384,7 @@ static void status_reply(void *arg, const redisReply *reply, const char *err)
         log_warn("upload: status read failed upload=%s err=%s", s->id,
                  err ? err : reply && reply->str ? reply->str : "?");
         free(s);
-        metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
-        reply_error_code(c, 503, "redis_unavailable", REDIS_RETRY_S);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return;
     }
     json_t *body = upload_status_json(s->id, reply);
@@ -451,7 +425,7 @@ static void status_get(struct conn *c, struct request *r, const struct route_par
     keys_upload(key, s->id);
     if (rconn_command(c->gw->redis, status_reply, s, "HGETALL %s", key) < 0) {
         free(s);
-        refuse_redis(c);
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
     }
 }
 

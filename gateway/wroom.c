@@ -222,8 +222,7 @@ static struct wroom *room_of_route(struct conn *c)
     const char *rn = conn_param(c, "room", &rlen);
     struct wroom *w = find_room(c->gw, rn, rlen);
     if (!w)
-        reply_error(c, 404, "unknown_room", "room", "Antrean ini tidak ada.",
-                    "There is no such queue.", NULL, 0);
+        reply_err(c, ERR_UNKNOWN_ROOM, "room", NULL);
     return w;
 }
 
@@ -415,7 +414,7 @@ static void answer_session(struct conn *c, struct wroom *w, const char *sid, int
 {
     char tok[TOKEN_BUF_SIZE];
     if (sign_session(c, w->conf.name, sid, exp_ms, tok, sizeof tok) < 0) {
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     int64_t left_s = (exp_ms - wall_ms()) / 1000;
@@ -431,20 +430,16 @@ static void answer_session(struct conn *c, struct wroom *w, const char *sid, int
                                  w->conf.name, "session", tok, "expires_at", exp));
 }
 
+/* Redis is not connected, or a command failed or timed out. */
 static void redis_down(struct conn *c)
 {
-    metrics_refusal(c->gw->metrics, REFUSE_REDIS_DOWN);
-    reply_error_code(c, 503, "redis_unavailable", 2);
+    reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
 }
 
+/* A command was refused before it was sent (budget spent, or not connected). */
 static void redis_busy(struct conn *c)
 {
-    if (rconn_last_refusal(c->gw->redis) == RCONN_REFUSED_BUDGET) {
-        metrics_refusal(c->gw->metrics, REFUSE_REDIS_BUDGET);
-        reply_error_code(c, 503, "overloaded", 1);
-        return;
-    }
-    redis_down(c);
+    reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
 }
 
 /* ---- the script ------------------------------------------------------------------------- */
@@ -582,7 +577,7 @@ static void answer_join(struct conn *c, struct wroom *w, int64_t place, const ch
     }
     char tok[TOKEN_BUF_SIZE];
     if (sign_ticket(c, TK_PLACE, w->conf.name, (uint64_t)place, tok, sizeof tok) < 0) {
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     /* The cache may lag this join's own INCRBY: a fresh place is never "admitted" here. */
@@ -595,7 +590,7 @@ static void answer_join_pre(struct conn *c, struct wroom *w, int64_t number)
     mroom(w)->joins++;
     char tok[TOKEN_BUF_SIZE];
     if (sign_ticket(c, TK_PRE, w->conf.name, (uint64_t)number, tok, sizeof tok) < 0) {
-        reply_error_code(c, 500, "internal_error", 0);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     answer_prequeue(c, w, tok, 202);
@@ -604,8 +599,7 @@ static void answer_join_pre(struct conn *c, struct wroom *w, int64_t number)
 static void room_not_open(struct conn *c, struct wroom *w)
 {
     json_t *extra = json_pack("{s:s}", "opens_at", w->conf.opens_at_text);
-    reply_error(c, 403, "room_not_open", NULL, "Antrean belum dibuka.",
-                "The queue is not open yet.", extra, 0);
+    reply_err(c, ERR_ROOM_NOT_OPEN, NULL, extra);
 }
 
 struct batch_call {
@@ -753,9 +747,7 @@ static void on_bind_reply(void *arg, const redisReply *r, const char *err)
             int64_t exp = 0;
             if (session_record(v + 1, sid, &exp) == 0 && exp > wall_ms())
                 answer_session(c, w, sid, exp);
-            else reply_error(c, 410, "session_expired", NULL,
-                             "Sesi Anda untuk gelombang ini sudah berakhir.",
-                             "Your session for this wave has ended.", NULL, 0);
+            else reply_err(c, ERR_SESSION_ENDED, NULL, NULL);
         } else {
             answer_join(c, w, strtoll(v, NULL, 10), NULL, 0);
         }
@@ -810,17 +802,16 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
         doc = json_loadb(body, blen, 0, &je);
         if (!doc || !json_is_object(doc)) {
             json_decref(doc);
-            reply_error(c, 400, "invalid_json", NULL, "Isi permintaan bukan JSON yang valid.",
-                        "The request body is not valid JSON.", NULL, 0);
+            reply_err(c, ERR_INVALID_JSON, NULL, NULL);
             return;
         }
         json_t *a = json_object_get(doc, "applicant");
         if (a && (!json_is_string(a) || json_string_length(a) < 1 ||
                   json_string_length(a) > APPLICANT_MAX)) {
             json_decref(doc);
-            reply_error(c, 422, "invalid_field", "applicant",
-                        "applicant harus berupa teks 1-256 karakter.",
-                        "applicant must be a string of 1-256 characters.", NULL, 0);
+            reply_err_msg(c, ERR_INVALID_FIELD, "applicant",
+                          "applicant harus berupa teks 1-256 karakter.",
+                          "applicant must be a string of 1-256 characters.", NULL);
             return;
         }
         if (a) applicant = json_string_value(a), alen = json_string_length(a);
@@ -829,8 +820,7 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
     enum conf_room_mode mode = conf_room_mode(&w->conf);
     if (!strcmp(st, "closed")) {
         json_decref(doc);
-        reply_error(c, 403, "room_closed", NULL, "Pendaftaran gelombang ini sudah ditutup.",
-                    "Registration for this wave has closed.", NULL, 0);
+        reply_err(c, ERR_ROOM_CLOSED, NULL, NULL);
         return;
     }
     if (!strcmp(st, "scheduled")) {
@@ -840,9 +830,7 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
     }
     if (mode == ROOM_MODE_REJECT) {
         json_decref(doc);
-        reply_error(c, 503, "room_unavailable", NULL,
-                    "Antrean sedang ditutup sementara; silakan coba lagi nanti.",
-                    "The queue is closed for a while; please try again later.", NULL, 60);
+        reply_err(c, ERR_ROOM_UNAVAILABLE, NULL, NULL);
         return;
     }
     if (mode == ROOM_MODE_PASSTHROUGH) {
@@ -863,7 +851,7 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
         char id[APPLICANT_MAX + 1];
         memcpy(id, applicant, alen);
         json_decref(doc);
-        if (bind_applicant(c, w, id, alen) < 0) reply_error_code(c, 500, "internal_error", 0);
+        if (bind_applicant(c, w, id, alen) < 0) reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     json_decref(doc);
@@ -892,8 +880,7 @@ void wroom_join_form(struct conn *c, struct request *r, const struct route_param
 {
     c->form = 1;
     if (!same_origin(r)) {
-        reply_error(c, 403, "cross_site", NULL, "Permintaan dari situs lain ditolak.",
-                    "Requests from other sites are refused.", NULL, 0);
+        reply_err(c, ERR_CROSS_SITE, NULL, NULL);
         return;
     }
     /* Already holding a place or a session here (a resubmitted form, the back button): keep
@@ -942,9 +929,7 @@ static void ticket_expired(struct conn *c)
         reply_raw(c, 303, NULL, "", 0);
         return;
     }
-    reply_error(c, 410, "ticket_expired", NULL,
-                "Giliran Anda sudah lewat dan tidak dipakai dalam batas waktu; silakan antre lagi.",
-                "Your turn came and was not used in time; please join the queue again.", NULL, 0);
+    reply_err(c, ERR_TICKET_EXPIRED, NULL, NULL);
 }
 
 static void on_redeem_reply(void *arg, const redisReply *r, const char *err)
@@ -984,8 +969,7 @@ static void invalid_ticket(struct conn *c)
         ticket_expired(c); /* the same way back to the page */
         return;
     }
-    reply_error(c, 401, "invalid_ticket", NULL, "Tiket tidak valid untuk antrean ini.",
-                "The ticket is not valid for this queue.", NULL, 0);
+    reply_err(c, ERR_INVALID_TICKET, NULL, NULL);
 }
 
 static void status_route(struct conn *c, struct request *r, const struct route_params *p)
@@ -1122,22 +1106,18 @@ int wroom_gate(struct conn *c, struct request *r)
     struct ticket t;
     if (!tok || parse_token(c->gw, tok, tlen, &t) < 0 || t.kind != TK_SESSION ||
         !find_room(c->gw, t.room, strlen(t.room))) {
-        reply_error(c, 401, "not_admitted", NULL,
-                    "Anda belum mendapat giliran; masuk antrean terlebih dahulu.",
-                    "You have not been admitted yet; join the queue first.", NULL, 0);
+        reply_err(c, ERR_NOT_ADMITTED, NULL, NULL);
         return -1;
     }
     size_t rlen;
     const char *rn = conn_param(c, "room", &rlen);
     if (rn && (strlen(t.room) != rlen || memcmp(t.room, rn, rlen) != 0)) {
-        reply_error(c, 401, "not_admitted", NULL, "Sesi ini untuk antrean lain.",
-                    "This session belongs to another queue.", NULL, 0);
+        reply_err_msg(c, ERR_NOT_ADMITTED, NULL, "Sesi ini untuk antrean lain.",
+                      "This session belongs to another queue.", NULL);
         return -1;
     }
     if (t.t <= wall_ms()) {
-        reply_error(c, 401, "session_expired", NULL,
-                    "Sesi Anda sudah berakhir; silakan antre lagi.",
-                    "Your session has ended; please join the queue again.", NULL, 0);
+        reply_err(c, ERR_SESSION_EXPIRED, NULL, NULL);
         return -1;
     }
     snprintf(c->session.room, sizeof c->session.room, "%s", t.room);
@@ -1171,7 +1151,8 @@ void wroom_register(struct router *rt)
     router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}",
                                    .fn = facts_route, .name = "room_facts"});
     router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}/continue",
-                                   .fn = continue_route, .name = "page_continue"});
+                                   .fn = continue_route, .name = "page_continue",
+                                   .flags = ROUTE_FORM});
     router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}/session",
                                    .fn = session_route, .name = "room_session",
                                    .flags = ROUTE_NEEDS_SESSION});

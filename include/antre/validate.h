@@ -129,4 +129,11 @@ int validate_phone(const char *phone, char *out, size_t len, struct validate_err
  * name_no_letters, name_too_short, name_too_long. OUT is "" on refusal. */
 int validate_name(const char *name, char *out, size_t len, struct validate_error *e);
 
+/* The number of distinct codes the functions above may set (every one answered as 422 with its
+ * field), for documentation and its test. */
+size_t validate_code_count(void);
+
+/* Code I (0 <= I < validate_code_count()), or NULL past the end; a static string. */
+const char *validate_code_at(size_t i);
+
 #endif

@@ -520,3 +520,86 @@ def test_page_without_a_template_serves_the_built_in_page(make_gateway):
     doc = s.get(g.url("/rooms/w"), timeout=5).text
     assert '<meta http-equiv="refresh" content="2">' in doc
     assert re.search(r'aria-live="polite">Posisi Anda: <strong>1</strong>', doc)
+
+
+# ---- the form routes' errors: HTML, never JSON -----------------------------------------------
+
+def form_message(r, status):
+    """The refused form's answer: the page (HTML) under STATUS, its message shown; the text."""
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8", r.headers
+    assert not r.text.lstrip().startswith("{"), r.text[:200]
+    m = re.search(r'<p id="message" class="notice error" role="alert"([^>]*)>(.*?)</p>', r.text,
+                  re.S)
+    assert m, "no message element on the page"
+    assert "hidden" not in m.group(1), "the message is hidden"
+    return text_of(m.group(2))
+
+
+def test_form_routes_unknown_room_answer_the_page(page_gateway):
+    g = page_gateway
+    r = requests.post(g.url("/rooms/nope/join"), allow_redirects=False, timeout=5)
+    assert form_message(r, 404) == "Antrean ini tidak ada."
+    r = requests.get(g.url("/rooms/nope/continue?lang=en"), allow_redirects=False, timeout=5)
+    assert form_message(r, 404) == "There is no such queue."
+
+
+def test_form_join_closed_and_not_yet_open_rooms_answer_the_page(make_gateway, workdir):
+    with_templates(workdir)
+    now = time.time()
+    g = make_gateway({"room.later.opens_at": rfc3339(now + 3600),
+                      "room.done.closes_at": rfc3339(now - 60)})
+    r = requests.post(g.url("/rooms/done/join"), allow_redirects=False, timeout=5)
+    assert form_message(r, 403) == "Pendaftaran gelombang ini sudah ditutup."
+    r = requests.post(g.url("/rooms/later/join?lang=en"), allow_redirects=False, timeout=5)
+    assert form_message(r, 403) == "The queue is not open yet."
+    # Without a ticket, continue goes back to the page (which offers to join), never JSON.
+    r = requests.get(g.url("/rooms/done/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303 and r.headers["Location"] == "/rooms/done", r.text
+
+
+def test_form_join_cross_site_answers_the_page(page_gateway):
+    g = page_gateway
+    r = requests.post(g.url("/rooms/w/join"), headers={"Origin": "https://evil.example"},
+                      allow_redirects=False, timeout=5)
+    assert form_message(r, 403) == "Permintaan dari situs lain ditolak."
+    assert "antre_ticket" not in r.cookies
+
+
+def test_form_routes_without_redis_answer_the_page(page_gateway, redis):
+    g = page_gateway
+    hold = hold_the_slot(g)
+    s, _ = waiting_ticket(g)
+    release(g, hold)
+    # Admitted (the controller runs every 100 ms): continue would redeem the ticket in Redis.
+    wait_for(lambda: requests.get(g.url("/v1/rooms/w/status"), cookies=s.cookies,
+                                  timeout=5).json().get("state") == "admitted",
+             timeout=10, what="admitted")
+    before = g.metrics().get('antre_refusals_total{reason="redis_down"}', 0)
+    redis.stop()
+    wait_for(lambda: requests.get(g.url("/readyz"), timeout=5).status_code == 503, timeout=10,
+             what="redis gone")
+    r = requests.post(g.url("/rooms/w/join"), allow_redirects=False, timeout=5)
+    assert form_message(r, 503) == "Layanan sedang tidak siap; silakan coba lagi sebentar lagi."
+    assert int(r.headers["Retry-After"]) >= 1
+    r = s.get(g.url("/rooms/w/continue?lang=en"), allow_redirects=False, timeout=5)
+    assert form_message(r, 503) == "The service is not ready; please try again shortly."
+    assert int(r.headers["Retry-After"]) >= 1
+    # Counted once each, where answered.
+    assert g.metrics().get('antre_refusals_total{reason="redis_down"}', 0) == before + 2
+
+
+def test_form_routes_rate_limited_answer_the_page(make_gateway, workdir):
+    with_templates(workdir)
+    g = make_gateway(dict(ROOM, **{"gateway.per_ip_rate": 1, "gateway.per_ip_burst": 1}))
+    got = [requests.post(g.url("/rooms/w/join"), allow_redirects=False, timeout=5)
+           for _ in range(3)]
+    limited = [r for r in got if r.status_code == 429]
+    assert limited, [r.status_code for r in got]
+    assert form_message(limited[0], 429).startswith("Terlalu banyak permintaan")
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    got = [requests.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+           for _ in range(3)]
+    limited = [r for r in got if r.status_code == 429]
+    assert limited, [r.status_code for r in got]
+    assert form_message(limited[0], 429).startswith("Terlalu banyak permintaan")

@@ -701,11 +701,14 @@ def test_redis_unavailable(make_gateway, redis):
     g, api, rd = start(make_gateway, redis)
     rid = accepted(api, body())
     rd.close()
+    down = 'antre_refusals_total{reason="redis_down"}'
+    before = g.metrics().get(down, 0)
     redis.stop()
     for r in [api.post(body()), api.post(body(), idem="down-1"), api.status(rid)]:
         assert (r.status_code, code(r)) == (503, "redis_unavailable"), r.text
         assert int(r.headers["Retry-After"]) > 0, r.headers
         assert r.json()["error"]["retry_after_s"] > 0
+    assert g.metrics().get(down, 0) == before + 3  # each answer counted once
     # Validation needs no Redis: a wrong field is still told at once.
     r = api.post(body(phone="0812"))
     assert (r.status_code, code(r)) == (422, "phone_wrong_length"), r.text

@@ -327,7 +327,7 @@ def test_creation_refusals(tus):
 
     # Another applicant's registration, and a made-up one.
     r = tus.create(s, other_reg, 100)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_registration"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_owner"
     r = tus.create(s, "0123456789abcdef" * 2, 100)
     assert r.status_code == 403
 
@@ -585,11 +585,14 @@ def test_an_upload_whose_job_could_not_be_queued_is_queued_by_the_next_head(make
     loc = tus.new_upload(s, reg, len(data))
     uid = loc.rsplit("/", 1)[1]
     assert tus.patch(s, loc, 0, data[:20_000]).status_code == 204
+    down = 'antre_refusals_total{reason="redis_down"}'
+    before = tus.gw.metrics().get(down, 0)
     tus.redis.pause()
     try:
         r = tus.patch(s, loc, 20_000, data[20_000:])
-        assert r.status_code == 503, r.text
+        assert (r.status_code, r.json()["error"]["code"]) == (503, "redis_unavailable"), r.text
         assert int(r.headers["Retry-After"]) > 0
+        assert tus.gw.metrics().get(down, 0) == before + 1  # counted, once
     finally:
         tus.redis.resume()
     assert os.path.getsize(tus.files(loc)[0]) == len(data)

@@ -298,7 +298,7 @@ def test_refusals_come_in_order_from_the_head(make_gateway, workdir, rdb):
     # Type not image/jpeg or image/png: 415, saying which types are accepted.
     for ctype in ("text/plain", "image/gif", "image/jpegx", "application/octet-stream", None):
         a = ask(None, ctype=ctype)
-        assert (a.status, a.code) == (415, "unsupported_type"), (ctype, a)
+        assert (a.status, a.code) == (415, "unsupported_media_type"), (ctype, a)
         assert a.json()["error"]["accepted"] == ["image/jpeg", "image/png"], a
     a_id, a_en = both_languages(lambda l: ask(l, ctype="image/gif"))
     assert "JPEG atau PNG" in a_id.message and "image/jpeg" in a_id.message, a_id
@@ -306,7 +306,7 @@ def test_refusals_come_in_order_from_the_head(make_gateway, workdir, rdb):
 
     # Budget: a body larger than the spool bytes left (8 MB) is refused with Retry-After.
     a_id, a_en = both_languages(lambda l: ask(l, length=9 * MIB))
-    assert (a_id.status, a_id.code) == (503, "upload_busy"), a_id
+    assert (a_id.status, a_id.code) == (503, "upload_budget"), a_id
     assert a_id.headers.get("retry-after") == "5" and a_id.json()["error"]["retry_after_s"] == 5
     assert "Terlalu banyak unggahan" in a_id.message and "Too many uploads" in a_en.message
     m = g.metrics()
@@ -330,7 +330,7 @@ def test_budget_of_concurrent_uploads(make_gateway, workdir, rdb):
             with connect(g) as s:
                 s.sendall(head(reg, "selfie", tok, "image/png", 100_000, lang=lang))
                 a = read_answer(s)
-                assert (a.status, a.code) == (503, "upload_busy"), a
+                assert (a.status, a.code) == (503, "upload_budget"), a
                 assert a.headers["retry-after"] == "5", a
                 assert text in a.message, a
         first.sendall(body[1000:])
@@ -542,7 +542,7 @@ def test_content_must_match_the_declared_type(make_gateway, workdir, rdb, declar
     reg = registration(g, tok)
     body = make(5000)
     a_id, a_en = both_languages(lambda l: put(g, tok, reg, body, "ktp", declared, lang=l))
-    assert (a_id.status, a_id.code) == (415, "unsupported_type"), a_id
+    assert (a_id.status, a_id.code) == (415, "unsupported_media_type"), a_id
     assert "JPEG atau PNG" in a_id.message and "JPEG or PNG" in a_en.message, (a_id, a_en)
     assert a_id.json()["error"]["declared"] == declared, a_id
     assert spool_files(workdir) == []
@@ -695,7 +695,7 @@ def test_200_concurrent_2mb_uploads_with_budget_50(make_gateway, workdir, rdb):
                 answered[s] = read_answer(s)
         assert len(answered) == 150, f"{len(answered)} refused from the head, want 150"
         for a in answered.values():
-            assert (a.status, a.code) == (503, "upload_busy"), a
+            assert (a.status, a.code) == (503, "upload_budget"), a
             assert a.headers["retry-after"] == "5", a
         taken = [s for s in socks if s not in answered]
         assert len(taken) == 50
@@ -750,7 +750,7 @@ def test_200_concurrent_2mb_uploads_with_budget_50(make_gateway, workdir, rdb):
                 accepted += 1
             else:
                 assert (a.status, a.code, a.headers.get("retry-after")) == \
-                    (503, "upload_busy", "5"), a
+                    (503, "upload_budget", "5"), a
         assert accepted >= 50, accepted
     finally:
         stop.set()
