@@ -180,9 +180,9 @@ Test(docs, error_catalogue_present)
     const char *cat = strstr(text, "\n## Error catalogue\n");
     cr_assert_not_null(cat, "docs/api.md has no \"## Error catalogue\" section");
     /* Codes every answer path uses; the full list is kept by hand beside the table. */
-    static const char *const codes[] = {"not_found", "method_not_allowed", "rate_limited",
-                                        "redis_unavailable", "overloaded", "internal_error",
-                                        "not_admitted", "invalid_ticket", "unknown_room"};
+    static const char *const codes[] = {"not_found",         "method_not_allowed", "rate_limited",
+                                        "redis_unavailable", "overloaded",         "internal_error",
+                                        "not_admitted",      "invalid_ticket",     "unknown_room"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         char row[64];
         snprintf(row, sizeof row, "| `%s` |", codes[i]);
