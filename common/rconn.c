@@ -445,7 +445,7 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
         /* Redis' error text never repeats the password (WRONGPASS, NOAUTH, ERR AUTH <password>
          * called without any password configured...). */
         snprintf(reason, sizeof reason, "%s refused: %s", step, reply->str);
-        if (privdata == &handshake_auth)
+        if (privdata == &handshake_auth && rc->failed == 0) /* once a streak, as below */
             log_error("rconn: redis refused the credentials url=%s user=%s reason=%s (check the "
                       "password in [redis] url)",
                       rc->url, rc->u.user[0] ? rc->u.user : "default", reply->str);
