@@ -7,9 +7,7 @@
  * once at load and copied per MAC (struct hmac_state). One struct token_keys still serves one
  * thread at a time (see token.h).
  *
- * Base64url decoding is strict (no padding, zero unused bits) so that a token has exactly one
- * spelling: with a lenient decoder, flipping an unused bit of the MAC's last character would
- * give a different token with the same valid MAC.
+ * Base64url decoding is strict (codec.h) so that a token has exactly one spelling.
  *
  * The key file is parsed by hand (it is four lines, not worth inih's sections) and created, when
  * absent, under a temporary O_EXCL name and published with link(2) so that concurrent starters
@@ -19,6 +17,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "antre/token.h"
 
+#include "antre/codec.h"
 #include "antre/errbuf.h"
 #include "antre/log.h"
 
@@ -41,8 +40,8 @@
 #define KEYFILE_MAX_BYTES 65536 /* a key file is a few lines; refuse anything this big */
 #define PEPPER_WORD "pepper"
 #define BLANKS " \t\r\v\f"
-#define MAC_B64_LEN TOKEN_B64URL_LEN(TOKEN_HMAC_BYTES) /* 43 */
-#define PAYLOAD_B64_MAX TOKEN_B64URL_LEN(TOKEN_PAYLOAD_MAX) /* 683 */
+#define MAC_B64_LEN CODEC_B64URL_LEN(TOKEN_HMAC_BYTES) /* 43 */
+#define PAYLOAD_B64_MAX CODEC_B64URL_LEN(TOKEN_PAYLOAD_MAX) /* 683 */
 
 struct token_key {
     char kid[TOKEN_KID_MAX + 1];
@@ -66,93 +65,6 @@ static void *xrealloc(void *p, size_t n)
         abort();
     }
     return q;
-}
-
-/* ---- base64url ---- */
-
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Value + 1 of each base64url character; 0 for every other byte. */
-static const uint8_t b64_decode_table[256] = {
-    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
-    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
-    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23,
-    ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
-    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37,
-    ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44,
-    ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51,
-    ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58,
-    ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
-};
-
-static int b64_value(unsigned char c) { return b64_decode_table[c] - 1; }
-
-/* Encode without any check: OUT has room for TOKEN_B64URL_LEN(LEN) characters (no NUL written).
- * Returns the number of characters written. */
-static size_t b64_put(const uint8_t *in, size_t len, char *out)
-{
-    char *p = out;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *p++ = b64_alphabet[v >> 18];
-        *p++ = b64_alphabet[(v >> 12) & 63];
-        *p++ = b64_alphabet[(v >> 6) & 63];
-        *p++ = b64_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        *p++ = b64_alphabet[v >> 18];
-        *p++ = b64_alphabet[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        *p++ = b64_alphabet[v >> 18];
-        *p++ = b64_alphabet[(v >> 12) & 63];
-        *p++ = b64_alphabet[(v >> 6) & 63];
-    }
-    return (size_t)(p - out);
-}
-
-ssize_t token_b64url_encode(const void *in, size_t len, char *out, size_t outlen)
-{
-    size_t need = TOKEN_B64URL_LEN(len);
-    if (!out || outlen < need + 1 || need > (size_t)SSIZE_MAX) return -1;
-    size_t n = b64_put(in, len, out);
-    out[n] = '\0';
-    return (ssize_t)n;
-}
-
-ssize_t token_b64url_decode(const char *in, size_t len, void *out, size_t outcap)
-{
-    if (len % 4 == 1) return -1;
-    size_t need = TOKEN_B64URL_DECODED_LEN(len);
-    if (need > outcap || need > (size_t)SSIZE_MAX) return -2;
-    const unsigned char *s = (const unsigned char *)in;
-    uint8_t *o = out;
-    size_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        int a = b64_value(s[i]), b = b64_value(s[i + 1]), c = b64_value(s[i + 2]),
-            d = b64_value(s[i + 3]);
-        if ((a | b | c | d) < 0) return -1;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-        *o++ = (uint8_t)(v >> 16);
-        *o++ = (uint8_t)(v >> 8);
-        *o++ = (uint8_t)v;
-    }
-    size_t rest = len - i;
-    if (rest >= 2) {
-        int a = b64_value(s[i]), b = b64_value(s[i + 1]);
-        int c = rest == 3 ? b64_value(s[i + 2]) : 0;
-        if ((a | b | c) < 0) return -1;
-        /* Two characters carry 12 bits for one byte: the low 4 of B must be zero. Three carry
-         * 18 bits for two bytes: the low 2 of C must be zero. */
-        if (rest == 2 && (b & 0x0f)) return -1;
-        if (rest == 3 && (c & 0x03)) return -1;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
-        *o++ = (uint8_t)(v >> 16);
-        if (rest == 3) *o++ = (uint8_t)(v >> 8);
-    }
-    return (ssize_t)(o - (uint8_t *)out);
 }
 
 /* ---- HMAC ---- */
@@ -218,14 +130,6 @@ static bool kid_valid(const char *s, size_t len)
     return true;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 void token_keys_free(struct token_keys *k)
 {
     if (!k) return;
@@ -256,16 +160,12 @@ static int parse_key(const char *s, uint8_t out[TOKEN_KEY_BYTES], const char **w
         *why = "must be 64 hex digits (32 bytes)";
         return -1;
     }
-    uint8_t any = 0;
-    for (size_t i = 0; i < TOKEN_KEY_BYTES; i++) {
-        int hi = hex_value((unsigned char)s[2 * i]), lo = hex_value((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            *why = "has a character that is not a hex digit";
-            return -1;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-        any |= out[i];
+    if (codec_hex_decode(s, 2 * TOKEN_KEY_BYTES, out, TOKEN_KEY_BYTES) != TOKEN_KEY_BYTES) {
+        *why = "has a character that is not a hex digit";
+        return -1;
     }
+    uint8_t any = 0;
+    for (size_t i = 0; i < TOKEN_KEY_BYTES; i++) any |= out[i];
     if (!any) {
         *why = "is all zero bytes; make a random one with `openssl rand -hex 32`";
         return -1;
@@ -404,16 +304,6 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-static void hex_put(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 /* Fsync the directory holding PATH, so that a new entry in it survives a crash. Best effort. */
 static void sync_parent(const char *path)
 {
@@ -466,9 +356,9 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
                      "# line at the top, delete old lines once the tokens they signed expired.\n"
                      "# The pepper hashes applicant identifiers: never change it during a wave.\n",
                      when);
-    hex_put(pepper, TOKEN_KEY_BYTES, hex);
+    codec_hex_encode(pepper, TOKEN_KEY_BYTES, hex, sizeof hex);
     n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", PEPPER_WORD, hex);
-    hex_put(key, TOKEN_KEY_BYTES, hex);
+    codec_hex_encode(key, TOKEN_KEY_BYTES, hex, sizeof hex);
     n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", kid, hex);
     if ((size_t)n >= sizeof text) { /* cannot happen: the text is fixed but for the date */
         errbuf_set(err, errlen, "%s: key file text too long", path);
@@ -624,15 +514,14 @@ int token_sign(const struct token_keys *k, const void *payload, size_t len, char
     memcpy(p, key->kid, key->kidlen);
     p += key->kidlen;
     *p++ = '.';
-    p += b64_put(payload, len, p);
+    p += codec_b64url_encode(payload, len, p, outlen - (size_t)(p - out));
     uint8_t mac[TOKEN_HMAC_BYTES];
     if (mac_compute(key->mac, out, (size_t)(p - out), mac) < 0) {
         out[0] = '\0';
         return -1;
     }
     *p++ = '.';
-    p += b64_put(mac, sizeof mac, p);
-    *p = '\0';
+    p += codec_b64url_encode(mac, sizeof mac, p, outlen - (size_t)(p - out));
     return (int)(p - out);
 }
 
@@ -660,13 +549,13 @@ int token_verify(const struct token_keys *k, const char *tok, size_t toklen, voi
     size_t pl64len = (size_t)(d3 - pl64);
     if (pl64len > PAYLOAD_B64_MAX) return TOKEN_TOO_LARGE;
     uint8_t body[TOKEN_PAYLOAD_MAX];
-    ssize_t bodylen = token_b64url_decode(pl64, pl64len, body, sizeof body);
+    ssize_t bodylen = codec_b64url_decode(pl64, pl64len, body, sizeof body);
     if (bodylen < 0) return TOKEN_MALFORMED;
 
     const char *mac64 = d3 + 1;
     uint8_t got[TOKEN_HMAC_BYTES];
     if ((size_t)(end - mac64) != MAC_B64_LEN ||
-        token_b64url_decode(mac64, MAC_B64_LEN, got, sizeof got) != TOKEN_HMAC_BYTES)
+        codec_b64url_decode(mac64, MAC_B64_LEN, got, sizeof got) != TOKEN_HMAC_BYTES)
         return TOKEN_MALFORMED;
 
     const struct token_key *key = NULL;

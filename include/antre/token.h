@@ -46,6 +46,8 @@
 #ifndef ANTRE_TOKEN_H
 #define ANTRE_TOKEN_H
 
+#include "antre/codec.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,15 +57,10 @@
 #define TOKEN_KEY_BYTES 32    /* size of a signing key or the pepper */
 #define TOKEN_HMAC_BYTES 32   /* size of an HMAC-SHA256 */
 
-/* Characters of base64url without padding for N bytes, and bytes that N such characters hold
- * (for a valid length: N % 4 != 1). */
-#define TOKEN_B64URL_LEN(n) (((size_t)(n) * 4 + 2) / 3)
-#define TOKEN_B64URL_DECODED_LEN(n) ((size_t)(n) * 3 / 4)
-
 /* Length of a token signed with a kid of KIDLEN characters over a LEN-byte payload (without the
  * terminating NUL), the longest possible token, and a buffer that holds any token plus its NUL. */
 #define TOKEN_LEN(kidlen, len) \
-    (3 + (size_t)(kidlen) + 1 + TOKEN_B64URL_LEN(len) + 1 + TOKEN_B64URL_LEN(TOKEN_HMAC_BYTES))
+    (3 + (size_t)(kidlen) + 1 + CODEC_B64URL_LEN(len) + 1 + CODEC_B64URL_LEN(TOKEN_HMAC_BYTES))
 #define TOKEN_MAX_LEN TOKEN_LEN(TOKEN_KID_MAX, TOKEN_PAYLOAD_MAX) /* 747 */
 #define TOKEN_BUF_SIZE (TOKEN_MAX_LEN + 1)
 
@@ -152,20 +149,5 @@ const char *token_error_str(int rc);
  * thread-safe on one K (see the top of this file). */
 int token_hmac(const struct token_keys *k, const void *msg, size_t len,
                uint8_t out[TOKEN_HMAC_BYTES]);
-
-/* Base64url (RFC 4648 section 5: `-` and `_` for 62 and 63) without padding.
- *
- * token_b64url_encode() writes TOKEN_B64URL_LEN(LEN) characters of IN plus a NUL to OUT and
- * returns how many characters it wrote (without the NUL), or -1 when OUTLEN is too small
- * (nothing written then).
- *
- * token_b64url_decode() decodes LEN characters of IN (need not be NUL-terminated) into OUT and
- * returns how many bytes it wrote. It is strict, so that every byte string has exactly one
- * encoding: it returns -1 for a character outside the alphabet (padding `=` included), a length
- * with LEN % 4 == 1, or non-zero unused bits in the last character (OUT may then hold part of
- * the output); and -2 when OUTCAP is below TOKEN_B64URL_DECODED_LEN(LEN) (checked before
- * anything is written). */
-ssize_t token_b64url_encode(const void *in, size_t len, char *out, size_t outlen);
-ssize_t token_b64url_decode(const char *in, size_t len, void *out, size_t outcap);
 
 #endif
