@@ -19,6 +19,7 @@
 
 #include "antre/codec.h"
 #include "antre/errbuf.h"
+#include "antre/fileutil.h"
 #include "antre/log.h"
 
 #include <errno.h>
@@ -268,57 +269,6 @@ out:
     return rc;
 }
 
-/* Make the missing parent directories of PATH, mode 0700. */
-static int make_parents(const char *path, char *err, size_t errlen)
-{
-    char dir[PATH_MAX];
-    if (strlen(path) >= sizeof dir) {
-        errbuf_set(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    strcpy(dir, path);
-    for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
-        *p = '\0';
-        if (mkdir(dir, 0700) == 0) {
-            chmod(dir, 0700); /* in spite of the umask */
-        } else if (errno != EEXIST) {
-            errbuf_set(err, errlen, "%s: cannot create directory %s: %s", path, dir, strerror(errno));
-            return -1;
-        }
-        *p = '/';
-    }
-    return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Fsync the directory holding PATH, so that a new entry in it survives a crash. Best effort. */
-static void sync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
 /* Create the key file PATH with a fresh pepper and key, unless someone else creates it first.
  * Returns 0 when PATH exists afterwards (ours or theirs), -1 with ERR set otherwise.
  *
@@ -333,7 +283,11 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
     int rc = -1, fd = -1;
     bool tmp_made = false;
 
-    if (make_parents(path, err, errlen) < 0) return -1;
+    char why[PATH_MAX + 64];
+    if (fileutil_mkdir_parents(path, 0700, why, sizeof why) < 0) {
+        errbuf_set(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
     if (RAND_bytes(rnd, sizeof rnd) != 1) {
         errbuf_set(err, errlen, "%s: RAND_bytes failed: cannot make a key", path);
         return -1;
@@ -376,7 +330,7 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
         goto out;
     }
     tmp_made = true;
-    if (fchmod(fd, 0600) < 0 || write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, 0600) < 0 || fileutil_write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0) {
         errbuf_set(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
         goto out;
     }
@@ -387,7 +341,7 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
     }
     fd = -1;
     if (link(tmp, path) == 0) {
-        sync_parent(path);
+        (void)fileutil_fsync_parent(path); /* best effort: the file is complete either way */
         log_info("token: created key file path=%s kid=%s", path, kid);
     } else if (errno != EEXIST) {
         errbuf_set(err, errlen,
