@@ -1,4 +1,5 @@
-/* test_token.c: unit tests of signed tokens and the key file (common/token.c).
+/* test_token.c: unit tests of signed tokens (common/token.c) over real key files; the key file
+ * itself (syntax, permissions, creation) is tested in test_keyfile.c.
  *
  * Each test works in its own mkdtemp directory, removed by the teardown even when an assertion
  * failed. Expected MACs come from OpenSSL's one-shot HMAC() and published test vectors (RFC 4231,
@@ -506,63 +507,6 @@ static void check_created(const char *dir, const char *path)
     cr_assert_eq(count_entries(dir), 1, "temporary files left in %s", dir);
 }
 
-Test(token, creates_missing_file)
-{
-    char dir[256], path[300];
-    snprintf(dir, sizeof dir, "%s/var/deeper", tmp);
-    snprintf(path, sizeof path, "%s/secret", dir);
-    for (int pass = 0; pass < 2; pass++) {
-        /* Created 0600/0700 whatever the umask says. */
-        umask(pass == 0 ? 0 : 0277);
-        struct token_keys *k = NULL;
-        cr_assert_eq(token_keys_load(path, &k, err, sizeof err), 0, "%s", err);
-        umask(022);
-        check_created(dir, path);
-        regex_t re;
-        cr_assert_eq(regcomp(&re, "^k[0-9]{8}-[0-9a-f]{4}$", REG_EXTENDED | REG_NOSUB), 0);
-        cr_assert_eq(regexec(&re, token_keys_signing_kid(k), 0, NULL, 0), 0, "kid %s",
-                     token_keys_signing_kid(k));
-        regfree(&re);
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        char date[16];
-        strftime(date, sizeof date, "%Y%m%d", &tm);
-        cr_assert_eq(strncmp(token_keys_signing_kid(k) + 1, date, 8), 0);
-        cr_assert_eq(token_keys_count(k), 1);
-        cr_assert_eq(token_keys_has_pepper(k), 1);
-
-        /* Loading again reads the same keys: a token survives the restart. */
-        char tok[TOKEN_BUF_SIZE];
-        uint8_t h1[32], h2[32];
-        cr_assert_gt(token_sign(k, "p", 1, tok, sizeof tok), 0);
-        cr_assert_eq(token_hmac(k, "id", 2, h1), 0);
-        struct token_keys *again = NULL;
-        cr_assert_eq(token_keys_load(path, &again, err, sizeof err), 0, "%s", err);
-        cr_assert_str_eq(token_keys_signing_kid(again), token_keys_signing_kid(k));
-        cr_assert_eq(verify_str(again, tok), 0);
-        cr_assert_eq(token_hmac(again, "id", 2, h2), 0);
-        cr_assert_eq(memcmp(h1, h2, 32), 0);
-        cr_assert_eq(token_keys_pepper_equal(k, again), 1);
-        token_keys_free(k);
-        token_keys_free(again);
-        unlink(path);
-        rmdir(dir);
-    }
-    /* Two fresh files get different keys. */
-    char p2[300];
-    snprintf(p2, sizeof p2, "%s/other", tmp);
-    struct token_keys *a = NULL, *b = NULL;
-    cr_assert_eq(token_keys_load(path, &a, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(token_keys_load(p2, &b, err, sizeof err), 0, "%s", err);
-    char tok[TOKEN_BUF_SIZE];
-    cr_assert_gt(token_sign(a, "p", 1, tok, sizeof tok), 0);
-    cr_assert_lt(verify_str(b, tok), 0);
-    cr_assert_eq(token_keys_pepper_equal(a, b), 0);
-    token_keys_free(a);
-    token_keys_free(b);
-}
-
 Test(token, concurrent_creators_agree)
 {
     enum { ROUNDS = 20, PROCS = 4 };
@@ -630,105 +574,4 @@ Test(token, concurrent_creators_agree)
         token_keys_free(k);
         check_created(dir, path);
     }
-}
-
-Test(token, refuses_group_or_other_access)
-{
-    static const mode_t bad[] = {0644, 0640, 0604, 0660, 0602, 0620, 0601, 0610, 0666};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *path = write_keyfile("secret", "k1 " HEX1 "\n", bad[i]);
-        struct token_keys *k = (struct token_keys *)1;
-        err[0] = '\0';
-        cr_assert_eq(token_keys_load(path, &k, err, sizeof err), -1, "mode %o accepted", bad[i]);
-        cr_assert_null(k);
-        char want[400];
-        snprintf(want, sizeof want, "chmod 600 %s", path);
-        cr_assert_not_null(strstr(err, want), "err: %s", err);
-        cr_assert_not_null(strstr(err, path), "err: %s", err);
-        cr_assert_null(strstr(err, HEX1));
-    }
-    /* Owner-only modes are fine. */
-    static const mode_t good[] = {0600, 0400};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        const char *path = write_keyfile("secret", "k1 " HEX1 "\n", good[i]);
-        struct token_keys *k = NULL;
-        cr_assert_eq(token_keys_load(path, &k, err, sizeof err), 0, "mode %o: %s", good[i], err);
-        token_keys_free(k);
-    }
-    /* Not a regular file: a directory, a FIFO (which must not block the load). */
-    struct token_keys *k = NULL;
-    cr_assert_eq(token_keys_load(tmp, &k, err, sizeof err), -1);
-    cr_assert_not_null(strstr(err, "not a regular file"), "err: %s", err);
-    char fifo[300];
-    snprintf(fifo, sizeof fifo, "%s/fifo", tmp);
-    cr_assert_eq(mkfifo(fifo, 0600), 0);
-    cr_assert_eq(token_keys_load(fifo, &k, err, sizeof err), -1);
-    cr_assert_not_null(strstr(err, "not a regular file"), "err: %s", err);
-    cr_assert_eq(token_keys_load("", &k, err, sizeof err), -1);
-}
-
-Test(token, key_file_syntax)
-{
-    /* Comments, blank lines, CRLF, trailing comments, upper-case hex. */
-    struct token_keys *k = load_text("ok",
-                                     "# header\r\n"
-                                     "\r\n"
-                                     "   \t\n"
-                                     "  k2\t" HEX2 "   # newest\r\n"
-                                     "pepper " PEPPER "\n"
-                                     "k1 " HEX1 "");
-    cr_assert_str_eq(token_keys_signing_kid(k), "k2");
-    cr_assert_eq(token_keys_count(k), 2);
-    cr_assert_eq(token_keys_has_pepper(k), 1);
-    token_keys_free(k);
-
-    static const struct {
-        const char *text, *want;
-    } bad[] = {
-        {"k1 " HEX1 "\nk2 " HEX2 "x\n",
-         ":2: key must be 64 hex digits (32 bytes); this one has 65"},
-        {"# c\n\nk1 0123\n", ":3: key must be 64 hex digits"},
-        {"k1 " HEX1 "\nk2 " "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
-         ":2: key has a character that is not a hex digit"},
-        {"k1\n", ":1: expected `<kid> <64 hex digits>`"},
-        {"k1 " HEX1 " extra\n",
-         ":1: expected `<kid> <64 hex digits>` (or `pepper <64 hex digits>`), found 3 fields"},
-        {"\n\n\n\nk.1 " HEX1 "\n", ":5: kid must be 1-16 characters of A-Z a-z 0-9 _ -"},
-        {"abcdefghijklmnopq " HEX1 "\n", ":1: kid must be 1-16"},
-        {"k1 " HEX1 "\nk2 " HEX2 "\nk1 " HEX3 "\n", ":3: duplicate kid \"k1\" (first on line 1)"},
-        {"pepper " PEPPER "\nk1 " HEX1 "\npepper " HEX3 "\n",
-         ":3: second pepper line (the first is on line 1)"},
-        {"pepper 00\nk1 " HEX1 "\n", ":1: pepper must be 64 hex digits"},
-        {"k1 0000000000000000000000000000000000000000000000000000000000000000\n",
-         ":1: key is all zero bytes"},
-        {"# only comments\n\n", ": no key line"},
-        {"", ": no key line"},
-        {"pepper " PEPPER "\n", ": no key line"},
-        {HEX1 "\n", ":1: expected `<kid> <64 hex digits>`"},
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *path = write_keyfile("bad", bad[i].text, 0600);
-        struct token_keys *kk = (struct token_keys *)1;
-        err[0] = '\0';
-        cr_assert_eq(token_keys_load(path, &kk, err, sizeof err), -1, "case %zu accepted", i);
-        cr_assert_null(kk);
-        char want[512];
-        snprintf(want, sizeof want, "%s%s", path, bad[i].want);
-        cr_assert_not_null(strstr(err, want), "case %zu: got \"%s\", want \"%s\"", i, err, want);
-        /* Key material never appears in an error. */
-        cr_assert_null(strstr(err, HEX1), "case %zu leaks a key: %s", i, err);
-        cr_assert_null(strstr(err, HEX2), "case %zu leaks a key: %s", i, err);
-        cr_assert_null(strstr(err, "0123456789abcdef0123"), "case %zu leaks a key: %s", i, err);
-        cr_assert_null(strstr(err, PEPPER), "case %zu leaks a key: %s", i, err);
-    }
-
-    /* A NUL byte in the file. */
-    char path[300];
-    snprintf(path, sizeof path, "%s/nul", tmp);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert_eq(write(fd, "k1 \0", 4), 4);
-    close(fd);
-    struct token_keys *kk = NULL;
-    cr_assert_eq(token_keys_load(path, &kk, err, sizeof err), -1);
-    cr_assert_not_null(strstr(err, "NUL"), "err: %s", err);
 }
