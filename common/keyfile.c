@@ -29,13 +29,11 @@
 #define PEPPER_WORD "pepper"
 #define BLANKS " \t\r\v\f"
 
+/* Memory exhaustion aborts (see STYLE). */
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n);
-    if (!p) {
-        log_error("keyfile: out of memory bytes=%zu", n);
-        abort();
-    }
+    if (!p) abort();
     return p;
 }
 
