@@ -6,6 +6,8 @@
  * than stopping at the first, so an operator fixes a file in one pass. */
 #include "antre/conf.h"
 
+#include "antre/rconn.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -232,40 +234,10 @@ int conf_time_parse(const char *s, int64_t *ms)
     return 0;
 }
 
+/* The client's own parser (rconn.h), so that `-t` accepts exactly the URLs the client does. */
 static int check_redis_url(const char *v, char *err, size_t errlen)
 {
-    if (strcmp(v, "embedded") == 0) return 0;
-    if (strncmp(v, "unix:", 5) == 0) {
-        if (v[5] != '/') {
-            snprintf(err, errlen, "unix socket path must be absolute (unix:/path)");
-            return -1;
-        }
-        return 0;
-    }
-    if (strncmp(v, "redis://", 8) == 0) {
-        const char *h = v + 8;
-        const char *colon = strrchr(h, ':');
-        if (!colon || colon == h) {
-            snprintf(err, errlen, "expected redis://host:port[/db]");
-            return -1;
-        }
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (port < 1 || port > 65535 || (*end && *end != '/')) {
-            snprintf(err, errlen, "bad port in redis URL");
-            return -1;
-        }
-        if (*end == '/') {
-            long db = strtol(end + 1, &end, 10);
-            if (*end || db < 0 || db > 15) {
-                snprintf(err, errlen, "bad database number in redis URL (0-15)");
-                return -1;
-            }
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "expected embedded, redis://host:port/db or unix:/path");
-    return -1;
+    return rconn_url_parse(v, NULL, err, errlen);
 }
 
 int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t errlen)

@@ -1,6 +1,8 @@
 /* keys.c: Redis key names (see keys.h). */
 #include "antre/keys.h"
 
+#include "antre/codec.h"
+
 #include <stdio.h>
 
 static const char *const room_suffix[KEYS_ROOM__COUNT] = {
@@ -22,12 +24,7 @@ int keys_room_redeem(char *buf, const char *room, uint64_t place)
 
 int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char field[21])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 10; i++) {
-        field[2 * i] = hex[h[2 + i] >> 4];
-        field[2 * i + 1] = hex[h[2 + i] & 15];
-    }
-    field[20] = 0;
+    codec_hex_encode(h + 2, 10, field, 21);
     return snprintf(buf, KEYS_MAX, "antre:{%s}:app:%02x%02x", room, h[0], h[1]);
 }
 

@@ -47,9 +47,10 @@
 #define DEFAULT_MAX_PENDING 1024
 #define DEFAULT_BACKOFF_MIN_MS 50
 #define DEFAULT_BACKOFF_MAX_MS 2000
-#define HOST_MAX 256
-#define PATH_MAX_UNIX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define NOTE_MAX 8
+
+_Static_assert(RCONN_PATH_MAX == sizeof(((struct sockaddr_un *)0)->sun_path),
+               "RCONN_PATH_MAX must be the size of sun_path");
 
 /* One command hiredis holds for us (see the lifetime notes above). */
 struct rcmd {
@@ -68,10 +69,8 @@ TAILQ_HEAD(rcmd_list, rcmd);
 struct rconn {
     struct event_base *base;
     enum rconn_state state;
-    char *url; /* for log lines */
-    char host[HOST_MAX];
-    char path[PATH_MAX_UNIX];
-    int port, db;
+    char *url;          /* for log lines: the password replaced by "***" */
+    struct rconn_url u; /* where to connect and how to log in */
     int timeout_ms, max_pending, backoff_min_ms, backoff_max_ms;
     struct timeval timeout_tv;
     const struct timeval *cmd_tv; /* common-timeout form of timeout_tv */
@@ -173,82 +172,154 @@ static int host_char_ok(int c, int bracketed)
     return isalnum(c) || c == '.' || c == '-' || c == '_';
 }
 
-int rconn_url_parse(const char *url, char *host, size_t hostlen, int *port, char *path,
-                    size_t pathlen, int *db, char *err, size_t errlen)
+static int hex_digit(int c)
 {
-    char h[HOST_MAX] = "", p[PATH_MAX_UNIX] = "";
-    int prt = 0, d = 0;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
 
-    if (!url || !*url) return fail(err, errlen, "empty redis url");
-    if (strncmp(url, "redis://", 8) == 0) {
-        const char *s = url + 8;
-        int bracketed = *s == '[';
-        size_t n;
-        if (strchr(s, '@')) return fail(err, errlen, "credentials in a redis url are not supported");
-        if (bracketed) {
-            const char *end = strchr(++s, ']');
-            if (!end) return fail(err, errlen, "missing ']' after IPv6 address in '%s'", url);
-            n = (size_t)(end - s);
-        } else {
-            n = strcspn(s, ":/");
+/* Percent-decode N bytes of S into OUT (CAP bytes, NUL-terminated). -1 on a bad escape, an
+ * escaped NUL, or when it does not fit. */
+static int unescape(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int hi = hex_digit((unsigned char)s[i + 1]), lo = hex_digit((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi | lo) == 0) return -1;
+            c = hi << 4 | lo;
+            i += 2;
         }
-        if (n == 0) return fail(err, errlen, "missing host in '%s'", url);
-        if (n >= sizeof h) return fail(err, errlen, "host too long in '%s'", url);
-        for (size_t i = 0; i < n; i++)
-            if (!host_char_ok((unsigned char)s[i], bracketed))
-                return fail(err, errlen, "bad character in host of '%s'", url);
-        memcpy(h, s, n);
-        h[n] = '\0';
-        s += n + (bracketed ? 1 : 0);
-        prt = DEFAULT_PORT;
-        if (*s == ':') {
-            s++;
-            if (parse_uint(&s, 65535, &prt) < 0 || prt == 0)
-                return fail(err, errlen, "bad port in '%s' (want 1-65535)", url);
-        }
-        if (*s == '/') {
-            s++;
-            if (*s && parse_uint(&s, 1000000000, &d) < 0)
-                return fail(err, errlen, "bad database number in '%s'", url);
-        }
-        if (*s) return fail(err, errlen, "unexpected text after '%.*s' in '%s'",
-                            (int)(s - url), url, url);
-    } else if (strncmp(url, "unix:", 5) == 0) {
-        const char *s = url + 5, *q;
-        size_t n;
-        if (strncmp(s, "//", 2) == 0) s += 2; /* also accept unix:///path */
-        q = strchr(s, '?');
-        n = q ? (size_t)(q - s) : strlen(s);
-        if (n == 0) return fail(err, errlen, "missing socket path in '%s'", url);
-        if (s[0] != '/') return fail(err, errlen, "socket path must be absolute in '%s'", url);
-        if (n >= sizeof p)
-            return fail(err, errlen, "socket path longer than %zu bytes in '%s'", sizeof p - 1, url);
-        memcpy(p, s, n);
-        p[n] = '\0';
-        if (q) {
-            s = q + 1;
-            if (strncmp(s, "db=", 3) != 0)
-                return fail(err, errlen, "unknown parameter in '%s' (only db=N)", url);
-            s += 3;
-            if (parse_uint(&s, 1000000000, &d) < 0 || *s)
-                return fail(err, errlen, "bad database number in '%s'", url);
-        }
-    } else {
-        return fail(err, errlen, "unsupported redis url '%s' (want redis://host:port[/db] or "
-                                 "unix:/path[?db=N])", url);
+        if (o + 1 >= cap) return -1;
+        out[o++] = (char)c;
     }
-
-    if (host) {
-        if (strlen(h) >= hostlen) return fail(err, errlen, "host too long in '%s'", url);
-        memcpy(host, h, strlen(h) + 1);
-    }
-    if (path) {
-        if (strlen(p) >= pathlen) return fail(err, errlen, "socket path too long in '%s'", url);
-        memcpy(path, p, strlen(p) + 1);
-    }
-    if (port) *port = prt;
-    if (db) *db = d;
+    out[o] = '\0';
     return 0;
+}
+
+size_t rconn_url_redact(const char *url, char *out, size_t outlen)
+{
+    if (!out || outlen == 0) return 0;
+    if (!url) url = "";
+    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : NULL;
+    const char *at = rest ? strrchr(rest, '@') : NULL;
+    const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+    int n;
+    if (colon) /* the password is everything between the first ':' and the last '@' */
+        n = snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        n = snprintf(out, outlen, "%s", url);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* The redis:// part after the scheme: [user[:password]@]host[:port][/db]. U is zeroed. */
+static int parse_tcp(const char *url, const char *s, struct rconn_url *u, char *err,
+                     size_t errlen)
+{
+    const char *at = strrchr(s, '@');
+    if (at) {
+        const char *colon = memchr(s, ':', (size_t)(at - s));
+        const char *ue = colon ? colon : at;
+        if (unescape(s, (size_t)(ue - s), u->user, sizeof u->user) < 0)
+            return fail(err, errlen, "bad or too long user name in '%s'", url);
+        if (colon && unescape(colon + 1, (size_t)(at - colon - 1), u->password,
+                              sizeof u->password) < 0)
+            return fail(err, errlen, "bad or too long password in '%s' (escape with %%XX)", url);
+        if (!u->password[0])
+            return fail(err, errlen, "%s in '%s' (want user:password@ or :password@)",
+                        u->user[0] ? "a user without a password" : "empty credentials", url);
+        s = at + 1;
+    }
+    int bracketed = *s == '[';
+    size_t n;
+    if (bracketed) {
+        const char *end = strchr(++s, ']');
+        if (!end) return fail(err, errlen, "missing ']' after IPv6 address in '%s'", url);
+        n = (size_t)(end - s);
+    } else {
+        n = strcspn(s, ":/");
+    }
+    if (n == 0) return fail(err, errlen, "missing host in '%s'", url);
+    if (n >= sizeof u->host) return fail(err, errlen, "host too long in '%s'", url);
+    for (size_t i = 0; i < n; i++)
+        if (!host_char_ok((unsigned char)s[i], bracketed))
+            return fail(err, errlen, "bad character in host of '%s'", url);
+    memcpy(u->host, s, n);
+    u->host[n] = '\0';
+    s += n + (bracketed ? 1 : 0);
+    u->port = DEFAULT_PORT;
+    if (*s == ':') {
+        s++;
+        if (parse_uint(&s, 65535, &u->port) < 0 || u->port == 0)
+            return fail(err, errlen, "bad port in '%s' (want 1-65535)", url);
+    }
+    if (*s == '/') {
+        s++;
+        if (*s && parse_uint(&s, 1000000000, &u->db) < 0)
+            return fail(err, errlen, "bad database number in '%s'", url);
+    }
+    if (*s) return fail(err, errlen, "unexpected text in '%s' (want redis://[user[:password]@]"
+                                     "host[:port][/db])", url);
+    return 0;
+}
+
+/* The unix: part after the scheme: /path[?db=N]. U is zeroed. */
+static int parse_unix(const char *url, const char *s, struct rconn_url *u, char *err,
+                      size_t errlen)
+{
+    if (strncmp(s, "//", 2) == 0) s += 2; /* also accept unix:///path */
+    const char *q = strchr(s, '?');
+    size_t n = q ? (size_t)(q - s) : strlen(s);
+    if (n == 0) return fail(err, errlen, "missing socket path in '%s'", url);
+    if (s[0] != '/') return fail(err, errlen, "socket path must be absolute in '%s'", url);
+    if (n >= sizeof u->path)
+        return fail(err, errlen, "socket path longer than %zu bytes in '%s'", sizeof u->path - 1,
+                    url);
+    memcpy(u->path, s, n);
+    u->path[n] = '\0';
+    if (q) {
+        s = q + 1;
+        if (strncmp(s, "db=", 3) != 0)
+            return fail(err, errlen, "unknown parameter in '%s' (only db=N)", url);
+        s += 3;
+        if (parse_uint(&s, 1000000000, &u->db) < 0 || *s)
+            return fail(err, errlen, "bad database number in '%s'", url);
+    }
+    return 0;
+}
+
+int rconn_url_parse(const char *url, struct rconn_url *out, char *err, size_t errlen)
+{
+    struct rconn_url u;
+    char shown[RCONN_URL_MAX];
+    int rc;
+
+    memset(&u, 0, sizeof u);
+    if (err && errlen) err[0] = '\0';
+    if (!url || !*url) return fail(err, errlen, "empty redis url");
+    if (strlen(url) >= RCONN_URL_MAX)
+        return fail(err, errlen, "redis url longer than %d bytes", RCONN_URL_MAX - 1);
+    /* Every message shows the URL with its password replaced. */
+    rconn_url_redact(url, shown, sizeof shown);
+    if (strcmp(url, "embedded") == 0) {
+        u.embedded = 1;
+        rc = 0;
+    } else if (strncmp(url, "redis://", 8) == 0) {
+        rc = parse_tcp(shown, url + 8, &u, err, errlen);
+    } else if (strncmp(url, "unix:", 5) == 0) {
+        rc = parse_unix(shown, url + 5, &u, err, errlen);
+    } else {
+        rc = fail(err, errlen, "unsupported redis url '%s' (want embedded, "
+                               "redis://[user[:password]@]host[:port][/db] or unix:/path[?db=N])",
+                  shown);
+    }
+    if (rc == 0 && out) *out = u;
+    explicit_bzero(&u, sizeof u);
+    return rc;
 }
 
 /* --- state changes ------------------------------------------------------------------------ */
@@ -350,13 +421,14 @@ static void went_down(struct rconn *rc, const char *reason)
 
 /* --- hiredis callbacks -------------------------------------------------------------------- */
 
-/* Marks the SELECT step of the handshake (privdata); the final PING step has NULL. */
-static char handshake_select;
+/* Mark the AUTH and SELECT steps of the handshake (privdata); the final PING step has NULL. */
+static char handshake_auth, handshake_select;
 
-/* Replies to the handshake sent once connected: SELECT when db != 0, then PING, pipelined. Only
- * the PING answer makes the connection usable: a TCP connect alone succeeds even against a
- * paused Redis (the kernel completes it), and a Redis loading its data answers -LOADING to PING
- * (though not to SELECT). */
+/* Replies to the handshake sent once connected: AUTH when the URL has a password, SELECT when
+ * db != 0, then PING, pipelined. Only the PING answer makes the connection usable: a TCP connect
+ * alone succeeds even against a paused Redis (the kernel completes it), and a Redis loading its
+ * data answers -LOADING to PING (though not to SELECT). When AUTH is refused the commands after
+ * it are refused too (NOAUTH); the first refusal frees the context, so only it is reported. */
 static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct rconn *rc = ac->data;
@@ -367,12 +439,20 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata)
         went_down(rc, ac->errstr[0] ? ac->errstr : "disconnected during handshake");
     } else if (reply->type == REDIS_REPLY_ERROR) {
         char reason[160];
-        snprintf(reason, sizeof reason, "%s refused: %s",
-                 privdata == &handshake_select ? "SELECT" : "PING", reply->str);
+        const char *step = privdata == &handshake_auth     ? "AUTH"
+                           : privdata == &handshake_select ? "SELECT"
+                                                           : "PING";
+        /* Redis' error text never repeats the password (WRONGPASS, NOAUTH, ERR AUTH <password>
+         * called without any password configured...). */
+        snprintf(reason, sizeof reason, "%s refused: %s", step, reply->str);
+        if (privdata == &handshake_auth && rc->failed == 0) /* once a streak, as below */
+            log_error("rconn: redis refused the credentials url=%s user=%s reason=%s (check the "
+                      "password in [redis] url)",
+                      rc->url, rc->u.user[0] ? rc->u.user : "default", reply->str);
         detach(rc);
         redisAsyncFree(ac); /* in a reply callback: hiredis frees it when we return */
         attempt_failed(rc, reason);
-    } else if (privdata != &handshake_select) {
+    } else if (privdata == NULL) {
         became_connected(rc);
     }
 }
@@ -388,9 +468,15 @@ static void on_connect(const redisAsyncContext *cac, int status)
         went_down(rc, ac->errstr[0] ? ac->errstr : "connect failed");
         return;
     }
-    /* Still CONNECTING until the handshake answers; the connect timer covers it. If hiredis
-     * refuses the command, the connect timer cleans up. */
-    if (rc->db) rv = redisAsyncCommand(ac, on_handshake, &handshake_select, "SELECT %d", rc->db);
+    /* Still CONNECTING until the handshake answers; the connect timer (timeout_ms) covers it.
+     * If hiredis refuses the command, the connect timer cleans up. */
+    if (rc->u.password[0] && rc->u.user[0])
+        rv = redisAsyncCommand(ac, on_handshake, &handshake_auth, "AUTH %s %s", rc->u.user,
+                               rc->u.password);
+    else if (rc->u.password[0])
+        rv = redisAsyncCommand(ac, on_handshake, &handshake_auth, "AUTH %s", rc->u.password);
+    if (rv == REDIS_OK && rc->u.db)
+        rv = redisAsyncCommand(ac, on_handshake, &handshake_select, "SELECT %d", rc->u.db);
     if (rv == REDIS_OK) rv = redisAsyncCommand(ac, on_handshake, NULL, "PING");
     if (rv != REDIS_OK) log_error("rconn: could not queue handshake url=%s", rc->url);
 }
@@ -491,7 +577,7 @@ static void connect_start(struct rconn *rc)
 
     rc->state = RCONN_CONNECTING;
     rc->gen++;
-    ac = rc->path[0] ? redisAsyncConnectUnix(rc->path) : redisAsyncConnect(rc->host, rc->port);
+    ac = rc->u.path[0] ? redisAsyncConnectUnix(rc->u.path) : redisAsyncConnect(rc->u.host, rc->u.port);
     if (!ac) {
         log_error("rconn: out of memory creating context url=%s", rc->url);
         abort();
@@ -503,7 +589,7 @@ static void connect_start(struct rconn *rc)
         attempt_failed(rc, reason);
         return;
     }
-    if (!rc->path[0]) redisEnableKeepAlive(&ac->c);
+    if (!rc->u.path[0]) redisEnableKeepAlive(&ac->c);
     ac->data = rc;
     rc->ac = ac;
     redisLibeventAttach(ac, rc->base);
@@ -519,18 +605,22 @@ struct rconn *rconn_new(struct event_base *base, const struct rconn_opts *opts, 
                         size_t errlen)
 {
     struct rconn *rc;
-    char host[HOST_MAX], path[PATH_MAX_UNIX];
-    int port, db;
+    struct rconn_url u;
+    char shown[RCONN_URL_MAX];
 
     if (!base || !opts) {
         fail(err, errlen, "rconn_new: missing event base or options");
         return NULL;
     }
-    if (rconn_url_parse(opts->url, host, sizeof host, &port, path, sizeof path, &db, err,
-                        errlen) < 0)
+    if (rconn_url_parse(opts->url, &u, err, errlen) < 0) return NULL;
+    if (u.embedded) {
+        fail(err, errlen, "redis url 'embedded' must be replaced by the embedded server's "
+                          "socket before connecting");
         return NULL;
+    }
     if (opts->timeout_ms < 0 || opts->max_pending < 0 || opts->backoff_min_ms < 0 ||
         opts->backoff_max_ms < 0) {
+        explicit_bzero(&u, sizeof u);
         fail(err, errlen, "redis timeout, max_pending and backoff must not be negative");
         return NULL;
     }
@@ -539,12 +629,11 @@ struct rconn *rconn_new(struct event_base *base, const struct rconn_opts *opts, 
     memset(rc, 0, sizeof *rc);
     rc->base = base;
     rc->state = RCONN_CLOSED;
-    rc->url = xmalloc(strlen(opts->url) + 1);
-    memcpy(rc->url, opts->url, strlen(opts->url) + 1);
-    memcpy(rc->host, host, sizeof host);
-    memcpy(rc->path, path, sizeof path);
-    rc->port = port;
-    rc->db = db;
+    rconn_url_redact(opts->url, shown, sizeof shown);
+    rc->url = xmalloc(strlen(shown) + 1);
+    memcpy(rc->url, shown, strlen(shown) + 1);
+    rc->u = u;
+    explicit_bzero(&u, sizeof u);
     rc->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     rc->max_pending = opts->max_pending ? opts->max_pending : DEFAULT_MAX_PENDING;
     rc->backoff_min_ms = opts->backoff_min_ms ? opts->backoff_min_ms : DEFAULT_BACKOFF_MIN_MS;
@@ -579,6 +668,7 @@ static void destroy(struct rconn *rc)
     event_free(rc->retry_timer);
     event_free(rc->notify_ev);
     free(rc->url);
+    explicit_bzero(&rc->u, sizeof rc->u);
     free(rc);
 }
 

@@ -10,6 +10,7 @@
 #include "antre/conf.h"
 
 #include "antre/errbuf.h"
+#include "antre/fileutil.h"
 #include "antre/log.h"
 
 #include <errno.h>
@@ -120,33 +121,6 @@ static int path_in(char *out, size_t outlen, const char *dir, const char *name)
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-/* mkdir -p with mode 0700 for every directory created. PATH is absolute. */
-static int mkdir_p(const char *path, char *err, size_t errlen)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errbuf_set(err, errlen, "data dir path too long: %s", path);
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-            errbuf_set(err, errlen, "cannot create data dir %s: %s", buf, strerror(errno));
-            return -1;
-        }
-        *p = c;
-        if (c == '\0') break;
-    }
-    struct stat st;
-    if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        errbuf_set(err, errlen, "data dir %s is not a directory", buf);
-        return -1;
-    }
-    return 0;
-}
-
 /* Resolve DIR against the working directory, create it, and canonicalise it into OUT. */
 static int resolve_dir(const char *dir, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -161,7 +135,11 @@ static int resolve_dir(const char *dir, char *out, size_t outlen, char *err, siz
         }
         if (snprintf(abs, sizeof abs, "%s/%s", cwd, dir) >= (int)sizeof abs) goto too_long;
     }
-    if (mkdir_p(abs, err, errlen) < 0) return -1;
+    char why[PATH_MAX + 64];
+    if (fileutil_mkdir_p(abs, 0700, why, sizeof why) < 0) {
+        errbuf_set(err, errlen, "data dir: %s", why);
+        return -1;
+    }
     char *real = realpath(abs, NULL);
     if (!real) {
         errbuf_set(err, errlen, "cannot resolve data dir %s: %s", abs, strerror(errno));

@@ -1,6 +1,8 @@
 /* script.c: EVALSHA with a transparent EVAL fallback (see script.h). */
 #include "antre/script.h"
 
+#include "antre/codec.h"
+
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,7 @@ void script_init(struct script *s, const char *src)
     unsigned char md[SHA_DIGEST_LENGTH];
     s->src = src;
     SHA1((const unsigned char *)src, strlen(src), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+    codec_hex_encode(md, sizeof md, s->sha, sizeof s->sha);
 }
 
 /* A call in flight: enough to resend it as EVAL. */

@@ -11,6 +11,8 @@
  * HMACs instead of about 8.4 million. */
 #include "antre/shuffle.h"
 
+#include "antre/codec.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -182,50 +184,28 @@ int64_t shuffle_inverse(const uint8_t seed[SHUFFLE_SEED_BYTES], uint64_t P, uint
     return one_shot(seed, P, j, 1);
 }
 
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t x = 0; x < n; x++) {
-        out[2 * x] = digits[b[x] >> 4];
-        out[2 * x + 1] = digits[b[x] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void shuffle_commitment(const uint8_t seed[SHUFFLE_SEED_BYTES], char hex_out[65])
 {
     uint8_t h[32];
     unsigned len = 0;
     if (EVP_Digest(seed, SHUFFLE_SEED_BYTES, h, &len, EVP_sha256(), NULL) != 1 || len != 32)
         abort(); /* SHA-256 of 32 bytes fails only when libcrypto is broken */
-    to_hex(h, sizeof h, hex_out);
+    codec_hex_encode(h, sizeof h, hex_out, 65);
 }
 
 void shuffle_seed_hex(const uint8_t seed[SHUFFLE_SEED_BYTES], char hex_out[65])
 {
-    to_hex(seed, SHUFFLE_SEED_BYTES, hex_out);
-}
-
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+    codec_hex_encode(seed, SHUFFLE_SEED_BYTES, hex_out, 65);
 }
 
 int shuffle_seed_hex_parse(const char *hex, uint8_t seed[SHUFFLE_SEED_BYTES])
 {
     uint8_t b[SHUFFLE_SEED_BYTES];
-    if (hex == NULL) return -1;
-    for (int x = 0; x < SHUFFLE_SEED_BYTES; x++) {
-        int hi = hex_val(hex[2 * x]);
-        if (hi < 0) return -1; /* also stops at a NUL before 64 digits */
-        int lo = hex_val(hex[2 * x + 1]);
-        if (lo < 0) return -1;
-        b[x] = (uint8_t)(hi << 4 | lo);
+    if (hex == NULL || strnlen(hex, 2 * SHUFFLE_SEED_BYTES + 1) != 2 * SHUFFLE_SEED_BYTES ||
+        codec_hex_decode(hex, 2 * SHUFFLE_SEED_BYTES, b, sizeof b) != SHUFFLE_SEED_BYTES) {
+        OPENSSL_cleanse(b, sizeof b);
+        return -1;
     }
-    if (hex[2 * SHUFFLE_SEED_BYTES] != '\0') return -1;
     memcpy(seed, b, sizeof b);
     OPENSSL_cleanse(b, sizeof b);
     return 0;

@@ -1,4 +1,4 @@
-/* token.c: signed tokens `v1.<kid>.<payload>.<mac>` and the key file behind them.
+/* token.c: signed tokens `v1.<kid>.<payload>.<mac>` (the key file is keyfile.c's).
  *
  * A status poll verifies a ticket and answers from cached state, so verification is the hot path
  * of the waiting room. OpenSSL 3's one-shot HMAC() fetches the algorithm and derives the padded
@@ -7,47 +7,29 @@
  * once at load and copied per MAC (struct hmac_state). One struct token_keys still serves one
  * thread at a time (see token.h).
  *
- * Base64url decoding is strict (no padding, zero unused bits) so that a token has exactly one
- * spelling: with a lenient decoder, flipping an unused bit of the MAC's last character would
- * give a different token with the same valid MAC.
- *
- * The key file is parsed by hand (it is four lines, not worth inih's sections) and created, when
- * absent, under a temporary O_EXCL name and published with link(2) so that concurrent starters
- * agree on one file and nobody reads a half-written one. */
+ * Base64url decoding is strict (codec.h) so that a token has exactly one spelling. */
 /* The low-level SHA256_* calls are deprecated in OpenSSL 3 but remain the cheapest way to reuse
  * precomputed HMAC states; see struct hmac_state. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "antre/token.h"
 
+#include "antre/codec.h"
 #include "antre/errbuf.h"
 #include "antre/log.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#define KEYFILE_MAX_BYTES 65536 /* a key file is a few lines; refuse anything this big */
-#define PEPPER_WORD "pepper"
-#define BLANKS " \t\r\v\f"
-#define MAC_B64_LEN TOKEN_B64URL_LEN(TOKEN_HMAC_BYTES) /* 43 */
-#define PAYLOAD_B64_MAX TOKEN_B64URL_LEN(TOKEN_PAYLOAD_MAX) /* 683 */
+#define MAC_B64_LEN CODEC_B64URL_LEN(TOKEN_HMAC_BYTES) /* 43 */
+#define PAYLOAD_B64_MAX CODEC_B64URL_LEN(TOKEN_PAYLOAD_MAX) /* 683 */
 
 struct token_key {
     char kid[TOKEN_KID_MAX + 1];
     size_t kidlen;
-    int line;         /* line of the key file, for duplicate-kid errors */
     struct hmac_state *mac; /* HMAC-SHA256 with both key blocks absorbed */
 };
 
@@ -66,93 +48,6 @@ static void *xrealloc(void *p, size_t n)
         abort();
     }
     return q;
-}
-
-/* ---- base64url ---- */
-
-static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Value + 1 of each base64url character; 0 for every other byte. */
-static const uint8_t b64_decode_table[256] = {
-    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
-    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
-    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23,
-    ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
-    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37,
-    ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44,
-    ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51,
-    ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58,
-    ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
-};
-
-static int b64_value(unsigned char c) { return b64_decode_table[c] - 1; }
-
-/* Encode without any check: OUT has room for TOKEN_B64URL_LEN(LEN) characters (no NUL written).
- * Returns the number of characters written. */
-static size_t b64_put(const uint8_t *in, size_t len, char *out)
-{
-    char *p = out;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *p++ = b64_alphabet[v >> 18];
-        *p++ = b64_alphabet[(v >> 12) & 63];
-        *p++ = b64_alphabet[(v >> 6) & 63];
-        *p++ = b64_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        *p++ = b64_alphabet[v >> 18];
-        *p++ = b64_alphabet[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        *p++ = b64_alphabet[v >> 18];
-        *p++ = b64_alphabet[(v >> 12) & 63];
-        *p++ = b64_alphabet[(v >> 6) & 63];
-    }
-    return (size_t)(p - out);
-}
-
-ssize_t token_b64url_encode(const void *in, size_t len, char *out, size_t outlen)
-{
-    size_t need = TOKEN_B64URL_LEN(len);
-    if (!out || outlen < need + 1 || need > (size_t)SSIZE_MAX) return -1;
-    size_t n = b64_put(in, len, out);
-    out[n] = '\0';
-    return (ssize_t)n;
-}
-
-ssize_t token_b64url_decode(const char *in, size_t len, void *out, size_t outcap)
-{
-    if (len % 4 == 1) return -1;
-    size_t need = TOKEN_B64URL_DECODED_LEN(len);
-    if (need > outcap || need > (size_t)SSIZE_MAX) return -2;
-    const unsigned char *s = (const unsigned char *)in;
-    uint8_t *o = out;
-    size_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        int a = b64_value(s[i]), b = b64_value(s[i + 1]), c = b64_value(s[i + 2]),
-            d = b64_value(s[i + 3]);
-        if ((a | b | c | d) < 0) return -1;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-        *o++ = (uint8_t)(v >> 16);
-        *o++ = (uint8_t)(v >> 8);
-        *o++ = (uint8_t)v;
-    }
-    size_t rest = len - i;
-    if (rest >= 2) {
-        int a = b64_value(s[i]), b = b64_value(s[i + 1]);
-        int c = rest == 3 ? b64_value(s[i + 2]) : 0;
-        if ((a | b | c) < 0) return -1;
-        /* Two characters carry 12 bits for one byte: the low 4 of B must be zero. Three carry
-         * 18 bits for two bytes: the low 2 of C must be zero. */
-        if (rest == 2 && (b & 0x0f)) return -1;
-        if (rest == 3 && (c & 0x03)) return -1;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
-        *o++ = (uint8_t)(v >> 16);
-        if (rest == 3) *o++ = (uint8_t)(v >> 8);
-    }
-    return (ssize_t)(o - (uint8_t *)out);
 }
 
 /* ---- HMAC ---- */
@@ -206,26 +101,6 @@ static int mac_compute(struct hmac_state *c, const void *msg, size_t len,
 
 /* ---- keys ---- */
 
-static bool kid_valid(const char *s, size_t len)
-{
-    if (len < 1 || len > TOKEN_KID_MAX) return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 void token_keys_free(struct token_keys *k)
 {
     if (!k) return;
@@ -248,357 +123,32 @@ int token_keys_pepper_equal(const struct token_keys *a, const struct token_keys 
     return CRYPTO_memcmp(a->pepper_id, b->pepper_id, sizeof a->pepper_id) == 0;
 }
 
-/* Parse one key value: exactly 64 hex digits into OUT. Returns 0, or -1 with a reason in *WHY
- * (a static string that never quotes the value). */
-static int parse_key(const char *s, uint8_t out[TOKEN_KEY_BYTES], const char **why)
-{
-    if (strlen(s) != 2 * TOKEN_KEY_BYTES) {
-        *why = "must be 64 hex digits (32 bytes)";
-        return -1;
-    }
-    uint8_t any = 0;
-    for (size_t i = 0; i < TOKEN_KEY_BYTES; i++) {
-        int hi = hex_value((unsigned char)s[2 * i]), lo = hex_value((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            *why = "has a character that is not a hex digit";
-            return -1;
-        }
-        out[i] = (uint8_t)(hi << 4 | lo);
-        any |= out[i];
-    }
-    if (!any) {
-        *why = "is all zero bytes; make a random one with `openssl rand -hex 32`";
-        return -1;
-    }
-    return 0;
-}
-
-/* Parse the key file text BUF (NUL-terminated, modified in place) into K. */
-static int parse_keys(struct token_keys *k, char *buf, const char *path, char *err, size_t errlen)
-{
-    uint8_t key[TOKEN_KEY_BYTES];
-    int rc = -1, pepper_line = 0, lineno = 0;
-    size_t cap = 0;
-    char *line = buf;
-    while (line && *line) {
-        char *next = strchr(line, '\n');
-        if (next) *next++ = '\0';
-        lineno++;
-        char *hash = strchr(line, '#');
-        if (hash) *hash = '\0';
-
-        /* Split on blanks; a third field is only counted, never shown. */
-        char *field[3] = {NULL, NULL, NULL};
-        int nf = 0;
-        char *save = NULL;
-        for (char *f = strtok_r(line, BLANKS, &save); f; f = strtok_r(NULL, BLANKS, &save)) {
-            if (nf < 3) field[nf] = f;
-            nf++;
-        }
-        line = next;
-        if (nf == 0) continue;
-        if (nf != 2) {
-            errbuf_set(err, errlen,
-                   "%s:%d: expected `<kid> <64 hex digits>` (or `pepper <64 hex digits>`), "
-                   "found %d field%s",
-                   path, lineno, nf, nf == 1 ? "" : "s");
-            goto out;
-        }
-        const char *why = NULL;
-        bool is_pepper = strcmp(field[0], PEPPER_WORD) == 0;
-        size_t kidlen = strlen(field[0]);
-        if (!is_pepper && !kid_valid(field[0], kidlen)) {
-            errbuf_set(err, errlen, "%s:%d: kid must be 1-%d characters of A-Z a-z 0-9 _ -", path,
-                   lineno, TOKEN_KID_MAX);
-            goto out;
-        }
-        size_t vlen = strlen(field[1]);
-        if (vlen != 2 * TOKEN_KEY_BYTES) {
-            errbuf_set(err, errlen, "%s:%d: %s must be 64 hex digits (32 bytes); this one has %zu",
-                   path, lineno, is_pepper ? "pepper" : "key", vlen);
-            goto out;
-        }
-        if (parse_key(field[1], key, &why) < 0) {
-            errbuf_set(err, errlen, "%s:%d: %s %s", path, lineno, is_pepper ? "pepper" : "key", why);
-            goto out;
-        }
-        if (is_pepper) {
-            if (pepper_line) {
-                errbuf_set(err, errlen, "%s:%d: second pepper line (the first is on line %d)", path,
-                       lineno, pepper_line);
-                goto out;
-            }
-            pepper_line = lineno;
-            k->pepper = mac_new(key);
-            if (!k->pepper) goto openssl;
-            if (!EVP_Digest(key, sizeof key, k->pepper_id, NULL, EVP_sha256(), NULL)) goto openssl;
-            continue;
-        }
-        for (size_t i = 0; i < k->n; i++) {
-            if (k->keys[i].kidlen == kidlen && memcmp(k->keys[i].kid, field[0], kidlen) == 0) {
-                errbuf_set(err, errlen, "%s:%d: duplicate kid \"%s\" (first on line %d)", path, lineno,
-                       field[0], k->keys[i].line);
-                goto out;
-            }
-        }
-        if (k->n == cap) {
-            cap = cap ? 2 * cap : 4;
-            k->keys = xrealloc(k->keys, cap * sizeof *k->keys);
-        }
-        struct token_key *tk = &k->keys[k->n];
-        memset(tk, 0, sizeof *tk);
-        memcpy(tk->kid, field[0], kidlen);
-        tk->kidlen = kidlen;
-        tk->line = lineno;
-        tk->mac = mac_new(key);
-        if (!tk->mac) goto openssl;
-        k->n++;
-    }
-    if (k->n == 0) {
-        errbuf_set(err, errlen,
-               "%s: no key line; add one such as `k1 <output of openssl rand -hex 32>`", path);
-        goto out;
-    }
-    rc = 0;
-    goto out;
-openssl:
-    errbuf_set(err, errlen, "%s: OpenSSL could not set up HMAC-SHA256", path);
-out:
-    OPENSSL_cleanse(key, sizeof key);
-    return rc;
-}
-
-/* Make the missing parent directories of PATH, mode 0700. */
-static int make_parents(const char *path, char *err, size_t errlen)
-{
-    char dir[PATH_MAX];
-    if (strlen(path) >= sizeof dir) {
-        errbuf_set(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    strcpy(dir, path);
-    for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
-        *p = '\0';
-        if (mkdir(dir, 0700) == 0) {
-            chmod(dir, 0700); /* in spite of the umask */
-        } else if (errno != EEXIST) {
-            errbuf_set(err, errlen, "%s: cannot create directory %s: %s", path, dir, strerror(errno));
-            return -1;
-        }
-        *p = '/';
-    }
-    return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static void hex_put(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
-/* Fsync the directory holding PATH, so that a new entry in it survives a crash. Best effort. */
-static void sync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
-/* Create the key file PATH with a fresh pepper and key, unless someone else creates it first.
- * Returns 0 when PATH exists afterwards (ours or theirs), -1 with ERR set otherwise.
- *
- * Why link(2): with O_CREAT|O_EXCL on PATH itself, a process that lost the race could open the
- * file between the winner's open and write and read it empty. Writing a private temporary file
- * (O_EXCL, so a planted file or symlink is never followed) and linking it to PATH publishes the
- * whole file at once, and link fails with EEXIST instead of replacing a file that appeared. */
-static int create_keyfile(const char *path, char *err, size_t errlen)
-{
-    uint8_t rnd[2 * TOKEN_KEY_BYTES + 6];
-    char text[1024], tmp[PATH_MAX], kid[TOKEN_KID_MAX + 1], hex[2 * TOKEN_KEY_BYTES + 1];
-    int rc = -1, fd = -1;
-    bool tmp_made = false;
-
-    if (make_parents(path, err, errlen) < 0) return -1;
-    if (RAND_bytes(rnd, sizeof rnd) != 1) {
-        errbuf_set(err, errlen, "%s: RAND_bytes failed: cannot make a key", path);
-        return -1;
-    }
-    const uint8_t *pepper = rnd, *key = rnd + TOKEN_KEY_BYTES, *extra = rnd + 2 * TOKEN_KEY_BYTES;
-
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char date[16] = "";
-    strftime(date, sizeof date, "%Y%m%d", &tm);
-    snprintf(kid, sizeof kid, "k%.8s-%02x%02x", date, extra[0], extra[1]);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-
-    int n = snprintf(text, sizeof text,
-                     "# antre token keys, created %s. Keep this file private (chmod 600).\n"
-                     "# A line is `<kid> <64 hex digits>` (make one: openssl rand -hex 32); the\n"
-                     "# FIRST key signs new tokens, every key verifies. To rotate, add a new\n"
-                     "# line at the top, delete old lines once the tokens they signed expired.\n"
-                     "# The pepper hashes applicant identifiers: never change it during a wave.\n",
-                     when);
-    hex_put(pepper, TOKEN_KEY_BYTES, hex);
-    n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", PEPPER_WORD, hex);
-    hex_put(key, TOKEN_KEY_BYTES, hex);
-    n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", kid, hex);
-    if ((size_t)n >= sizeof text) { /* cannot happen: the text is fixed but for the date */
-        errbuf_set(err, errlen, "%s: key file text too long", path);
-        goto out;
-    }
-
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%02x%02x%02x%02x", path, (long)getpid(),
-                         extra[2], extra[3], extra[4], extra[5]) >= sizeof tmp) {
-        errbuf_set(err, errlen, "%s: path too long", path);
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        errbuf_set(err, errlen, "%s: cannot create key file: %s: %s", path, tmp, strerror(errno));
-        goto out;
-    }
-    tmp_made = true;
-    if (fchmod(fd, 0600) < 0 || write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0) {
-        errbuf_set(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        errbuf_set(err, errlen, "%s: cannot write key file: %s: %s", path, tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (link(tmp, path) == 0) {
-        sync_parent(path);
-        log_info("token: created key file path=%s kid=%s", path, kid);
-    } else if (errno != EEXIST) {
-        errbuf_set(err, errlen,
-               "%s: cannot create key file (link from %s: %s); create it by hand: "
-               "printf 'pepper %%s\\nk1 %%s\\n' "
-               "$(openssl rand -hex 32) $(openssl rand -hex 32) > %s; chmod 600 %s",
-               path, tmp, strerror(errno), path, path);
-        goto out;
-    } /* else: another process created it first; the caller reads theirs */
-    rc = 0;
-out:
-    if (fd >= 0) close(fd);
-    if (tmp_made) unlink(tmp);
-    OPENSSL_cleanse(rnd, sizeof rnd);
-    OPENSSL_cleanse(text, sizeof text);
-    OPENSSL_cleanse(hex, sizeof hex);
-    return rc;
-}
-
-/* Read the whole key file open on FD into a fresh NUL-terminated buffer. */
-static char *read_keyfile(int fd, const char *path, size_t *lenp, char *err, size_t errlen)
-{
-    char *buf = xrealloc(NULL, KEYFILE_MAX_BYTES + 1);
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, KEYFILE_MAX_BYTES + 1 - len);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            errbuf_set(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0) break;
-        len += (size_t)r;
-        if (len > KEYFILE_MAX_BYTES) {
-            errbuf_set(err, errlen, "%s: larger than %d bytes; is this really the key file?", path,
-                   KEYFILE_MAX_BYTES);
-            goto fail;
-        }
-    }
-    if (memchr(buf, '\0', len)) {
-        errbuf_set(err, errlen, "%s: contains a NUL byte; a key file is text", path);
-        goto fail;
-    }
-    buf[len] = '\0';
-    *lenp = len;
-    return buf;
-fail:
-    OPENSSL_cleanse(buf, KEYFILE_MAX_BYTES + 1);
-    free(buf);
-    return NULL;
-}
-
 int token_keys_load(const char *path, struct token_keys **out, char *err, size_t errlen)
 {
+    struct keyfile kf;
     *out = NULL;
-    if (err && errlen) err[0] = '\0';
-    if (!path || !*path) {
-        errbuf_set(err, errlen, "token key file: empty path");
-        return -1;
-    }
-    /* O_NONBLOCK: a FIFO in the key file's place must not hang start-up (it is refused below;
-     * reads of a regular file ignore the flag). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 && errno == ENOENT) {
-        if (create_keyfile(path, err, errlen) < 0) return -1;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    }
-    if (fd < 0) {
-        errbuf_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        errbuf_set(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        errbuf_set(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if (st.st_mode & 077) {
-        errbuf_set(err, errlen,
-               "%s: readable or writable by group or others (mode %04o); a key file must be "
-               "private: run `chmod 600 %s`",
-               path, (unsigned)(st.st_mode & 07777), path);
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    char *buf = read_keyfile(fd, path, &len, err, errlen);
-    close(fd);
-    if (!buf) return -1;
+    if (keyfile_load(path, &kf, err, errlen) < 0) return -1;
 
     struct token_keys *k = xrealloc(NULL, sizeof *k);
     memset(k, 0, sizeof *k);
-    int rc = parse_keys(k, buf, path, err, errlen);
-    OPENSSL_cleanse(buf, len);
-    free(buf);
+    k->keys = xrealloc(NULL, kf.n * sizeof *k->keys);
+    for (size_t i = 0; i < kf.n; i++) {
+        struct token_key *tk = &k->keys[i];
+        memset(tk, 0, sizeof *tk);
+        memcpy(tk->kid, kf.keys[i].kid, sizeof tk->kid);
+        tk->kidlen = kf.keys[i].kidlen;
+        tk->mac = mac_new(kf.keys[i].key);
+        k->n++;
+    }
+    int rc = 0;
+    if (kf.has_pepper) {
+        k->pepper = mac_new(kf.pepper);
+        if (!EVP_Digest(kf.pepper, sizeof kf.pepper, k->pepper_id, NULL, EVP_sha256(), NULL)) {
+            errbuf_set(err, errlen, "%s: OpenSSL could not hash the pepper", path);
+            rc = -1;
+        }
+    }
+    keyfile_clear(&kf);
     if (rc < 0) {
         token_keys_free(k);
         return -1;
@@ -624,15 +174,14 @@ int token_sign(const struct token_keys *k, const void *payload, size_t len, char
     memcpy(p, key->kid, key->kidlen);
     p += key->kidlen;
     *p++ = '.';
-    p += b64_put(payload, len, p);
+    p += codec_b64url_encode(payload, len, p, outlen - (size_t)(p - out));
     uint8_t mac[TOKEN_HMAC_BYTES];
     if (mac_compute(key->mac, out, (size_t)(p - out), mac) < 0) {
         out[0] = '\0';
         return -1;
     }
     *p++ = '.';
-    p += b64_put(mac, sizeof mac, p);
-    *p = '\0';
+    p += codec_b64url_encode(mac, sizeof mac, p, outlen - (size_t)(p - out));
     return (int)(p - out);
 }
 
@@ -654,19 +203,19 @@ int token_verify(const struct token_keys *k, const char *tok, size_t toklen, voi
 
     const char *kid = d1 + 1;
     size_t kidlen = (size_t)(d2 - kid);
-    if (!kid_valid(kid, kidlen)) return TOKEN_MALFORMED;
+    if (!keyfile_kid_valid(kid, kidlen)) return TOKEN_MALFORMED;
 
     const char *pl64 = d2 + 1;
     size_t pl64len = (size_t)(d3 - pl64);
     if (pl64len > PAYLOAD_B64_MAX) return TOKEN_TOO_LARGE;
     uint8_t body[TOKEN_PAYLOAD_MAX];
-    ssize_t bodylen = token_b64url_decode(pl64, pl64len, body, sizeof body);
+    ssize_t bodylen = codec_b64url_decode(pl64, pl64len, body, sizeof body);
     if (bodylen < 0) return TOKEN_MALFORMED;
 
     const char *mac64 = d3 + 1;
     uint8_t got[TOKEN_HMAC_BYTES];
     if ((size_t)(end - mac64) != MAC_B64_LEN ||
-        token_b64url_decode(mac64, MAC_B64_LEN, got, sizeof got) != TOKEN_HMAC_BYTES)
+        codec_b64url_decode(mac64, MAC_B64_LEN, got, sizeof got) != TOKEN_HMAC_BYTES)
         return TOKEN_MALFORMED;
 
     const struct token_key *key = NULL;

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include "accesslog.h"
+#include "antre/codec.h"
 #include "antre/log.h"
 #include "gateway.h"
 #include "metrics.h"
@@ -112,12 +113,12 @@ static void set_request_id(struct conn *c)
             return;
         }
     }
-    static const char hex[] = "0123456789abcdef";
     struct gw *gw = c->gw;
     uint64_t seq = ++gw->reqid_seq;
+    uint8_t low48[6]; /* the sequence's low 48 bits, big-endian: 12 hex digits */
+    for (int i = 0; i < 6; i++) low48[i] = (uint8_t)(seq >> (40 - 8 * i));
     memcpy(c->reqid, gw->reqid_prefix, 8);
-    for (int i = 0; i < 12; i++) c->reqid[8 + i] = hex[(seq >> (44 - 4 * i)) & 15];
-    c->reqid[20] = 0;
+    codec_hex_encode(low48, sizeof low48, c->reqid + 8, sizeof c->reqid - 8);
 }
 
 /* Accept-Language: English when an "en" tag has a higher weight than any "id" tag. */

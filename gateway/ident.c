@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "antre/codec.h"
 #include "antre/token.h"
 #include "gateway.h"
 
@@ -15,7 +16,7 @@ static int mark(struct gw *gw, const char *kind, const char *rnd, const char *ow
     uint8_t h[TOKEN_HMAC_BYTES];
     int n = snprintf(msg, sizeof msg, "%s|%.16s|%s", kind, rnd, owner);
     if (n < 0 || (size_t)n >= sizeof msg || token_hmac(gw->keys, msg, (size_t)n, h) < 0) return -1;
-    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+    codec_hex_encode(h, 8, out, 17);
     return 0;
 }
 
@@ -31,7 +32,7 @@ int ident_new(struct gw *gw, const char *kind, const char *owner, char *out)
 {
     unsigned char r[8];
     if (RAND_bytes(r, sizeof r) != 1) return -1;
-    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+    codec_hex_encode(r, sizeof r, out, 17);
     return mark(gw, kind, out, owner, out + 16);
 }
 

@@ -21,6 +21,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "antre/codec.h"
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
@@ -39,21 +40,11 @@
 
 static struct script intake;
 
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256(data, len, md);
-    hex(md, sizeof md, out);
+    codec_hex_encode(md, sizeof md, out, 65);
 }
 
 static void refuse_field(struct conn *c, const struct validate_error *e, json_t *all)
@@ -131,7 +122,7 @@ static void write_registration(struct create *cr)
         free(cr);
         return;
     }
-    hex(h, sizeof h, nik_hex);
+    codec_hex_encode(h, sizeof h, nik_hex, sizeof nik_hex);
     keys_nik(knik, nik_hex);
     keys_registration(kreg, cr->id);
     keys_stream(kstream, KEYS_STREAM_REGISTER);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "antre/codec.h"
 #include "antre/log.h"
 #include "antre/program.h"
 #include "antre/rconn.h"
@@ -293,8 +294,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     gw->metrics = metrics_attach(slot);
     unsigned char rnd[4];
     if (RAND_bytes(rnd, sizeof rnd) != 1) memset(rnd, 0, sizeof rnd);
-    snprintf(gw->reqid_prefix, sizeof gw->reqid_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1],
-             rnd[2], rnd[3]);
+    codec_hex_encode(rnd, sizeof rnd, gw->reqid_prefix, sizeof gw->reqid_prefix);
     gw_update_date(gw);
     apply_conf(gw);
     apply_accesslog(gw, "");

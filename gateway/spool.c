@@ -12,6 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "antre/fileutil.h"
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
@@ -40,12 +41,6 @@ void spool_budget_release(struct gw *gw, uint64_t bytes)
     bytes_now = bytes_now > bytes ? bytes_now - bytes : 0;
 }
 
-void spool_budget_usage(int *uploads, uint64_t *bytes)
-{
-    *uploads = uploads_now;
-    *bytes = bytes_now;
-}
-
 #define SPOOL_BUF (64 * 1024)
 
 struct spool {
@@ -57,19 +52,12 @@ struct spool {
     char path[CONF_STR + 80];
 };
 
+/* fileutil_write_all, and the one log line of a failed spool write. */
 static int write_all(struct spool *s, const char *p, size_t len)
 {
-    while (len) {
-        ssize_t w = write(s->fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            log_error("spool: write failed path=%s err=%s", s->path, strerror(errno));
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
+    if (fileutil_write_all(s->fd, p, len) == 0) return 0;
+    log_error("spool: write failed path=%s err=%s", s->path, strerror(errno));
+    return -1;
 }
 
 static int flush_buf(struct spool *s)
@@ -86,20 +74,6 @@ static void spool_release(struct spool *s)
     free(s);
 }
 
-/* Make DIR and its parents (mode 0700). */
-static int make_dirs(const char *dir)
-{
-    char p[CONF_STR];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) return -1;
-        *s = '/';
-    }
-    return mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 struct spool *spool_open(struct gw *gw, const char *name, int append, char *err, size_t errlen)
 {
     const char *dir = gw->conf.upload.spool_dir;
@@ -107,10 +81,7 @@ struct spool *spool_open(struct gw *gw, const char *name, int append, char *err,
         snprintf(err, errlen, "bad spool name");
         return NULL;
     }
-    if (make_dirs(dir) < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return NULL;
-    }
+    if (fileutil_mkdir_p(dir, 0700, err, errlen) < 0) return NULL;
     struct spool *s = calloc(1, sizeof *s);
     if (!s) abort();
     snprintf(s->path, sizeof s->path, "%s/%s", dir, name);

@@ -20,9 +20,6 @@ struct gw;
 int spool_budget_take(struct gw *gw, uint64_t bytes);
 void spool_budget_release(struct gw *gw, uint64_t bytes);
 
-/* Uploads in progress and bytes reserved now, in this process (metrics, tests). */
-void spool_budget_usage(int *uploads, uint64_t *bytes);
-
 struct spool;
 
 /* Open (create, or with APPEND reopen for more bytes) the spool file NAME (a file name, no

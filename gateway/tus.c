@@ -63,6 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "antre/codec.h"
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/rconn.h"
@@ -181,47 +182,6 @@ static int parse_uint(const char *v, size_t len, uint64_t *out)
         n = n * 10 + (uint64_t)(v[i] - '0');
     }
     *out = n;
-    return 0;
-}
-
-static int b64_value(char ch)
-{
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '+') return 62;
-    if (ch == '/') return 63;
-    return -1;
-}
-
-/* Strict standard Base64 (padded). 0 with *OUTLEN bytes in OUT, or -1. */
-static int b64_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen)
-{
-    size_t n = 0;
-    if (len % 4) return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            char ch = in[i + k];
-            if (ch == '=') {
-                if (i + 4 != len || k < 2) return -1;
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            if (pad) return -1;
-            if ((v[k] = b64_value(ch)) < 0) return -1;
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
-        unsigned char b[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8),
-                              (unsigned char)w};
-        for (int k = 0; k < 3 - pad; k++) {
-            if (n >= cap) return -1;
-            out[n++] = b[k];
-        }
-    }
-    *outlen = n;
     return 0;
 }
 
@@ -612,8 +572,8 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct info
             return -1;
         }
         unsigned char dec[192];
-        size_t dl = 0;
-        if (b64_decode(val, (size_t)(ve - val), dec, sizeof dec - 1, &dl) < 0) {
+        ssize_t dl = codec_b64_decode(val, (size_t)(ve - val), dec, sizeof dec - 1);
+        if (dl < 0) {
             fail_metadata(c, NULL, "Nilai Upload-Metadata harus berupa Base64.",
                           "Upload-Metadata values must be Base64.");
             return -1;
@@ -1085,7 +1045,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
     uint64_t offset;
     const EVP_MD *md = NULL;
     unsigned char want[EVP_MAX_MD_SIZE];
-    size_t wantlen = 0;
+    ssize_t wantlen = 0;
 
     if (!version_ok(c, r) || upload_id(c, id) < 0) return -1;
     v = header(r, "content-type", &len);
@@ -1107,8 +1067,8 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
             return -1;
         }
         const char *b = sp + 1;
-        if (b64_decode(b, len - (size_t)(b - v), want, sizeof want, &wantlen) < 0 ||
-            wantlen != (size_t)EVP_MD_size(md)) {
+        wantlen = codec_b64_decode(b, len - (size_t)(b - v), want, sizeof want);
+        if (wantlen < 0 || wantlen != EVP_MD_size(md)) {
             fail(c, ERR_INVALID_CHECKSUM, "Upload-Checksum", NULL);
             return -1;
         }
@@ -1182,7 +1142,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
     if (md) {
         j->md = EVP_MD_CTX_new();
         if (!j->md || EVP_DigestInit_ex(j->md, md, NULL) != 1) abort();
-        memcpy(j->want, want, wantlen);
+        memcpy(j->want, want, (size_t)wantlen);
         j->wantlen = (unsigned)wantlen;
     }
     r->body_max = remaining;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "antre/codec.h"
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
@@ -84,14 +85,9 @@ static int64_t wall_ms(void)
 
 static void random_hex(char *out, size_t nbytes)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char b[32];
     if (nbytes > sizeof b || RAND_bytes(b, (int)nbytes) != 1) abort();
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[2 * nbytes] = 0;
+    codec_hex_encode(b, nbytes, out, 2 * nbytes + 1);
 }
 
 static struct wroom *find_room(struct gw *gw, const char *name, size_t len)
@@ -770,7 +766,7 @@ static int bind_applicant(struct conn *c, struct wroom *w, const char *id, size_
     /* Hash room and identifier together: one identifier has unrelated hashes in two rooms. */
     int ml = snprintf(msg, sizeof msg, "%s\n%.*s", w->conf.name, (int)len, id);
     if (token_hmac(c->gw->keys, msg, (size_t)ml, h) < 0) return -1;
-    for (int i = 0; i < 8; i++) snprintf(c->applicant + 2 * i, 3, "%02x", h[16 + i]);
+    codec_hex_encode(h + 16, 8, c->applicant, sizeof c->applicant);
     char key[KEYS_MAX], field[21];
     keys_room_applicant(key, w->conf.name, h, field);
     struct bind_call *b = calloc(1, sizeof *b);

@@ -4,8 +4,10 @@
  * hiredis' async API. It is a small state machine (closed, connecting, connected) that:
  *   - connects at once and reconnects by itself after any loss, with exponential backoff and
  *     jitter between backoff_min_ms and backoff_max_ms (reset after a successful connect);
- *   - counts a connection usable only once Redis answered a handshake (SELECT when db != 0,
- *     then PING), and gives up on an attempt not usable within timeout_ms;
+ *   - counts a connection usable only once Redis answered a handshake (AUTH when the URL has a
+ *     password, SELECT when db != 0, then PING), and gives up on an attempt not usable within
+ *     timeout_ms; a refused AUTH is logged as an error (never with the password) and the
+ *     attempt counts as failed, retried with backoff like any other;
  *   - puts a timer on every command: a command not answered within timeout_ms is failed with
  *     "timeout", and because that means Redis is stuck the connection is then dropped, so every
  *     other command in flight fails with "disconnected" and the reconnect loop starts;
@@ -34,7 +36,7 @@ struct rconn; /* opaque */
 
 enum rconn_state {
     RCONN_CLOSED,     /* no connection: waiting for the next attempt, or freed */
-    RCONN_CONNECTING, /* an attempt is under way: connect, SELECT (when db != 0), PING */
+    RCONN_CONNECTING, /* an attempt is under way: connect, AUTH, SELECT (when db != 0), PING */
     RCONN_CONNECTED,  /* usable: commands are accepted */
 };
 
@@ -47,7 +49,7 @@ enum rconn_refusal {
 };
 
 struct rconn_opts {
-    const char *url;    /* "redis://host[:port][/db]" or "unix:/path[?db=N]"; copied */
+    const char *url;    /* a redis:// or unix: URL (see rconn_url_parse()); copied */
     int timeout_ms;     /* per-command timeout, and connect + handshake timeout; 0: 1000 */
     int max_pending;    /* most commands in flight at once; 0: 1024 */
     int backoff_min_ms; /* first reconnect delay; 0: 50 */
@@ -65,15 +67,45 @@ struct rconn_opts {
  * The callback may call rconn_command*() (it is refused while not connected) and rconn_free(). */
 typedef void rconn_cb(void *arg, const redisReply *reply, const char *err);
 
-/* Parse a Redis URL. Accepted forms:
- *   redis://HOST[:PORT][/DB]   HOST a name, an IPv4 address or a bracketed IPv6 address
- *                              ("[::1]"); PORT 1-65535, default 6379; DB >= 0, default 0
+#define RCONN_URL_MAX 1024     /* longest URL accepted, NUL included */
+#define RCONN_HOST_MAX 256
+#define RCONN_PATH_MAX 108     /* sizeof sun_path */
+#define RCONN_USER_MAX 128
+#define RCONN_PASSWORD_MAX 512
+
+/* A parsed Redis URL (see rconn_url_parse()). Holds the password in clear: wipe it with
+ * explicit_bzero() when done with it. */
+struct rconn_url {
+    int embedded;                       /* 1 for "embedded": the caller starts a redis-server */
+    char host[RCONN_HOST_MAX];          /* TCP: name, IPv4 or IPv6 (no brackets); else empty */
+    int port;                           /* TCP: 1-65535 (default 6379); else 0 */
+    char path[RCONN_PATH_MAX];          /* unix: absolute socket path; else empty */
+    char user[RCONN_USER_MAX];          /* ACL user, percent-decoded; empty: the default user */
+    char password[RCONN_PASSWORD_MAX];  /* percent-decoded; empty: no AUTH */
+    int db;                             /* SELECTed after connecting when not 0 */
+};
+
+/* Parse a Redis URL, the one parser of them (the config check uses it too). Accepted forms:
+ *   embedded                                      a private redis-server (see redis_embed.h);
+ *                                                 rconn_new() refuses it
+ *   redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]    HOST a name, an IPv4 address or a bracketed
+ *                                                 IPv6 address ("[::1]"); PORT 1-65535, default
+ *                                                 6379; DB >= 0, default 0; USER and PASSWORD
+ *                                                 may hold %XX escapes (a '@' or ':' in a
+ *                                                 password: %40, %3A). ":PASSWORD@" alone sends
+ *                                                 `AUTH PASSWORD`, "USER:PASSWORD@" sends
+ *                                                 `AUTH USER PASSWORD`; a user without a
+ *                                                 password is refused.
  *   unix:/ABSOLUTE/PATH[?db=DB]
- * On success fills HOST (empty for unix) and PORT (0 for unix), or PATH (empty for TCP), and DB.
- * Any output pointer may be NULL when the caller does not need it (config validation).
- * Returns 0, or -1 with a one-line reason in ERR (ERRLEN bytes, always terminated). */
-int rconn_url_parse(const char *url, char *host, size_t hostlen, int *port, char *path,
-                    size_t pathlen, int *db, char *err, size_t errlen);
+ * OUT (may be NULL for a verdict only) is filled on success only. Returns 0, or -1 with a
+ * one-line reason in ERR (ERRLEN bytes, always terminated) that shows the URL with its password
+ * replaced by "***" (see rconn_url_redact()). */
+int rconn_url_parse(const char *url, struct rconn_url *out, char *err, size_t errlen);
+
+/* Copy URL into OUT (OUTLEN bytes, always terminated when OUTLEN > 0) with the password of a
+ * redis:// URL replaced by "***", for log lines and error messages. Returns the length the
+ * whole redacted URL has (as snprintf: a value >= OUTLEN means it was cut). */
+size_t rconn_url_redact(const char *url, char *out, size_t outlen);
 
 /* Create a client on BASE and start the first connect attempt at once (a failed attempt is
  * retried with backoff: an unreachable Redis is not an error here). The URL and the other

@@ -7,37 +7,8 @@
  * applicant's identifier in clear in it. The payload carries its own meaning (room, place,
  * expiry, kind); this module checks only that the bytes came from us.
  *
- * Keys live in a key file (`[gateway] secret_file`, default var/secret), never in the config text:
- *
- *     # comment (a `#` starts a comment anywhere on a line; blank lines are ignored)
- *     pepper   <64 hex digits>        optional; hashes applicant identifiers (token_hmac)
- *     k2       <64 hex digits>        the FIRST key line signs new tokens
- *     k1       <64 hex digits>        every key line verifies
- *
- * A key is 32 bytes written as 64 hex digits (either case; `openssl rand -hex 32` makes one). A
- * kid is 1-16 characters of A-Z a-z 0-9 `_` `-`; `pepper` is reserved. The file must be a regular
- * file that only its owner can read or write (mode 0600 or 0400): a file with any group/other bit
- * is refused with a `chmod 600` hint.
- *
- * Rotation without invalidating live tokens: put a new key line FIRST (it signs from the next
- * load on), keep the old lines until every token they signed has expired (the longest of the
- * rooms' session and ticket lifetimes), then delete them. A token whose kid is no longer in the
- * file fails with TOKEN_UNKNOWN_KEY.
- *
- * The pepper is separate from the signing keys on purpose: applicant identifiers are stored only
- * as token_hmac() digests, and those digests must not change when signing keys rotate. Never
- * change or remove the pepper during a registration wave: applicants already holding a place
- * could join a second time.
- *
- * When the file does not exist, token_keys_load() creates it (mode 0600; missing parent
- * directories are made with mode 0700) holding one pepper and one key, both from RAND_bytes, the
- * key named `k<UTC date YYYYMMDD>-<4 random hex digits>`, e.g. `k20261128-3fa9`. The file is
- * written and fsynced under a temporary name opened with O_CREAT|O_EXCL and mode 0600, then
- * published with link(2), which fails rather than replace an existing file; so processes starting
- * together never see a half-written file and all end up with the one key file that won.
- *
- * Key material is never logged, never put in an error message, and is wiped from the buffers that
- * held it while loading.
+ * Keys come from the key file (`[gateway] secret_file`, default var/secret): its format,
+ * rotation, the pepper and its creation when absent are described in keyfile.h.
  *
  * Threads: a struct token_keys holds scratch HMAC state that token_sign(), token_verify() and
  * token_hmac() reuse (even through a const pointer: that is what makes a status poll cheap), so
@@ -46,24 +17,22 @@
 #ifndef ANTRE_TOKEN_H
 #define ANTRE_TOKEN_H
 
+#include "antre/codec.h"
+#include "antre/keyfile.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #define TOKEN_PAYLOAD_MAX 512 /* largest payload token_sign() accepts, in bytes */
-#define TOKEN_KID_MAX 16      /* longest kid, in characters */
-#define TOKEN_KEY_BYTES 32    /* size of a signing key or the pepper */
+#define TOKEN_KID_MAX KEYFILE_KID_MAX     /* longest kid, in characters */
+#define TOKEN_KEY_BYTES KEYFILE_KEY_BYTES /* size of a signing key or the pepper */
 #define TOKEN_HMAC_BYTES 32   /* size of an HMAC-SHA256 */
-
-/* Characters of base64url without padding for N bytes, and bytes that N such characters hold
- * (for a valid length: N % 4 != 1). */
-#define TOKEN_B64URL_LEN(n) (((size_t)(n) * 4 + 2) / 3)
-#define TOKEN_B64URL_DECODED_LEN(n) ((size_t)(n) * 3 / 4)
 
 /* Length of a token signed with a kid of KIDLEN characters over a LEN-byte payload (without the
  * terminating NUL), the longest possible token, and a buffer that holds any token plus its NUL. */
 #define TOKEN_LEN(kidlen, len) \
-    (3 + (size_t)(kidlen) + 1 + TOKEN_B64URL_LEN(len) + 1 + TOKEN_B64URL_LEN(TOKEN_HMAC_BYTES))
+    (3 + (size_t)(kidlen) + 1 + CODEC_B64URL_LEN(len) + 1 + CODEC_B64URL_LEN(TOKEN_HMAC_BYTES))
 #define TOKEN_MAX_LEN TOKEN_LEN(TOKEN_KID_MAX, TOKEN_PAYLOAD_MAX) /* 747 */
 #define TOKEN_BUF_SIZE (TOKEN_MAX_LEN + 1)
 
@@ -81,16 +50,12 @@ enum token_error {
 
 struct token_keys;
 
-/* Load the key file PATH, creating it first when it does not exist (see the top of this file).
- *
- * Blocks (file I/O, fsync): call at start-up or on reload, never from the event loop. Logs one
- * info line when it creates the file (path and kid, never key material); errors are not logged:
- * the caller logs ERR.
+/* Load the key file PATH with keyfile_load() (which creates it when it does not exist; see
+ * keyfile.h for what blocks, what is logged and the messages of ERR) and set up the HMAC state
+ * of every key; the raw key bytes are wiped once that is done.
  *
  * Arguments: PATH of the key file (relative to the working directory); OUT receives the keys on
- * success (NULL on failure); ERR/ERRLEN receive a one-line reason on failure, as
- * `path:line: reason` for a bad line, or `path: reason` (e.g. a group/other-readable file, with
- * the `chmod 600` command that fixes it; a missing key line; a directory that cannot be created).
+ * success (NULL on failure); ERR/ERRLEN receive a one-line reason on failure.
  *
  * Returns 0 on success, -1 on failure. Free *OUT with token_keys_free(). */
 int token_keys_load(const char *path, struct token_keys **out, char *err, size_t errlen);
@@ -152,20 +117,5 @@ const char *token_error_str(int rc);
  * thread-safe on one K (see the top of this file). */
 int token_hmac(const struct token_keys *k, const void *msg, size_t len,
                uint8_t out[TOKEN_HMAC_BYTES]);
-
-/* Base64url (RFC 4648 section 5: `-` and `_` for 62 and 63) without padding.
- *
- * token_b64url_encode() writes TOKEN_B64URL_LEN(LEN) characters of IN plus a NUL to OUT and
- * returns how many characters it wrote (without the NUL), or -1 when OUTLEN is too small
- * (nothing written then).
- *
- * token_b64url_decode() decodes LEN characters of IN (need not be NUL-terminated) into OUT and
- * returns how many bytes it wrote. It is strict, so that every byte string has exactly one
- * encoding: it returns -1 for a character outside the alphabet (padding `=` included), a length
- * with LEN % 4 == 1, or non-zero unused bits in the last character (OUT may then hold part of
- * the output); and -2 when OUTCAP is below TOKEN_B64URL_DECODED_LEN(LEN) (checked before
- * anything is written). */
-ssize_t token_b64url_encode(const void *in, size_t len, char *out, size_t outlen);
-ssize_t token_b64url_decode(const char *in, size_t len, void *out, size_t outcap);
 
 #endif

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import (WORKER, Gateway, Redis, free_port, parse_responses, raw_request,
-                      wait_for)
+from conftest import (GATEWAY, REDIS_SERVER, WORKER, Gateway, Redis, Resp, free_port,
+                      parse_responses, raw_request, wait_for)
 
 
 def get(port, path, timeout=5.0):
@@ -117,6 +117,146 @@ def test_gateway_starts_without_redis(workdir, redis, make_gateway):
         wait_for(lambda: status(g.port, "/readyz") == 200, timeout=15, what="ready")
     finally:
         again.stop()
+
+
+# --- AUTH: requirepass and ACL users -----------------------------------------------------------
+
+PASSWORD = "Pw-4f9c@q:z/x"          # '@', ':' and '/' must be escaped in a URL
+PASSWORD_IN_URL = "Pw-4f9c%40q%3Az%2Fx"
+
+
+class AuthRedis(Redis):
+    """A redis-server started with extra arguments (requirepass, ACL users) whose readiness
+    probe logs in first."""
+
+    def __init__(self, workdir, args, auth):
+        super().__init__(workdir)
+        self.args, self.auth = args, auth
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
+             "--logfile", os.path.join(self.dir, "redis.log")] + self.args,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, what=f"redis on port {self.port}")
+        return self
+
+    def ping(self):
+        try:
+            c = Resp(self.port)
+        except OSError:
+            return False
+        try:
+            return c("AUTH", *self.auth) == "OK" and c("PING") == "PONG"
+        except (OSError, AssertionError):
+            return False
+        finally:
+            c.close()
+
+    def url_with(self, userinfo):
+        return f"redis://{userinfo}@127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def auth_redis(workdir):
+    """redis-server with requirepass, and an ACL user `app` (the default user keeps the
+    requirepass password)."""
+    r = AuthRedis(workdir, ["--requirepass", PASSWORD,
+                            "--user", "app", "on", ">app-pw", "~*", "&*", "+@all"], ("default", PASSWORD))
+    r.start()
+    yield r
+    r.stop()
+
+
+def gateway_on(workdir, url, name):
+    return Gateway(workdir, None, {"redis.url": url}, name=name)
+
+
+def check_ok(g):
+    out = subprocess.run([GATEWAY, "-t", "-c", g.conf_path], capture_output=True, text=True)
+    return out.returncode, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("userinfo", [":" + PASSWORD_IN_URL, "app:app-pw"])
+def test_auth_right_credentials(workdir, auth_redis, userinfo):
+    """The right password (default user, or an ACL user): ready, and the password never
+    appears in the log."""
+    g = gateway_on(workdir, auth_redis.url_with(userinfo), "gw-auth-ok")
+    assert check_ok(g) == (0, "ok\n")
+    try:
+        g.start()
+        wait_for(lambda: status(g.port, "/readyz") == 200, timeout=10, what="ready")
+        assert connected_gauge(g) == 1
+        # The connection is really logged in as the URL's user: a key written by the gateway's
+        # own traffic is not needed; CLIENT LIST shows the user of every connection.
+        c = Resp(auth_redis.port)
+        try:
+            assert c("AUTH", "default", PASSWORD) == "OK"
+            clients = c("CLIENT", "LIST").decode()
+        finally:
+            c.close()
+        want = "user=app" if userinfo.startswith("app") else "user=default"
+        assert want in clients, clients
+    finally:
+        g.stop()
+    log = g.read_log()
+    assert "redis connected" in log
+    for secret in (PASSWORD, PASSWORD_IN_URL, "app-pw"):
+        assert secret not in log, log
+
+
+@pytest.mark.parametrize("userinfo", [":wrong-pw", "app:wrong-pw", "nobody:wrong-pw"])
+def test_auth_wrong_credentials(workdir, auth_redis, userinfo):
+    """A wrong password: alive but not ready (503), one clear error line naming the URL with
+    the password redacted, and the gateway keeps retrying (no crash)."""
+    g = gateway_on(workdir, auth_redis.url_with(userinfo), "gw-auth-bad")
+    try:
+        g.start()
+        assert status(g.port, "/healthz") == 200
+        wait_for(lambda: "refused the credentials" in g.read_log(), timeout=10,
+                 what="AUTH error logged")
+        assert_not_ready(g)
+        assert connected_gauge(g) == 0
+    finally:
+        g.stop()
+    log = g.read_log()
+    line = next(l for l in log.splitlines() if "refused the credentials" in l)
+    assert "WRONGPASS" in line, line
+    assert f"url=redis://{userinfo.split(':')[0]}:***@127.0.0.1:{auth_redis.port}" in line, line
+    assert "wrong-pw" not in log, log
+    assert "redis connected" not in log
+
+
+def test_auth_missing_password(workdir, auth_redis):
+    """No credentials against a requirepass server: not ready (PING answers NOAUTH)."""
+    g = gateway_on(workdir, f"redis://127.0.0.1:{auth_redis.port}", "gw-auth-none")
+    try:
+        g.start()
+        wait_for(lambda: "NOAUTH" in g.read_log(), timeout=10, what="NOAUTH logged")
+        assert_not_ready(g)
+    finally:
+        g.stop()
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("redis://u:p@h:6379", True),
+    ("redis://127.0.0.1", True),
+    ("redis://[::1]:6379/2", True),
+    ("unix:/x?foo=1", False),
+    ("redis://u@h", False),
+])
+def test_check_agrees_with_client(workdir, url, ok):
+    """`-t` uses the client's parser: it accepts what the client accepts, refuses the rest, and
+    never prints a password."""
+    g = gateway_on(workdir, url, "gw-check")
+    rc, out = check_ok(g)
+    assert (rc == 0) == ok, out
+    if not ok:
+        assert "[redis] url:" in out, out
+    bad = gateway_on(workdir, "redis://u:topsecret@h:0", "gw-check2")
+    rc, out = check_ok(bad)
+    assert rc == 1 and "bad port" in out and "topsecret" not in out, out
 
 
 # --- embedded Redis ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  * name the exact path and line. The shipped conf/antre.conf is read twice: by conf_load, and by
  * a small independent reader here, so the file and the table cannot drift apart. */
 #include "antre/conf.h"
+#include "antre/rconn.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -554,31 +555,51 @@ Test(conf, bad_enum)
     expect_error("gateway", "log_level", "debug", "unknown directive");
 }
 
+#define WANT_URL "(want embedded, redis://[user[:password]@]host[:port][/db] or unix:/path[?db=N])"
+
+/* `[redis] url` is checked by the client's own parser (rconn_url_parse), so -t accepts exactly
+ * what the client connects to. */
 Test(conf, redis_urls)
 {
-    expect_error("redis", "url", "redis://h:0", "bad port in redis URL");
-    expect_error("redis", "url", "redis://h:65536", "bad port in redis URL");
-    expect_error("redis", "url", "redis://h:6379x", "bad port in redis URL");
-    expect_error("redis", "url", "redis://h", "expected redis://host:port[/db]");
-    expect_error("redis", "url", "redis://:6379", "expected redis://host:port[/db]");
-    expect_error("redis", "url", "redis://h:1/99", "bad database number in redis URL (0-15)");
-    expect_error("redis", "url", "redis://h:1/-1", "bad database number in redis URL (0-15)");
-    expect_error("redis", "url", "redis://h:1/1x", "bad database number in redis URL (0-15)");
-    expect_error("redis", "url", "unix:relative", "unix socket path must be absolute (unix:/path)");
-    expect_error("redis", "url", "unix:", "unix socket path must be absolute (unix:/path)");
-    expect_error("redis", "url", "http://x",
-                 "expected embedded, redis://host:port/db or unix:/path");
-    expect_error("redis", "url", "Embedded",
-                 "expected embedded, redis://host:port/db or unix:/path");
+    expect_error("redis", "url", "redis://h:0", "bad port in 'redis://h:0' (want 1-65535)");
+    expect_error("redis", "url", "redis://h:65536",
+                 "bad port in 'redis://h:65536' (want 1-65535)");
+    expect_error("redis", "url", "redis://:6379", "missing host in 'redis://:6379'");
+    expect_error("redis", "url", "redis://h:1/-1", "bad database number in 'redis://h:1/-1'");
+    expect_error("redis", "url", "unix:relative",
+                 "socket path must be absolute in 'unix:relative'");
+    expect_error("redis", "url", "unix:", "missing socket path in 'unix:'");
+    expect_error("redis", "url", "unix:/x?foo=1", "unknown parameter in 'unix:/x?foo=1' (only db=N)");
+    expect_error("redis", "url", "http://x", "unsupported redis url 'http://x' " WANT_URL);
+    expect_error("redis", "url", "Embedded", "unsupported redis url 'Embedded' " WANT_URL);
     expect_error("redis", "url", "", "must not be empty");
+    /* A user needs a password, and a refused URL never shows its password. */
+    expect_error("redis", "url", "redis://u@h",
+                 "a user without a password in 'redis://u@h' (want user:password@ or :password@)");
+    expect_error("redis", "url", "redis://u:hunter2@h:0",
+                 "bad port in 'redis://u:***@h:0' (want 1-65535)");
 
-    const char *good[] = {"embedded",          "redis://127.0.0.1:6379", "redis://h:6379/0",
-                          "redis://h:6379/15", "redis://[::1]:6379/3",   "unix:/tmp/redis.sock"};
+    const char *good[] = {"embedded",
+                          "redis://127.0.0.1",
+                          "redis://127.0.0.1:6379",
+                          "redis://h:6379/0",
+                          "redis://h:6379/15",
+                          "redis://h:6379/99",
+                          "redis://[::1]:6379/3",
+                          "redis://u:p@h:6379",
+                          "redis://:p%40ss@h",
+                          "unix:/tmp/redis.sock",
+                          "unix:/tmp/redis.sock?db=2"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         struct conf c;
         expect_ok(&c, "redis", "url", good[i]);
         cr_assert_str_eq(c.redis.url, good[i]);
     }
+
+    /* -t and the client agree: every URL above gets the same verdict from rconn_url_parse. */
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_assert_eq(rconn_url_parse(good[i], NULL, NULL, 0), 0, "%s", good[i]);
+    cr_assert_eq(rconn_url_parse("unix:/x?foo=1", NULL, NULL, 0), -1);
 }
 
 Test(conf, strings)
@@ -712,8 +733,7 @@ Test(conf, multiple_errors_all_reported)
     assert_has_line(err, 3, "[gateway] max_connections: 'lots' is not an integer");
     assert_has_line(err, 5, "[gateway] max_headers: 2 is out of bounds [4, 1024]");
     assert_has_line(err, 6, "[gateway] bogus: unknown directive");
-    assert_has_line(err, 9,
-                    "[redis] url: expected embedded, redis://host:port/db or unix:/path");
+    assert_has_line(err, 9, "[redis] url: unsupported redis url 'http://x' " WANT_URL);
     assert_has_line(err, 10, "[redis] appendfsync: 'sometimes' is not one of: everysec always");
     assert_has_line(err, 12, "[nosuch] a: unknown section");
     assert_has_line(err, 14, "[gateway] max_connections: set twice (first at line 3)");

@@ -277,48 +277,121 @@ static struct res sync_cmd(struct rconn *rc, const char *fmt, const char *a1, co
 
 Test(rconn_url, good_urls)
 {
-    char host[64], path[128], err[128];
-    int port, db;
+    struct rconn_url u;
+    char err[256];
 
-    cr_assert_eq(rconn_url_parse("redis://127.0.0.1:6380/3", host, sizeof host, &port, path,
-                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_str_eq(host, "127.0.0.1");
-    cr_assert_eq(port, 6380);
-    cr_assert_eq(db, 3);
-    cr_assert_str_eq(path, "");
+    cr_assert_eq(rconn_url_parse("redis://127.0.0.1:6380/3", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.host, "127.0.0.1");
+    cr_assert_eq(u.port, 6380);
+    cr_assert_eq(u.db, 3);
+    cr_assert_str_eq(u.path, "");
+    cr_assert_str_eq(u.user, "");
+    cr_assert_str_eq(u.password, "");
+    cr_assert_eq(u.embedded, 0);
 
-    cr_assert_eq(rconn_url_parse("redis://redis.local", host, sizeof host, &port, path,
-                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_str_eq(host, "redis.local");
-    cr_assert_eq(port, 6379);
-    cr_assert_eq(db, 0);
+    cr_assert_eq(rconn_url_parse("redis://redis.local", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.host, "redis.local");
+    cr_assert_eq(u.port, 6379);
+    cr_assert_eq(u.db, 0);
 
-    cr_assert_eq(rconn_url_parse("redis://[::1]:7000/", host, sizeof host, &port, path,
-                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_str_eq(host, "::1");
-    cr_assert_eq(port, 7000);
-    cr_assert_eq(db, 0);
+    cr_assert_eq(rconn_url_parse("redis://127.0.0.1", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.host, "127.0.0.1");
+    cr_assert_eq(u.port, 6379);
 
-    cr_assert_eq(rconn_url_parse("unix:/run/redis/redis.sock?db=5", host, sizeof host, &port,
-                                 path, sizeof path, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_str_eq(path, "/run/redis/redis.sock");
-    cr_assert_str_eq(host, "");
-    cr_assert_eq(port, 0);
-    cr_assert_eq(db, 5);
+    cr_assert_eq(rconn_url_parse("redis://[::1]:7000/", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.host, "::1");
+    cr_assert_eq(u.port, 7000);
+    cr_assert_eq(u.db, 0);
 
-    cr_assert_eq(rconn_url_parse("unix:///tmp/r.sock", host, sizeof host, &port, path,
-                                 sizeof path, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_str_eq(path, "/tmp/r.sock");
-    cr_assert_eq(db, 0);
+    cr_assert_eq(rconn_url_parse("unix:/run/redis/redis.sock?db=5", &u, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_str_eq(u.path, "/run/redis/redis.sock");
+    cr_assert_str_eq(u.host, "");
+    cr_assert_eq(u.port, 0);
+    cr_assert_eq(u.db, 5);
 
-    /* Every output may be NULL (config validation only wants the verdict). */
-    cr_assert_eq(rconn_url_parse("redis://h:1/0", NULL, 0, NULL, NULL, 0, NULL, NULL, 0), 0);
+    cr_assert_eq(rconn_url_parse("unix:///tmp/r.sock", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.path, "/tmp/r.sock");
+    cr_assert_eq(u.db, 0);
+
+    cr_assert_eq(rconn_url_parse("embedded", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(u.embedded, 1);
+    cr_assert_str_eq(u.host, "");
+
+    /* OUT may be NULL (config validation only wants the verdict). */
+    cr_assert_eq(rconn_url_parse("redis://h:1/0", NULL, NULL, 0), 0);
+}
+
+Test(rconn_url, credentials)
+{
+    struct rconn_url u;
+    char err[256];
+
+    /* Password only: AUTH password (the default user). */
+    cr_assert_eq(rconn_url_parse("redis://:s3cret@h:6379", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.user, "");
+    cr_assert_str_eq(u.password, "s3cret");
+    cr_assert_str_eq(u.host, "h");
+    cr_assert_eq(u.port, 6379);
+
+    /* User and password: AUTH user password. */
+    cr_assert_eq(rconn_url_parse("redis://u:p@h:6379", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.user, "u");
+    cr_assert_str_eq(u.password, "p");
+    cr_assert_str_eq(u.host, "h");
+
+    /* Percent escapes; a ':' in the password is kept (the first ':' splits); an IPv6 host and
+     * a database after credentials. */
+    cr_assert_eq(rconn_url_parse("redis://app%2Dw:p%40ss:w%3Ard@[::1]:7000/2", &u, err,
+                                 sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.user, "app-w");
+    cr_assert_str_eq(u.password, "p@ss:w:rd");
+    cr_assert_str_eq(u.host, "::1");
+    cr_assert_eq(u.port, 7000);
+    cr_assert_eq(u.db, 2);
+
+    /* An unescaped '@' in the password: the last '@' ends the credentials. */
+    cr_assert_eq(rconn_url_parse("redis://:a@b@h", &u, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(u.password, "a@b");
+    cr_assert_str_eq(u.host, "h");
+}
+
+Test(rconn_url, errors_never_show_the_password)
+{
+    static const char *bad[] = {
+        "redis://u:hunter2@h:0",        "redis://u:hunter2@h:6379/x",
+        "redis://u:hunter2@",           "redis://u:hunter2@ho st",
+        "redis://:hunter2%zz@h",        "redis://u:hunter2@h:6379?x=1",
+        "redis://u:hunter2%00@h",
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(rconn_url_parse(bad[i], NULL, err, sizeof err), -1, "accepted '%s'", bad[i]);
+        cr_assert(err[0] != '\0');
+        cr_assert_null(strstr(err, "hunter2"), "password shown: %s", err);
+    }
+
+    char out[128];
+    cr_assert_eq(rconn_url_redact("redis://u:hunter2@h:1/2", out, sizeof out),
+                 strlen("redis://u:***@h:1/2"));
+    cr_assert_str_eq(out, "redis://u:***@h:1/2");
+    rconn_url_redact("redis://:a@b@h", out, sizeof out);
+    cr_assert_str_eq(out, "redis://:***@h");
+    rconn_url_redact("redis://h:1", out, sizeof out);
+    cr_assert_str_eq(out, "redis://h:1");
+    rconn_url_redact("unix:/tmp/r.sock", out, sizeof out);
+    cr_assert_str_eq(out, "unix:/tmp/r.sock");
+    char tiny[10];
+    cr_assert_eq(rconn_url_redact("redis://u:hunter2@host", tiny, sizeof tiny),
+                 strlen("redis://u:***@host"));
+    cr_assert_str_eq(tiny, "redis://u");
 }
 
 Test(rconn_url, bad_urls)
 {
     static const char *bad[] = {
         "",
+        "Embedded",
         "localhost:6379",
         "http://127.0.0.1:6379",
         "redis://",
@@ -331,11 +404,16 @@ Test(rconn_url, bad_urls)
         "redis://host:6379/-1",
         "redis://host:6379/1/2",
         "redis://host:6379?db=1",
-        "redis://user:pw@host:6379",
+        "redis://user@host:6379",
+        "redis://user:@host:6379",
+        "redis://:@host:6379",
+        "redis://@host:6379",
+        "redis://u:p%4@host",
         "redis://ho st:6379",
         "redis://[::1:6379",
         "unix:",
         "unix:relative/path.sock",
+        "unix:/x?foo=1",
         "unix:/tmp/r.sock?db=",
         "unix:/tmp/r.sock?db=x",
         "unix:/tmp/r.sock?db=1x",
@@ -343,25 +421,35 @@ Test(rconn_url, bad_urls)
         "unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock",
     };
-    char host[64], path[128], err[128];
-    int port, db;
+    struct rconn_url u;
+    char err[256];
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
-        cr_assert_eq(rconn_url_parse(bad[i], host, sizeof host, &port, path, sizeof path, &db,
-                                     err, sizeof err), -1, "accepted bad url '%s'", bad[i]);
+        memset(&u, 0x5a, sizeof u);
+        cr_assert_eq(rconn_url_parse(bad[i], &u, err, sizeof err), -1, "accepted bad url '%s'",
+                     bad[i]);
         cr_assert(err[0] != '\0', "no message for '%s'", bad[i]);
+        cr_assert_eq(u.host[0], 0x5a, "output written on failure for '%s'", bad[i]);
     }
-    cr_assert_eq(rconn_url_parse(NULL, host, sizeof host, &port, path, sizeof path, &db, err,
-                                 sizeof err), -1);
+    cr_assert_eq(rconn_url_parse(NULL, &u, err, sizeof err), -1);
 
-    /* A host that does not fit the caller's buffer is an error, not a truncation. */
-    char tiny[4];
-    cr_assert_eq(rconn_url_parse("redis://localhost", tiny, sizeof tiny, &port, NULL, 0, &db, err,
-                                 sizeof err), -1);
+    /* A URL longer than the limit is an error, not a truncation. */
+    char longurl[RCONN_URL_MAX + 16];
+    memset(longurl, 'a', sizeof longurl);
+    memcpy(longurl, "redis://", 8);
+    longurl[sizeof longurl - 1] = '\0';
+    cr_assert_eq(rconn_url_parse(longurl, &u, err, sizeof err), -1);
+
+    struct event_base *b = event_base_new();
+    /* "embedded" is a valid url, but not one the client connects to. */
+    struct rconn_opts e = {.url = "embedded"};
+    cr_assert_null(rconn_new(b, &e, err, sizeof err));
+    cr_assert(strstr(err, "embedded") != NULL, "%s", err);
+    event_base_free(b);
 
     /* rconn_new refuses a bad url with the same message and creates nothing. */
-    struct event_base *b = event_base_new();
+    b = event_base_new();
     struct rconn_opts o = {.url = "redis://host:99999"};
     cr_assert_null(rconn_new(b, &o, err, sizeof err));
     cr_assert(strstr(err, "port") != NULL, "%s", err);
@@ -452,6 +540,52 @@ Test(rconn, unix_socket_and_select_db)
     rconn_free(ux);
     rconn_free(db2);
     rconn_free(db0);
+}
+
+/* AUTH is the first command of every connect: with the right password (default user, then an
+ * ACL user) the connection becomes usable; with a wrong one it never does, and it is retried. */
+Test(rconn, auth_password_and_acl_user)
+{
+    struct rconn *admin = connect_tcp(0, 2000, 16);
+    struct res r = sync_cmd(admin, "ACL SETUSER app on >apppw ~* &* +@all", NULL, NULL);
+    cr_assert_str_eq(r.str, "OK");
+    r = sync_cmd(admin, "CONFIG SET requirepass %s", "s3cret%", NULL);
+    cr_assert_str_eq(r.str, "OK");
+
+    char url[256];
+    snprintf(url, sizeof url, "redis://:s3cret%%25@127.0.0.1:%d/1", redis_port);
+    struct rconn *ok = connect_url(url, 2000, 16);
+    cr_assert(run_until(is_connected, ok, 10), "no connection with the password");
+    r = sync_cmd(ok, "CLIENT %s", "INFO", NULL);
+    cr_assert(strstr(r.str, "user=default") != NULL, "%s", r.str);
+    cr_assert(strstr(r.str, "db=1") != NULL, "%s", r.str);
+
+    snprintf(url, sizeof url, "redis://app:apppw@127.0.0.1:%d", redis_port);
+    struct rconn *acl = connect_url(url, 2000, 16);
+    cr_assert(run_until(is_connected, acl, 10), "no connection as the ACL user");
+    r = sync_cmd(acl, "ACL %s", "WHOAMI", NULL);
+    cr_assert_str_eq(r.str, "app");
+
+    snprintf(url, sizeof url, "redis://app:wrong@127.0.0.1:%d", redis_port);
+    struct rconn *bad = connect_url(url, 2000, 16);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    struct rconn *none = connect_url(url, 2000, 16);
+    run_until(NULL, NULL, 0.5);
+    cr_assert_neq(rconn_state(bad), RCONN_CONNECTED);
+    cr_assert_neq(rconn_state(none), RCONN_CONNECTED, "PING without AUTH counted as usable");
+    struct rconn_stats st;
+    rconn_get_stats(bad, &st);
+    cr_assert_eq(st.connects, 0);
+    cr_assert_eq(rconn_command(bad, rec_cb, &r, "PING"), -1);
+    cr_assert_eq(rconn_last_refusal(bad), RCONN_REFUSED_CLOSED);
+
+    /* The admin connection predates requirepass and stays authenticated; undo for teardown. */
+    r = sync_cmd(admin, "CONFIG SET requirepass %s", "", NULL);
+    rconn_free(bad);
+    rconn_free(none);
+    rconn_free(acl);
+    rconn_free(ok);
+    rconn_free(admin);
 }
 
 Test(rconn, select_refused_never_connects)
