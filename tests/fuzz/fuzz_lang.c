@@ -16,16 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "fuzz_lang: %s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                               \
-            abort();                                                                      \
-        }                                                                                 \
-    } while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char *trim(char *s)
 {

@@ -26,16 +26,9 @@
 
 #include "antre/token.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz_token: %s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define K1 "k1 6b1c0d2e3f405162738495a6b7c8d9eafb0c1d2e3f405162738495a6b7c8d9ea\n"
 #define K2 "k2 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n"
