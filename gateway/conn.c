@@ -21,6 +21,7 @@
 #include "antre/codec.h"
 #include "antre/log.h"
 #include "gateway.h"
+#include "lang.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -121,30 +122,6 @@ static void set_request_id(struct conn *c)
     codec_hex_encode(low48, sizeof low48, c->reqid + 8, sizeof c->reqid - 8);
 }
 
-/* Accept-Language: English when an "en" tag has a higher weight than any "id" tag. */
-static int prefers_english(const char *v, size_t len)
-{
-    double best_id = 0, best_en = 0;
-    const char *end = v + len;
-    while (v < end) {
-        while (v < end && (*v == ' ' || *v == ',')) v++;
-        const char *tag = v;
-        while (v < end && *v != ',' && *v != ';' && *v != ' ') v++;
-        size_t tl = (size_t)(v - tag);
-        double q = 1.0;
-        while (v < end && *v != ',') {
-            if (*v == 'q' && v + 1 < end && v[1] == '=') q = strtod(v + 2, NULL);
-            v++;
-        }
-        if (tl >= 2 && (tag[0] | 32) == 'e' && (tag[1] | 32) == 'n' && (tl == 2 || tag[2] == '-'))
-            best_en = q > best_en ? q : best_en;
-        else if (tl >= 2 && (tag[0] | 32) == 'i' && ((tag[1] | 32) == 'd' || (tag[1] | 32) == 'n') &&
-                 (tl == 2 || tag[2] == '-'))
-            best_id = q > best_id ? q : best_id;
-    }
-    return best_en > best_id;
-}
-
 static int body_sink(void *arg, const char *data, size_t len)
 {
     struct conn *c = arg;
@@ -204,7 +181,7 @@ static void on_head(struct conn *c)
 
     c->t_head_ns = gw_now_ns();
     v = request_header(r, "accept-language", &len);
-    c->lang_en = v ? prefers_english(v, len) : 0;
+    c->lang_en = v ? lang_prefers_english(v, len) : 0;
     c->head_only = r->method == HTTP_HEAD;
     set_request_id(c);
     if (gw->draining) c->close_after = 1;

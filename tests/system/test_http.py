@@ -799,6 +799,8 @@ def test_metrics_count_requests_latency_and_connections(gateway):
     key = 'antre_http_requests_total{route="healthz",status="200"}'
     key404 = 'antre_http_requests_total{route="none",status="404"}'
     count0 = m0["antre_http_request_duration_seconds_count"]
+    sum0 = m0["antre_http_request_duration_seconds_sum"]
+    slow = 0.3
     with Conn(gateway.port) as c:
         for _ in range(5):
             c.request("GET", "/healthz")
@@ -806,17 +808,34 @@ def test_metrics_count_requests_latency_and_connections(gateway):
         for _ in range(2):
             c.request("GET", "/nope")
             assert c.read_response().status == 404
+        # One request slow on purpose: its body comes SLOW seconds after its head, and a
+        # request is timed from its head to its answer.
+        c.send(build("GET", "/healthz", {"Content-Length": "4"}))
+        time.sleep(slow)
+        c.send(b"body")
+        assert c.read_response().status == 200
     m1 = gateway.metrics()
-    assert m1.get(key, 0) - m0.get(key, 0) == 5
+    assert m1.get(key, 0) - m0.get(key, 0) == 6
     assert m1.get(key404, 0) - m0.get(key404, 0) == 2
-    assert m1["antre_http_request_duration_seconds_count"] - count0 >= 7
+    counted = m1["antre_http_request_duration_seconds_count"] - count0
+    assert counted >= 8
     buckets = [(k, v) for k, v in m1.items()
                if k.startswith("antre_http_request_duration_seconds_bucket")]
     values = [v for _, v in buckets]
     assert values == sorted(values), "histogram buckets not cumulative"
     assert buckets[-1][0].endswith('le="+Inf"}')
     assert values[-1] == m1["antre_http_request_duration_seconds_count"]
-    assert m1["antre_http_request_duration_seconds_sum"] >= 0
+    # The sum grew by the slow request's latency at least, and not by much more: the others
+    # are fast (HANG seconds each is far more than any of them takes).
+    grown = m1["antre_http_request_duration_seconds_sum"] - sum0
+    assert slow <= grown < slow + counted * HANG, grown
+    # ...and the slow request sits above every bucket below SLOW.
+    b0 = {k: v for k, v in m0.items() if k.startswith("antre_http_request_duration_seconds_bucket")}
+    below = [k for k, _ in buckets
+             if not k.endswith('le="+Inf"}') and float(k.split('le="')[1].rstrip('"}')) < slow]
+    assert below, "no bucket below %s s" % slow
+    for k in below:
+        assert m1[k] - b0.get(k, 0) <= counted - 1, k
 
     held = [Conn(gateway.port) for _ in range(3)]
     try:
