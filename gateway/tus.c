@@ -149,11 +149,13 @@ static void fail_locked(struct conn *c) { fail(c, ERR_UPLOAD_LOCKED, NULL, NULL)
 static void fail_complete(struct conn *c) { fail(c, ERR_UPLOAD_COMPLETE, NULL, NULL); }
 static void fail_internal(struct conn *c) { fail(c, ERR_INTERNAL_ERROR, NULL, NULL); }
 
+#define TYPE_MSG_ID \
+    "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi."
+#define TYPE_MSG_EN "The photo must be a JPEG or PNG; save it as a JPEG and upload again."
+
 static void fail_type(struct conn *c)
 {
-    fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
-             "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi.",
-             "The photo must be a JPEG or PNG; save it as a JPEG and upload again.", NULL);
+    fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL, TYPE_MSG_ID, TYPE_MSG_EN, NULL);
 }
 
 /* Redis is not connected, or a command failed or timed out. */
@@ -276,28 +278,34 @@ struct create {
     char id[IDENT_LEN + 1];
 };
 
-static void fail_metadata(struct conn *c, const char *field, const char *msg_id,
-                          const char *msg_en)
+static int meta_fail(struct tus_meta_error *e, enum error_id code, const char *field,
+                     const char *msg_id, const char *msg_en)
 {
-    fail_msg(c, ERR_INVALID_METADATA, field, msg_id, msg_en, NULL);
+    e->code = code;
+    e->field = field;
+    e->msg_id = msg_id;
+    e->msg_en = msg_en;
+    return -1;
 }
 
-/* Parse Upload-Metadata (V, LEN; V may be NULL) into IN: registration_id and kind required,
- * filetype optional; other keys are kept and echoed but not used. 0, or -1 after answering. */
-static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_info *in)
+/* The decoded value DEC (DL bytes, may hold NULs) is exactly the string WANT. */
+static int value_is(const unsigned char *dec, size_t dl, const char *want)
+{
+    return dl == strlen(want) && memcmp(dec, want, dl) == 0;
+}
+
+int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tus_meta_error *e)
 {
     int have_reg = 0, have_kind = 0, have_type = 0;
-    if (len > TUS_META_MAX) {
-        fail_metadata(c, NULL, "Upload-Metadata terlalu panjang (maksimal 1024 byte).",
-                      "Upload-Metadata is too long (at most 1024 bytes).");
-        return -1;
-    }
+    if (len > TUS_META_MAX)
+        return meta_fail(e, ERR_INVALID_METADATA, NULL,
+                         "Upload-Metadata terlalu panjang (maksimal 1024 byte).",
+                         "Upload-Metadata is too long (at most 1024 bytes).");
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) {
-            fail_metadata(c, NULL, "Upload-Metadata memuat karakter yang tidak sah.",
-                          "Upload-Metadata has characters that are not allowed.");
-            return -1;
-        }
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+            return meta_fail(e, ERR_INVALID_METADATA, NULL,
+                             "Upload-Metadata memuat karakter yang tidak sah.",
+                             "Upload-Metadata has characters that are not allowed.");
     if (len) memcpy(in->metadata, v, len);
     in->metadata[len] = 0;
 
@@ -314,57 +322,62 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_
         const char *ve = pe;
         while (ve > val && ve[-1] == ' ') ve--;
         p = pe + 1;
-        if (ke == k) {
-            fail_metadata(c, NULL, "Upload-Metadata memuat kunci kosong.",
-                          "Upload-Metadata has an empty key.");
-            return -1;
-        }
+        if (ke == k)
+            return meta_fail(e, ERR_INVALID_METADATA, NULL, "Upload-Metadata memuat kunci kosong.",
+                             "Upload-Metadata has an empty key.");
         unsigned char dec[192];
-        ssize_t dl = codec_b64_decode(val, (size_t)(ve - val), dec, sizeof dec - 1);
-        if (dl < 0) {
-            fail_metadata(c, NULL, "Nilai Upload-Metadata harus berupa Base64.",
-                          "Upload-Metadata values must be Base64.");
-            return -1;
-        }
+        ssize_t n = codec_b64_decode(val, (size_t)(ve - val), dec, sizeof dec - 1);
+        if (n < 0)
+            return meta_fail(e, ERR_INVALID_METADATA, NULL,
+                             "Nilai Upload-Metadata harus berupa Base64.",
+                             "Upload-Metadata values must be Base64.");
+        size_t dl = (size_t)n, kl = (size_t)(ke - k);
         dec[dl] = 0;
-        size_t kl = (size_t)(ke - k);
+        /* Values are compared with their length: a decoded NUL must not cut "ktp\0..." to
+         * "ktp". */
         if (kl == 15 && memcmp(k, "registration_id", 15) == 0) {
-            if (have_reg++ || !ident_valid((const char *)dec, dl)) {
-                fail_metadata(c, "registration_id",
-                              "registration_id tidak valid; pakai id dari pendaftaran Anda.",
-                              "registration_id is not valid; use the id of your registration.");
-                return -1;
-            }
+            if (have_reg++ || !ident_valid((const char *)dec, dl))
+                return meta_fail(e, ERR_INVALID_METADATA, "registration_id",
+                                 "registration_id tidak valid; pakai id dari pendaftaran Anda.",
+                                 "registration_id is not valid; use the id of your "
+                                 "registration.");
             memcpy(in->reg, dec, IDENT_LEN + 1);
         } else if (kl == 4 && memcmp(k, "kind", 4) == 0) {
-            if (have_kind++ || (strcmp((char *)dec, "ktp") && strcmp((char *)dec, "selfie"))) {
-                fail_metadata(c, "kind", "kind harus ktp atau selfie.",
-                              "kind must be ktp or selfie.");
-                return -1;
-            }
-            strcpy(in->kind, (char *)dec);
+            if (have_kind++ || (!value_is(dec, dl, "ktp") && !value_is(dec, dl, "selfie")))
+                return meta_fail(e, ERR_INVALID_METADATA, "kind", "kind harus ktp atau selfie.",
+                                 "kind must be ktp or selfie.");
+            memcpy(in->kind, dec, dl + 1);
         } else if (kl == 8 && memcmp(k, "filetype", 8) == 0) {
-            if (have_type++) {
-                fail_metadata(c, "filetype", "filetype disebut lebih dari sekali.",
-                              "filetype is given more than once.");
-                return -1;
-            }
-            if (strcmp((char *)dec, "image/jpeg") && strcmp((char *)dec, "image/png")) {
-                fail_type(c);
-                return -1;
-            }
-            strcpy(in->content_type, (char *)dec);
+            if (have_type++)
+                return meta_fail(e, ERR_INVALID_METADATA, "filetype",
+                                 "filetype disebut lebih dari sekali.",
+                                 "filetype is given more than once.");
+            if (!value_is(dec, dl, "image/jpeg") && !value_is(dec, dl, "image/png"))
+                return meta_fail(e, ERR_UNSUPPORTED_MEDIA_TYPE, "filetype", TYPE_MSG_ID,
+                                 TYPE_MSG_EN);
+            memcpy(in->content_type, dec, dl + 1);
         }
     }
-    if (!have_reg) {
-        fail_metadata(c, "registration_id",
-                      "Sebutkan registration_id di Upload-Metadata.",
-                      "Name the registration_id in Upload-Metadata.");
-        return -1;
-    }
-    if (!have_kind) {
-        fail_metadata(c, "kind", "Sebutkan kind (ktp atau selfie) di Upload-Metadata.",
-                      "Name the kind (ktp or selfie) in Upload-Metadata.");
+    if (!have_reg)
+        return meta_fail(e, ERR_INVALID_METADATA, "registration_id",
+                         "Sebutkan registration_id di Upload-Metadata.",
+                         "Name the registration_id in Upload-Metadata.");
+    if (!have_kind)
+        return meta_fail(e, ERR_INVALID_METADATA, "kind",
+                         "Sebutkan kind (ktp atau selfie) di Upload-Metadata.",
+                         "Name the kind (ktp or selfie) in Upload-Metadata.");
+    return 0;
+}
+
+/* Parse Upload-Metadata (V, LEN; V may be NULL) into IN and check that the registration is the
+ * session's. 0, or -1 after answering. */
+static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_info *in)
+{
+    struct tus_meta_error e;
+    if (tus_metadata_parse(v, len, in, &e) < 0) {
+        /* A filetype we do not take answers as any other wrong type, with no field. */
+        fail_msg(c, e.code, e.code == ERR_UNSUPPORTED_MEDIA_TYPE ? NULL : e.field, e.msg_id,
+                 e.msg_en, NULL);
         return -1;
     }
     if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, c->session.owner)) {
