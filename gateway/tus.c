@@ -63,13 +63,13 @@
 /* A request working on one upload: a PATCH streaming its body, or any request queuing a
  * complete upload or terminating one. Listed while alive, so that one upload has one writer
  * per process. */
-enum job_kind { JOB_PATCH, JOB_HEAD, JOB_DELETE };
+enum op_kind { OP_PATCH, OP_HEAD, OP_DELETE };
 
-struct job {
-    struct job *next;
+struct op {
+    struct op *next;
     struct conn *c;
     struct gw *gw;
-    enum job_kind kind;
+    enum op_kind kind;
     char id[IDENT_LEN + 1];
     struct tus_info info;
     int lockfd;                       /* holds the flock on the data file; -1 none */
@@ -85,7 +85,7 @@ struct job {
     char content_type[16];            /* detected from the bytes at completion */
 };
 
-static struct job *jobs;
+static struct op *ops;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -203,19 +203,19 @@ static int upload_id(struct conn *c, char id[IDENT_LEN + 1])
     return 0;
 }
 
-/* ---- jobs --------------------------------------------------------------------------------- */
+/* ---- ops --------------------------------------------------------------------------------- */
 
-static struct job *job_find(const char *id)
+static struct op *op_find(const char *id)
 {
-    for (struct job *j = jobs; j; j = j->next)
+    for (struct op *j = ops; j; j = j->next)
         if (strcmp(j->id, id) == 0) return j;
     return NULL;
 }
 
-static struct job *job_new(struct conn *c, enum job_kind kind, const char *id,
+static struct op *op_new(struct conn *c, enum op_kind kind, const char *id,
                            const struct tus_info *in)
 {
-    struct job *j = calloc(1, sizeof *j);
+    struct op *j = calloc(1, sizeof *j);
     if (!j) abort();
     j->c = c;
     j->gw = c->gw;
@@ -223,15 +223,15 @@ static struct job *job_new(struct conn *c, enum job_kind kind, const char *id,
     memcpy(j->id, id, IDENT_LEN + 1);
     if (in) j->info = *in;
     j->lockfd = -1;
-    j->next = jobs;
-    jobs = j;
+    j->next = ops;
+    ops = j;
     return j;
 }
 
 /* Unlist J, release its lock and free it. An open spool file is closed as it is. */
-static void job_free(struct job *j)
+static void op_free(struct op *j)
 {
-    for (struct job **pp = &jobs; *pp; pp = &(*pp)->next)
+    for (struct op **pp = &ops; *pp; pp = &(*pp)->next)
         if (*pp == j) {
             *pp = j->next;
             break;
@@ -543,7 +543,7 @@ static void answer_head(struct conn *c, const struct tus_info *in, uint64_t offs
 }
 
 /* The job is in Redis: the upload is no longer receiving. */
-static void queued(struct job *j)
+static void queued(struct op *j)
 {
     struct gw *gw = j->gw;
     struct conn *c = j->c;
@@ -553,7 +553,7 @@ static void queued(struct job *j)
     tus_store_release(gw, j->id);
     log_info("tus: complete id=%s bytes=%llu type=%s", j->id,
              (unsigned long long)j->info.length, j->content_type);
-    if (j->kind == JOB_HEAD) {
+    if (j->kind == OP_HEAD) {
         answer_head(c, &j->info, j->info.length, 0);
     } else {
         char n[24];
@@ -562,20 +562,20 @@ static void queued(struct job *j)
         reply_header(c, "Upload-Offset", n);
         reply_raw(c, 204, NULL, "", 0);
     }
-    job_free(j);
+    op_free(j);
 }
 
 /* Queuing failed: the upload stays complete-but-unqueued for the next HEAD or PATCH. */
-static void finalize_failed(struct job *j, const char *why)
+static void finalize_failed(struct op *j, const char *why)
 {
     log_warn("tus: not queued id=%s err=%s", j->id, why);
     redis_down(j->c);
-    job_free(j);
+    op_free(j);
 }
 
 static void on_enqueued(void *arg, const redisReply *rep, const char *err)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (err || !rep || rep->type == REDIS_REPLY_ERROR) {
         finalize_failed(j, err ? err : rep && rep->str ? rep->str : "?");
         return;
@@ -585,7 +585,7 @@ static void on_enqueued(void *arg, const redisReply *rep, const char *err)
 
 static void on_state(void *arg, const redisReply *rep, const char *err)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (err || !rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
         finalize_failed(j, err ? err : "unexpected reply");
         return;
@@ -605,7 +605,7 @@ static void on_state(void *arg, const redisReply *rep, const char *err)
 
 /* All bytes are in and on disk, and J holds the lock: check what they are, then queue the
  * job. Answers J's request. */
-static void finalize(struct job *j)
+static void finalize(struct op *j)
 {
     struct gw *gw = j->gw;
     j->finishing = 1;
@@ -614,7 +614,7 @@ static void finalize(struct job *j)
         log_error("tus: complete upload has the wrong size id=%s", j->id);
         tus_store_remove(gw, j->id);
         fail_internal(j->c);
-        job_free(j);
+        op_free(j);
         return;
     }
     enum sniff_type t = tus_store_sniff(gw, j->id);
@@ -623,7 +623,7 @@ static void finalize(struct job *j)
                  sniff_mime(t) ? sniff_mime(t) : "unknown");
         tus_store_remove(gw, j->id);
         fail_type(j->c);
-        job_free(j);
+        op_free(j);
         return;
     }
     snprintf(j->content_type, sizeof j->content_type, "%s", sniff_mime(t));
@@ -696,7 +696,7 @@ static void head_upload(struct conn *c, const char *id)
     }
     /* Complete but not yet queued (Redis failed at the last step, or the connection dropped
      * after the last byte): queue it now, and say "complete" only once it is. */
-    if (job_find(id)) {
+    if (op_find(id)) {
         fail(c, ERR_UPLOAD_FINISHING, NULL, NULL);
         return;
     }
@@ -709,7 +709,7 @@ static void head_upload(struct conn *c, const char *id)
         fail(c, ERR_UPLOAD_FINISHING, NULL, NULL);
         return;
     }
-    struct job *j = job_new(c, JOB_HEAD, id, &in);
+    struct op *j = op_new(c, OP_HEAD, id, &in);
     j->lockfd = fd;
     finalize(j);
 }
@@ -727,7 +727,7 @@ static void head_route(struct conn *c, struct request *r, const struct route_par
 /* Body sink: append to the data file, hashing the chunk when a checksum was sent. */
 static int patch_sink(void *arg, const char *data, size_t len)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (j->bad_type) return 0; /* read and dropped: the answer will be 415 */
     if (j->start == 0 && j->siglen < SIG_LEN) {
         size_t take = len < SIG_LEN - j->siglen ? len : SIG_LEN - j->siglen;
@@ -752,7 +752,7 @@ static int patch_sink(void *arg, const char *data, size_t len)
 static void patch_abort(struct conn *c, void *arg)
 {
     (void)c;
-    struct job *j = arg;
+    struct op *j = arg;
     uint64_t got = j->sp ? spool_size(j->sp) : j->start;
     if (j->md || j->bad_type) {
         tus_store_truncate(j->gw, j->id, j->start);
@@ -764,7 +764,7 @@ static void patch_abort(struct conn *c, void *arg)
     }
     log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id,
              (unsigned long long)j->start, (unsigned long long)(got - j->start));
-    job_free(j);
+    op_free(j);
 }
 
 static const EVP_MD *checksum_md(const char *name, size_t len)
@@ -826,7 +826,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         fail_expired(c);
         return -1;
     }
-    struct job *old = job_find(id);
+    struct op *old = op_find(id);
     if (old && old->finishing) {
         fail_locked(c);
         return -1;
@@ -875,7 +875,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         return -1;
     }
 
-    struct job *j = job_new(c, JOB_PATCH, id, &in);
+    struct op *j = op_new(c, OP_PATCH, id, &in);
     j->lockfd = fd;
     j->sp = s;
     j->start = size;
@@ -895,13 +895,13 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
 static void patch_route(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
-    struct job *j = r->body_arg;
+    struct op *j = r->body_arg;
     struct gw *gw = c->gw;
     conn_set_abort(c, NULL, NULL); /* from here this function answers */
     if (j->bad_type) {
         tus_store_remove(gw, j->id);
         fail_type(c);
-        job_free(j);
+        op_free(j);
         return;
     }
     if (j->md) {
@@ -917,7 +917,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
             reply_header(c, "Upload-Offset", n);
             fail(c, ERR_CHECKSUM_MISMATCH, "Upload-Checksum",
                  json_pack("{s:I}", "offset", (json_int_t)j->start));
-            job_free(j);
+            op_free(j);
             return;
         }
     }
@@ -929,7 +929,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
     } else if (spool_finish(s) < 0) { /* the data file is gone with the error */
         tus_store_remove(gw, j->id);
         fail_internal(c);
-        job_free(j);
+        op_free(j);
         return;
     }
     if (offset < j->info.length) {
@@ -940,7 +940,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
         reply_header(c, "Upload-Offset", n);
         reply_header(c, "Upload-Expires", date);
         reply_raw(c, 204, NULL, "", 0);
-        job_free(j);
+        op_free(j);
         return;
     }
     finalize(j);
@@ -950,10 +950,10 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
 
 static void on_deleted(void *arg, const redisReply *rep, const char *err)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
         redis_down(j->c);
-        job_free(j);
+        op_free(j);
         return;
     }
     tus_store_unlink(j->gw, j->id);
@@ -961,7 +961,7 @@ static void on_deleted(void *arg, const redisReply *rep, const char *err)
     log_info("tus: terminated id=%s", j->id);
     reply_header(j->c, "Tus-Resumable", TUS_VERSION);
     reply_raw(j->c, 204, NULL, "", 0);
-    job_free(j);
+    op_free(j);
 }
 
 static void delete_upload(struct conn *c, const char *id)
@@ -974,7 +974,7 @@ static void delete_upload(struct conn *c, const char *id)
         else fail_unknown(c);
         return;
     }
-    struct job *old = job_find(id);
+    struct op *old = op_find(id);
     if (old && old->finishing) {
         fail_locked(c);
         return;
@@ -985,12 +985,12 @@ static void delete_upload(struct conn *c, const char *id)
         fail_locked(c);
         return;
     }
-    struct job *j = job_new(c, JOB_DELETE, id, &in);
+    struct op *j = op_new(c, OP_DELETE, id, &in);
     j->lockfd = fd >= 0 ? fd : -1; /* no data file: the rest is removed all the same */
     j->finishing = 1;
     if (tus_store_record_delete(gw, id, on_deleted, j) < 0) {
         redis_refused(c);
-        job_free(j);
+        op_free(j);
     }
 }
 
@@ -1044,7 +1044,7 @@ static void override_route(struct conn *c, struct request *r, const struct route
 /* The sweep's hook: a request of this process is working on upload ID. */
 static int busy(const char *id)
 {
-    return job_find(id) != NULL;
+    return op_find(id) != NULL;
 }
 
 void tus_init(struct gw *gw)
@@ -1054,7 +1054,7 @@ void tus_init(struct gw *gw)
 
 void tus_free(struct gw *gw)
 {
-    while (jobs) job_free(jobs);
+    while (ops) op_free(ops);
     tus_store_free(gw);
 }
 
