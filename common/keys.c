@@ -28,12 +28,18 @@ int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char f
     return snprintf(buf, KEYS_MAX, "antre:{%s}:app:%02x%02x", room, h[0], h[1]);
 }
 
+static const char *const stream_names[KEYS_INTAKE__COUNT] = {
+    [KEYS_STREAM_REGISTER] = "register", [KEYS_STREAM_UPLOAD] = "upload",
+    [KEYS_STREAM_VERIFY] = "verify"};
+
 int keys_stream(char *buf, enum keys_intake q)
 {
-    static const char *const names[KEYS_INTAKE__COUNT] = {
-        [KEYS_STREAM_REGISTER] = "register", [KEYS_STREAM_UPLOAD] = "upload",
-        [KEYS_STREAM_VERIFY] = "verify"};
-    return snprintf(buf, KEYS_MAX, "antre:{intake}:q:%s", names[q]);
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:q:%s", stream_names[q]);
+}
+
+int keys_stream_dead(char *buf, enum keys_intake q)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:dead:%s", stream_names[q]);
 }
 
 int keys_registration(char *buf, const char *id)

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "antre/codec.h"
+#include "antre/job.h"
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
@@ -125,7 +126,7 @@ static void write_registration(struct create *cr)
     codec_hex_encode(h, sizeof h, nik_hex, sizeof nik_hex);
     keys_nik(knik, nik_hex);
     keys_registration(kreg, cr->id);
-    keys_stream(kstream, KEYS_STREAM_REGISTER);
+    job_stream_key(kstream, JOB_REGISTER);
     snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -137,8 +138,23 @@ static void write_registration(struct create *cr)
                           "owner", c->session.owner, "room", c->session.room,
                           "created_at", now, "confirm_mismatch", cr->confirm_mismatch ? "1" : "0",
                           "email_state", "unverified", "phone_state", "unverified"};
-    if (script_call(c->gw->redis, &intake, on_registered, cr, 4, keys,
-                    (int)(sizeof args / sizeof args[0]), args) < 0) {
+    /* The stream entry (job.h) goes between the six fixed arguments and the record's fields. */
+    struct job job = {.queue = JOB_REGISTER};
+    snprintf(job.registration_id, sizeof job.registration_id, "%s", cr->id);
+    const char *argv[sizeof args / sizeof args[0] + JOB_ARGV_MAX];
+    char njob[4], jerr[128];
+    int n = job_argv(&job, njob, argv + 6, jerr, sizeof jerr);
+    if (n < 0) {
+        log_error("registration: %s", jerr);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        release_claim(cr);
+        free(cr);
+        return;
+    }
+    memcpy(argv, args, 6 * sizeof *argv);
+    memcpy(argv + 6 + n, args + 6, (sizeof args / sizeof args[0] - 6) * sizeof *argv);
+    n += (int)(sizeof args / sizeof args[0]);
+    if (script_call(c->gw->redis, &intake, on_registered, cr, 4, keys, n, argv) < 0) {
         reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         free(cr);
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "antre/fileutil.h"
+#include "antre/job.h"
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
@@ -235,18 +236,32 @@ int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, cons
                   void *arg)
 {
     if (!intake_script.src) script_init(&intake_script, lua_intake);
+    /* The stream entry is the job contract's (job.h); the record holds the rest. */
+    struct job job = {.queue = JOB_UPLOAD};
+    snprintf(job.upload_id, sizeof job.upload_id, "%s", upload_id);
+    snprintf(job.registration_id, sizeof job.registration_id, "%s", reg_id);
+    snprintf(job.kind, sizeof job.kind, "%s", kind);
+    char njob[4], err[128];
+    const char *jobv[JOB_ARGV_MAX];
+    int nj = job_argv(&job, njob, jobv, err, sizeof err);
+    if (nj < 0) {
+        log_error("spool: %s", err);
+        return -1;
+    }
     char kupl[KEYS_MAX], kreg[KEYS_MAX], kstream[KEYS_MAX], nbytes[24], now[24];
     keys_upload(kupl, upload_id);
     keys_registration(kreg, reg_id);
-    keys_stream(kstream, KEYS_STREAM_UPLOAD);
+    job_stream_key(kstream, JOB_UPLOAD);
     snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)bytes);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof now, "%lld", (long long)tv.tv_sec);
     const char *keys[3] = {kupl, kreg, kstream};
-    const char *args[] = {"upload", upload_id, reg_id, kind,
-                          "registration_id", reg_id, "kind", kind, "path", path,
-                          "bytes", nbytes, "content_type", content_type, "queued_at", now};
-    return script_call(gw->redis, &intake_script, cb, arg, 3, keys,
-                       (int)(sizeof args / sizeof args[0]), args);
+    const char *args[4 + JOB_ARGV_MAX + 12] = {"upload", upload_id, reg_id, kind};
+    int n = 4;
+    for (int i = 0; i < nj; i++) args[n++] = jobv[i];
+    const char *rec[] = {"registration_id", reg_id, "kind", kind, "path", path,
+                         "bytes", nbytes, "content_type", content_type, "queued_at", now};
+    for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) args[n++] = rec[i];
+    return script_call(gw->redis, &intake_script, cb, arg, 3, keys, n, args);
 }

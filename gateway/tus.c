@@ -4,19 +4,16 @@
  * X-HTTP-Method-Override on POST /v1/uploads/{id} (core protocol). Not offered:
  * creation-with-upload, creation-defer-length, concatenation, checksum-trailer.
  *
- * Where things live. An upload ID that is still receiving has two files in [upload] spool_dir:
- *   tus-ID       the bytes received so far, appended to; its size IS the upload's offset;
- *   tus-ID.info  what a PATCH must know before reading a body (Upload-Length, registration,
- *                kind, expiry, metadata), as JSON, so a chunk is checked and streamed to disk
- *                without waiting on Redis;
- * and a record in Redis (keys_upload: state receiving, protocol tus, length, ...) for the
- * status route. When the last byte is in, the file is fsynced and the same job as a single-shot
- * upload is queued (spool_enqueue: record -> processing, the registration's pointer, the
- * `upload` stream entry). Only once Redis confirmed that is tus-ID.info removed and the PATCH
- * answered 204. So "tus-ID.info exists" means "receiving, or complete but not yet queued"; an
- * upload left complete but unqueued (Redis failed at the last step, or the connection dropped
- * after the last byte) is queued by the next HEAD or PATCH, so a client never hears "complete"
- * for an upload whose job is not in Redis. tus-ID itself stays for the worker (the job's path).
+ * Storage (the files of an upload still receiving, its offset, locks, the spool budget it
+ * holds, expiry and its record in Redis) is tus_store.c's; its top comment says where things
+ * live. This file speaks the protocol: it checks headers, parses Upload-Metadata
+ * (tus_metadata_parse), streams PATCH bodies, and answers.
+ *
+ * Completion: when the last byte is in, the data file is fsynced and the same job as a
+ * single-shot upload is queued (spool_enqueue: record -> processing, the registration's
+ * pointer, the `upload` stream entry). Only once Redis confirmed that is tus-ID.info removed and
+ * the PATCH answered 204; an upload left complete but unqueued is queued by the next HEAD or
+ * PATCH, so a client never hears "complete" for an upload whose job is not in Redis.
  *
  * Spool files are local: an upload must be resumed on the machine that received its first
  * bytes (any process there). Ids are owner-marked (ident.h): someone else's upload or
@@ -26,30 +23,12 @@
  * upload over from an older one still streaming (a phone whose connection died without a FIN
  * would hold it until the body timeout); across processes the data file is flock()ed and a
  * second writer gets 409 upload_locked, which tus-js-client retries.
- *
- * Budget: creation reserves the whole Upload-Length (and one upload slot) from this process's
- * spool budget, and the reservation is held while the upload is unfinished, between PATCHes
- * too, until it completes, is terminated or expires. A started upload thus always has room to
- * finish; the price is that an abandoned upload holds its share until tus_expiry_s passes, so
- * keep that short during a wave. A reservation belongs to the process that made it: when
- * another process completes, terminates or expires the upload, the owner notices at its next
- * sweep (tus-ID.info is gone) and gives the reservation back.
- *
- * Expiry: Upload-Expires = creation + [upload] tus_expiry_s, fixed. A request on an expired
- * upload gets 410 and removes it; a timer sweeps the rest every min(60 s, tus_expiry_s / 4).
- *
- * Durability of chunks: the offset is the data file's size, so whatever a crash leaves on disk
- * is exactly what HEAD reports and the client resumes from there; a partial chunk is therefore
- * not fsynced (the event loop does not wait for the disk), only the finished upload is, before
- * its job is queued. Bytes received before a dropped connection are kept for the resume. A
- * chunk sent with Upload-Checksum is all or nothing: cut off or mismatched, it is truncated
- * away. */
+ */
 #include "tus.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
+#include <event2/util.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -57,9 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,38 +50,28 @@
 #include "request.h"
 #include "router.h"
 #include "spool.h"
+#include "tus_store.h"
 
 #define TUS_VERSION "1.0.0"
 #define TUS_EXTENSIONS "creation,expiration,checksum,termination"
 #define TUS_ALGORITHMS "sha1,md5,sha256"
-#define META_MAX 1024            /* Upload-Metadata bytes kept (and echoed by HEAD) */
 #define PATH_LEN (CONF_STR + 64)
 #define NAME_LEN 64
-#define SIG_LEN 8                /* bytes that identify a PNG (a JPEG needs 3) */
+#define SIG_LEN 8                  /* bytes kept to tell a JPEG or PNG (sniff_could_be) */
 #define PATCH_MAX_BODY (1LL << 30) /* the real bound is the upload's remaining length */
-
-/* What tus-ID.info holds. */
-struct info {
-    uint64_t length;
-    int64_t expires;                  /* Unix seconds */
-    char reg[IDENT_LEN + 1];
-    char kind[8];                     /* ktp | selfie */
-    char content_type[16];            /* as declared by `filetype`, or "" */
-    char metadata[META_MAX + 1];      /* Upload-Metadata as the client sent it */
-};
 
 /* A request working on one upload: a PATCH streaming its body, or any request queuing a
  * complete upload or terminating one. Listed while alive, so that one upload has one writer
  * per process. */
-enum job_kind { JOB_PATCH, JOB_HEAD, JOB_DELETE };
+enum op_kind { OP_PATCH, OP_HEAD, OP_DELETE };
 
-struct job {
-    struct job *next;
+struct op {
+    struct op *next;
     struct conn *c;
     struct gw *gw;
-    enum job_kind kind;
+    enum op_kind kind;
     char id[IDENT_LEN + 1];
-    struct info info;
+    struct tus_info info;
     int lockfd;                       /* holds the flock on the data file; -1 none */
     struct spool *sp;                 /* the data file, while a PATCH body streams */
     uint64_t start;                   /* the offset when the PATCH began */
@@ -119,47 +85,22 @@ struct job {
     char content_type[16];            /* detected from the bytes at completion */
 };
 
-/* One upload's share of this process's spool budget. */
-struct resv {
-    struct resv *next;
-    uint64_t bytes;
-    char id[IDENT_LEN + 1];
-};
-
-static struct job *jobs;
-static struct resv *resvs;
-static struct event *sweep_ev;
+static struct op *ops;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static void file_name(char *out, size_t len, const char *id, int info)
-{
-    snprintf(out, len, info ? "tus-%s.info" : "tus-%s", id);
-}
-
-static void file_path(struct gw *gw, char *out, size_t len, const char *id, int info)
-{
-    snprintf(out, len, info ? "%s/tus-%s.info" : "%s/tus-%s", gw->conf.upload.spool_dir, id);
-}
-
 static int64_t now_s(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec;
+    return (int64_t)time(NULL);
 }
 
-/* An RFC 7231 date (IMF-fixdate), independent of the locale. */
+/* An RFC 7231 date (IMF-fixdate) of T into OUT. */
 static void http_date(int64_t t, char out[40])
 {
-    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     time_t tt = (time_t)t;
     struct tm tm;
     gmtime_r(&tt, &tm);
-    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    evutil_date_rfc1123(out, 40, &tm);
 }
 
 /* A header's value without surrounding blanks, or NULL. */
@@ -185,30 +126,6 @@ static int parse_uint(const char *v, size_t len, uint64_t *out)
     return 0;
 }
 
-/* "image/jpeg" or "image/png" from the first LEN bytes of a file, or NULL. */
-static const char *sniff(const unsigned char *b, size_t len)
-{
-    static const unsigned char png[SIG_LEN] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (len >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return "image/jpeg";
-    if (len >= SIG_LEN && memcmp(b, png, SIG_LEN) == 0) return "image/png";
-    return NULL;
-}
-
-/* Could bytes starting with these LEN (< SIG_LEN) still become a JPEG or PNG? */
-static int sniff_possible(const unsigned char *b, size_t len)
-{
-    static const unsigned char png[SIG_LEN] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    static const unsigned char jpg[3] = {0xff, 0xd8, 0xff};
-    return memcmp(b, png, len) == 0 || memcmp(b, jpg, len < 3 ? len : 3) == 0;
-}
-
-static void ignore_reply(void *arg, const redisReply *r, const char *err)
-{
-    (void)arg;
-    (void)r;
-    if (err) log_warn("tus: redis command failed err=%s", err);
-}
-
 /* ---- answers ------------------------------------------------------------------------------ */
 
 /* Every tus answer carries Tus-Resumable, errors included. */
@@ -232,11 +149,13 @@ static void fail_locked(struct conn *c) { fail(c, ERR_UPLOAD_LOCKED, NULL, NULL)
 static void fail_complete(struct conn *c) { fail(c, ERR_UPLOAD_COMPLETE, NULL, NULL); }
 static void fail_internal(struct conn *c) { fail(c, ERR_INTERNAL_ERROR, NULL, NULL); }
 
+#define TYPE_MSG_ID \
+    "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi."
+#define TYPE_MSG_EN "The photo must be a JPEG or PNG; save it as a JPEG and upload again."
+
 static void fail_type(struct conn *c)
 {
-    fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
-             "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi.",
-             "The photo must be a JPEG or PNG; save it as a JPEG and upload again.", NULL);
+    fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL, TYPE_MSG_ID, TYPE_MSG_EN, NULL);
 }
 
 /* Redis is not connected, or a command failed or timed out. */
@@ -284,163 +203,19 @@ static int upload_id(struct conn *c, char id[IDENT_LEN + 1])
     return 0;
 }
 
-/* ---- files -------------------------------------------------------------------------------- */
+/* ---- ops --------------------------------------------------------------------------------- */
 
-/* Read tus-ID.info. 0, or -1 when it is missing or unreadable (logged). */
-static int read_info(struct gw *gw, const char *id, struct info *in)
+static struct op *op_find(const char *id)
 {
-    char path[PATH_LEN];
-    file_path(gw, path, sizeof path, id, 1);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) {
-        if (access(path, F_OK) == 0) log_warn("tus: unreadable %s: %s", path, je.text);
-        return -1;
-    }
-    json_int_t length = 0, expires = 0;
-    const char *reg = "", *kind = "", *ct = "", *meta = "";
-    int rc = json_unpack(j, "{s:I, s:I, s:s, s:s, s:s, s:s}", "length", &length, "expires",
-                         &expires, "registration_id", &reg, "kind", &kind, "content_type", &ct,
-                         "metadata", &meta);
-    if (rc == 0 && length > 0 && strlen(reg) == IDENT_LEN && strlen(kind) < sizeof in->kind &&
-        strlen(ct) < sizeof in->content_type && strlen(meta) <= META_MAX) {
-        memset(in, 0, sizeof *in);
-        in->length = (uint64_t)length;
-        in->expires = (int64_t)expires;
-        strcpy(in->reg, reg);
-        strcpy(in->kind, kind);
-        strcpy(in->content_type, ct);
-        strcpy(in->metadata, meta);
-    } else {
-        log_warn("tus: malformed %s", path);
-        rc = -1;
-    }
-    json_decref(j);
-    return rc;
-}
-
-static int write_info(struct gw *gw, const char *id, const struct info *in, char *err,
-                      size_t errlen)
-{
-    json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "length", (json_int_t)in->length,
-                          "expires", (json_int_t)in->expires, "registration_id", in->reg,
-                          "kind", in->kind, "content_type", in->content_type, "metadata",
-                          in->metadata);
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!text) abort();
-    char name[NAME_LEN];
-    file_name(name, sizeof name, id, 1);
-    struct spool *s = spool_open(gw, name, 0, err, errlen);
-    if (!s) {
-        free(text);
-        return -1;
-    }
-    int rc = spool_write(s, text, strlen(text));
-    free(text);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot write %s", spool_path(s));
-        spool_discard(s);
-        return -1;
-    }
-    spool_close(s);
-    return 0;
-}
-
-/* Size of the data file. 0, or -1 when it is missing. */
-static int data_size(struct gw *gw, const char *id, uint64_t *size)
-{
-    char path[PATH_LEN];
-    struct stat st;
-    file_path(gw, path, sizeof path, id, 0);
-    if (stat(path, &st) < 0) return -1;
-    *size = (uint64_t)st.st_size;
-    return 0;
-}
-
-/* Open upload ID's data file and lock it. The fd holding the lock; -1 when another request
- * holds it; -2 when the file is gone. */
-static int lock_data(struct gw *gw, const char *id)
-{
-    char path[PATH_LEN];
-    file_path(gw, path, sizeof path, id, 0);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -2;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int busy = errno == EWOULDBLOCK;
-        close(fd);
-        return busy ? -1 : -2;
-    }
-    /* The file may have been removed (and another made) between open and flock: a lock on an
-     * unlinked file protects nothing. */
-    struct stat a, b;
-    if (fstat(fd, &a) < 0 || stat(path, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-        close(fd);
-        return -2;
-    }
-    return fd;
-}
-
-/* Cut the data file back to LEN bytes (a discarded chunk). */
-static void truncate_data(struct gw *gw, const char *id, uint64_t len)
-{
-    char path[PATH_LEN];
-    file_path(gw, path, sizeof path, id, 0);
-    if (truncate(path, (off_t)len) < 0)
-        log_error("tus: truncate failed path=%s err=%s", path, strerror(errno));
-}
-
-/* The content type the first bytes of the data file show, or NULL. */
-static const char *sniff_file(struct gw *gw, const char *id)
-{
-    char path[PATH_LEN];
-    unsigned char b[SIG_LEN];
-    file_path(gw, path, sizeof path, id, 0);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
-    ssize_t n = pread(fd, b, sizeof b, 0);
-    close(fd);
-    return n > 0 ? sniff(b, (size_t)n) : NULL;
-}
-
-/* ---- reservations ------------------------------------------------------------------------- */
-
-static void resv_add(const char *id, uint64_t bytes)
-{
-    struct resv *v = calloc(1, sizeof *v);
-    if (!v) abort();
-    memcpy(v->id, id, IDENT_LEN + 1);
-    v->bytes = bytes;
-    v->next = resvs;
-    resvs = v;
-}
-
-/* Give back upload ID's reservation if this process holds it. */
-static void resv_release(struct gw *gw, const char *id)
-{
-    for (struct resv **pp = &resvs; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->id, id) != 0) continue;
-        struct resv *v = *pp;
-        *pp = v->next;
-        spool_budget_release(gw, v->bytes);
-        free(v);
-        return;
-    }
-}
-
-/* ---- jobs --------------------------------------------------------------------------------- */
-
-static struct job *job_find(const char *id)
-{
-    for (struct job *j = jobs; j; j = j->next)
+    for (struct op *j = ops; j; j = j->next)
         if (strcmp(j->id, id) == 0) return j;
     return NULL;
 }
 
-static struct job *job_new(struct conn *c, enum job_kind kind, const char *id,
-                           const struct info *in)
+static struct op *op_new(struct conn *c, enum op_kind kind, const char *id,
+                           const struct tus_info *in)
 {
-    struct job *j = calloc(1, sizeof *j);
+    struct op *j = calloc(1, sizeof *j);
     if (!j) abort();
     j->c = c;
     j->gw = c->gw;
@@ -448,15 +223,15 @@ static struct job *job_new(struct conn *c, enum job_kind kind, const char *id,
     memcpy(j->id, id, IDENT_LEN + 1);
     if (in) j->info = *in;
     j->lockfd = -1;
-    j->next = jobs;
-    jobs = j;
+    j->next = ops;
+    ops = j;
     return j;
 }
 
 /* Unlist J, release its lock and free it. An open spool file is closed as it is. */
-static void job_free(struct job *j)
+static void op_free(struct op *j)
 {
-    for (struct job **pp = &jobs; *pp; pp = &(*pp)->next)
+    for (struct op **pp = &ops; *pp; pp = &(*pp)->next)
         if (*pp == j) {
             *pp = j->next;
             break;
@@ -465,31 +240,6 @@ static void job_free(struct job *j)
     if (j->md) EVP_MD_CTX_free(j->md);
     if (j->lockfd >= 0) close(j->lockfd);
     free(j);
-}
-
-/* Remove upload ID: its files, its record and this process's reservation. The caller holds
- * its lock (or knows nobody can). */
-static void remove_upload(struct gw *gw, const char *id)
-{
-    char path[PATH_LEN], key[KEYS_MAX];
-    file_path(gw, path, sizeof path, id, 0);
-    unlink(path);
-    file_path(gw, path, sizeof path, id, 1);
-    unlink(path);
-    keys_upload(key, id);
-    rconn_command(gw->redis, ignore_reply, NULL, "DEL %s", key);
-    resv_release(gw, id);
-}
-
-/* Remove an expired upload unless a request is working on it. */
-static void expire_upload(struct gw *gw, const char *id)
-{
-    if (job_find(id)) return;
-    int fd = lock_data(gw, id);
-    if (fd == -1) return;
-    remove_upload(gw, id);
-    if (fd >= 0) close(fd);
-    log_info("tus: expired id=%s", id);
 }
 
 /* ---- OPTIONS ------------------------------------------------------------------------------ */
@@ -524,32 +274,38 @@ static int plain_head(struct conn *c, struct request *r, const struct route_para
 
 struct create {
     struct conn *c;
-    struct info info;
+    struct tus_info info;
     char id[IDENT_LEN + 1];
 };
 
-static void fail_metadata(struct conn *c, const char *field, const char *msg_id,
-                          const char *msg_en)
+static int meta_fail(struct tus_meta_error *e, enum error_id code, const char *field,
+                     const char *msg_id, const char *msg_en)
 {
-    fail_msg(c, ERR_INVALID_METADATA, field, msg_id, msg_en, NULL);
+    e->code = code;
+    e->field = field;
+    e->msg_id = msg_id;
+    e->msg_en = msg_en;
+    return -1;
 }
 
-/* Parse Upload-Metadata (V, LEN; V may be NULL) into IN: registration_id and kind required,
- * filetype optional; other keys are kept and echoed but not used. 0, or -1 after answering. */
-static int parse_metadata(struct conn *c, const char *v, size_t len, struct info *in)
+/* The decoded value DEC (DL bytes, may hold NULs) is exactly the string WANT. */
+static int value_is(const unsigned char *dec, size_t dl, const char *want)
+{
+    return dl == strlen(want) && memcmp(dec, want, dl) == 0;
+}
+
+int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tus_meta_error *e)
 {
     int have_reg = 0, have_kind = 0, have_type = 0;
-    if (len > META_MAX) {
-        fail_metadata(c, NULL, "Upload-Metadata terlalu panjang (maksimal 1024 byte).",
-                      "Upload-Metadata is too long (at most 1024 bytes).");
-        return -1;
-    }
+    if (len > TUS_META_MAX)
+        return meta_fail(e, ERR_INVALID_METADATA, NULL,
+                         "Upload-Metadata terlalu panjang (maksimal 1024 byte).",
+                         "Upload-Metadata is too long (at most 1024 bytes).");
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) {
-            fail_metadata(c, NULL, "Upload-Metadata memuat karakter yang tidak sah.",
-                          "Upload-Metadata has characters that are not allowed.");
-            return -1;
-        }
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+            return meta_fail(e, ERR_INVALID_METADATA, NULL,
+                             "Upload-Metadata memuat karakter yang tidak sah.",
+                             "Upload-Metadata has characters that are not allowed.");
     if (len) memcpy(in->metadata, v, len);
     in->metadata[len] = 0;
 
@@ -566,57 +322,62 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct info
         const char *ve = pe;
         while (ve > val && ve[-1] == ' ') ve--;
         p = pe + 1;
-        if (ke == k) {
-            fail_metadata(c, NULL, "Upload-Metadata memuat kunci kosong.",
-                          "Upload-Metadata has an empty key.");
-            return -1;
-        }
+        if (ke == k)
+            return meta_fail(e, ERR_INVALID_METADATA, NULL, "Upload-Metadata memuat kunci kosong.",
+                             "Upload-Metadata has an empty key.");
         unsigned char dec[192];
-        ssize_t dl = codec_b64_decode(val, (size_t)(ve - val), dec, sizeof dec - 1);
-        if (dl < 0) {
-            fail_metadata(c, NULL, "Nilai Upload-Metadata harus berupa Base64.",
-                          "Upload-Metadata values must be Base64.");
-            return -1;
-        }
+        ssize_t n = codec_b64_decode(val, (size_t)(ve - val), dec, sizeof dec - 1);
+        if (n < 0)
+            return meta_fail(e, ERR_INVALID_METADATA, NULL,
+                             "Nilai Upload-Metadata harus berupa Base64.",
+                             "Upload-Metadata values must be Base64.");
+        size_t dl = (size_t)n, kl = (size_t)(ke - k);
         dec[dl] = 0;
-        size_t kl = (size_t)(ke - k);
+        /* Values are compared with their length: a decoded NUL must not cut "ktp\0..." to
+         * "ktp". */
         if (kl == 15 && memcmp(k, "registration_id", 15) == 0) {
-            if (have_reg++ || !ident_valid((const char *)dec, dl)) {
-                fail_metadata(c, "registration_id",
-                              "registration_id tidak valid; pakai id dari pendaftaran Anda.",
-                              "registration_id is not valid; use the id of your registration.");
-                return -1;
-            }
+            if (have_reg++ || !ident_valid((const char *)dec, dl))
+                return meta_fail(e, ERR_INVALID_METADATA, "registration_id",
+                                 "registration_id tidak valid; pakai id dari pendaftaran Anda.",
+                                 "registration_id is not valid; use the id of your "
+                                 "registration.");
             memcpy(in->reg, dec, IDENT_LEN + 1);
         } else if (kl == 4 && memcmp(k, "kind", 4) == 0) {
-            if (have_kind++ || (strcmp((char *)dec, "ktp") && strcmp((char *)dec, "selfie"))) {
-                fail_metadata(c, "kind", "kind harus ktp atau selfie.",
-                              "kind must be ktp or selfie.");
-                return -1;
-            }
-            strcpy(in->kind, (char *)dec);
+            if (have_kind++ || (!value_is(dec, dl, "ktp") && !value_is(dec, dl, "selfie")))
+                return meta_fail(e, ERR_INVALID_METADATA, "kind", "kind harus ktp atau selfie.",
+                                 "kind must be ktp or selfie.");
+            memcpy(in->kind, dec, dl + 1);
         } else if (kl == 8 && memcmp(k, "filetype", 8) == 0) {
-            if (have_type++) {
-                fail_metadata(c, "filetype", "filetype disebut lebih dari sekali.",
-                              "filetype is given more than once.");
-                return -1;
-            }
-            if (strcmp((char *)dec, "image/jpeg") && strcmp((char *)dec, "image/png")) {
-                fail_type(c);
-                return -1;
-            }
-            strcpy(in->content_type, (char *)dec);
+            if (have_type++)
+                return meta_fail(e, ERR_INVALID_METADATA, "filetype",
+                                 "filetype disebut lebih dari sekali.",
+                                 "filetype is given more than once.");
+            if (!value_is(dec, dl, "image/jpeg") && !value_is(dec, dl, "image/png"))
+                return meta_fail(e, ERR_UNSUPPORTED_MEDIA_TYPE, "filetype", TYPE_MSG_ID,
+                                 TYPE_MSG_EN);
+            memcpy(in->content_type, dec, dl + 1);
         }
     }
-    if (!have_reg) {
-        fail_metadata(c, "registration_id",
-                      "Sebutkan registration_id di Upload-Metadata.",
-                      "Name the registration_id in Upload-Metadata.");
-        return -1;
-    }
-    if (!have_kind) {
-        fail_metadata(c, "kind", "Sebutkan kind (ktp atau selfie) di Upload-Metadata.",
-                      "Name the kind (ktp or selfie) in Upload-Metadata.");
+    if (!have_reg)
+        return meta_fail(e, ERR_INVALID_METADATA, "registration_id",
+                         "Sebutkan registration_id di Upload-Metadata.",
+                         "Name the registration_id in Upload-Metadata.");
+    if (!have_kind)
+        return meta_fail(e, ERR_INVALID_METADATA, "kind",
+                         "Sebutkan kind (ktp atau selfie) di Upload-Metadata.",
+                         "Name the kind (ktp or selfie) in Upload-Metadata.");
+    return 0;
+}
+
+/* Parse Upload-Metadata (V, LEN; V may be NULL) into IN and check that the registration is the
+ * session's. 0, or -1 after answering. */
+static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_info *in)
+{
+    struct tus_meta_error e;
+    if (tus_metadata_parse(v, len, in, &e) < 0) {
+        /* A filetype we do not take answers as any other wrong type, with no field. */
+        fail_msg(c, e.code, e.code == ERR_UNSUPPORTED_MEDIA_TYPE ? NULL : e.field, e.msg_id,
+                 e.msg_en, NULL);
         return -1;
     }
     if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, c->session.owner)) {
@@ -627,15 +388,6 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct info
     return 0;
 }
 
-static void unlink_files(struct gw *gw, const char *id)
-{
-    char path[PATH_LEN];
-    file_path(gw, path, sizeof path, id, 0);
-    unlink(path);
-    file_path(gw, path, sizeof path, id, 1);
-    unlink(path);
-}
-
 static void on_created(void *arg, const redisReply *rep, const char *err)
 {
     struct create *cr = arg;
@@ -644,13 +396,13 @@ static void on_created(void *arg, const redisReply *rep, const char *err)
     if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
         log_warn("tus: record not written id=%s err=%s", cr->id,
                  err ? err : rep && rep->str ? rep->str : "?");
-        unlink_files(gw, cr->id);
+        tus_store_unlink(gw, cr->id);
         spool_budget_release(gw, cr->info.length);
         redis_down(c);
         free(cr);
         return;
     }
-    resv_add(cr->id, cr->info.length);
+    tus_store_reserve(cr->id, cr->info.length);
     log_info("tus: created id=%s registration=%s kind=%s length=%llu", cr->id, cr->info.reg,
              cr->info.kind, (unsigned long long)cr->info.length);
     char loc[64], date[40];
@@ -692,27 +444,17 @@ static void on_registration(void *arg, const redisReply *rep, const char *err)
     }
     cr->info.expires = now_s() + gw->conf.upload.tus_expiry_s;
     /* The .info first: a data file without one would look like a finished upload. */
-    if (write_info(gw, cr->id, &cr->info, errbuf, sizeof errbuf) < 0) goto broken;
-    file_name(name, sizeof name, cr->id, 0);
+    if (tus_store_write_info(gw, cr->id, &cr->info, errbuf, sizeof errbuf) < 0) goto broken;
+    tus_store_name(name, sizeof name, cr->id, 0);
     if (!(s = spool_open(gw, name, 0, errbuf, sizeof errbuf))) {
-        unlink_files(gw, cr->id);
+        tus_store_unlink(gw, cr->id);
         goto broken;
     }
-    char path[PATH_LEN], key[KEYS_MAX], length[24], expires[24], created[24];
+    char path[PATH_LEN];
     snprintf(path, sizeof path, "%s", spool_path(s));
     spool_close(s);
-    keys_upload(key, cr->id);
-    snprintf(length, sizeof length, "%llu", (unsigned long long)cr->info.length);
-    snprintf(expires, sizeof expires, "%lld", (long long)cr->info.expires);
-    snprintf(created, sizeof created, "%lld", (long long)now_s());
-    const char *argv[] = {"HSET", key, "state", "receiving", "protocol", "tus",
-                          "length", length, "registration_id", cr->info.reg,
-                          "kind", cr->info.kind, "content_type", cr->info.content_type,
-                          "metadata", cr->info.metadata, "expires", expires,
-                          "created_at", created, "path", path};
-    if (rconn_command_argv(gw->redis, on_created, cr, (int)(sizeof argv / sizeof argv[0]), argv,
-                           NULL) < 0) {
-        unlink_files(gw, cr->id);
+    if (tus_store_record_create(gw, cr->id, &cr->info, path, on_created, cr) < 0) {
+        tus_store_unlink(gw, cr->id);
         spool_budget_release(gw, cr->info.length);
         redis_refused(c);
         free(cr);
@@ -783,7 +525,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
 
 /* ---- completion --------------------------------------------------------------------------- */
 
-static void answer_head(struct conn *c, const struct info *in, uint64_t offset, int receiving)
+static void answer_head(struct conn *c, const struct tus_info *in, uint64_t offset, int receiving)
 {
     char n[24], date[40];
     reply_header(c, "Tus-Resumable", TUS_VERSION);
@@ -801,17 +543,17 @@ static void answer_head(struct conn *c, const struct info *in, uint64_t offset, 
 }
 
 /* The job is in Redis: the upload is no longer receiving. */
-static void queued(struct job *j)
+static void queued(struct op *j)
 {
     struct gw *gw = j->gw;
     struct conn *c = j->c;
     char path[PATH_LEN];
-    file_path(gw, path, sizeof path, j->id, 1);
+    tus_store_path(gw, path, sizeof path, j->id, 1);
     unlink(path);
-    resv_release(gw, j->id);
+    tus_store_release(gw, j->id);
     log_info("tus: complete id=%s bytes=%llu type=%s", j->id,
              (unsigned long long)j->info.length, j->content_type);
-    if (j->kind == JOB_HEAD) {
+    if (j->kind == OP_HEAD) {
         answer_head(c, &j->info, j->info.length, 0);
     } else {
         char n[24];
@@ -820,20 +562,20 @@ static void queued(struct job *j)
         reply_header(c, "Upload-Offset", n);
         reply_raw(c, 204, NULL, "", 0);
     }
-    job_free(j);
+    op_free(j);
 }
 
 /* Queuing failed: the upload stays complete-but-unqueued for the next HEAD or PATCH. */
-static void finalize_failed(struct job *j, const char *why)
+static void finalize_failed(struct op *j, const char *why)
 {
     log_warn("tus: not queued id=%s err=%s", j->id, why);
     redis_down(j->c);
-    job_free(j);
+    op_free(j);
 }
 
 static void on_enqueued(void *arg, const redisReply *rep, const char *err)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (err || !rep || rep->type == REDIS_REPLY_ERROR) {
         finalize_failed(j, err ? err : rep && rep->str ? rep->str : "?");
         return;
@@ -843,7 +585,7 @@ static void on_enqueued(void *arg, const redisReply *rep, const char *err)
 
 static void on_state(void *arg, const redisReply *rep, const char *err)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (err || !rep || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
         finalize_failed(j, err ? err : "unexpected reply");
         return;
@@ -855,7 +597,7 @@ static void on_state(void *arg, const redisReply *rep, const char *err)
         return;
     }
     char path[PATH_LEN];
-    file_path(j->gw, path, sizeof path, j->id, 0);
+    tus_store_path(j->gw, path, sizeof path, j->id, 0);
     if (spool_enqueue(j->gw, j->id, j->info.reg, j->info.kind, path, j->info.length,
                       j->content_type, on_enqueued, j) < 0)
         finalize_failed(j, "refused");
@@ -863,30 +605,29 @@ static void on_state(void *arg, const redisReply *rep, const char *err)
 
 /* All bytes are in and on disk, and J holds the lock: check what they are, then queue the
  * job. Answers J's request. */
-static void finalize(struct job *j)
+static void finalize(struct op *j)
 {
     struct gw *gw = j->gw;
     j->finishing = 1;
     uint64_t size;
-    if (data_size(gw, j->id, &size) < 0 || size != j->info.length) {
+    if (tus_store_size(gw, j->id, &size) < 0 || size != j->info.length) {
         log_error("tus: complete upload has the wrong size id=%s", j->id);
-        remove_upload(gw, j->id);
+        tus_store_remove(gw, j->id);
         fail_internal(j->c);
-        job_free(j);
+        op_free(j);
         return;
     }
-    const char *ct = sniff_file(gw, j->id);
-    if (!ct) {
-        log_info("tus: not a JPEG or PNG id=%s", j->id);
-        remove_upload(gw, j->id);
+    enum sniff_type t = tus_store_sniff(gw, j->id);
+    if (t != SNIFF_JPEG && t != SNIFF_PNG) {
+        log_info("tus: not a JPEG or PNG id=%s type=%s", j->id,
+                 sniff_mime(t) ? sniff_mime(t) : "unknown");
+        tus_store_remove(gw, j->id);
         fail_type(j->c);
-        job_free(j);
+        op_free(j);
         return;
     }
-    snprintf(j->content_type, sizeof j->content_type, "%s", ct);
-    char key[KEYS_MAX];
-    keys_upload(key, j->id);
-    if (rconn_command(gw->redis, on_state, j, "HGET %s state", key) < 0)
+    snprintf(j->content_type, sizeof j->content_type, "%s", sniff_mime(t));
+    if (tus_store_record_state(gw, j->id, on_state, j) < 0)
         finalize_failed(j, "refused");
 }
 
@@ -906,7 +647,7 @@ static void on_record(void *arg, const redisReply *rep, const char *err)
         return;
     }
     const redisReply *st = rep->element[0], *len = rep->element[1], *meta = rep->element[2];
-    struct info in;
+    struct tus_info in;
     memset(&in, 0, sizeof in);
     /* Still "receiving" but no files here: terminated or expired (record not removed), or
      * received by another machine. Either way nothing here to resume. */
@@ -915,7 +656,7 @@ static void on_record(void *arg, const redisReply *rep, const char *err)
         fail_unknown(c);
         return;
     }
-    if (meta->type == REDIS_REPLY_STRING && meta->len <= META_MAX) {
+    if (meta->type == REDIS_REPLY_STRING && meta->len <= TUS_META_MAX) {
         int ok = 1;
         for (size_t i = 0; i < meta->len; i++)
             if ((unsigned char)meta->str[i] < 0x20 || (unsigned char)meta->str[i] > 0x7e) ok = 0;
@@ -927,27 +668,25 @@ static void on_record(void *arg, const redisReply *rep, const char *err)
 static void head_upload(struct conn *c, const char *id)
 {
     struct gw *gw = c->gw;
-    struct info in;
+    struct tus_info in;
     uint64_t size;
-    if (read_info(gw, id, &in) < 0) {
+    if (tus_store_read_info(gw, id, &in) < 0) {
         /* Not receiving here: a finished upload's record tells its length. */
         struct lookup *lk = calloc(1, sizeof *lk);
         if (!lk) abort();
         lk->c = c;
-        char key[KEYS_MAX];
-        keys_upload(key, id);
-        if (rconn_command(gw->redis, on_record, lk, "HMGET %s state length metadata", key) < 0) {
+        if (tus_store_record_lookup(gw, id, on_record, lk) < 0) {
             free(lk);
             redis_refused(c);
         }
         return;
     }
     if (in.expires <= now_s()) {
-        expire_upload(gw, id);
+        tus_store_expire(gw, id);
         fail_expired(c);
         return;
     }
-    if (data_size(gw, id, &size) < 0) {
+    if (tus_store_size(gw, id, &size) < 0) {
         fail_unknown(c);
         return;
     }
@@ -957,11 +696,11 @@ static void head_upload(struct conn *c, const char *id)
     }
     /* Complete but not yet queued (Redis failed at the last step, or the connection dropped
      * after the last byte): queue it now, and say "complete" only once it is. */
-    if (job_find(id)) {
+    if (op_find(id)) {
         fail(c, ERR_UPLOAD_FINISHING, NULL, NULL);
         return;
     }
-    int fd = lock_data(gw, id);
+    int fd = tus_store_lock(gw, id);
     if (fd == -2) {
         fail_unknown(c);
         return;
@@ -970,7 +709,7 @@ static void head_upload(struct conn *c, const char *id)
         fail(c, ERR_UPLOAD_FINISHING, NULL, NULL);
         return;
     }
-    struct job *j = job_new(c, JOB_HEAD, id, &in);
+    struct op *j = op_new(c, OP_HEAD, id, &in);
     j->lockfd = fd;
     finalize(j);
 }
@@ -988,13 +727,14 @@ static void head_route(struct conn *c, struct request *r, const struct route_par
 /* Body sink: append to the data file, hashing the chunk when a checksum was sent. */
 static int patch_sink(void *arg, const char *data, size_t len)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (j->bad_type) return 0; /* read and dropped: the answer will be 415 */
     if (j->start == 0 && j->siglen < SIG_LEN) {
         size_t take = len < SIG_LEN - j->siglen ? len : SIG_LEN - j->siglen;
         memcpy(j->sig + j->siglen, data, take);
         j->siglen += take;
-        if (!sniff(j->sig, j->siglen) && !sniff_possible(j->sig, j->siglen)) {
+        if (!sniff_could_be(j->sig, j->siglen, SNIFF_JPEG) &&
+            !sniff_could_be(j->sig, j->siglen, SNIFF_PNG)) {
             j->bad_type = 1;
             return 0;
         }
@@ -1012,10 +752,10 @@ static int patch_sink(void *arg, const char *data, size_t len)
 static void patch_abort(struct conn *c, void *arg)
 {
     (void)c;
-    struct job *j = arg;
+    struct op *j = arg;
     uint64_t got = j->sp ? spool_size(j->sp) : j->start;
     if (j->md || j->bad_type) {
-        truncate_data(j->gw, j->id, j->start);
+        tus_store_truncate(j->gw, j->id, j->start);
         got = j->start;
     }
     if (j->sp) {
@@ -1024,7 +764,7 @@ static void patch_abort(struct conn *c, void *arg)
     }
     log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id,
              (unsigned long long)j->start, (unsigned long long)(got - j->start));
-    job_free(j);
+    op_free(j);
 }
 
 static const EVP_MD *checksum_md(const char *name, size_t len)
@@ -1074,19 +814,19 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         }
     }
 
-    struct info in;
-    if (read_info(gw, id, &in) < 0) {
+    struct tus_info in;
+    if (tus_store_read_info(gw, id, &in) < 0) {
         uint64_t size;
-        if (data_size(gw, id, &size) == 0) fail_complete(c);
+        if (tus_store_size(gw, id, &size) == 0) fail_complete(c);
         else fail_unknown(c);
         return -1;
     }
     if (in.expires <= now_s()) {
-        expire_upload(gw, id);
+        tus_store_expire(gw, id);
         fail_expired(c);
         return -1;
     }
-    struct job *old = job_find(id);
+    struct op *old = op_find(id);
     if (old && old->finishing) {
         fail_locked(c);
         return -1;
@@ -1097,7 +837,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         log_info("tus: PATCH takes over id=%s", id);
         conn_close(old->c);
     }
-    int fd = lock_data(gw, id);
+    int fd = tus_store_lock(gw, id);
     if (fd == -1) {
         fail_locked(c);
         return -1;
@@ -1107,7 +847,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         return -1;
     }
     char name[NAME_LEN], err[256];
-    file_name(name, sizeof name, id, 0);
+    tus_store_name(name, sizeof name, id, 0);
     struct spool *s = spool_open(gw, name, 1, err, sizeof err);
     if (!s) {
         log_error("tus: %s", err);
@@ -1135,7 +875,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         return -1;
     }
 
-    struct job *j = job_new(c, JOB_PATCH, id, &in);
+    struct op *j = op_new(c, OP_PATCH, id, &in);
     j->lockfd = fd;
     j->sp = s;
     j->start = size;
@@ -1155,13 +895,13 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
 static void patch_route(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
-    struct job *j = r->body_arg;
+    struct op *j = r->body_arg;
     struct gw *gw = c->gw;
     conn_set_abort(c, NULL, NULL); /* from here this function answers */
     if (j->bad_type) {
-        remove_upload(gw, j->id);
+        tus_store_remove(gw, j->id);
         fail_type(c);
-        job_free(j);
+        op_free(j);
         return;
     }
     if (j->md) {
@@ -1171,13 +911,13 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
         if (dl != j->wantlen || CRYPTO_memcmp(d, j->want, dl) != 0) {
             spool_close(j->sp);
             j->sp = NULL;
-            truncate_data(gw, j->id, j->start);
+            tus_store_truncate(gw, j->id, j->start);
             char n[24];
             snprintf(n, sizeof n, "%llu", (unsigned long long)j->start);
             reply_header(c, "Upload-Offset", n);
             fail(c, ERR_CHECKSUM_MISMATCH, "Upload-Checksum",
                  json_pack("{s:I}", "offset", (json_int_t)j->start));
-            job_free(j);
+            op_free(j);
             return;
         }
     }
@@ -1187,9 +927,9 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
     if (offset < j->info.length) {
         spool_close(s); /* a partial chunk is not fsynced: see the top */
     } else if (spool_finish(s) < 0) { /* the data file is gone with the error */
-        remove_upload(gw, j->id);
+        tus_store_remove(gw, j->id);
         fail_internal(c);
-        job_free(j);
+        op_free(j);
         return;
     }
     if (offset < j->info.length) {
@@ -1200,7 +940,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
         reply_header(c, "Upload-Offset", n);
         reply_header(c, "Upload-Expires", date);
         reply_raw(c, 204, NULL, "", 0);
-        job_free(j);
+        op_free(j);
         return;
     }
     finalize(j);
@@ -1210,49 +950,47 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
 
 static void on_deleted(void *arg, const redisReply *rep, const char *err)
 {
-    struct job *j = arg;
+    struct op *j = arg;
     if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
         redis_down(j->c);
-        job_free(j);
+        op_free(j);
         return;
     }
-    unlink_files(j->gw, j->id);
-    resv_release(j->gw, j->id);
+    tus_store_unlink(j->gw, j->id);
+    tus_store_release(j->gw, j->id);
     log_info("tus: terminated id=%s", j->id);
     reply_header(j->c, "Tus-Resumable", TUS_VERSION);
     reply_raw(j->c, 204, NULL, "", 0);
-    job_free(j);
+    op_free(j);
 }
 
 static void delete_upload(struct conn *c, const char *id)
 {
     struct gw *gw = c->gw;
-    struct info in;
+    struct tus_info in;
     uint64_t size;
-    if (read_info(gw, id, &in) < 0) {
-        if (data_size(gw, id, &size) == 0) fail_complete(c);
+    if (tus_store_read_info(gw, id, &in) < 0) {
+        if (tus_store_size(gw, id, &size) == 0) fail_complete(c);
         else fail_unknown(c);
         return;
     }
-    struct job *old = job_find(id);
+    struct op *old = op_find(id);
     if (old && old->finishing) {
         fail_locked(c);
         return;
     }
     if (old) conn_close(old->c);
-    int fd = lock_data(gw, id);
+    int fd = tus_store_lock(gw, id);
     if (fd == -1) {
         fail_locked(c);
         return;
     }
-    struct job *j = job_new(c, JOB_DELETE, id, &in);
+    struct op *j = op_new(c, OP_DELETE, id, &in);
     j->lockfd = fd >= 0 ? fd : -1; /* no data file: the rest is removed all the same */
     j->finishing = 1;
-    char key[KEYS_MAX];
-    keys_upload(key, id);
-    if (rconn_command(gw->redis, on_deleted, j, "DEL %s", key) < 0) {
+    if (tus_store_record_delete(gw, id, on_deleted, j) < 0) {
         redis_refused(c);
-        job_free(j);
+        op_free(j);
     }
 }
 
@@ -1301,98 +1039,32 @@ static void override_route(struct conn *c, struct request *r, const struct route
     else head_route(c, r, p);
 }
 
-/* ---- expiry sweep ------------------------------------------------------------------------- */
-
-/* 1 when NAME is "tus-<id>.info"; ID receives the id. */
-static int info_name(const char *name, char id[IDENT_LEN + 1])
-{
-    size_t n = strlen(name);
-    if (n != 4 + IDENT_LEN + 5 || strncmp(name, "tus-", 4) != 0 ||
-        strcmp(name + 4 + IDENT_LEN, ".info") != 0 || !ident_valid(name + 4, IDENT_LEN))
-        return 0;
-    memcpy(id, name + 4, IDENT_LEN);
-    id[IDENT_LEN] = 0;
-    return 1;
-}
-
-static void sweep(struct gw *gw)
-{
-    int64_t now = now_s();
-    DIR *d = opendir(gw->conf.upload.spool_dir);
-    if (d) {
-        struct dirent *e;
-        char id[IDENT_LEN + 1];
-        struct info in;
-        while ((e = readdir(d))) {
-            if (!info_name(e->d_name, id)) continue;
-            if (read_info(gw, id, &in) == 0) {
-                if (in.expires <= now) expire_upload(gw, id);
-                continue;
-            }
-            /* Unreadable (a crash while it was written): judge by the file's age. */
-            char path[PATH_LEN];
-            struct stat st;
-            file_path(gw, path, sizeof path, id, 1);
-            if (stat(path, &st) == 0 && (int64_t)st.st_mtime + gw->conf.upload.tus_expiry_s <= now)
-                expire_upload(gw, id);
-        }
-        closedir(d);
-    }
-    /* Reservations of uploads that another process completed, terminated or expired. */
-    for (struct resv *v = resvs, *next; v; v = next) {
-        next = v->next;
-        char path[PATH_LEN];
-        file_path(gw, path, sizeof path, v->id, 1);
-        if (access(path, F_OK) < 0 && errno == ENOENT) resv_release(gw, v->id);
-    }
-}
-
-static int sweep_interval_s(struct gw *gw)
-{
-    int s = gw->conf.upload.tus_expiry_s / 4;
-    return s > 60 ? 60 : s < 1 ? 1 : s;
-}
-
-static void sweep_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct gw *gw = arg;
-    sweep(gw);
-    struct timeval tv = {sweep_interval_s(gw), 0};
-    evtimer_add(sweep_ev, &tv);
-}
-
 /* ---- public ------------------------------------------------------------------------------- */
+
+/* The sweep's hook: a request of this process is working on upload ID. */
+static int busy(const char *id)
+{
+    return op_find(id) != NULL;
+}
 
 void tus_init(struct gw *gw)
 {
-    sweep_ev = evtimer_new(gw->base, sweep_cb, gw);
-    if (!sweep_ev) abort();
-    struct timeval tv = {sweep_interval_s(gw), 0};
-    evtimer_add(sweep_ev, &tv);
+    tus_store_init(gw, busy);
 }
 
 void tus_free(struct gw *gw)
 {
-    (void)gw;
-    if (sweep_ev) event_free(sweep_ev);
-    sweep_ev = NULL;
-    while (jobs) job_free(jobs);
-    while (resvs) {
-        struct resv *v = resvs;
-        resvs = v->next;
-        free(v);
-    }
+    while (ops) op_free(ops);
+    tus_store_free(gw);
 }
 
 int tus_offset(struct gw *gw, const char *id, uint64_t *offset)
 {
     char path[PATH_LEN];
     if (!ident_valid(id, strlen(id))) return -1;
-    file_path(gw, path, sizeof path, id, 1);
+    tus_store_path(gw, path, sizeof path, id, 1);
     if (access(path, F_OK) < 0) return -1;
-    return data_size(gw, id, offset);
+    return tus_store_size(gw, id, offset);
 }
 
 void tus_register(struct router *rt)

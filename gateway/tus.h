@@ -6,10 +6,14 @@
 #ifndef ANTRE_TUS_H
 #define ANTRE_TUS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "errors.h"
 
 struct gw;
 struct router;
+struct tus_info;
 
 /* OPTIONS /v1/uploads (no session), POST /v1/uploads, HEAD/PATCH/DELETE /v1/uploads/{id} and
  * POST /v1/uploads/{id} with X-HTTP-Method-Override (session required). */
@@ -29,5 +33,25 @@ void tus_free(struct gw *gw);
  * `receiving` for which this returns -1 on the machine that holds its spool file means the
  * upload was terminated or expired and its record could not be removed. */
 int tus_offset(struct gw *gw, const char *id, uint64_t *offset);
+
+/* Why tus_metadata_parse refused: the error to answer with (ERR_INVALID_METADATA, or
+ * ERR_UNSUPPORTED_MEDIA_TYPE for a `filetype` that is not image/jpeg or image/png), the metadata
+ * key at fault (NULL for the header as a whole) and the message in Indonesian and English.
+ * Static strings. */
+struct tus_meta_error {
+    enum error_id code;
+    const char *field;
+    const char *msg_id;
+    const char *msg_en;
+};
+
+/* Parse an Upload-Metadata value (V, LEN bytes, need not be NUL-terminated; V may be NULL when
+ * LEN is 0): comma-separated "key base64value" pairs, at most TUS_META_MAX bytes of printable
+ * ASCII. registration_id (an upload id's format, ident.h) and kind (ktp|selfie) are required,
+ * filetype (image/jpeg|image/png) optional, each at most once; other keys are kept (the raw
+ * value goes to IN->metadata, echoed by HEAD) but not read. Fills IN's metadata, reg, kind and
+ * content_type (left as they were when absent). 0, or -1 with the reason in E. Whether the
+ * registration is the session's is the caller's to check. */
+int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tus_meta_error *e);
 
 #endif

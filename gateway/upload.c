@@ -6,9 +6,9 @@
  * document kind, the length (411 without one), the size limit (413), the type (415), whether
  * Redis can take the job, and the per-process upload budget (503 + Retry-After). An accepted
  * body streams into a spool file named by a fresh upload id, never whole in memory. When it is
- * complete its first bytes must be the signature of the declared type; the file is fsynced, the
- * job is queued by one script (upload record, the registration's pointer, the `upload` stream
- * entry), and only then does the applicant hear 202. A client that goes away mid-body leaves no
+ * complete its first bytes must be the signature of the declared type (sniff.h); the file is
+ * fsynced, the job is queued by one script (upload record, the registration's pointer, the
+ * `upload` stream entry), and only then does the applicant hear 202. A client that goes away mid-body leaves no
  * file and no job: the abort hook removes the file and gives the budget back.
  *
  * GET /v1/uploads/{id} reads the upload record that the enqueue script wrote and the worker
@@ -24,6 +24,7 @@
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/rconn.h"
+#include "antre/sniff.h"
 #include "conn.h"
 #include "gateway.h"
 #include "ident.h"
@@ -32,7 +33,7 @@
 #include "router.h"
 #include "spool.h"
 
-#define MAGIC_LEN 8     /* the longest signature we check (PNG) */
+#define MAGIC_LEN SNIFF_MAX /* the first bytes, kept for sniff_bytes */
 
 /* One upload in progress, from the head to the answer. Freed by exactly one of: the abort hook
  * (the request ended unanswered), a refusal at completion, or the enqueue callback. */
@@ -137,15 +138,6 @@ static const char *accepted_type(const char *v, size_t len)
     size_t n = (size_t)(end - v);
     if (n == 10 && strncasecmp(v, "image/jpeg", 10) == 0) return "image/jpeg";
     if (n == 9 && strncasecmp(v, "image/png", 9) == 0) return "image/png";
-    return NULL;
-}
-
-/* What the first bytes say the file is: "image/jpeg", "image/png" or NULL. */
-static const char *sniff(const unsigned char *m, size_t n)
-{
-    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return "image/jpeg";
-    if (n >= 8 && memcmp(m, png, 8) == 0) return "image/png";
     return NULL;
 }
 
@@ -309,7 +301,9 @@ static void put_done(struct conn *c, struct request *r, const struct route_param
     struct upload *u = r->body_arg;
     /* From here this handler owns U until it answers. */
     conn_set_abort(c, NULL, NULL);
-    const char *detected = sniff(u->magic, u->nmagic);
+    /* DETECTED may name a type we do not take (WebP, HEIC, PDF): the 415 then says what the
+     * file really is. Only the declared type, itself JPEG or PNG, is accepted. */
+    const char *detected = sniff_mime(sniff_bytes(u->magic, u->nmagic));
     if (!detected || strcmp(detected, u->ctype) != 0) {
         spool_discard(u->spool);
         const char *declared = u->ctype;

@@ -12,17 +12,29 @@
 --            or {'replay', status, body} (the first request's answer).
 -- 'register' KEYS: 1 idempotency key ('' when none), 2 NIK dedupe key, 3 registration record,
 --            4 register stream. ARGV: 2 body hash, 3 ttl s, 4 registration id, 5 the answer's
---            body, 6 the duplicate answer's body, then field/value pairs of the record.
+--            body, 6 the duplicate answer's body, 7.. the job entry, then field/value pairs of
+--            the record.
 --            Returns {'created'} or {'duplicate', existing id}; records the answer under the
 --            idempotency key either way.
 -- 'release'  KEYS: 1 idempotency key. Drops a claim whose request ended without an answer to
 --            keep (e.g. refused by validation), so the applicant can fix it and retry.
 -- 'upload'   KEYS: 1 upload record, 2 registration record, 3 upload stream. ARGV: 2 upload id,
---            3 registration id, 4 kind (ktp|selfie), then field/value pairs of the upload
---            record. Marks the upload 'processing', points the registration's document at it
---            and queues the job.
+--            3 registration id, 4 kind (ktp|selfie), 5.. the job entry, then field/value pairs
+--            of the upload record. Marks the upload 'processing', points the registration's
+--            document at it and queues the job.
+--
+-- A job entry in ARGV is N, then N items (field, value, ...) that go to XADD as they are: the
+-- entry's fields are named in C, by the job contract (common/job.c, job_argv), never here.
 
 local op = ARGV[1]
+
+-- The job entry at ARGV[i]: its field/value list, and the index of what follows it.
+local function job_at(i)
+    local n = tonumber(ARGV[i])
+    local fv = {}
+    for k = i + 1, i + n do fv[#fv + 1] = ARGV[k] end
+    return fv, i + n + 1
+end
 
 local function done(key, hash, ttl, status, body)
     if key ~= '' then
@@ -56,21 +68,22 @@ elseif op == 'register' then
         return {'duplicate', existing}
     end
     redis.call('SET', nik, id)
+    local job, rest = job_at(7)
     local fields = {}
-    for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+    for i = rest, #ARGV do fields[#fields + 1] = ARGV[i] end
     redis.call('HSET', rec, unpack(fields))
-    redis.call('XADD', stream, '*', 'registration_id', id)
+    redis.call('XADD', stream, '*', unpack(job))
     done(idem, hash, ttl, 202, ARGV[5])
     return {'created'}
 
 elseif op == 'upload' then
     local upl, reg, stream = KEYS[1], KEYS[2], KEYS[3]
+    local job, rest = job_at(5)
     local fields = {'state', 'processing'}
-    for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+    for i = rest, #ARGV do fields[#fields + 1] = ARGV[i] end
     redis.call('HSET', upl, unpack(fields))
     redis.call('HSET', reg, ARGV[4] .. '_upload', ARGV[2])
-    redis.call('XADD', stream, '*', 'upload_id', ARGV[2], 'registration_id', ARGV[3],
-               'kind', ARGV[4])
+    redis.call('XADD', stream, '*', unpack(job))
     return {'ok'}
 end
 return redis.error_reply('intake.lua: unknown op ' .. tostring(op))

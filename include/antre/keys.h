@@ -44,6 +44,9 @@ enum keys_intake {
 /* The stream key of queue Q. */
 int keys_stream(char *buf, enum keys_intake q);
 
+/* The dead-letter stream of queue Q (job.h says what its entries hold). */
+int keys_stream_dead(char *buf, enum keys_intake q);
+
 /* A registration's record (hash). */
 int keys_registration(char *buf, const char *id);
 

@@ -550,6 +550,23 @@ def test_content_must_match_the_declared_type(make_gateway, workdir, rdb, declar
     assert put(g, tok, reg, jpeg_bytes(1000)).status == 202  # budget given back
 
 
+# First bytes of a WebP (libwebp), an iPhone HEIC, a PDF and a GIF: the 415 names what they are.
+@pytest.mark.parametrize("magic,detected", [
+    (b"RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00", "image/webp"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "image/heic"),
+    (b"%PDF-1.7\n", "application/pdf"),
+    (b"GIF89a", None)])
+def test_refusal_names_the_detected_type(make_gateway, workdir, rdb, magic, detected):
+    g = start(make_gateway, workdir, max_concurrent=1)
+    tok = session(g)
+    reg = registration(g, tok)
+    a = put(g, tok, reg, magic + b"\0" * 3000, "selfie", "image/jpeg")
+    assert (a.status, a.code) == (415, "unsupported_media_type"), a
+    err = a.json()["error"]
+    assert err["declared"] == "image/jpeg" and err["detected"] == detected, err
+    assert rdb("XLEN", STREAM) == 0
+
+
 def test_expect_100_continue(make_gateway, workdir):
     g = start(make_gateway, workdir, max_bytes="1M")
     tok = session(g)
