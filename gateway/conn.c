@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include "accesslog.h"
+#include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/log.h"
 #include "gateway.h"
@@ -179,7 +180,7 @@ static void on_head(struct conn *c)
     size_t len;
     const char *v;
 
-    c->t_head_ns = gw_now_ns();
+    c->t_head_ns = clock_now_ns();
     v = request_header(r, "accept-language", &len);
     c->lang_en = v ? lang_prefers_english(v, len) : 0;
     c->head_only = r->method == HTTP_HEAD;
@@ -207,7 +208,7 @@ static void on_head(struct conn *c)
     /* Every public request counts against its client's rate, unknown paths included (scanners);
      * health probes are exempt so a load balancer never sees 429. */
     if (gw->ratelimit && !c->admin && !(c->route && (c->route->flags & ROUTE_NO_RATE_LIMIT))) {
-        long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, gw_now_ns());
+        long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, clock_now_ns());
         if (ms > 0) {
             int secs = (int)((ms + 999) / 1000);
             if (has_body) refuse_and_close(c, ERR_RATE_LIMITED, secs, REPLY_REFUSAL_TABLE);
@@ -293,7 +294,7 @@ void conn_answered(struct conn *c)
     struct gw *gw = c->gw;
     c->abort_fn = NULL;
     flush_now(c);
-    uint64_t usec = c->t_head_ns ? (gw_now_ns() - c->t_head_ns) / 1000 : 0;
+    uint64_t usec = c->t_head_ns ? (clock_now_ns() - c->t_head_ns) / 1000 : 0;
     metrics_request(gw->metrics, c->route ? c->route->id : 0, c->status, usec);
     if (gw->accesslog) {
         char peer[64];

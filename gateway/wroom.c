@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/keys.h"
 #include "antre/log.h"
@@ -76,13 +77,6 @@ struct wroom {
 static struct script room_script;
 static struct event *tick_ev;
 
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void random_hex(char *out, size_t nbytes)
 {
     unsigned char b[32];
@@ -100,13 +94,13 @@ static struct wroom *find_room(struct gw *gw, const char *name, size_t len)
 
 static int is_stale(const struct wroom *w)
 {
-    return !w->have || gw_now_ns() - w->fresh_ns > STALE_NS;
+    return !w->have || clock_now_ns() - w->fresh_ns > STALE_NS;
 }
 
 /* scheduled, prequeue, open, paused or closed, by the schedule and the controller's word. */
 static const char *room_state(const struct wroom *w)
 {
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     if (w->conf.closes_at && now >= w->conf.closes_at) return "closed";
     if (!w->opened && w->conf.opens_at && now < w->conf.opens_at)
         return w->conf.prequeue_from && now >= w->conf.prequeue_from ? "prequeue" : "scheduled";
@@ -141,7 +135,7 @@ static int sign_ticket(struct conn *c, char kind, const char *room, uint64_t num
 {
     char p[128];
     snprintf(p, sizeof p, "%c|%s|%llu|%lld%s%s", kind, room, (unsigned long long)num,
-             (long long)(wall_ms() / 1000), c->applicant[0] ? "|" : "", c->applicant);
+             (long long)(clock_wall_ms() / 1000), c->applicant[0] ? "|" : "", c->applicant);
     return sign(c->gw, p, out, outlen);
 }
 
@@ -252,7 +246,7 @@ static double jitter_unit(void)
 {
     if (!jitter_state && (RAND_bytes((unsigned char *)&jitter_state, sizeof jitter_state) != 1 ||
                           !jitter_state))
-        jitter_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)wall_ms();
+        jitter_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)clock_wall_ms();
     jitter_state ^= jitter_state >> 12;
     jitter_state ^= jitter_state << 25;
     jitter_state ^= jitter_state >> 27;
@@ -302,7 +296,7 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
     v->eta_s = -1;
     struct ticket t;
     if (tok && parse_token(gw, tok, len, &t) == 0 && t.kind == TK_SESSION &&
-        strcmp(t.room, w->conf.name) == 0 && t.t > wall_ms()) {
+        strcmp(t.room, w->conf.name) == 0 && t.t > clock_wall_ms()) {
         v->state = "admitted", v->has_session = 1, v->poll_after_s = 1, v->progress = 1;
         return;
     }
@@ -315,7 +309,7 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
     int64_t place = t.kind == TK_PLACE ? (int64_t)t.num : pre_place(w, t.num);
     if (place < 0) {
         v->state = "prequeue";
-        int64_t until = w->conf.opens_at ? (w->conf.opens_at - wall_ms()) / 1000 : 0;
+        int64_t until = w->conf.opens_at ? (w->conf.opens_at - clock_wall_ms()) / 1000 : 0;
         v->poll_after_s = poll_after(until > 0 ? (double)until : 2);
         return;
     }
@@ -392,7 +386,7 @@ static void answer_waiting(struct conn *c, struct wroom *w, uint64_t place, cons
 
 static void answer_prequeue(struct conn *c, struct wroom *w, const char *ticket, int status)
 {
-    int64_t until = w->conf.opens_at ? (w->conf.opens_at - wall_ms()) / 1000 : 0;
+    int64_t until = w->conf.opens_at ? (w->conf.opens_at - clock_wall_ms()) / 1000 : 0;
     int pa = poll_after(until > 0 ? (double)until : 2);
     char ra[16];
     snprintf(ra, sizeof ra, "%d", pa);
@@ -413,7 +407,7 @@ static void answer_session(struct conn *c, struct wroom *w, const char *sid, int
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
-    int64_t left_s = (exp_ms - wall_ms()) / 1000;
+    int64_t left_s = (exp_ms - clock_wall_ms()) / 1000;
     set_cookie(c, "antre_session", tok, left_s > 0 ? (int)left_s : 0);
     set_cookie(c, "antre_ticket", "", 0);
     if (form_redirect(c, w)) return;
@@ -536,7 +530,7 @@ static void on_tick_reply(void *arg, const redisReply *r, const char *err)
     if (w->opened && !was_opened && w->have)
         log_info("wroom: room opened room=%s prequeue=%lld", w->conf.name, (long long)w->P);
     w->have = 1;
-    w->fresh_ns = gw_now_ns();
+    w->fresh_ns = clock_now_ns();
     struct metrics_room *m = mroom(w);
     m->waiting = w->tail - w->head;
     m->admitted = w->admitted;
@@ -741,7 +735,7 @@ static void on_bind_reply(void *arg, const redisReply *r, const char *err)
         } else if (v[0] == 's') {
             char sid[33];
             int64_t exp = 0;
-            if (session_record(v + 1, sid, &exp) == 0 && exp > wall_ms())
+            if (session_record(v + 1, sid, &exp) == 0 && exp > clock_wall_ms())
                 answer_session(c, w, sid, exp);
             else reply_err(c, ERR_SESSION_ENDED, NULL, NULL);
         } else {
@@ -835,7 +829,7 @@ static void join_route(struct conn *c, struct request *r, const struct route_par
         random_hex(sid, 16);
         json_decref(doc);
         mroom(w)->joins++;
-        answer_session(c, w, sid, wall_ms() + (int64_t)w->conf.session_ttl_s * 1000);
+        answer_session(c, w, sid, clock_wall_ms() + (int64_t)w->conf.session_ttl_s * 1000);
         return;
     }
     if (rconn_state(c->gw->redis) != RCONN_CONNECTED) {
@@ -1112,7 +1106,7 @@ int wroom_gate(struct conn *c, struct request *r)
                       "This session belongs to another queue.", NULL);
         return -1;
     }
-    if (t.t <= wall_ms()) {
+    if (t.t <= clock_wall_ms()) {
         reply_err(c, ERR_SESSION_EXPIRED, NULL, NULL);
         return -1;
     }
@@ -1170,11 +1164,6 @@ static struct wroom *room_new(struct gw *gw, const struct conf_room *cr, int idx
     return w;
 }
 
-static void on_redis_connected(struct gw *gw)
-{
-    (void)gw;
-}
-
 static int load_keys(struct gw *gw)
 {
     char err[512];
@@ -1209,7 +1198,6 @@ int wroom_init(struct gw *gw)
     tick_ev = event_new(gw->base, -1, EV_PERSIST, on_tick, gw);
     struct timeval tv = {0, TICK_MS * 1000};
     event_add(tick_ev, &tv);
-    on_redis_connected(gw);
     return 0;
 }
 
