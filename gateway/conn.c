@@ -26,7 +26,6 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "reply.h"
-#include "wroom.h"
 
 /* Stop reading while this much input waits (a client pipelining faster than we answer). */
 #define INPUT_HIGH_WATER (256 * 1024)
@@ -164,6 +163,15 @@ const char *conn_param(const struct conn *c, const char *name, size_t *len)
     return NULL;
 }
 
+void *conn_app(struct conn *c) { return c->app.bytes; }
+
+const void *conn_app_const(const struct conn *c) { return c->app.bytes; }
+
+int conn_route_has(const struct conn *c, unsigned flag)
+{
+    return c->route && (c->route->flags & flag) ? 1 : 0;
+}
+
 /* Refuse the current request and close after the answer (the rest of its bytes stay unread). */
 static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s, int refusal)
 {
@@ -203,7 +211,6 @@ static void on_head(struct conn *c)
     enum router_result found = router_match(rt, request_method_name(r), path, plen, &c->route,
                                             &c->params, allow, sizeof allow);
     if (found != ROUTER_FOUND) c->route = NULL;
-    if (c->route && (c->route->flags & ROUTE_FORM)) c->form = 1; /* errors answer HTML */
 
     /* Every public request counts against its client's rate, unknown paths included (scanners);
      * health probes are exempt so a load balancer never sees 429. */
@@ -228,10 +235,17 @@ static void on_head(struct conn *c)
         return;
     }
     if (c->route->flags & ROUTE_NEEDS_SESSION) {
-        /* The gate answers 401 itself; a body, if any, stays unread and the connection closes. */
+        /* The gate the server installed on this router answers its refusal itself; a body, if
+         * any, stays unread and the connection closes. No gate installed: refuse (fail closed). */
+        route_head_fn *gate = router_gate(rt);
         unsigned was = c->close_after;
         if (has_body) c->close_after = 1, bufferevent_disable(c->bev, EV_READ);
-        if (wroom_gate(c, r) < 0) return;
+        if (!gate) {
+            log_error("conn: route %s needs a session but no gate is installed", c->route->name);
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            return;
+        }
+        if (gate(c, r, &c->params) < 0) return;
         c->close_after = was;
         if (has_body) bufferevent_enable(c->bev, EV_READ);
     }
@@ -331,8 +345,7 @@ void conn_answered(struct conn *c)
     c->route = NULL;
     c->params.n = 0;
     c->reqid[0] = 0;
-    c->form = 0;
-    c->applicant[0] = 0;
+    memset(&c->app, 0, sizeof c->app);
     set_idle(c);
     if (!c->in_input) process_input(c);
 }

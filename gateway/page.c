@@ -502,11 +502,11 @@ static void render_page(struct conn *c, struct request *r, int status, const cha
 
     struct wroom_view v;
     int by_session = 0;
-    const char *tok = wroom_token(r, "antre_ticket", &tlen);
+    const char *tok = wroom_ticket_token(r, "antre_ticket", &tlen);
     wroom_view_ticket(c->gw, rn, rlen, tok, tok ? tlen : 0, &v);
     if (!strcmp(v.state, "invalid")) {
         /* Admitted and redeemed: the ticket cookie is gone and a session cookie is there. */
-        tok = wroom_token(r, "antre_session", &tlen);
+        tok = wroom_ticket_token(r, "antre_session", &tlen);
         if (tok) {
             struct wroom_view sv;
             wroom_view_ticket(c->gw, rn, rlen, tok, tlen, &sv);
@@ -631,6 +631,6 @@ void page_register(struct router *rt)
     router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}", .fn = page_route,
                                    .name = "room_page"});
     router_add(rt, &(struct route){.method = "POST", .pattern = "/rooms/{room}/join",
-                                   .fn = wroom_join_form, .name = "room_join_form",
+                                   .fn = wroom_form_join, .name = "room_join_form",
                                    .max_body = 1024, .flags = ROUTE_FORM});
 }

@@ -30,6 +30,7 @@
 #include "antre/token.h"
 #include "antre/validate.h"
 #include "conn.h"
+#include "gate.h"
 #include "gateway.h"
 #include "ident.h"
 #include "metrics.h"
@@ -134,7 +135,7 @@ static void write_registration(struct create *cr)
     const char *args[] = {"register", cr->body_hash, ttl, cr->id, cr->answer, cr->dup_answer,
                           "nik", cr->nik, "kk", cr->kk, "name", cr->name,
                           "birth_date", cr->birth, "email", cr->email, "phone", cr->phone,
-                          "owner", c->session.owner, "room", c->session.room,
+                          "owner", gate_session(c)->owner, "room", gate_session(c)->room,
                           "created_at", now, "confirm_mismatch", cr->confirm_mismatch ? "1" : "0",
                           "email_state", "unverified", "phone_state", "unverified"};
     if (script_call(c->gw->redis, &intake, on_registered, cr, 4, keys,
@@ -276,7 +277,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
         free(cr);
         return;
     }
-    if (ident_new(c->gw, "reg", c->session.owner, cr->id) < 0) {
+    if (ident_new(c->gw, "reg", gate_session(c)->owner, cr->id) < 0) {
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         free(cr);
         return;
@@ -296,7 +297,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     }
     char khash[65];
     sha256_hex(idem, klen, khash);
-    keys_idempotency(cr->idem_key, c->session.owner, khash);
+    keys_idempotency(cr->idem_key, gate_session(c)->owner, khash);
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
     const char *keys[1] = {cr->idem_key};
@@ -500,7 +501,7 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
     (void)p;
     size_t len;
     const char *id = conn_param(c, "id", &len);
-    if (!ident_owned(c->gw, "reg", id, len, c->session.owner)) {
+    if (!ident_owned(c->gw, "reg", id, len, gate_session(c)->owner)) {
         if (ident_valid(id, len))
             reply_err_msg(c, ERR_NOT_OWNER, NULL, "Pendaftaran ini bukan milik sesi Anda.",
                           "This registration does not belong to your session.", NULL);
