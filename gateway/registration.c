@@ -359,6 +359,8 @@ static void answer_status(struct status *st)
     json_t *checks = json_object(), *next = json_array();
     char masked[300], hint[512];
     int done = 0;
+    const struct conf_programme *prog = &c->gw->conf.programme;
+    const char *sender = prog->sender_name[0] ? prog->sender_name : prog->name;
 
     const char *contacts[2][2] = {{"email", "email_state"}, {"phone", "phone_state"}};
     for (int k = 0; k < 2; k++) {
@@ -373,10 +375,10 @@ static void answer_status(struct status *st)
         if (k == 0)
             snprintf(hint, sizeof hint,
                      en ? "Request a code to %s. If it does not arrive within 5 minutes, check "
-                          "your spam folder for a message from Kartu Prakerja, then request again."
+                          "your spam folder for a message from %s, then request again."
                         : "Minta kode ke %s. Jika tidak datang dalam 5 menit, periksa folder spam "
-                          "untuk pesan dari Kartu Prakerja, lalu minta ulang.",
-                     masked);
+                          "untuk pesan dari %s, lalu minta ulang.",
+                     masked, sender);
         else
             snprintf(hint, sizeof hint,
                      en ? "Request an SMS code to %s; make sure the phone is on and has signal."
