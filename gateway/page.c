@@ -7,7 +7,7 @@
  * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
  * wins over the header).
  *
- * The no-JavaScript form routes (the join here, continue in wroom.c) answer their errors with
+ * The no-JavaScript form routes (the join here, continue in wroom_form.c) answer their errors with
  * this page too, under the error's status and with its message shown (form_error).
  *
  * Operators customise the page through a template, waiting.html in the templates directory,

@@ -173,8 +173,7 @@ static void on_bind_reply(void *arg, const redisReply *r, const char *err)
     struct bind_call *b = arg;
     struct conn *c = b->c;
     struct wroom *w = b->w;
-    if (err || !r || r->type == REDIS_REPLY_ERROR) {
-        wroom_script_failed("bind", r, err);
+    if (wroom_script_failed("bind", r, err)) {
         wroom_redis_down(c);
         free(b);
         return;

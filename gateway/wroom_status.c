@@ -40,8 +40,7 @@ static void on_redeem_reply(void *arg, const redisReply *r, const char *err)
     struct redeem_call *rc = arg;
     struct conn *c = rc->c;
     struct wroom *w = rc->w;
-    if (err || !r || r->type == REDIS_REPLY_ERROR) {
-        wroom_script_failed("redeem", r, err);
+    if (wroom_script_failed("redeem", r, err)) {
         wroom_redis_down(c);
         free(rc);
         return;
