@@ -37,6 +37,7 @@ struct ref {
 
 static void emit(struct ref *r, const char *p, size_t n)
 {
+    if (!n) return;
     if (r->olen + n > r->ocap) {
         r->ocap = (r->olen + n) * 2 + 64;
         r->out = realloc(r->out, r->ocap);
