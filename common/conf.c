@@ -92,6 +92,12 @@ static const struct directive table[] = {
     {"log", "level", T_ENUM, 0, 0, "info", 1, F(log.level), level_choices, NULL,
      "debug, info, warn or error (every program)"},
 
+    {"programme", "name", T_STR, 1, CONF_PROGRAMME_NAME - 1, "antre", 1, F(programme.name), NULL,
+     NULL, "the programme's name, shown on the waiting page and in the registration checklist"},
+    {"programme", "sender_name", T_STR, 0, CONF_PROGRAMME_NAME - 1, "", 1,
+     F(programme.sender_name), NULL, NULL,
+     "whom verification emails come from, named in the checklist's hints (empty: name)"},
+
     {"redis", "url", T_STR, 1, CONF_STR - 1, "embedded", 0, F(redis.url), NULL, check_redis_url,
      "embedded (a private redis-server), redis://host:port/db or unix:/path"},
     {"redis", "timeout_ms", T_INT, 10, 60000, "1000", 0, F(redis.timeout_ms), NULL, NULL,

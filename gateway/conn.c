@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include "accesslog.h"
+#include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/log.h"
 #include "gateway.h"
@@ -25,7 +26,6 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "reply.h"
-#include "wroom.h"
 
 /* Stop reading while this much input waits (a client pipelining faster than we answer). */
 #define INPUT_HIGH_WATER (256 * 1024)
@@ -163,6 +163,15 @@ const char *conn_param(const struct conn *c, const char *name, size_t *len)
     return NULL;
 }
 
+void *conn_app(struct conn *c) { return c->app.bytes; }
+
+const void *conn_app_const(const struct conn *c) { return c->app.bytes; }
+
+int conn_route_has(const struct conn *c, unsigned flag)
+{
+    return c->route && (c->route->flags & flag) ? 1 : 0;
+}
+
 /* Refuse the current request and close after the answer (the rest of its bytes stay unread). */
 static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s, int refusal)
 {
@@ -179,7 +188,7 @@ static void on_head(struct conn *c)
     size_t len;
     const char *v;
 
-    c->t_head_ns = gw_now_ns();
+    c->t_head_ns = clock_now_ns();
     v = request_header(r, "accept-language", &len);
     c->lang_en = v ? lang_prefers_english(v, len) : 0;
     c->head_only = r->method == HTTP_HEAD;
@@ -202,12 +211,11 @@ static void on_head(struct conn *c)
     enum router_result found = router_match(rt, request_method_name(r), path, plen, &c->route,
                                             &c->params, allow, sizeof allow);
     if (found != ROUTER_FOUND) c->route = NULL;
-    if (c->route && (c->route->flags & ROUTE_FORM)) c->form = 1; /* errors answer HTML */
 
     /* Every public request counts against its client's rate, unknown paths included (scanners);
      * health probes are exempt so a load balancer never sees 429. */
     if (gw->ratelimit && !c->admin && !(c->route && (c->route->flags & ROUTE_NO_RATE_LIMIT))) {
-        long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, gw_now_ns());
+        long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, clock_now_ns());
         if (ms > 0) {
             int secs = (int)((ms + 999) / 1000);
             if (has_body) refuse_and_close(c, ERR_RATE_LIMITED, secs, REPLY_REFUSAL_TABLE);
@@ -227,10 +235,17 @@ static void on_head(struct conn *c)
         return;
     }
     if (c->route->flags & ROUTE_NEEDS_SESSION) {
-        /* The gate answers 401 itself; a body, if any, stays unread and the connection closes. */
+        /* The gate the server installed on this router answers its refusal itself; a body, if
+         * any, stays unread and the connection closes. No gate installed: refuse (fail closed). */
+        route_head_fn *gate = router_gate(rt);
         unsigned was = c->close_after;
         if (has_body) c->close_after = 1, bufferevent_disable(c->bev, EV_READ);
-        if (wroom_gate(c, r) < 0) return;
+        if (!gate) {
+            log_error("conn: route %s needs a session but no gate is installed", c->route->name);
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            return;
+        }
+        if (gate(c, r, &c->params) < 0) return;
         c->close_after = was;
         if (has_body) bufferevent_enable(c->bev, EV_READ);
     }
@@ -293,7 +308,7 @@ void conn_answered(struct conn *c)
     struct gw *gw = c->gw;
     c->abort_fn = NULL;
     flush_now(c);
-    uint64_t usec = c->t_head_ns ? (gw_now_ns() - c->t_head_ns) / 1000 : 0;
+    uint64_t usec = c->t_head_ns ? (clock_now_ns() - c->t_head_ns) / 1000 : 0;
     metrics_request(gw->metrics, c->route ? c->route->id : 0, c->status, usec);
     if (gw->accesslog) {
         char peer[64];
@@ -330,8 +345,7 @@ void conn_answered(struct conn *c)
     c->route = NULL;
     c->params.n = 0;
     c->reqid[0] = 0;
-    c->form = 0;
-    c->applicant[0] = 0;
+    memset(&c->app, 0, sizeof c->app);
     set_idle(c);
     if (!c->in_input) process_input(c);
 }

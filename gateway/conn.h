@@ -22,6 +22,9 @@ struct gw;
 struct bufferevent;
 struct evbuffer;
 
+/* Bytes of per-request application context a connection carries (conn_app). */
+#define CONN_APP_BYTES 160
+
 enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_HANDLE, CONN_CLOSING };
 
 struct conn {
@@ -37,7 +40,6 @@ struct conn {
     unsigned in_input : 1;           /* inside conn input processing (no re-entry) */
     unsigned lang_en : 1;            /* messages in English (Accept-Language) */
     unsigned head_timer : 1;         /* the header deadline of this request is armed */
-    unsigned form : 1;               /* a no-JavaScript form post: answer with a redirect */
     unsigned lingering : 1;          /* answered and half-closed: waiting for the client's FIN */
     struct request req;
     const struct route *route;
@@ -52,14 +54,13 @@ struct conn {
     void *abort_arg;
     uint16_t extra_len, extra_cap;
     int status;                      /* status of the answer being sent */
-    struct {                         /* set by the session gate (wroom_gate) */
-        char room[33];
-        char sid[33];
-        char owner[33];              /* who owns what this session creates: the applicant's
-                                        hash when the join named one, else the session id */
-        int64_t expires_ms;
-    } session;
-    char applicant[17];              /* the applicant hash to put in tokens issued now */
+    /* The application's per-request context (gate.h), whose type the connection does not
+     * know: carried inline (no allocation per request) and zeroed when the request ends. */
+    union {
+        unsigned char bytes[CONN_APP_BYTES];
+        uint64_t align_u64;
+        void *align_ptr;
+    } app;
 };
 
 /* Take over FD (non-blocking, accepted from a listener) as a new connection. ADMIN selects the
@@ -85,6 +86,15 @@ void conn_set_abort(struct conn *c, void (*fn)(struct conn *c, void *arg), void 
 
 /* The value of route parameter NAME, *LEN its length, or NULL. */
 const char *conn_param(const struct conn *c, const char *name, size_t *len);
+
+/* The application's per-request context: CONN_APP_BYTES bytes, zero before every request
+ * (calloc, then cleared when one is answered), typed and owned by the application (gate.h):
+ * the connection only carries and clears it. */
+void *conn_app(struct conn *c);
+const void *conn_app_const(const struct conn *c);
+
+/* 1 when the current request's route carries FLAG (enum route_flags), else 0. */
+int conn_route_has(const struct conn *c, unsigned flag);
 
 /* The peer's address as text (for logs). */
 void conn_peer_text(const struct conn *c, char *buf, size_t len);

@@ -67,10 +67,4 @@ struct gw {
     uint64_t reqid_seq;
 };
 
-/* Nanoseconds on the monotonic clock. */
-uint64_t gw_now_ns(void);
-
-/* Refresh gw->date if the second changed. */
-void gw_update_date(struct gw *gw);
-
 #endif

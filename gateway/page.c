@@ -7,16 +7,12 @@
  * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
  * wins over the header).
  *
- * The no-JavaScript form routes (the join here, continue in wroom.c) answer their errors with
+ * The no-JavaScript form routes (the join here, continue in wroom_form.c) answer their errors with
  * this page too, under the error's status and with its message shown (form_error).
  *
  * Operators customise the page through a template, waiting.html in the templates directory,
- * compiled when it is loaded (at start and on SIGHUP), never on the request path. The template
- * language is a small part of Mustache:
- *   {{name}}              a value, HTML-escaped
- *   {{#flag}}...{{/flag}} the block only when FLAG is true
- *   {{^flag}}...{{/flag}} the block only when FLAG is false
- *   {{! text }}           a comment
+ * compiled when it is loaded (at start and on SIGHUP), never on the request path, by the
+ * template engine of common/tmpl.c (a small part of Mustache; the names it may use are below).
  * Names are checked when the template is loaded, so a typo is reported with its line instead of
  * rendering as nothing. A template that cannot be loaded at start leaves a plain built-in page
  * in service; one that cannot be reloaded leaves the previous one. */
@@ -32,6 +28,7 @@
 #include <time.h>
 
 #include "antre/log.h"
+#include "antre/tmpl.h"
 #include "conn.h"
 #include "gateway.h"
 #include "reply.h"
@@ -40,14 +37,13 @@
 
 #define TEMPLATE_FILE "waiting.html"
 #define TEMPLATE_MAX (256 * 1024)
-#define SECTION_DEPTH 16
-#define TAG_NAME_MAX 32
 #define PATH_LEN 1024
 #define ERR_LEN (PATH_LEN + 512)
 
 /* ---- the names a template may use ------------------------------------------------------- */
 
 enum var_id {
+    V_PROGRAMME,         /* [programme] name */
     V_ROOM,              /* the room's name */
     V_LANG,              /* "id" or "en" */
     V_OTHER_LANG,        /* the language the switch link offers */
@@ -94,7 +90,7 @@ enum flag_id {
 };
 
 static const char *const var_names[V_COUNT] = {
-    "room", "lang", "other_lang", "other_lang_name", "lang_query", "state", "room_state",
+    "programme", "room", "lang", "other_lang", "other_lang_name", "lang_query", "state", "room_state",
     "room_state_text", "position", "waiting", "eta", "eta_s", "poll_after_s", "refresh_s",
     "progress_pct", "opens_at", "opens_at_iso", "continue_url", "error_message",
 };
@@ -106,156 +102,10 @@ static const char *const flag_names[F_COUNT] = {
     "has_error",
 };
 
-/* ---- compiled templates ----------------------------------------------------------------- */
-
-enum seg_kind { SEG_TEXT, SEG_VAR, SEG_IF, SEG_UNLESS, SEG_END };
-
-struct seg {
-    enum seg_kind kind;
-    int id;          /* var_id or flag_id */
-    size_t off, len; /* SEG_TEXT: the bytes in tmpl.text */
-    int end;         /* SEG_IF / SEG_UNLESS: index of the matching SEG_END */
-};
-
-struct tmpl {
-    char *text;
-    size_t len;
-    struct seg *segs;
-    int nsegs, cap;
-};
+static const struct tmpl_names names = {var_names, V_COUNT, flag_names, F_COUNT};
 
 static struct tmpl *current;
 static char *templates_dir;
-
-static void tmpl_free(struct tmpl *t)
-{
-    if (!t) return;
-    free(t->text);
-    free(t->segs);
-    free(t);
-}
-
-static struct seg *add_seg(struct tmpl *t, enum seg_kind kind)
-{
-    if (t->nsegs == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->segs = realloc(t->segs, (size_t)t->cap * sizeof *t->segs);
-        if (!t->segs) abort();
-    }
-    struct seg *s = &t->segs[t->nsegs++];
-    memset(s, 0, sizeof *s);
-    s->kind = kind;
-    return s;
-}
-
-static int lookup(const char *const *names, int n, const char *name, size_t len)
-{
-    for (int i = 0; i < n; i++)
-        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) return i;
-    return -1;
-}
-
-static int line_of(const char *text, size_t off)
-{
-    int line = 1;
-    for (size_t i = 0; i < off; i++)
-        if (text[i] == '\n') line++;
-    return line;
-}
-
-/* Compile TEXT (taken: freed with the template, or here on error) into segments. NULL on error,
- * with "line N: reason" in ERR. */
-static struct tmpl *tmpl_compile(char *text, size_t len, char *err, size_t errlen)
-{
-    struct tmpl *t = calloc(1, sizeof *t);
-    if (!t) abort();
-    t->text = text;
-    t->len = len;
-    int open[SECTION_DEPTH], depth = 0;
-    size_t pos = 0;
-    while (pos < len) {
-        const char *tag = memmem(text + pos, len - pos, "{{", 2);
-        size_t start = tag ? (size_t)(tag - text) : len;
-        if (start > pos) {
-            struct seg *s = add_seg(t, SEG_TEXT);
-            s->off = pos;
-            s->len = start - pos;
-        }
-        if (!tag) break;
-        const char *close = memmem(text + start + 2, len - start - 2, "}}", 2);
-        if (!close) {
-            snprintf(err, errlen, "line %d: {{ is never closed by }}", line_of(text, start));
-            goto fail;
-        }
-        const char *in = text + start + 2, *in_end = close;
-        pos = (size_t)(close - text) + 2;
-        while (in < in_end && *in == ' ') in++;
-        while (in_end > in && in_end[-1] == ' ') in_end--;
-        char sigil = in < in_end ? *in : 0;
-        if (sigil == '!') continue;
-        if (sigil == '#' || sigil == '^' || sigil == '/') in++;
-        else sigil = 0;
-        size_t nlen = (size_t)(in_end - in);
-        for (size_t i = 0; i < nlen; i++) {
-            char ch = in[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
-                nlen = 0;
-                break;
-            }
-        }
-        if (nlen == 0 || nlen > TAG_NAME_MAX) {
-            size_t raw = (size_t)(close - text) - start - 2;
-            snprintf(err, errlen, "line %d: malformed tag {{%.*s}}", line_of(text, start),
-                     (int)(raw > 40 ? 40 : raw), text + start + 2);
-            goto fail;
-        }
-        if (sigil == 0) {
-            int id = lookup(var_names, V_COUNT, in, nlen);
-            if (id < 0) {
-                snprintf(err, errlen, "line %d: unknown value {{%.*s}}%s", line_of(text, start),
-                         (int)nlen, in,
-                         lookup(flag_names, F_COUNT, in, nlen) >= 0
-                             ? " (a flag: use it as {{#name}}...{{/name}})" : "");
-                goto fail;
-            }
-            add_seg(t, SEG_VAR)->id = id;
-            continue;
-        }
-        int id = lookup(flag_names, F_COUNT, in, nlen);
-        if (id < 0) {
-            snprintf(err, errlen, "line %d: unknown flag {{%c%.*s}}", line_of(text, start), sigil,
-                     (int)nlen, in);
-            goto fail;
-        }
-        if (sigil == '/') {
-            if (depth == 0 || t->segs[open[depth - 1]].id != id) {
-                snprintf(err, errlen, "line %d: {{/%.*s}} closes %s%s%s", line_of(text, start),
-                         (int)nlen, in, depth ? "{{" : "nothing",
-                         depth ? flag_names[t->segs[open[depth - 1]].id] : "",
-                         depth ? "}}" : "");
-                goto fail;
-            }
-            add_seg(t, SEG_END)->id = id;
-            t->segs[open[--depth]].end = t->nsegs - 1;
-            continue;
-        }
-        if (depth == SECTION_DEPTH) {
-            snprintf(err, errlen, "line %d: sections nested deeper than %d",
-                     line_of(text, start), SECTION_DEPTH);
-            goto fail;
-        }
-        add_seg(t, sigil == '#' ? SEG_IF : SEG_UNLESS)->id = id;
-        open[depth++] = t->nsegs - 1;
-    }
-    if (depth) {
-        snprintf(err, errlen, "{{#%s}} is never closed", flag_names[t->segs[open[depth - 1]].id]);
-        goto fail;
-    }
-    return t;
-fail:
-    tmpl_free(t);
-    return NULL;
-}
 
 /* ---- loading ---------------------------------------------------------------------------- */
 
@@ -265,7 +115,7 @@ static const char builtin_template[] =
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
     "{{#refresh}}<meta http-equiv=\"refresh\" content=\"{{refresh_s}}\">{{/refresh}}"
     "<title>{{#lang_id}}Antrean{{/lang_id}}{{#lang_en}}Queue{{/lang_en}} {{room}}</title>"
-    "</head><body><main>"
+    "</head><body><main><p><strong>{{programme}}</strong></p>"
     "<p><a href=\"?lang={{other_lang}}\" lang=\"{{other_lang}}\">{{other_lang_name}}</a></p>"
     "<h1>{{#lang_id}}Antrean pendaftaran{{/lang_id}}{{#lang_en}}Registration queue{{/lang_en}}"
     " {{room}}</h1>"
@@ -321,8 +171,9 @@ static struct tmpl *load_file(char *err, size_t errlen)
     }
     text[len] = 0;
     char why[256];
-    struct tmpl *t = tmpl_compile(text, len, why, sizeof why);
+    struct tmpl *t = tmpl_compile(text, len, &names, why, sizeof why);
     if (!t) snprintf(err, errlen, "%s: %s", path, why);
+    free(text);
     return t;
 }
 
@@ -365,11 +216,7 @@ static void load_initial(void)
         log_warn("page: %s; serving the built-in waiting page", err);
         builtin_in_use = 1;
         char why[256];
-        size_t n = sizeof builtin_template - 1;
-        char *text = malloc(n + 1);
-        if (!text) abort();
-        memcpy(text, builtin_template, n + 1);
-        t = tmpl_compile(text, n, why, sizeof why);
+        t = tmpl_compile(builtin_template, sizeof builtin_template - 1, &names, why, sizeof why);
         if (!t) { /* a bug in this file, caught by the tests */
             log_error("page: built-in template: %s", why);
             abort();
@@ -379,61 +226,6 @@ static void load_initial(void)
     }
     tmpl_free(current);
     current = t;
-}
-
-/* ---- rendering -------------------------------------------------------------------------- */
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p) abort();
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void buf_add_escaped(struct buf *b, const char *s)
-{
-    for (const char *run = s;; s++) {
-        const char *rep = NULL;
-        switch (*s) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        case 0: break;
-        default: continue;
-        }
-        buf_add(b, run, (size_t)(s - run));
-        if (!rep) return;
-        buf_add(b, rep, strlen(rep));
-        run = s + 1;
-    }
-}
-
-static void render(const struct tmpl *t, const char *const *vars, const int *flags,
-                   struct buf *out)
-{
-    for (int i = 0; i < t->nsegs; i++) {
-        const struct seg *s = &t->segs[i];
-        switch (s->kind) {
-        case SEG_TEXT: buf_add(out, t->text + s->off, s->len); break;
-        case SEG_VAR: buf_add_escaped(out, vars[s->id]); break;
-        case SEG_IF: if (!flags[s->id]) i = s->end; break;
-        case SEG_UNLESS: if (flags[s->id]) i = s->end; break;
-        case SEG_END: break;
-        }
-    }
 }
 
 /* ---- the page --------------------------------------------------------------------------- */
@@ -502,11 +294,11 @@ static void render_page(struct conn *c, struct request *r, int status, const cha
 
     struct wroom_view v;
     int by_session = 0;
-    const char *tok = wroom_token(r, "antre_ticket", &tlen);
+    const char *tok = wroom_ticket_token(r, "antre_ticket", &tlen);
     wroom_view_ticket(c->gw, rn, rlen, tok, tok ? tlen : 0, &v);
     if (!strcmp(v.state, "invalid")) {
         /* Admitted and redeemed: the ticket cookie is gone and a session cookie is there. */
-        tok = wroom_token(r, "antre_session", &tlen);
+        tok = wroom_ticket_token(r, "antre_session", &tlen);
         if (tok) {
             struct wroom_view sv;
             wroom_view_ticket(c->gw, rn, rlen, tok, tlen, &sv);
@@ -572,6 +364,7 @@ static void render_page(struct conn *c, struct request *r, int status, const cha
     }
 
     const char *vars[V_COUNT];
+    vars[V_PROGRAMME] = c->gw->conf.programme.name;
     vars[V_ROOM] = room;
     vars[V_LANG] = en ? "en" : "id";
     vars[V_OTHER_LANG] = en ? "id" : "en";
@@ -596,8 +389,8 @@ static void render_page(struct conn *c, struct request *r, int status, const cha
     vars[V_CONTINUE_URL] = v.has_session || by_session ? "/" : cont;
     vars[V_ERROR_MESSAGE] = flags[F_HAS_ERROR] ? (en ? msg_en : msg_id) : "";
 
-    struct buf out = {0};
-    render(current, vars, flags, &out);
+    struct tmpl_out out = {0};
+    tmpl_render(current, vars, flags, &out);
     /* The page is personal (it reflects the ticket cookie): never cached, never framed. */
     reply_header(c, "Cache-Control", "no-store");
     reply_header(c, "Content-Language", en ? "en" : "id");
@@ -631,6 +424,6 @@ void page_register(struct router *rt)
     router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}", .fn = page_route,
                                    .name = "room_page"});
     router_add(rt, &(struct route){.method = "POST", .pattern = "/rooms/{room}/join",
-                                   .fn = wroom_join_form, .name = "room_join_form",
+                                   .fn = wroom_form_join, .name = "room_join_form",
                                    .max_body = 1024, .flags = ROUTE_FORM});
 }

@@ -31,6 +31,7 @@
 #include "antre/token.h"
 #include "antre/validate.h"
 #include "conn.h"
+#include "gate.h"
 #include "gateway.h"
 #include "ident.h"
 #include "metrics.h"
@@ -135,7 +136,7 @@ static void write_registration(struct create *cr)
     const char *args[] = {"register", cr->body_hash, ttl, cr->id, cr->answer, cr->dup_answer,
                           "nik", cr->nik, "kk", cr->kk, "name", cr->name,
                           "birth_date", cr->birth, "email", cr->email, "phone", cr->phone,
-                          "owner", c->session.owner, "room", c->session.room,
+                          "owner", gate_session(c)->owner, "room", gate_session(c)->room,
                           "created_at", now, "confirm_mismatch", cr->confirm_mismatch ? "1" : "0",
                           "email_state", "unverified", "phone_state", "unverified"};
     /* The stream entry (job.h) goes between the six fixed arguments and the record's fields. */
@@ -292,7 +293,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
         free(cr);
         return;
     }
-    if (ident_new(c->gw, "reg", c->session.owner, cr->id) < 0) {
+    if (ident_new(c->gw, "reg", gate_session(c)->owner, cr->id) < 0) {
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         free(cr);
         return;
@@ -312,7 +313,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     }
     char khash[65];
     sha256_hex(idem, klen, khash);
-    keys_idempotency(cr->idem_key, c->session.owner, khash);
+    keys_idempotency(cr->idem_key, gate_session(c)->owner, khash);
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
     const char *keys[1] = {cr->idem_key};
@@ -374,6 +375,8 @@ static void answer_status(struct status *st)
     json_t *checks = json_object(), *next = json_array();
     char masked[300], hint[512];
     int done = 0;
+    const struct conf_programme *prog = &c->gw->conf.programme;
+    const char *sender = prog->sender_name[0] ? prog->sender_name : prog->name;
 
     const char *contacts[2][2] = {{"email", "email_state"}, {"phone", "phone_state"}};
     for (int k = 0; k < 2; k++) {
@@ -388,10 +391,10 @@ static void answer_status(struct status *st)
         if (k == 0)
             snprintf(hint, sizeof hint,
                      en ? "Request a code to %s. If it does not arrive within 5 minutes, check "
-                          "your spam folder for a message from Kartu Prakerja, then request again."
+                          "your spam folder for a message from %s, then request again."
                         : "Minta kode ke %s. Jika tidak datang dalam 5 menit, periksa folder spam "
-                          "untuk pesan dari Kartu Prakerja, lalu minta ulang.",
-                     masked);
+                          "untuk pesan dari %s, lalu minta ulang.",
+                     masked, sender);
         else
             snprintf(hint, sizeof hint,
                      en ? "Request an SMS code to %s; make sure the phone is on and has signal."
@@ -516,7 +519,7 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
     (void)p;
     size_t len;
     const char *id = conn_param(c, "id", &len);
-    if (!ident_owned(c->gw, "reg", id, len, c->session.owner)) {
+    if (!ident_owned(c->gw, "reg", id, len, gate_session(c)->owner)) {
         if (ident_valid(id, len))
             reply_err_msg(c, ERR_NOT_OWNER, NULL, "Pendaftaran ini bukan milik sesi Anda.",
                           "This registration does not belong to your session.", NULL);

@@ -214,7 +214,7 @@ void reply_err_full(struct conn *c, enum error_id e, const char *field, const ch
         snprintf(v, sizeof v, "%d", retry_after_s);
         reply_header(c, "Retry-After", v);
     }
-    if (c->form && form_fn) {
+    if (form_fn && conn_route_has(c, ROUTE_FORM)) {
         /* A browser without JavaScript: back to the page with the message, never JSON. */
         json_decref(extra);
         form_fn(c, d->status, msg_id, msg_en);
@@ -247,7 +247,7 @@ void reply_redis_refusal(struct conn *c, enum rconn_refusal why)
 
 void reply_field_error(struct conn *c, const struct validate_error *ve, json_t *extra)
 {
-    if (c->form && form_fn) {
+    if (form_fn && conn_route_has(c, ROUTE_FORM)) {
         json_decref(extra);
         form_fn(c, 422, ve->msg_id, ve->msg_en);
         return;

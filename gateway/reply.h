@@ -29,7 +29,7 @@ void reply_json(struct conn *c, int status, json_t *body);
 /* Answer with error E of the catalogue (errors.h): its status, its message in the request's
  * language, Retry-After (header and "retry_after_s") when the entry has one, and its metrics
  * refusal counted here, once. FIELD may be NULL. EXTRA (taken; may be NULL) is merged into the
- * error object. On a no-JavaScript form route (c->form) the answer is the form handler's HTML
+ * error object. On a no-JavaScript form route (ROUTE_FORM) the answer is the form handler's HTML
  * page instead of JSON (reply_set_form_handler). */
 void reply_err(struct conn *c, enum error_id e, const char *field, json_t *extra);
 

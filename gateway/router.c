@@ -9,6 +9,7 @@ struct router {
     struct route routes[ROUTER_MAX_ROUTES];
     int n;
     int id_base;
+    route_head_fn *gate;
 };
 
 struct router *router_new(void)
@@ -21,6 +22,10 @@ struct router *router_new(void)
 void router_free(struct router *rt) { free(rt); }
 
 void router_set_id_base(struct router *rt, int id_base) { rt->id_base = id_base; }
+
+void router_set_gate(struct router *rt, route_head_fn *gate) { rt->gate = gate; }
+
+route_head_fn *router_gate(const struct router *rt) { return rt->gate; }
 
 int router_add(struct router *rt, const struct route *route)
 {

@@ -35,7 +35,7 @@ typedef int route_head_fn(struct conn *c, struct request *r, const struct route_
 
 enum route_flags {
     ROUTE_NO_RATE_LIMIT = 1, /* health probes are not counted against the client's rate */
-    ROUTE_NEEDS_SESSION = 2, /* the waiting room's gate: a valid session, checked before the body */
+    ROUTE_NEEDS_SESSION = 2, /* the router's gate (router_set_gate) runs before the body */
     ROUTE_FORM = 4,          /* a no-JavaScript form route: errors answer HTML (reply.h) */
 };
 
@@ -69,6 +69,13 @@ void router_set_id_base(struct router *rt, int id_base);
 enum router_result router_match(const struct router *rt, const char *method, const char *path,
                                 size_t pathlen, const struct route **out,
                                 struct route_params *params, char *allow, size_t allowlen);
+
+/* Install GATE (may be NULL) as RT's session gate: conn.c calls it, with the route_head_fn
+ * contract, for every route flagged ROUTE_NEEDS_SESSION, before the route's own head hook. On
+ * success it leaves the session facts in the connection's application context (gate.h). The
+ * server installs it at start-up (routes.c); a router without one refuses such routes. */
+void router_set_gate(struct router *rt, route_head_fn *gate);
+route_head_fn *router_gate(const struct router *rt);
 
 /* Route I (0-based) or NULL past the end: for metrics labels. */
 const struct route *router_route_at(const struct router *rt, int i);

@@ -15,6 +15,7 @@ void routes_install(struct router *pub, struct router *admin)
 {
     router_set_id_base(admin, 48);
     health_register(pub);
+    router_set_gate(pub, wroom_gate);
     wroom_register(pub);
     page_register(pub);
     registration_register(pub);

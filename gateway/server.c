@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/log.h"
 #include "antre/program.h"
@@ -37,14 +38,8 @@
 #define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
 #define ACCEPT_BACKOFF_MS 100
 
-uint64_t gw_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void gw_update_date(struct gw *gw)
+/* Refresh gw->date (the Date header every answer carries) when the second changed. */
+static void update_date(struct gw *gw)
 {
     time_t now = time(NULL);
     if (now == gw->date_sec) return;
@@ -152,10 +147,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw *gw = arg;
-    gw_update_date(gw);
+    update_date(gw);
     /* A Redis that stopped answering (SIGSTOP, a dead host without RST) is only noticed through
      * a command timing out: keep one liveness PING in flight every second. */
-    uint64_t now_ns = gw_now_ns();
+    uint64_t now_ns = clock_now_ns();
     if (!gw->ping_busy && rconn_state(gw->redis) == RCONN_CONNECTED &&
         now_ns - gw->last_ping_ns > 1000000000ull) {
         gw->last_ping_ns = now_ns;
@@ -295,7 +290,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     unsigned char rnd[4];
     if (RAND_bytes(rnd, sizeof rnd) != 1) memset(rnd, 0, sizeof rnd);
     codec_hex_encode(rnd, sizeof rnd, gw->reqid_prefix, sizeof gw->reqid_prefix);
-    gw_update_date(gw);
+    update_date(gw);
     apply_conf(gw);
     apply_accesslog(gw, "");
     if (admin_load_token(gw) < 0) goto out;

@@ -44,6 +44,7 @@
 #include "antre/log.h"
 #include "antre/rconn.h"
 #include "conn.h"
+#include "gate.h"
 #include "gateway.h"
 #include "ident.h"
 #include "reply.h"
@@ -193,7 +194,7 @@ static int upload_id(struct conn *c, char id[IDENT_LEN + 1])
         fail_unknown(c);
         return -1;
     }
-    if (!ident_owned(c->gw, "upl", v, len, c->session.owner)) {
+    if (!ident_owned(c->gw, "upl", v, len, gate_session(c)->owner)) {
         fail_msg(c, ERR_NOT_OWNER, NULL, "Unggahan ini bukan milik sesi Anda; mulai unggahan baru.",
                  "This upload does not belong to your session; start a new upload.", NULL);
         return -1;
@@ -380,7 +381,7 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_
                  e.msg_en, NULL);
         return -1;
     }
-    if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, c->session.owner)) {
+    if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, gate_session(c)->owner)) {
         fail_msg(c, ERR_NOT_OWNER, "registration_id", "Pendaftaran ini bukan milik sesi Anda.",
                  "This registration does not belong to your session.", NULL);
         return -1;
@@ -438,7 +439,7 @@ static void on_registration(void *arg, const redisReply *rep, const char *err)
     }
     char errbuf[256], name[NAME_LEN];
     struct spool *s = NULL;
-    if (ident_new(gw, "upl", c->session.owner, cr->id) < 0) {
+    if (ident_new(gw, "upl", gate_session(c)->owner, cr->id) < 0) {
         snprintf(errbuf, sizeof errbuf, "no pepper in the key file");
         goto broken;
     }

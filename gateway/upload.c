@@ -26,6 +26,7 @@
 #include "antre/rconn.h"
 #include "antre/sniff.h"
 #include "conn.h"
+#include "gate.h"
 #include "gateway.h"
 #include "ident.h"
 #include "metrics.h"
@@ -191,7 +192,7 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
     const char *id = conn_param(c, "id", &idlen);
     const char *kind = conn_param(c, "kind", &kindlen);
 
-    if (!id || !ident_owned(gw, "reg", id, idlen, c->session.owner)) {
+    if (!id || !ident_owned(gw, "reg", id, idlen, gate_session(c)->owner)) {
         refuse_not_owner(c, "Pendaftaran", "registration");
         return -1;
     }
@@ -238,7 +239,7 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
     u->kind = k;
     memcpy(u->reg_id, id, IDENT_LEN);
     char err[256] = "no pepper in the key file";
-    if (ident_new(gw, "upl", c->session.owner, u->id) < 0 ||
+    if (ident_new(gw, "upl", gate_session(c)->owner, u->id) < 0 ||
         !(u->spool = spool_open(gw, u->id, 0, err, sizeof err))) {
         log_error("upload: cannot start an upload err=%s", err);
         upload_free(u);
@@ -407,7 +408,7 @@ static void status_get(struct conn *c, struct request *r, const struct route_par
         unknown_upload(c);
         return;
     }
-    if (!ident_owned(c->gw, "upl", id, idlen, c->session.owner)) {
+    if (!ident_owned(c->gw, "upl", id, idlen, gate_session(c)->owner)) {
         refuse_not_owner(c, "Unggahan", "upload");
         return;
     }

@@ -1,4 +1,5 @@
-/* wroom.h: the waiting room inside one gateway process.
+/* wroom.h: the waiting room inside one gateway process (wroom.c and the wroom_*.c files, which
+ * share gateway/wroom_priv.h).
  *
  * Each configured room keeps a cache of its Redis state (head, tail, capacity, admission rate,
  * pre-queue seed), refreshed by the controller script that this process runs every 100 ms. A
@@ -50,15 +51,16 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
 
 /* The no-JavaScript join: joins C's applicant to ROOM (the route's {room}) like the API, but
  * answers 303 to the waiting page with the ticket (or session) cookie set. */
-void wroom_join_form(struct conn *c, struct request *r, const struct route_params *p);
+void wroom_form_join(struct conn *c, struct request *r, const struct route_params *p);
 
-/* The gate in front of protected routes: checks the session token of C's request (Bearer or
- * cookie antre_session). On success returns 0 and fills C's session facts; otherwise answers
- * 401 not_admitted / session_expired itself and returns -1. Called before any body is read. */
-int wroom_gate(struct conn *c, struct request *r);
+/* The session gate (a route_head_fn that routes.c installs with router_set_gate): checks the
+ * session token of C's request (Bearer or cookie antre_session). On success returns 0 and fills
+ * C's session facts (gate_session); otherwise answers 401 not_admitted / session_expired
+ * itself and returns -1. Called before any body is read. */
+int wroom_gate(struct conn *c, struct request *r, const struct route_params *p);
 
 /* Extract a token named NAME ("antre_ticket", "antre_session") from the request: the Bearer
  * token of Authorization, else the cookie. Returns a pointer into the request or NULL. */
-const char *wroom_token(struct request *r, const char *cookie, size_t *len);
+const char *wroom_ticket_token(struct request *r, const char *cookie, size_t *len);
 
 #endif

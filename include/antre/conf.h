@@ -47,6 +47,13 @@ struct conf_gateway {
 };
 
 /* [log]: read by every program. */
+/* [programme]: the programme this front door serves, as applicants see it. */
+#define CONF_PROGRAMME_NAME 64
+struct conf_programme {
+    char name[CONF_PROGRAMME_NAME];        /* on the waiting page and in the checklist's hints */
+    char sender_name[CONF_PROGRAMME_NAME]; /* whom verification emails come from; "" = name */
+};
+
 struct conf_log {
     char level[16]; /* debug, info, warn or error */
 };
@@ -108,6 +115,7 @@ struct conf {
     char path[CONF_STR]; /* the file it was loaded from ("" for defaults only) */
     struct conf_gateway gateway;
     struct conf_log log;
+    struct conf_programme programme;
     struct conf_redis redis;
     struct conf_worker worker;
     struct conf_upload upload;

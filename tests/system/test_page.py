@@ -603,3 +603,24 @@ def test_form_routes_rate_limited_answer_the_page(make_gateway, workdir):
     limited = [r for r in got if r.status_code == 429]
     assert limited, [r.status_code for r in got]
     assert form_message(limited[0], 429).startswith("Terlalu banyak permintaan")
+
+
+# ---- the programme's name ----------------------------------------------------------------------
+
+def test_page_shows_the_configured_programme_name(make_gateway, workdir):
+    with_templates(workdir)
+    g = make_gateway(dict(ROOM, **{"programme.name": "Program <Uji> & Co"}))
+    doc = requests.get(g.url("/rooms/w"), timeout=5).text
+    assert "<strong>Program &lt;Uji&gt; &amp; Co</strong>" in doc
+    assert "Program <Uji>" not in doc and "<strong>antre</strong>" not in doc
+    # Reloadable: SIGHUP shows the new name.
+    g.write_conf({"programme.name": "Kartu Uji"})
+    g.signal(signal.SIGHUP)
+    wait_for(lambda: "<strong>Kartu Uji</strong>" in requests.get(g.url("/rooms/w"), timeout=5).text,
+             timeout=10, what="the new name after reload")
+
+
+def test_built_in_page_shows_the_configured_programme_name(make_gateway):
+    g = make_gateway(dict(ROOM, **{"programme.name": "Program Bawaan"}))
+    assert "serving the built-in waiting page" in g.read_log()
+    assert "<strong>Program Bawaan</strong>" in requests.get(g.url("/rooms/w"), timeout=5).text

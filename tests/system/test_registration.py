@@ -11,7 +11,9 @@ import base64
 import hashlib
 import itertools
 import json
+import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -991,3 +993,34 @@ def test_status_owner_only(make_gateway, redis):
     r = api.status(rid)
     assert (r.status_code, code(r)) == (404, "unknown_registration"), r.text
     rd.close()
+
+
+# --- the programme's name from the configuration ----------------------------------------------
+
+def test_checklist_hints_name_the_configured_programme(make_gateway, redis):
+    """[programme] name (or sender_name when set) is whom the email hint names, reloadable."""
+    g, api, rd = start(make_gateway, redis, {"programme.name": "Program Uji Coba"})
+    rid = accepted(api, body(email="siti.aminah@gmail.com", phone="0812-3456-7890"))
+    for en in (False, True):
+        hint = api.status(rid, en=en).json()["checks"]["email"]["hint"]
+        assert "Program Uji Coba" in hint and "Kartu Prakerja" not in hint, hint
+
+    def email_hint():
+        return api.status(rid, en=True).json()["checks"]["email"]["hint"]
+
+    g.write_conf({"programme.sender_name": "Tim Verifikasi"})
+    g.signal(signal.SIGHUP)
+    conftest.wait_for(lambda: "Tim Verifikasi" in email_hint(), timeout=10, what="reload")
+    assert "Program Uji Coba" not in email_hint()
+
+
+def test_no_programme_name_is_written_into_the_c_sources():
+    hits = []
+    for top in ("gateway", "common", "worker", "include"):
+        for dirpath, _, files in os.walk(os.path.join(conftest.ROOT, top)):
+            for name in files:
+                if name.endswith((".c", ".h")):
+                    with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                        if "Prakerja" in f.read():
+                            hits.append(os.path.join(dirpath, name))
+    assert hits == [], hits

@@ -353,3 +353,23 @@ Test(router, empty_router)
     cr_assert_str_eq(allow, "");
     router_free(r2);
 }
+
+static int g_gate(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)c, (void)r, (void)p;
+    return 0;
+}
+
+/* The session gate is per router: none until the server installs one, then that one. */
+Test(router, gate_is_installed_per_router)
+{
+    struct router *r2 = router_new();
+    cr_assert_null(router_gate(rt));
+    cr_assert_null(router_gate(r2));
+    router_set_gate(rt, g_gate);
+    cr_assert_eq(router_gate(rt), g_gate);
+    cr_assert_null(router_gate(r2));
+    router_set_gate(rt, NULL);
+    cr_assert_null(router_gate(rt));
+    router_free(r2);
+}

@@ -1,0 +1,111 @@
+/* wroom_ticket.c: the waiting room's tokens (tickets, pre-queue tickets, sessions; their
+ * payloads are described in wroom_priv.h): signing them with the applicant's mark, verifying
+ * and parsing them, finding them in a request (Bearer or cookie) and setting their cookies. */
+#include "wroom_priv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "antre/clock.h"
+#include "antre/token.h"
+#include "conn.h"
+#include "gate.h"
+#include "gateway.h"
+#include "reply.h"
+#include "request.h"
+
+static int sign(struct gw *gw, const char *payload, char *out, size_t outlen)
+{
+    return token_sign(gw->keys, payload, strlen(payload), out, outlen);
+}
+
+int wroom_ticket_sign(struct conn *c, char kind, const char *room, uint64_t num, char *out,
+                      size_t outlen)
+{
+    char p[128];
+    const char *a = gate_ctx(c)->applicant;
+    snprintf(p, sizeof p, "%c|%s|%llu|%lld%s%s", kind, room, (unsigned long long)num,
+             (long long)(clock_wall_ms() / 1000), a[0] ? "|" : "", a);
+    return sign(c->gw, p, out, outlen);
+}
+
+int wroom_ticket_sign_session(struct conn *c, const char *room, const char *sid, int64_t exp_ms,
+                              char *out, size_t outlen)
+{
+    char p[160];
+    snprintf(p, sizeof p, "S|%s|%s|%lld%s%s", room, sid, (long long)exp_ms,
+              gate_ctx(c)->applicant[0] ? "|" : "", gate_ctx(c)->applicant);
+    return sign(c->gw, p, out, outlen);
+}
+
+/* Verify TOK and parse its payload into T. 0 ok, -1 invalid. */
+int wroom_ticket_parse(struct gw *gw, const char *tok, size_t len, struct ticket *t)
+{
+    char p[TOKEN_PAYLOAD_MAX + 1];
+    size_t plen;
+    if (!tok || token_verify(gw->keys, tok, len, p, sizeof p - 1, &plen) < 0) return -1;
+    p[plen] = 0;
+    char *save, *kind = strtok_r(p, "|", &save), *room = strtok_r(NULL, "|", &save);
+    char *a = strtok_r(NULL, "|", &save), *b = strtok_r(NULL, "|", &save);
+    char *o = strtok_r(NULL, "|", &save);
+    if (!kind || !room || !a || !b || kind[1] || strlen(room) >= sizeof t->room) return -1;
+    if (o && strlen(o) >= sizeof t->owner) return -1;
+    snprintf(t->owner, sizeof t->owner, "%s", o ? o : "");
+    t->kind = kind[0];
+    snprintf(t->room, sizeof t->room, "%s", room);
+    t->t = strtoll(b, NULL, 10);
+    if (t->kind == TK_SESSION) {
+        if (strlen(a) >= sizeof t->sid) return -1;
+        snprintf(t->sid, sizeof t->sid, "%s", a);
+        return 0;
+    }
+    if (t->kind != TK_PLACE && t->kind != TK_PRE) return -1;
+    t->num = strtoull(a, NULL, 10);
+    return 0;
+}
+
+const char *wroom_ticket_token(struct request *r, const char *cookie, size_t *len)
+{
+    size_t n;
+    const char *v = request_header(r, "authorization", &n);
+    if (v && n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+        *len = n - 7;
+        return v + 7;
+    }
+    v = request_header(r, "cookie", &n);
+    size_t cl = strlen(cookie);
+    for (const char *p = v, *end = v + n; p && p < end;) {
+        while (p < end && (*p == ' ' || *p == ';')) p++;
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi ? semi : end;
+        if ((size_t)(stop - p) > cl && memcmp(p, cookie, cl) == 0 && p[cl] == '=') {
+            *len = (size_t)(stop - p - (ptrdiff_t)cl - 1);
+            return p + cl + 1;
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return NULL;
+}
+
+void wroom_ticket_cookie(struct conn *c, const char *name, const char *value, int max_age_s)
+{
+    char v[TOKEN_BUF_SIZE + 128];
+    snprintf(v, sizeof v, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax", name, value,
+             max_age_s);
+    reply_header(c, "Set-Cookie", v);
+}
+
+/* Parse a session record "sid:expiry_ms" (room.lua) into SID (33 bytes) and *EXP. -1 when
+ * REC is not one (e.g. "left"). */
+int wroom_ticket_session_record(const char *rec, char sid[33], int64_t *exp)
+{
+    const char *colon = strchr(rec, ':');
+    size_t sl = colon ? (size_t)(colon - rec) : 0;
+    if (!colon || sl == 0 || sl >= 33) return -1;
+    memcpy(sid, rec, sl);
+    sid[sl] = 0;
+    *exp = strtoll(colon + 1, NULL, 10);
+    return 0;
+}
