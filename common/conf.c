@@ -99,7 +99,7 @@ static const struct directive table[] = {
      "whom verification emails come from, named in the checklist's hints (empty: name)"},
 
     {"redis", "url", T_STR, 1, CONF_STR - 1, "embedded", 0, F(redis.url), NULL, check_redis_url,
-     "embedded (a private redis-server), redis://host:port/db or unix:/path"},
+     "embedded (a private redis-server), redis://[user[:password]@]host[:port][/db] or unix:/path"},
     {"redis", "timeout_ms", T_INT, 10, 60000, "1000", 0, F(redis.timeout_ms), NULL, NULL,
      "every Redis command and connect times out after this"},
     {"redis", "max_pending", T_INT, 1, 1000000, "10000", 0, F(redis.max_pending), NULL, NULL,
