@@ -17,10 +17,9 @@ static const char b64url_alphabet[] =
 
 /* Value + 1 of each hex digit (either case); 0 for every other byte. */
 static const uint8_t hex_table[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
-    ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
-    ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
-    ['F'] = 16,
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
 
 /* Value + 1 of each base64 character, for both alphabets: `+` `/` (standard) and `-` `_`
@@ -106,8 +105,8 @@ static ssize_t b64_body(const unsigned char *s, size_t len, uint8_t *o, int url,
     uint8_t *start = o;
     size_t i = 0;
     for (; i + 4 <= len; i += 4) {
-        int a = b64_value(s[i], url), b = b64_value(s[i + 1], url),
-            c = b64_value(s[i + 2], url), d = b64_value(s[i + 3], url);
+        int a = b64_value(s[i], url), b = b64_value(s[i + 1], url), c = b64_value(s[i + 2], url),
+            d = b64_value(s[i + 3], url);
         if ((a | b | c | d) < 0) return -1;
         uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
         *o++ = (uint8_t)(v >> 16);

@@ -8,18 +8,18 @@
 
 #include "antre/rconn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 enum dtype { T_INT, T_SIZE, T_DOUBLE, T_STR, T_ADDR, T_ENUM, T_BOOL, T_TIME };
 
@@ -27,11 +27,11 @@ struct directive {
     const char *section;
     const char *name;
     enum dtype type;
-    double min, max;           /* bounds for numbers; max length for strings */
+    double min, max; /* bounds for numbers; max length for strings */
     const char *def;
     int reloadable;
-    size_t offset;             /* into struct conf (or struct conf_room for room_table) */
-    size_t size;               /* of the field, for the reload comparison */
+    size_t offset;              /* into struct conf (or struct conf_room for room_table) */
+    size_t size;                /* of the field, for the reload comparison */
     const char *const *choices; /* T_ENUM: NULL-terminated */
     int (*check)(const char *v, char *err, size_t errlen);
     const char *help;
@@ -52,32 +52,32 @@ static const struct directive table[] = {
     {"gateway", "admin_listen", T_ADDR, 0, 0, "127.0.0.1:8081", 0, F(gateway.admin_listen), NULL,
      NULL, "admin listener for /metrics (keep it on loopback)"},
     {"gateway", "admin_token_file", T_STR, 0, CONF_STR - 1, "", 1, F(gateway.admin_token_file),
-     NULL, NULL, "file holding the admin bearer token (empty: no token; keep admin_listen on loopback)"},
+     NULL, NULL,
+     "file holding the admin bearer token (empty: no token; keep admin_listen on loopback)"},
     {"gateway", "processes", T_INT, 1, 64, "1", 0, F(gateway.processes), NULL, NULL,
      "gateway processes sharing the port (SO_REUSEPORT); a parent restarts crashed ones"},
     {"gateway", "backlog", T_INT, 16, 65535, "4096", 0, F(gateway.backlog), NULL, NULL,
      "listen(2) backlog"},
-    {"gateway", "max_connections", T_INT, 1, 1000000, "20000", 1, F(gateway.max_connections),
-     NULL, NULL, "open connections per process; above it a short 503 and close"},
-    {"gateway", "max_url_bytes", T_INT, 64, 65536, "4096", 1, F(gateway.max_url_bytes), NULL,
-     NULL, "longest request target (414 above it)"},
-    {"gateway", "max_header_bytes", T_INT, 512, 1048576, "16384", 1,
-     F(gateway.max_header_bytes), NULL, NULL, "bytes of request line and headers (431 above)"},
+    {"gateway", "max_connections", T_INT, 1, 1000000, "20000", 1, F(gateway.max_connections), NULL,
+     NULL, "open connections per process; above it a short 503 and close"},
+    {"gateway", "max_url_bytes", T_INT, 64, 65536, "4096", 1, F(gateway.max_url_bytes), NULL, NULL,
+     "longest request target (414 above it)"},
+    {"gateway", "max_header_bytes", T_INT, 512, 1048576, "16384", 1, F(gateway.max_header_bytes),
+     NULL, NULL, "bytes of request line and headers (431 above)"},
     {"gateway", "max_headers", T_INT, 4, 1024, "64", 1, F(gateway.max_headers), NULL, NULL,
      "number of request headers (431 above it)"},
     {"gateway", "max_body_bytes", T_SIZE, 0, 1073741824.0, "65536", 1, F(gateway.max_body_bytes),
      NULL, NULL, "request body bytes for routes without their own limit (413 above it)"},
-    {"gateway", "header_timeout_ms", T_INT, 100, 600000, "10000", 1,
-     F(gateway.header_timeout_ms), NULL, NULL,
-     "whole request head must arrive within this (cuts slowloris clients)"},
+    {"gateway", "header_timeout_ms", T_INT, 100, 600000, "10000", 1, F(gateway.header_timeout_ms),
+     NULL, NULL, "whole request head must arrive within this (cuts slowloris clients)"},
     {"gateway", "body_timeout_ms", T_INT, 100, 3600000, "30000", 1, F(gateway.body_timeout_ms),
      NULL, NULL, "longest pause between two pieces of a request body"},
     {"gateway", "idle_timeout_ms", T_INT, 100, 3600000, "60000", 1, F(gateway.idle_timeout_ms),
      NULL, NULL, "idle keep-alive connections are closed after this"},
     {"gateway", "write_timeout_ms", T_INT, 100, 600000, "30000", 1, F(gateway.write_timeout_ms),
      NULL, NULL, "a response that makes no progress for this long closes the connection"},
-    {"gateway", "drain_timeout_ms", T_INT, 0, 600000, "10000", 1, F(gateway.drain_timeout_ms),
-     NULL, NULL, "on shutdown, how long in-flight requests may finish"},
+    {"gateway", "drain_timeout_ms", T_INT, 0, 600000, "10000", 1, F(gateway.drain_timeout_ms), NULL,
+     NULL, "on shutdown, how long in-flight requests may finish"},
     {"gateway", "per_ip_rate", T_DOUBLE, 0, 1e6, "0", 1, F(gateway.per_ip_rate), NULL, NULL,
      "requests per second per client IP (IPv6 per /64); 0 = off"},
     {"gateway", "per_ip_burst", T_INT, 1, 1000000, "20", 1, F(gateway.per_ip_burst), NULL, NULL,
@@ -94,8 +94,8 @@ static const struct directive table[] = {
 
     {"programme", "name", T_STR, 1, CONF_PROGRAMME_NAME - 1, "antre", 1, F(programme.name), NULL,
      NULL, "the programme's name, shown on the waiting page and in the registration checklist"},
-    {"programme", "sender_name", T_STR, 0, CONF_PROGRAMME_NAME - 1, "", 1,
-     F(programme.sender_name), NULL, NULL,
+    {"programme", "sender_name", T_STR, 0, CONF_PROGRAMME_NAME - 1, "", 1, F(programme.sender_name),
+     NULL, NULL,
      "whom verification emails come from, named in the checklist's hints (empty: name)"},
 
     {"redis", "url", T_STR, 1, CONF_STR - 1, "embedded", 0, F(redis.url), NULL, check_redis_url,
@@ -104,24 +104,24 @@ static const struct directive table[] = {
      "every Redis command and connect times out after this"},
     {"redis", "max_pending", T_INT, 1, 1000000, "10000", 0, F(redis.max_pending), NULL, NULL,
      "commands in flight per process; above it requests get 503"},
-    {"redis", "appendfsync", T_ENUM, 0, 0, "everysec", 0, F(redis.appendfsync), fsync_choices,
-     NULL, "embedded Redis AOF fsync policy: everysec or always"},
+    {"redis", "appendfsync", T_ENUM, 0, 0, "everysec", 0, F(redis.appendfsync), fsync_choices, NULL,
+     "embedded Redis AOF fsync policy: everysec or always"},
     {"redis", "server_bin", T_STR, 1, CONF_STR - 1, "redis-server", 0, F(redis.server_bin), NULL,
      NULL, "embedded: the redis-server program"},
     {"redis", "dir", T_STR, 1, CONF_STR - 1, "var/redis", 0, F(redis.dir), NULL, NULL,
      "embedded: data directory (AOF, unix socket, log)"},
 
-    {"upload", "max_bytes", T_SIZE, 1024, 1073741824.0, "10M", 1, F(upload.max_bytes), NULL,
-     NULL, "largest KTP/selfie photo accepted (413 above it); larger than store_max_bytes is shrunk"},
+    {"upload", "max_bytes", T_SIZE, 1024, 1073741824.0, "10M", 1, F(upload.max_bytes), NULL, NULL,
+     "largest KTP/selfie photo accepted (413 above it); larger than store_max_bytes is shrunk"},
     {"upload", "max_concurrent", T_INT, 1, 100000, "50", 1, F(upload.max_concurrent), NULL, NULL,
      "uploads in progress per gateway process; above it 503 + Retry-After"},
     {"upload", "spool_max_bytes", T_SIZE, 1048576, 1099511627776.0, "512M", 1,
      F(upload.spool_max_bytes), NULL, NULL,
      "bytes being received or waiting for a worker, per gateway process; above it 503"},
-    {"upload", "spool_dir", T_STR, 1, CONF_STR - 1, "var/spool", 0, F(upload.spool_dir), NULL,
-     NULL, "where uploads are received (fsynced before 202)"},
-    {"upload", "store_dir", T_STR, 1, CONF_STR - 1, "var/store", 0, F(upload.store_dir), NULL,
-     NULL, "where the worker stores checked documents by SHA-256"},
+    {"upload", "spool_dir", T_STR, 1, CONF_STR - 1, "var/spool", 0, F(upload.spool_dir), NULL, NULL,
+     "where uploads are received (fsynced before 202)"},
+    {"upload", "store_dir", T_STR, 1, CONF_STR - 1, "var/store", 0, F(upload.store_dir), NULL, NULL,
+     "where the worker stores checked documents by SHA-256"},
     {"upload", "store_max_bytes", T_SIZE, 1024, 1073741824.0, "2M", 1, F(upload.store_max_bytes),
      NULL, NULL, "stored documents are shrunk to at most this"},
     {"upload", "min_width", T_INT, 1, 100000, "600", 1, F(upload.min_width), NULL, NULL,
@@ -133,10 +133,10 @@ static const struct directive table[] = {
     {"upload", "tus_expiry_s", T_INT, 60, 2592000, "86400", 1, F(upload.tus_expiry_s), NULL, NULL,
      "unfinished resumable (tus) uploads are removed after this"},
 
-    {"registration", "min_age_years", T_INT, 0, 150, "18", 1, F(registration.min_age_years),
-     NULL, NULL, "youngest applicant accepted, in completed years"},
-    {"registration", "max_age_years", T_INT, 0, 150, "64", 1, F(registration.max_age_years),
-     NULL, NULL, "oldest applicant accepted, in completed years"},
+    {"registration", "min_age_years", T_INT, 0, 150, "18", 1, F(registration.min_age_years), NULL,
+     NULL, "youngest applicant accepted, in completed years"},
+    {"registration", "max_age_years", T_INT, 0, 150, "64", 1, F(registration.max_age_years), NULL,
+     NULL, "oldest applicant accepted, in completed years"},
     {"registration", "idempotency_ttl_s", T_INT, 60, 604800, "86400", 1,
      F(registration.idempotency_ttl_s), NULL, NULL,
      "how long the answer to an Idempotency-Key is kept (per session)"},
@@ -232,8 +232,12 @@ int conf_time_parse(const char *s, int64_t *ms)
         return -1;
     }
     if (*p) return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     if (tm.tm_mday != d) return -1; /* 31 February and friends */
     *ms = ((int64_t)t - off) * 1000 + frac_ms;
@@ -309,8 +313,7 @@ int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t err
 }
 
 /* Parse V as directive D into C. 0 ok, -1 with the reason in ERR. */
-static int set_value(void *base, const struct directive *d, const char *v, char *err,
-                     size_t errlen)
+static int set_value(void *base, const struct directive *d, const char *v, char *err, size_t errlen)
 {
     char *field = (char *)base + d->offset;
     char *end;
@@ -387,8 +390,7 @@ static int set_value(void *base, const struct directive *d, const char *v, char 
                 off += (size_t)snprintf(err + off, errlen - off, " %s", *ch);
         }
         return -1;
-    case T_ADDR:
-        return conf_addr_parse((struct conf_addr *)field, v, err, errlen);
+    case T_ADDR: return conf_addr_parse((struct conf_addr *)field, v, err, errlen);
     case T_BOOL:
         if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") ||
             !strcasecmp(v, "on")) {
@@ -430,7 +432,7 @@ struct load {
     const char *path;
     FILE *f;
     int line;
-    int too_long;      /* the current physical line did not fit inih's buffer */
+    int too_long; /* the current physical line did not fit inih's buffer */
     int errors;
     char *err;
     size_t errlen;
@@ -439,10 +441,9 @@ struct load {
     int room_seen_line[CONF_MAX_ROOMS][NROOMTABLE];
 };
 
-static void add_error(struct load *ld, const char *section, const char *name, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
-static void add_error(struct load *ld, const char *section, const char *name, const char *fmt,
-                      ...)
+static void add_error(struct load *ld, const char *section, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_error(struct load *ld, const char *section, const char *name, const char *fmt, ...)
 {
     char reason[512];
     va_list ap;
@@ -457,10 +458,8 @@ static void add_error(struct load *ld, const char *section, const char *name, co
     /* Checks across directives run after the file is read: they name the file, not a line. */
     if (ld->line > 0) snprintf(where, sizeof where, "%s:%d", ld->path, ld->line);
     else snprintf(where, sizeof where, "%s", ld->path);
-    if (name)
-        n = snprintf(line, sizeof line, "%s: [%s] %s: %s\n", where, section, name, reason);
-    else
-        n = snprintf(line, sizeof line, "%s: %s\n", where, reason);
+    if (name) n = snprintf(line, sizeof line, "%s: [%s] %s: %s\n", where, section, name, reason);
+    else n = snprintf(line, sizeof line, "%s: %s\n", where, reason);
     if (n > 0 && used + (size_t)n < ld->errlen) memcpy(ld->err + used, line, (size_t)n + 1);
 }
 
@@ -480,7 +479,8 @@ static char *read_line(char *str, int num, void *stream)
         int ch = fgetc(ld->f);
         if (ch != EOF && ch != '\n') {
             add_error(ld, "", NULL, "line longer than %d bytes", num - 2);
-            while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {}
+            while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {
+            }
             strcpy(r, "#\n");
             return r;
         }
@@ -559,8 +559,7 @@ static int on_room_directive(struct load *ld, const char *section, const char *n
         char reason[400];
         if (set_value(r, &room_table[i], value, reason, sizeof reason) < 0)
             add_error(ld, section, name, "%s", reason);
-        else if (room_table[i].type == T_TIME)
-            time_text(r, name, value);
+        else if (room_table[i].type == T_TIME) time_text(r, name, value);
         return 1;
     }
     add_error(ld, section, name, "unknown directive");
@@ -588,12 +587,9 @@ static int on_directive(void *user, const char *section, const char *name, const
             add_error(ld, section, name, "%s", reason);
         return 1;
     }
-    if (!section[0])
-        add_error(ld, "", name, "directive outside any section");
-    else if (!known_section)
-        add_error(ld, section, name, "unknown section");
-    else
-        add_error(ld, section, name, "unknown directive");
+    if (!section[0]) add_error(ld, "", name, "directive outside any section");
+    else if (!known_section) add_error(ld, section, name, "unknown section");
+    else add_error(ld, section, name, "unknown directive");
     return 1; /* keep going: report every error */
 }
 
@@ -614,8 +610,7 @@ static void check_whole(struct load *ld)
         const struct conf_room *r = &c->rooms[i];
         char sec[64];
         snprintf(sec, sizeof sec, "room.%s", r->name);
-        if (r->prequeue_from && !r->opens_at)
-            add_error(ld, sec, "prequeue_from", "needs opens_at");
+        if (r->prequeue_from && !r->opens_at) add_error(ld, sec, "prequeue_from", "needs opens_at");
         if (r->prequeue_from && r->opens_at && r->prequeue_from >= r->opens_at)
             add_error(ld, sec, "prequeue_from", "must be before opens_at");
         if (r->closes_at && r->opens_at && r->closes_at <= r->opens_at)
@@ -662,17 +657,16 @@ int conf_reload_merge(const struct conf *old, struct conf *newc, char *note, siz
         if (d->reloadable) continue;
         const char *o = (const char *)old + d->offset;
         char *n = (char *)newc + d->offset;
-        int differs = d->type == T_ADDR
-                          ? strcmp(((const struct conf_addr *)o)->text,
-                                   ((struct conf_addr *)n)->text) != 0
+        int differs = d->type == T_ADDR ? strcmp(((const struct conf_addr *)o)->text,
+                                                 ((struct conf_addr *)n)->text) != 0
                       : (d->type == T_STR || d->type == T_ENUM) ? strcmp(o, n) != 0
-                                                                 : memcmp(o, n, d->size) != 0;
+                                                                : memcmp(o, n, d->size) != 0;
         if (!differs) continue;
         changed++;
         memcpy(n, o, d->size);
         int w = snprintf(note + used, notelen - used,
-                         "[%s] %s: changed in the file; takes effect after a restart\n",
-                         d->section, d->name);
+                         "[%s] %s: changed in the file; takes effect after a restart\n", d->section,
+                         d->name);
         if (w > 0 && used + (size_t)w < notelen) used += (size_t)w;
     }
     return changed;

@@ -19,7 +19,10 @@ struct field {
     enum value_kind v;
 };
 
-#define FIELD(n, m, k) {n, offsetof(struct job, m), sizeof(((struct job *)0)->m), k}
+#define FIELD(n, m, k)                                                                             \
+    {                                                                                              \
+        n, offsetof(struct job, m), sizeof(((struct job *)0)->m), k                                \
+    }
 
 static const struct field upload_fields[] = {
     FIELD(JOB_F_UPLOAD_ID, upload_id, V_ID),
@@ -54,15 +57,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static int valid_queue(enum job_queue q)
-{
-    return (unsigned)q < JOB__QUEUES;
-}
+static int valid_queue(enum job_queue q) { return (unsigned)q < JOB__QUEUES; }
 
-const char *job_queue_name(enum job_queue q)
-{
-    return valid_queue(q) ? queues[q].name : NULL;
-}
+const char *job_queue_name(enum job_queue q) { return valid_queue(q) ? queues[q].name : NULL; }
 
 int job_queue_from_name(const char *name, size_t len, enum job_queue *q)
 {
@@ -74,15 +71,9 @@ int job_queue_from_name(const char *name, size_t len, enum job_queue *q)
     return -1;
 }
 
-int job_stream_key(char *buf, enum job_queue q)
-{
-    return keys_stream(buf, queues[q].stream);
-}
+int job_stream_key(char *buf, enum job_queue q) { return keys_stream(buf, queues[q].stream); }
 
-int job_dead_key(char *buf, enum job_queue q)
-{
-    return keys_stream_dead(buf, queues[q].stream);
-}
+int job_dead_key(char *buf, enum job_queue q) { return keys_stream_dead(buf, queues[q].stream); }
 
 /* Is V (LEN bytes) a good value for a field of kind K? */
 static int value_ok(enum value_kind k, const char *v, size_t len)
@@ -132,8 +123,7 @@ int job_argv(const struct job *j, char count[4], const char **out, char *err, si
 /* Read the job fields of queue Q from FV into J; a field not of Q is refused unless EXTRA
  * (a dead letter's own) says it is taken care of: EXTRA(name, len) returns 1 for those. */
 static int parse_fields(enum job_queue q, const char *const *fv, const size_t *lens, size_t n,
-                        struct job *j, int (*extra)(const char *, size_t), char *err,
-                        size_t errlen)
+                        struct job *j, int (*extra)(const char *, size_t), char *err, size_t errlen)
 {
     if (!valid_queue(q)) return fail(err, errlen, "job: unknown queue %d", (int)q);
     if (n % 2) return fail(err, errlen, "job: %s: odd number of items (%zu)", queues[q].name, n);
@@ -165,8 +155,8 @@ static int parse_fields(enum job_queue q, const char *const *fv, const size_t *l
     return 0;
 }
 
-int job_parse(enum job_queue q, const char *const *fv, const size_t *lens, size_t n,
-              struct job *j, char *err, size_t errlen)
+int job_parse(enum job_queue q, const char *const *fv, const size_t *lens, size_t n, struct job *j,
+              char *err, size_t errlen)
 {
     return parse_fields(q, fv, lens, n, j, NULL, err, errlen);
 }
@@ -206,8 +196,8 @@ static int stream_id_ok(const char *v, size_t len)
     return dash && dash + 1 < len && len <= JOB_STREAM_ID_MAX;
 }
 
-int job_dead_fields(const struct job_dead *d, char nums[2][24], const char **fv, int cap,
-                    char *err, size_t errlen)
+int job_dead_fields(const struct job_dead *d, char nums[2][24], const char **fv, int cap, char *err,
+                    size_t errlen)
 {
     size_t ol = strnlen(d->original_id, sizeof d->original_id);
     if (!stream_id_ok(d->original_id, ol))
@@ -245,12 +235,12 @@ int job_dead_parse(enum job_queue q, const char *const *fv, const size_t *lens, 
     unsigned seen = 0;
     for (size_t i = 0; i < n; i += 2) {
         int k = 0;
-        while (k < 4 && !(strlen(dead_names[k]) == lens[i] &&
-                          memcmp(dead_names[k], fv[i], lens[i]) == 0))
+        while (k < 4 &&
+               !(strlen(dead_names[k]) == lens[i] && memcmp(dead_names[k], fv[i], lens[i]) == 0))
             k++;
         if (k == 4) continue;
-        if (seen & (1u << k)) return fail(err, errlen, "job: dead letter: %s given twice",
-                                          dead_names[k]);
+        if (seen & (1u << k))
+            return fail(err, errlen, "job: dead letter: %s given twice", dead_names[k]);
         seen |= 1u << k;
         const char *v = fv[i + 1];
         size_t vl = lens[i + 1];

@@ -109,9 +109,9 @@ static int parse_keys(struct keyfile *k, char *buf, const char *path, char *err,
         if (nf == 0) continue;
         if (nf != 2) {
             errbuf_set(err, errlen,
-                   "%s:%d: expected `<kid> <64 hex digits>` (or `pepper <64 hex digits>`), "
-                   "found %d field%s",
-                   path, lineno, nf, nf == 1 ? "" : "s");
+                       "%s:%d: expected `<kid> <64 hex digits>` (or `pepper <64 hex digits>`), "
+                       "found %d field%s",
+                       path, lineno, nf, nf == 1 ? "" : "s");
             goto out;
         }
         const char *why = NULL;
@@ -119,23 +119,24 @@ static int parse_keys(struct keyfile *k, char *buf, const char *path, char *err,
         size_t kidlen = strlen(field[0]);
         if (!is_pepper && !keyfile_kid_valid(field[0], kidlen)) {
             errbuf_set(err, errlen, "%s:%d: kid must be 1-%d characters of A-Z a-z 0-9 _ -", path,
-                   lineno, KEYFILE_KID_MAX);
+                       lineno, KEYFILE_KID_MAX);
             goto out;
         }
         size_t vlen = strlen(field[1]);
         if (vlen != 2 * KEYFILE_KEY_BYTES) {
             errbuf_set(err, errlen, "%s:%d: %s must be 64 hex digits (32 bytes); this one has %zu",
-                   path, lineno, is_pepper ? "pepper" : "key", vlen);
+                       path, lineno, is_pepper ? "pepper" : "key", vlen);
             goto out;
         }
         if (parse_key(field[1], key, &why) < 0) {
-            errbuf_set(err, errlen, "%s:%d: %s %s", path, lineno, is_pepper ? "pepper" : "key", why);
+            errbuf_set(err, errlen, "%s:%d: %s %s", path, lineno, is_pepper ? "pepper" : "key",
+                       why);
             goto out;
         }
         if (is_pepper) {
             if (pepper_line) {
                 errbuf_set(err, errlen, "%s:%d: second pepper line (the first is on line %d)", path,
-                       lineno, pepper_line);
+                           lineno, pepper_line);
                 goto out;
             }
             pepper_line = lineno;
@@ -145,8 +146,8 @@ static int parse_keys(struct keyfile *k, char *buf, const char *path, char *err,
         }
         for (size_t i = 0; i < k->n; i++) {
             if (k->keys[i].kidlen == kidlen && memcmp(k->keys[i].kid, field[0], kidlen) == 0) {
-                errbuf_set(err, errlen, "%s:%d: duplicate kid \"%s\" (first on line %d)", path, lineno,
-                       field[0], k->keys[i].line);
+                errbuf_set(err, errlen, "%s:%d: duplicate kid \"%s\" (first on line %d)", path,
+                           lineno, field[0], k->keys[i].line);
                 goto out;
             }
         }
@@ -161,7 +162,7 @@ static int parse_keys(struct keyfile *k, char *buf, const char *path, char *err,
     }
     if (k->n == 0) {
         errbuf_set(err, errlen,
-               "%s: no key line; add one such as `k1 <output of openssl rand -hex 32>`", path);
+                   "%s: no key line; add one such as `k1 <output of openssl rand -hex 32>`", path);
         goto out;
     }
     rc = 0;
@@ -193,7 +194,8 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
         errbuf_set(err, errlen, "%s: RAND_bytes failed: cannot make a key", path);
         return -1;
     }
-    const uint8_t *pepper = rnd, *key = rnd + KEYFILE_KEY_BYTES, *extra = rnd + 2 * KEYFILE_KEY_BYTES;
+    const uint8_t *pepper = rnd, *key = rnd + KEYFILE_KEY_BYTES,
+                  *extra = rnd + 2 * KEYFILE_KEY_BYTES;
 
     time_t now = time(NULL);
     struct tm tm;
@@ -246,10 +248,10 @@ static int create_keyfile(const char *path, char *err, size_t errlen)
         log_info("keyfile: created key file path=%s kid=%s", path, kid);
     } else if (errno != EEXIST) {
         errbuf_set(err, errlen,
-               "%s: cannot create key file (link from %s: %s); create it by hand: "
-               "printf 'pepper %%s\\nk1 %%s\\n' "
-               "$(openssl rand -hex 32) $(openssl rand -hex 32) > %s; chmod 600 %s",
-               path, tmp, strerror(errno), path, path);
+                   "%s: cannot create key file (link from %s: %s); create it by hand: "
+                   "printf 'pepper %%s\\nk1 %%s\\n' "
+                   "$(openssl rand -hex 32) $(openssl rand -hex 32) > %s; chmod 600 %s",
+                   path, tmp, strerror(errno), path, path);
         goto out;
     } /* else: another process created it first; the caller reads theirs */
     rc = 0;
@@ -278,7 +280,7 @@ static char *read_keyfile(int fd, const char *path, size_t *lenp, char *err, siz
         len += (size_t)r;
         if (len > KEYFILE_MAX_BYTES) {
             errbuf_set(err, errlen, "%s: larger than %d bytes; is this really the key file?", path,
-                   KEYFILE_MAX_BYTES);
+                       KEYFILE_MAX_BYTES);
             goto fail;
         }
     }
@@ -328,9 +330,9 @@ int keyfile_load(const char *path, struct keyfile *out, char *err, size_t errlen
     }
     if (st.st_mode & 077) {
         errbuf_set(err, errlen,
-               "%s: readable or writable by group or others (mode %04o); a key file must be "
-               "private: run `chmod 600 %s`",
-               path, (unsigned)(st.st_mode & 07777), path);
+                   "%s: readable or writable by group or others (mode %04o); a key file must be "
+                   "private: run `chmod 600 %s`",
+                   path, (unsigned)(st.st_mode & 07777), path);
         close(fd);
         return -1;
     }
@@ -353,4 +355,3 @@ void keyfile_clear(struct keyfile *kf)
     free(kf->keys);
     OPENSSL_cleanse(kf, sizeof *kf);
 }
-

@@ -6,9 +6,9 @@
 #include <stdio.h>
 
 static const char *const room_suffix[KEYS_ROOM__COUNT] = {
-    [KEYS_ROOM_CTL] = "ctl",           [KEYS_ROOM_TAIL] = "tail",
-    [KEYS_ROOM_PRE] = "pre",           [KEYS_ROOM_ACTIVE] = "active",
-    [KEYS_ROOM_BATCHES] = "batches",   [KEYS_ROOM_BATCHINFO] = "batchinfo",
+    [KEYS_ROOM_CTL] = "ctl",         [KEYS_ROOM_TAIL] = "tail",
+    [KEYS_ROOM_PRE] = "pre",         [KEYS_ROOM_ACTIVE] = "active",
+    [KEYS_ROOM_BATCHES] = "batches", [KEYS_ROOM_BATCHINFO] = "batchinfo",
     [KEYS_ROOM_LEFT] = "left",
 };
 
@@ -28,9 +28,9 @@ int keys_room_applicant(char *buf, const char *room, const uint8_t h[32], char f
     return snprintf(buf, KEYS_MAX, "antre:{%s}:app:%02x%02x", room, h[0], h[1]);
 }
 
-static const char *const stream_names[KEYS_INTAKE__COUNT] = {
-    [KEYS_STREAM_REGISTER] = "register", [KEYS_STREAM_UPLOAD] = "upload",
-    [KEYS_STREAM_VERIFY] = "verify"};
+static const char *const stream_names[KEYS_INTAKE__COUNT] = {[KEYS_STREAM_REGISTER] = "register",
+                                                             [KEYS_STREAM_UPLOAD] = "upload",
+                                                             [KEYS_STREAM_VERIFY] = "verify"};
 
 int keys_stream(char *buf, enum keys_intake q)
 {

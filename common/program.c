@@ -50,7 +50,10 @@ int program_start(struct program *p, int argc, char **argv)
             p->exit_status = 2;
             return -1;
         case 'h': usage(p, stdout); return -1;
-        default: usage(p, stderr); p->exit_status = 2; return -1;
+        default:
+            usage(p, stderr);
+            p->exit_status = 2;
+            return -1;
         }
     }
     log_set_name(p->name);
@@ -79,8 +82,7 @@ int program_reload(struct conf *conf, const char *component, int log_notes)
     if (conf_load(fresh, conf->path, err, sizeof err) < 0) {
         /* One log line per error so each names its file:line. */
         for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
-            log_error("%s: reload refused, keeping the running configuration: %s", component,
-                      line);
+            log_error("%s: reload refused, keeping the running configuration: %s", component, line);
         free(fresh);
         return -1;
     }

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const type_names[] = {
-    [PROM_COUNTER] = "counter", [PROM_GAUGE] = "gauge", [PROM_HISTOGRAM] = "histogram"};
+static const char *const type_names[] =
+    {[PROM_COUNTER] = "counter", [PROM_GAUGE] = "gauge", [PROM_HISTOGRAM] = "histogram"};
 
 /* The escaped form of C, or NULL when C is written as is. HELP text escapes no quote. */
 static const char *escape_of(char c, int quote)

@@ -100,7 +100,8 @@ static void connect_start(struct rconn *rc);
 
 /* --- small helpers ------------------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
@@ -211,14 +212,12 @@ size_t rconn_url_redact(const char *url, char *out, size_t outlen)
     int n;
     if (colon) /* the password is everything between the first ':' and the last '@' */
         n = snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
-    else
-        n = snprintf(out, outlen, "%s", url);
+    else n = snprintf(out, outlen, "%s", url);
     return n < 0 ? 0 : (size_t)n;
 }
 
 /* The redis:// part after the scheme: [user[:password]@]host[:port][/db]. U is zeroed. */
-static int parse_tcp(const char *url, const char *s, struct rconn_url *u, char *err,
-                     size_t errlen)
+static int parse_tcp(const char *url, const char *s, struct rconn_url *u, char *err, size_t errlen)
 {
     const char *at = strrchr(s, '@');
     if (at) {
@@ -226,8 +225,8 @@ static int parse_tcp(const char *url, const char *s, struct rconn_url *u, char *
         const char *ue = colon ? colon : at;
         if (unescape(s, (size_t)(ue - s), u->user, sizeof u->user) < 0)
             return fail(err, errlen, "bad or too long user name in '%s'", url);
-        if (colon && unescape(colon + 1, (size_t)(at - colon - 1), u->password,
-                              sizeof u->password) < 0)
+        if (colon &&
+            unescape(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password) < 0)
             return fail(err, errlen, "bad or too long password in '%s' (escape with %%XX)", url);
         if (!u->password[0])
             return fail(err, errlen, "%s in '%s' (want user:password@ or :password@)",
@@ -262,14 +261,16 @@ static int parse_tcp(const char *url, const char *s, struct rconn_url *u, char *
         if (*s && parse_uint(&s, 1000000000, &u->db) < 0)
             return fail(err, errlen, "bad database number in '%s'", url);
     }
-    if (*s) return fail(err, errlen, "unexpected text in '%s' (want redis://[user[:password]@]"
-                                     "host[:port][/db])", url);
+    if (*s)
+        return fail(err, errlen,
+                    "unexpected text in '%s' (want redis://[user[:password]@]"
+                    "host[:port][/db])",
+                    url);
     return 0;
 }
 
 /* The unix: part after the scheme: /path[?db=N]. U is zeroed. */
-static int parse_unix(const char *url, const char *s, struct rconn_url *u, char *err,
-                      size_t errlen)
+static int parse_unix(const char *url, const char *s, struct rconn_url *u, char *err, size_t errlen)
 {
     if (strncmp(s, "//", 2) == 0) s += 2; /* also accept unix:///path */
     const char *q = strchr(s, '?');
@@ -313,8 +314,9 @@ int rconn_url_parse(const char *url, struct rconn_url *out, char *err, size_t er
     } else if (strncmp(url, "unix:", 5) == 0) {
         rc = parse_unix(shown, url + 5, &u, err, errlen);
     } else {
-        rc = fail(err, errlen, "unsupported redis url '%s' (want embedded, "
-                               "redis://[user[:password]@]host[:port][/db] or unix:/path[?db=N])",
+        rc = fail(err, errlen,
+                  "unsupported redis url '%s' (want embedded, "
+                  "redis://[user[:password]@]host[:port][/db] or unix:/path[?db=N])",
                   shown);
     }
     if (rc == 0 && out) *out = u;
@@ -387,8 +389,7 @@ static void attempt_failed(struct rconn *rc, const char *reason)
     rc->failed++;
     if (rc->failed == 1)
         log_warn("rconn: connect failed url=%s reason=%s (retrying with backoff)", rc->url, reason);
-    else
-        log_debug("rconn: connect failed url=%s reason=%s failed=%d", rc->url, reason, rc->failed);
+    else log_debug("rconn: connect failed url=%s reason=%s failed=%d", rc->url, reason, rc->failed);
     schedule_retry(rc);
 }
 
@@ -577,7 +578,8 @@ static void connect_start(struct rconn *rc)
 
     rc->state = RCONN_CONNECTING;
     rc->gen++;
-    ac = rc->u.path[0] ? redisAsyncConnectUnix(rc->u.path) : redisAsyncConnect(rc->u.host, rc->u.port);
+    ac = rc->u.path[0] ? redisAsyncConnectUnix(rc->u.path)
+                       : redisAsyncConnect(rc->u.host, rc->u.port);
     if (!ac) {
         log_error("rconn: out of memory creating context url=%s", rc->url);
         abort();
@@ -614,8 +616,9 @@ struct rconn *rconn_new(struct event_base *base, const struct rconn_opts *opts, 
     }
     if (rconn_url_parse(opts->url, &u, err, errlen) < 0) return NULL;
     if (u.embedded) {
-        fail(err, errlen, "redis url 'embedded' must be replaced by the embedded server's "
-                          "socket before connecting");
+        fail(err, errlen,
+             "redis url 'embedded' must be replaced by the embedded server's "
+             "socket before connecting");
         return NULL;
     }
     if (opts->timeout_ms < 0 || opts->max_pending < 0 || opts->backoff_min_ms < 0 ||
@@ -709,12 +712,9 @@ void rconn_free(struct rconn *rc)
 static int refuse(struct rconn *rc, enum rconn_refusal why)
 {
     rc->refusal = why;
-    if (why == RCONN_REFUSED_CLOSED)
-        rc->stats.refused_closed++;
-    else if (why == RCONN_REFUSED_BUDGET)
-        rc->stats.refused_budget++;
-    else
-        rc->stats.errors++;
+    if (why == RCONN_REFUSED_CLOSED) rc->stats.refused_closed++;
+    else if (why == RCONN_REFUSED_BUDGET) rc->stats.refused_budget++;
+    else rc->stats.errors++;
     return -1;
 }
 
@@ -722,7 +722,7 @@ static int refuse(struct rconn *rc, enum rconn_refusal why)
  * callback" rule and confuse hiredis' reply matching. */
 static int command_allowed(const char *buf, int len)
 {
-    static const char *banned[] = {"subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+    static const char *banned[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
                                    "punsubscribe", "sunsubscribe", "monitor"};
     const char *end = buf + len, *p;
     long argc, namelen;

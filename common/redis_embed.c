@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #define SOCK_NAME "redis.sock"
-#define SUN_PATH_MAX 108    /* sizeof(((struct sockaddr_un *)0)->sun_path), NUL included */
+#define SUN_PATH_MAX 108     /* sizeof(((struct sockaddr_un *)0)->sun_path), NUL included */
 #define PROBE_TIMEOUT_MS 200 /* per PING attempt while probing or waiting */
 #define POLL_MS 20           /* sleep between attempts */
 #define ABORT_GRACE_MS 1000  /* SIGTERM grace for a server that failed to come up */
@@ -180,14 +180,15 @@ static int find_bin(const char *bin, char *out, size_t outlen, char *err, size_t
         size_t len = colon ? (size_t)(colon - p) : strlen(p);
         int n = len ? snprintf(out, outlen, "%.*s/%s", (int)len, p, bin)
                     : snprintf(out, outlen, "%s", bin); /* empty entry = cwd */
-        if (n < (int)outlen && stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
-            access(out, X_OK) == 0)
+        if (n < (int)outlen && stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
             return 0;
         if (!colon) break;
         p = colon + 1;
     }
-    errbuf_set(err, errlen, "redis server binary %s not found in PATH (install the Debian package "
-                        "redis-server or set its path)", bin);
+    errbuf_set(err, errlen,
+               "redis server binary %s not found in PATH (install the Debian package "
+               "redis-server or set its path)",
+               bin);
     return -1;
 }
 
@@ -233,8 +234,7 @@ static pid_t live_pidfile_server(const char *dir)
     buf[n] = '\0';
     char *open_paren = strchr(buf, '(');
     char *close_paren = strrchr(buf, ')');
-    if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ')
-        return 0;
+    if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ') return 0;
     if (close_paren[2] == 'Z' || close_paren[2] == 'X') return 0;
     *close_paren = '\0';
     if (strncmp(open_paren + 1, "redis-server", 12) != 0) return 0;
@@ -261,8 +261,8 @@ static int lock_dir(const char *dir, long long deadline, char *err, size_t errle
             break;
         }
         if (now_ms() >= deadline) {
-            errbuf_set(err, errlen, "timed out waiting for another process starting redis (lock %s)",
-                   path);
+            errbuf_set(err, errlen,
+                       "timed out waiting for another process starting redis (lock %s)", path);
             break;
         }
         sleep_ms(POLL_MS);
@@ -394,14 +394,10 @@ static int reaped(pid_t pid, int *status)
 
 static void describe_status(char *buf, size_t len, int how, int status)
 {
-    if (how == 2)
-        snprintf(buf, len, "unknown");
-    else if (WIFEXITED(status))
-        snprintf(buf, len, "exit %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(buf, len, "signal %d", WTERMSIG(status));
-    else
-        snprintf(buf, len, "status 0x%x", (unsigned)status);
+    if (how == 2) snprintf(buf, len, "unknown");
+    else if (WIFEXITED(status)) snprintf(buf, len, "exit %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(buf, len, "signal %d", WTERMSIG(status));
+    else snprintf(buf, len, "status 0x%x", (unsigned)status);
 }
 
 /* SIGTERM PID, wait up to TIMEOUT_MS, then SIGKILL; always reaps. Returns 0 when it exited by
@@ -441,17 +437,28 @@ static pid_t start_server(const char *bin, const char *dir, const char *sock,
     }
     char *argv[] = {
         (char *)bin,
-        "--port", "0",
-        "--unixsocket", (char *)sock,
-        "--unixsocketperm", "700",
-        "--protected-mode", "yes",
-        "--appendonly", "yes",
-        "--appendfsync", (char *)appendfsync,
-        "--dir", (char *)dir,
-        "--save", "",
-        "--daemonize", "no",
-        "--logfile", logpath,
-        "--pidfile", pidpath,
+        "--port",
+        "0",
+        "--unixsocket",
+        (char *)sock,
+        "--unixsocketperm",
+        "700",
+        "--protected-mode",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        (char *)appendfsync,
+        "--dir",
+        (char *)dir,
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        logpath,
+        "--pidfile",
+        pidpath,
         NULL,
     };
 
@@ -503,8 +510,8 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
     size_t socklen = (size_t)snprintf(sock, sizeof sock, "%s/" SOCK_NAME, dir);
     if (socklen >= sizeof sock || socklen >= SUN_PATH_MAX || socklen >= sizeof out->socket_path) {
         errbuf_set(err, errlen,
-               "unix socket path is %zu bytes, the limit is %d: %s (use a shorter data dir)",
-               socklen, SUN_PATH_MAX - 1, sock);
+                   "unix socket path is %zu bytes, the limit is %d: %s (use a shorter data dir)",
+                   socklen, SUN_PATH_MAX - 1, sock);
         return -1;
     }
 
@@ -528,8 +535,8 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
         pid_t other = live_pidfile_server(dir);
         if (other > 0) {
             errbuf_set(err, errlen,
-                   "redis-server pid=%d runs on %s but does not answer on %s; stop it first",
-                   (int)other, dir, sock);
+                       "redis-server pid=%d runs on %s but does not answer on %s; stop it first",
+                       (int)other, dir, sock);
             goto out;
         }
         char bin[PATH_MAX];
@@ -545,8 +552,7 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
     if (pid > 0)
         log_info("redis_embed: started redis-server pid=%d socket=%s appendfsync=%s", (int)pid,
                  sock, fsync);
-    else
-        log_info("redis_embed: joined running redis-server socket=%s", sock);
+    else log_info("redis_embed: joined running redis-server socket=%s", sock);
     rc = 0;
 out:
     unlock_dir(lockfd);
@@ -568,8 +574,8 @@ int redis_embed_stop(struct redis_embed *re, int timeout_ms)
         return 0;
     }
     if (r == 2)
-        log_warn("redis_embed: redis-server ignored SIGTERM, killed pid=%d timeout_ms=%d",
-                 (int)pid, timeout_ms);
+        log_warn("redis_embed: redis-server ignored SIGTERM, killed pid=%d timeout_ms=%d", (int)pid,
+                 timeout_ms);
     else
         log_warn("redis_embed: redis-server exited badly on SIGTERM pid=%d status=%s ms=%lld",
                  (int)pid, desc, ms);

@@ -47,8 +47,7 @@ static int absorb_key(EVP_MD_CTX *c, const uint8_t seed[SHUFFLE_SEED_BYTES], uin
     return ok ? 0 : -1;
 }
 
-static int init(struct shuffle *s, const uint8_t seed[SHUFFLE_SEED_BYTES], uint64_t P,
-                int cached)
+static int init(struct shuffle *s, const uint8_t seed[SHUFFLE_SEED_BYTES], uint64_t P, int cached)
 {
     memset(s, 0, sizeof *s);
     if (P == 0 || P > SHUFFLE_MAX_P) return -1;
@@ -103,10 +102,8 @@ static int round_f(struct shuffle *s, unsigned r, uint64_t x, uint64_t *out)
     /* HMAC = SHA-256((S ^ opad) || SHA-256((S ^ ipad) || M)); the pad blocks are pre-absorbed. */
     if (EVP_MD_CTX_copy_ex(s->tmp, s->inner) != 1 ||
         EVP_DigestUpdate(s->tmp, msg, sizeof msg) != 1 ||
-        EVP_DigestFinal_ex(s->tmp, ih, NULL) != 1 ||
-        EVP_MD_CTX_copy_ex(s->tmp, s->outer) != 1 ||
-        EVP_DigestUpdate(s->tmp, ih, sizeof ih) != 1 ||
-        EVP_DigestFinal_ex(s->tmp, oh, NULL) != 1)
+        EVP_DigestFinal_ex(s->tmp, ih, NULL) != 1 || EVP_MD_CTX_copy_ex(s->tmp, s->outer) != 1 ||
+        EVP_DigestUpdate(s->tmp, ih, sizeof ih) != 1 || EVP_DigestFinal_ex(s->tmp, oh, NULL) != 1)
         return -1;
     uint64_t v = 0;
     for (int b = 0; b < 8; b++) v = v << 8 | oh[b];
@@ -153,15 +150,9 @@ static int64_t walk(struct shuffle *s, uint64_t v, int backward)
     return -1; /* unreachable: a permutation brings v back below P within its cycle */
 }
 
-int64_t shuffle_ctx_place(struct shuffle *s, uint64_t i)
-{
-    return walk(s, i, 0);
-}
+int64_t shuffle_ctx_place(struct shuffle *s, uint64_t i) { return walk(s, i, 0); }
 
-int64_t shuffle_ctx_inverse(struct shuffle *s, uint64_t j)
-{
-    return walk(s, j, 1);
-}
+int64_t shuffle_ctx_inverse(struct shuffle *s, uint64_t j) { return walk(s, j, 1); }
 
 static int64_t one_shot(const uint8_t seed[SHUFFLE_SEED_BYTES], uint64_t P, uint64_t v,
                         int backward)

@@ -9,8 +9,8 @@ int slots_map(struct slots *s, int n, size_t size)
     s->size = 0;
     s->n = 0;
     if (n < 1 || size == 0) return -1;
-    void *p = mmap(NULL, (size_t)n * size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    void *p =
+        mmap(NULL, (size_t)n * size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return -1;
     s->base = p;
     s->size = size;
@@ -26,10 +26,7 @@ void slots_unmap(struct slots *s)
     s->n = 0;
 }
 
-void *slots_at(const struct slots *s, int i)
-{
-    return s->base + (size_t)i * s->size;
-}
+void *slots_at(const struct slots *s, int i) { return s->base + (size_t)i * s->size; }
 
 void slots_sum(const struct slots *s, size_t off, size_t len, uint64_t *out)
 {

@@ -9,15 +9,12 @@ static const unsigned char sig_jpeg[3] = {0xff, 0xd8, 0xff};
 static const unsigned char sig_png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
 static const char *const mimes[SNIFF__COUNT] = {
-    [SNIFF_JPEG] = "image/jpeg", [SNIFF_PNG] = "image/png",   [SNIFF_WEBP] = "image/webp",
-    [SNIFF_HEIC] = "image/heic", [SNIFF_HEIF] = "image/heif", [SNIFF_AVIF] = "image/avif",
+    [SNIFF_JPEG] = "image/jpeg",     [SNIFF_PNG] = "image/png",   [SNIFF_WEBP] = "image/webp",
+    [SNIFF_HEIC] = "image/heic",     [SNIFF_HEIF] = "image/heif", [SNIFF_AVIF] = "image/avif",
     [SNIFF_PDF] = "application/pdf",
 };
 
-const char *sniff_mime(enum sniff_type t)
-{
-    return (unsigned)t < SNIFF__COUNT ? mimes[t] : NULL;
-}
+const char *sniff_mime(enum sniff_type t) { return (unsigned)t < SNIFF__COUNT ? mimes[t] : NULL; }
 
 /* The type an ftyp brand (4 bytes) stands for, or SNIFF_UNKNOWN. */
 static enum sniff_type brand_type(const unsigned char *b)
@@ -62,8 +59,7 @@ enum sniff_type sniff_bytes(const void *data, size_t len)
     if (len > SNIFF_MAX) len = SNIFF_MAX;
     if (len >= sizeof sig_jpeg && memcmp(b, sig_jpeg, sizeof sig_jpeg) == 0) return SNIFF_JPEG;
     if (len >= sizeof sig_png && memcmp(b, sig_png, sizeof sig_png) == 0) return SNIFF_PNG;
-    if (len >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
-        return SNIFF_WEBP;
+    if (len >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0) return SNIFF_WEBP;
     if (len >= 5 && memcmp(b, "%PDF-", 5) == 0) return SNIFF_PDF;
     return sniff_ftyp(b, len);
 }

@@ -17,14 +17,14 @@
 #include "antre/log.h"
 #include "antre/program.h"
 
-#define FAST_DEATH_S 2       /* a child dying sooner than this after start is "crash-looping" */
+#define FAST_DEATH_S 2 /* a child dying sooner than this after start is "crash-looping" */
 #define RESTART_DELAY_MAX_S 8
 #define STOP_MARGIN_MS 5000
 
 struct child {
     pid_t pid;
     time_t started;
-    time_t restart_at;   /* 0: not waiting to restart */
+    time_t restart_at; /* 0: not waiting to restart */
     int fast_deaths;
 };
 
@@ -119,12 +119,12 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
                     log_info("supervisor: %s process=%d stopped %s", o->what, i, how);
                     break;
                 }
-                kids[i].fast_deaths = now - kids[i].started < FAST_DEATH_S
-                                          ? kids[i].fast_deaths + 1 : 0;
+                kids[i].fast_deaths =
+                    now - kids[i].started < FAST_DEATH_S ? kids[i].fast_deaths + 1 : 0;
                 int delay = kids[i].fast_deaths ? 1 << (kids[i].fast_deaths - 1) : 0;
                 if (delay > RESTART_DELAY_MAX_S) delay = RESTART_DELAY_MAX_S;
-                log_error("supervisor: %s process=%d pid=%d died %s; restarting in %d s",
-                          o->what, i, (int)pid, how, delay);
+                log_error("supervisor: %s process=%d pid=%d died %s; restarting in %d s", o->what,
+                          i, (int)pid, how, delay);
                 kids[i].restart_at = now + delay;
                 break;
             }
@@ -144,8 +144,7 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
             if (t.tv_sec > stop_deadline.tv_sec) {
                 for (int i = 0; i < n; i++)
                     if (kids[i].pid > 0) {
-                        log_warn("supervisor: %s process=%d did not stop; killing", o->what,
-                                 i);
+                        log_warn("supervisor: %s process=%d did not stop; killing", o->what, i);
                         kill(kids[i].pid, SIGKILL);
                     }
                 failed = 1;

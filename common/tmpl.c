@@ -123,7 +123,8 @@ struct tmpl *tmpl_compile(const char *src, size_t len, const struct tmpl_names *
                 snprintf(err, errlen, "line %d: unknown value {{%.*s}}%s", line_of(text, start),
                          (int)nlen, in,
                          lookup(nm->flags, nm->nflags, in, nlen) >= 0
-                             ? " (a flag: use it as {{#name}}...{{/name}})" : "");
+                             ? " (a flag: use it as {{#name}}...{{/name}})"
+                             : "");
                 goto fail;
             }
             add_seg(t, SEG_VAR)->id = id;
@@ -139,8 +140,7 @@ struct tmpl *tmpl_compile(const char *src, size_t len, const struct tmpl_names *
             if (depth == 0 || t->segs[open[depth - 1]].id != id) {
                 snprintf(err, errlen, "line %d: {{/%.*s}} closes %s%s%s", line_of(text, start),
                          (int)nlen, in, depth ? "{{" : "nothing",
-                         depth ? nm->flags[t->segs[open[depth - 1]].id] : "",
-                         depth ? "}}" : "");
+                         depth ? nm->flags[t->segs[open[depth - 1]].id] : "", depth ? "}}" : "");
                 goto fail;
             }
             add_seg(t, SEG_END)->id = id;
@@ -148,8 +148,8 @@ struct tmpl *tmpl_compile(const char *src, size_t len, const struct tmpl_names *
             continue;
         }
         if (depth == TMPL_MAX_DEPTH) {
-            snprintf(err, errlen, "line %d: sections nested deeper than %d",
-                     line_of(text, start), TMPL_MAX_DEPTH);
+            snprintf(err, errlen, "line %d: sections nested deeper than %d", line_of(text, start),
+                     TMPL_MAX_DEPTH);
             goto fail;
         }
         add_seg(t, sigil == '#' ? SEG_IF : SEG_UNLESS)->id = id;
@@ -207,8 +207,12 @@ void tmpl_render(const struct tmpl *t, const char *const *vars, const int *flags
         switch (s->kind) {
         case SEG_TEXT: out_add(out, t->text + s->off, s->len); break;
         case SEG_VAR: out_add_escaped(out, vars[s->id]); break;
-        case SEG_IF: if (!flags[s->id]) i = s->end; break;
-        case SEG_UNLESS: if (flags[s->id]) i = s->end; break;
+        case SEG_IF:
+            if (!flags[s->id]) i = s->end;
+            break;
+        case SEG_UNLESS:
+            if (flags[s->id]) i = s->end;
+            break;
         case SEG_END: break;
         }
     }

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAC_B64_LEN CODEC_B64URL_LEN(TOKEN_HMAC_BYTES) /* 43 */
+#define MAC_B64_LEN CODEC_B64URL_LEN(TOKEN_HMAC_BYTES)      /* 43 */
 #define PAYLOAD_B64_MAX CODEC_B64URL_LEN(TOKEN_PAYLOAD_MAX) /* 683 */
 
 struct token_key {
@@ -36,7 +36,7 @@ struct token_key {
 struct token_keys {
     struct token_key *keys; /* keys[0] signs */
     size_t n;
-    struct hmac_state *pepper;                 /* NULL when the file has no pepper line */
+    struct hmac_state *pepper;           /* NULL when the file has no pepper line */
     uint8_t pepper_id[TOKEN_HMAC_BYTES]; /* SHA-256 of the pepper, to compare peppers */
 };
 

@@ -36,8 +36,7 @@ static void clear(struct validate_error *e)
 
 /* Format into BUF (SIZE bytes). A message too long for BUF is cut before the last whole UTF-8
  * character that fits. */
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t size, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -57,28 +56,42 @@ __attribute__((format(printf, 3, 4))) static void say(char *buf, size_t size, co
     }
 }
 
-#define SAY_ID(e, ...) say((e)->msg_id, sizeof (e)->msg_id, __VA_ARGS__)
-#define SAY_EN(e, ...) say((e)->msg_en, sizeof (e)->msg_en, __VA_ARGS__)
+#define SAY_ID(e, ...) say((e)->msg_id, sizeof(e)->msg_id, __VA_ARGS__)
+#define SAY_EN(e, ...) say((e)->msg_en, sizeof(e)->msg_en, __VA_ARGS__)
 
 /* Every code set below (the list in validate.h), for validate_code_at. */
 static const char *const codes[] = {
-    "required", "nik_not_numeric", "nik_wrong_length", "nik_unknown_province",
-    "nik_zero_region", "nik_invalid_date", "kk_not_numeric", "kk_wrong_length",
-    "kk_unknown_province", "invalid_date", "too_young", "too_old", "nik_birth_date_mismatch",
-    "invalid_email", "email_too_long", "email_typo", "invalid_phone", "phone_not_indonesian",
-    "phone_not_mobile", "phone_wrong_length", "name_invalid_utf8", "name_invalid_character",
-    "name_no_letters", "name_too_short", "name_too_long", "internal_error",
+    "required",
+    "nik_not_numeric",
+    "nik_wrong_length",
+    "nik_unknown_province",
+    "nik_zero_region",
+    "nik_invalid_date",
+    "kk_not_numeric",
+    "kk_wrong_length",
+    "kk_unknown_province",
+    "invalid_date",
+    "too_young",
+    "too_old",
+    "nik_birth_date_mismatch",
+    "invalid_email",
+    "email_too_long",
+    "email_typo",
+    "invalid_phone",
+    "phone_not_indonesian",
+    "phone_not_mobile",
+    "phone_wrong_length",
+    "name_invalid_utf8",
+    "name_invalid_character",
+    "name_no_letters",
+    "name_too_short",
+    "name_too_long",
+    "internal_error",
 };
 
-size_t validate_code_count(void)
-{
-    return sizeof codes / sizeof codes[0];
-}
+size_t validate_code_count(void) { return sizeof codes / sizeof codes[0]; }
 
-const char *validate_code_at(size_t i)
-{
-    return i < validate_code_count() ? codes[i] : NULL;
-}
+const char *validate_code_at(size_t i) { return i < validate_code_count() ? codes[i] : NULL; }
 
 static int fail(struct validate_error *e, const char *field, const char *code)
 {
@@ -176,10 +189,7 @@ static int internal(struct validate_error *e, const char *field)
 
 /* ---- dates ------------------------------------------------------------------------------- */
 
-static int is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
+static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 static int days_in_month(int y, int m)
 {
@@ -195,18 +205,15 @@ static int age_on(int y, int m, int d, int ty, int tm, int td)
     return age;
 }
 
-static int two_digits(const char *p)
-{
-    return (p[0] - '0') * 10 + (p[1] - '0');
-}
+static int two_digits(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
 
 /* ---- NIK and KK -------------------------------------------------------------------------- */
 
 int validate_is_province(int code)
 {
     return (code >= 11 && code <= 19) || code == 21 || (code >= 31 && code <= 36) ||
-           (code >= 51 && code <= 53) || (code >= 61 && code <= 65) ||
-           (code >= 71 && code <= 76) || (code >= 81 && code <= 82) || (code >= 91 && code <= 96);
+           (code >= 51 && code <= 53) || (code >= 61 && code <= 65) || (code >= 71 && code <= 76) ||
+           (code >= 81 && code <= 82) || (code >= 91 && code <= 96);
 }
 
 /* How NIK and KK differ in the checks they share. */
@@ -218,15 +225,29 @@ struct id_number {
 };
 
 static const struct id_number NIK = {
-    "nik", "NIK", "NIK", "The NIK", "the NIK", "NIK di KTP Anda",
-    "the NIK on your KTP (ID card)", "nik_not_numeric", "nik_wrong_length",
+    "nik",
+    "NIK",
+    "NIK",
+    "The NIK",
+    "the NIK",
+    "NIK di KTP Anda",
+    "the NIK on your KTP (ID card)",
+    "nik_not_numeric",
+    "nik_wrong_length",
     "nik_unknown_province",
 };
 
 static const struct id_number KK = {
-    "kk", "Nomor KK", "nomor KK", "The KK number", "the KK number",
-    "nomor di Kartu Keluarga Anda", "the number on your family card (Kartu Keluarga)",
-    "kk_not_numeric", "kk_wrong_length", "kk_unknown_province",
+    "kk",
+    "Nomor KK",
+    "nomor KK",
+    "The KK number",
+    "the KK number",
+    "nomor di Kartu Keluarga Anda",
+    "the number on your family card (Kartu Keluarga)",
+    "kk_not_numeric",
+    "kk_wrong_length",
+    "kk_unknown_province",
 };
 
 /* The shared part of NIK and KK: 16 ASCII digits, a province code first. */
@@ -250,8 +271,8 @@ static int check_16_digits(const char *s, const struct id_number *k, struct vali
     }
     size_t n = strlen(s);
     if (n != NIK_LEN) {
-        SAY_ID(e, "%s harus 16 digit angka; yang Anda kirim %zu digit. Periksa kembali %s.",
-               k->id, n, k->where_id);
+        SAY_ID(e, "%s harus 16 digit angka; yang Anda kirim %zu digit. Periksa kembali %s.", k->id,
+               n, k->where_id);
         SAY_EN(e, "%s must be 16 digits; you sent %zu. Check %s.", k->en, n, k->where_en);
         return fail(e, k->field, k->code_len);
     }
@@ -261,8 +282,8 @@ static int check_16_digits(const char *s, const struct id_number *k, struct vali
                "Dua digit pertama %s (%02d) bukan kode provinsi yang berlaku. Periksa kembali "
                "%s.",
                k->id_mid, prov, k->where_id);
-        SAY_EN(e, "The first two digits of %s (%02d) are not a province code. Check %s.",
-               k->en_mid, prov, k->where_en);
+        SAY_EN(e, "The first two digits of %s (%02d) are not a province code. Check %s.", k->en_mid,
+               prov, k->where_en);
         return fail(e, k->field, k->code_prov);
     }
     return 0;
@@ -325,10 +346,10 @@ int validate_nik(const char *nik, struct validate_error *e)
         if (two_digits(nik + at) != 0) continue;
         const char *what_id = at == 2 ? "kode kabupaten/kota" : "kode kecamatan";
         const char *what_en = at == 2 ? "regency/city code" : "district code";
-        SAY_ID(e,
-               "Digit %d–%d NIK (%s) tidak boleh 00. Periksa kembali NIK di KTP Anda.",
-               at + 1, at + 2, what_id);
-        SAY_EN(e, "Digits %d–%d of the NIK (the %s) cannot be 00. Check the NIK on your KTP "
+        SAY_ID(e, "Digit %d–%d NIK (%s) tidak boleh 00. Periksa kembali NIK di KTP Anda.", at + 1,
+               at + 2, what_id);
+        SAY_EN(e,
+               "Digits %d–%d of the NIK (the %s) cannot be 00. Check the NIK on your KTP "
                "(ID card).",
                at + 1, at + 2, what_en);
         return fail(e, "nik", "nik_zero_region");
@@ -389,12 +410,13 @@ int validate_birth_date(const char *iso, int today_y, int today_m, int today_d,
                    "Tanggal lahir harus berformat TTTT-BB-HH (tahun-bulan-tanggal), misalnya "
                    "1990-05-13; yang Anda kirim \"%s\".",
                    q);
-            SAY_EN(e, "The birth date must be written YYYY-MM-DD, for example 1990-05-13; you "
+            SAY_EN(e,
+                   "The birth date must be written YYYY-MM-DD, for example 1990-05-13; you "
                    "sent \"%s\".",
                    q);
         } else {
             SAY_ID(e, "Tanggal lahir harus berformat TTTT-BB-HH (tahun-bulan-tanggal), misalnya "
-                   "1990-05-13.");
+                      "1990-05-13.");
             SAY_EN(e, "The birth date must be written YYYY-MM-DD, for example 1990-05-13.");
         }
         return fail(e, "birth_date", "invalid_date");
@@ -403,9 +425,9 @@ int validate_birth_date(const char *iso, int today_y, int today_m, int today_d,
         dd = two_digits(iso + 8);
     if (yy < 1) {
         SAY_ID(e, "Tahun lahir 0000 tidak ada. Tulis tahun lahir dengan 4 digit, misalnya "
-               "1990.");
+                  "1990.");
         SAY_EN(e, "There is no year 0000. Write the year of birth with 4 digits, for example "
-               "1990.");
+                  "1990.");
         return fail(e, "birth_date", "invalid_date");
     }
     if (mm < 1 || mm > 12) {
@@ -532,17 +554,17 @@ int validate_nik_matches_birth_date(const char *nik, int y, int m, int d, int co
 
 /* Providers whose misspellings are worth catching, most used first (ties go to the first). */
 static const char *const typo_targets[] = {
-    "gmail.com", "yahoo.co.id", "yahoo.com", "hotmail.com", "outlook.com", "ymail.com",
-    "icloud.com", "googlemail.com", "rocketmail.com",
+    "gmail.com", "yahoo.co.id", "yahoo.com",      "hotmail.com",    "outlook.com",
+    "ymail.com", "icloud.com",  "googlemail.com", "rocketmail.com",
 };
 
 /* Real domains close to a target that must never be "corrected". */
 static const char *const known_domains[] = {
-    "mail.com",      "email.com",     "gmx.com",      "aol.com",     "live.com",
-    "msn.com",       "me.com",        "mac.com",      "cloud.com",   "yahoo.co.uk",
-    "yahoo.co.in",   "yahoo.co.jp",   "yahoo.ca",     "yahoo.cn",    "yahoo.com.sg",
-    "yahoo.com.my",  "yahoo.com.au",  "yahoo.com.ph", "hotmail.ca",  "hotmail.co.uk",
-    "outlook.co.id", "outlook.cl",    "hotmail.co.id", "zoho.com",   "proton.me",
+    "mail.com",      "email.com",    "gmx.com",       "aol.com",    "live.com",
+    "msn.com",       "me.com",       "mac.com",       "cloud.com",  "yahoo.co.uk",
+    "yahoo.co.in",   "yahoo.co.jp",  "yahoo.ca",      "yahoo.cn",   "yahoo.com.sg",
+    "yahoo.com.my",  "yahoo.com.au", "yahoo.com.ph",  "hotmail.ca", "hotmail.co.uk",
+    "outlook.co.id", "outlook.cl",   "hotmail.co.id", "zoho.com",   "proton.me",
 };
 
 /* Optimal string alignment distance between A and B (a swap of neighbours costs 1), or 3 when it
@@ -636,9 +658,9 @@ static int check_domain(const char *dom, struct validate_error *e)
     }
     if (strchr(dom, '.') == NULL) {
         SAY_ID(e, "Domain email (setelah @) harus lengkap dengan titik dan akhirannya, misalnya "
-               "gmail.com.");
+                  "gmail.com.");
         SAY_EN(e, "The email domain (after the @) must be complete, with a dot and its ending, "
-               "for example gmail.com.");
+                  "for example gmail.com.");
         return bad_domain(e, dom);
     }
     const char *label = dom, *tld = dom;
@@ -647,25 +669,27 @@ static int check_domain(const char *dom, struct validate_error *e)
         size_t n = (size_t)(p - label);
         if (n == 0) {
             SAY_ID(e, "Domain email (setelah @) tidak boleh diawali atau diakhiri titik, atau "
-                   "memuat dua titik berurutan.");
+                      "memuat dua titik berurutan.");
             SAY_EN(e, "The email domain (after the @) cannot start or end with a dot, or have "
-                   "two dots in a row.");
+                      "two dots in a row.");
             return bad_domain(e, dom);
         }
         if (n > EMAIL_LABEL_MAX) {
-            SAY_ID(e, "Setiap bagian domain email (di antara titik) paling panjang 63 karakter; "
+            SAY_ID(e,
+                   "Setiap bagian domain email (di antara titik) paling panjang 63 karakter; "
                    "salah satunya %zu karakter.",
                    n);
-            SAY_EN(e, "Each part of the email domain (between dots) can be at most 63 "
+            SAY_EN(e,
+                   "Each part of the email domain (between dots) can be at most 63 "
                    "characters; one is %zu.",
                    n);
             return bad_domain(e, dom);
         }
         if (label[0] == '-' || p[-1] == '-') {
             SAY_ID(e, "Bagian domain email (di antara titik) tidak boleh diawali atau diakhiri "
-                   "tanda hubung (-).");
+                      "tanda hubung (-).");
             SAY_EN(e, "A part of the email domain (between dots) cannot start or end with a "
-                   "hyphen (-).");
+                      "hyphen (-).");
             return bad_domain(e, dom);
         }
         tld = label;
@@ -681,17 +705,19 @@ static int check_domain(const char *dom, struct validate_error *e)
     if (!tld_ok) {
         char q[ECHO_MAX + 4];
         if (echo(tld, q)) {
-            SAY_ID(e, "Akhiran domain email \".%s\" tidak berlaku; akhiran harus berupa huruf, "
+            SAY_ID(e,
+                   "Akhiran domain email \".%s\" tidak berlaku; akhiran harus berupa huruf, "
                    "misalnya .com atau .id.",
                    q);
-            SAY_EN(e, "The email domain ending \".%s\" is not valid; it must be letters, for "
+            SAY_EN(e,
+                   "The email domain ending \".%s\" is not valid; it must be letters, for "
                    "example .com or .id.",
                    q);
         } else {
             SAY_ID(e, "Akhiran domain email tidak berlaku; akhiran harus berupa huruf, misalnya "
-                   ".com atau .id.");
+                      ".com atau .id.");
             SAY_EN(e, "The email domain ending is not valid; it must be letters, for example "
-                   ".com or .id.");
+                      ".com or .id.");
         }
         return bad_domain(e, dom);
     }
@@ -710,10 +736,12 @@ int validate_email(const char *email, int confirm, char *normalised, size_t len,
         end--;
     size_t n = (size_t)(end - s);
     if (n > EMAIL_TOTAL_MAX) {
-        SAY_ID(e, "Alamat email terlalu panjang: %zu karakter, paling banyak 254. Periksa "
+        SAY_ID(e,
+               "Alamat email terlalu panjang: %zu karakter, paling banyak 254. Periksa "
                "kembali alamat email Anda.",
                n);
-        SAY_EN(e, "The email address is too long: %zu characters, at most 254. Check your "
+        SAY_EN(e,
+               "The email address is too long: %zu characters, at most 254. Check your "
                "email address.",
                n);
         return fail(e, "email", "email_too_long");
@@ -732,20 +760,23 @@ int validate_email(const char *email, int confirm, char *normalised, size_t len,
         if (c == ' ' || c == '\t') {
             SAY_ID(e, "Alamat email tidak boleh berisi spasi (karakter ke-%d). Hapus spasinya.",
                    pos);
-            SAY_EN(e, "The email address cannot contain spaces (character %d). Remove them.",
-                   pos);
+            SAY_EN(e, "The email address cannot contain spaces (character %d). Remove them.", pos);
         } else if (c < 0x80) {
-            SAY_ID(e, "Alamat email tidak boleh berisi karakter kontrol (karakter ke-%d). Ketik "
+            SAY_ID(e,
+                   "Alamat email tidak boleh berisi karakter kontrol (karakter ke-%d). Ketik "
                    "ulang alamat email Anda.",
                    pos);
-            SAY_EN(e, "The email address cannot contain control characters (character %d). "
+            SAY_EN(e,
+                   "The email address cannot contain control characters (character %d). "
                    "Type it again.",
                    pos);
         } else {
-            SAY_ID(e, "Alamat email hanya boleh berisi huruf tanpa aksen (a–z), angka dan tanda "
+            SAY_ID(e,
+                   "Alamat email hanya boleh berisi huruf tanpa aksen (a–z), angka dan tanda "
                    "baca tertentu; karakter ke-%d tidak termasuk.",
                    pos);
-            SAY_EN(e, "The email address may contain only unaccented letters (a–z), digits and "
+            SAY_EN(e,
+                   "The email address may contain only unaccented letters (a–z), digits and "
                    "some punctuation; character %d is not one of them.",
                    pos);
         }
@@ -765,14 +796,13 @@ int validate_email(const char *email, int confirm, char *normalised, size_t len,
     size_t ln = (size_t)(at - s), dn = (size_t)(end - at - 1);
     if (ln == 0) {
         SAY_ID(e, "Bagian sebelum @ kosong; tulis alamat email lengkap, misalnya "
-               "nama@gmail.com.");
+                  "nama@gmail.com.");
         SAY_EN(e, "Nothing comes before the @; write the whole address, for example "
-               "name@gmail.com.");
+                  "name@gmail.com.");
         return fail(e, "email", "invalid_email");
     }
     if (ln > EMAIL_LOCAL_MAX) {
-        SAY_ID(e, "Bagian sebelum @ paling panjang 64 karakter; yang Anda kirim %zu karakter.",
-               ln);
+        SAY_ID(e, "Bagian sebelum @ paling panjang 64 karakter; yang Anda kirim %zu karakter.", ln);
         SAY_EN(e, "The part before the @ can be at most 64 characters; yours has %zu.", ln);
         return fail(e, "email", "email_too_long");
     }
@@ -781,19 +811,17 @@ int validate_email(const char *email, int confirm, char *normalised, size_t len,
         if (*p == '.') {
             if (p == s || p + 1 == at || p[1] == '.') {
                 SAY_ID(e, "Titik pada bagian sebelum @ tidak boleh di awal, di akhir, atau dua "
-                       "berurutan (..).");
+                          "berurutan (..).");
                 SAY_EN(e, "A dot in the part before the @ cannot come first, last, or twice in "
-                       "a row (..).");
+                          "a row (..).");
                 return fail(e, "email", "invalid_email");
             }
             continue;
         }
         char cid[32], cen[32];
         char_name((unsigned char)*p, cid, cen);
-        SAY_ID(e, "Bagian sebelum @ tidak boleh berisi %s (karakter ke-%d).", cid,
-               char_pos(s, p));
-        SAY_EN(e, "The part before the @ cannot contain %s (character %d).", cen,
-               char_pos(s, p));
+        SAY_ID(e, "Bagian sebelum @ tidak boleh berisi %s (karakter ke-%d).", cid, char_pos(s, p));
+        SAY_EN(e, "The part before the @ cannot contain %s (character %d).", cen, char_pos(s, p));
         return fail(e, "email", "invalid_email");
     }
     if (dn == 0) {
@@ -868,7 +896,7 @@ int validate_phone(const char *phone, char *out, size_t len, struct validate_err
     if (total == 0) {
         SAY_ID(e, "Nomor HP tidak berisi angka. Tulis nomor HP Anda, misalnya 081234567890.");
         SAY_EN(e, "The mobile number has no digits. Write your mobile number, for example "
-               "081234567890.");
+                  "081234567890.");
         return fail(e, "phone", "invalid_phone");
     }
     /* Find the national number: after +62, 62 or 0062, or after the trunk 0. */
@@ -993,7 +1021,8 @@ int validate_name(const char *name, char *out, size_t len, struct validate_error
                    "Nama berisi teks rusak (bukan UTF-8 yang valid) pada byte ke-%zu. Ketik ulang "
                    "nama Anda.",
                    i + 1);
-            SAY_EN(e, "The name contains garbled text (not valid UTF-8) at byte %zu. Type it "
+            SAY_EN(e,
+                   "The name contains garbled text (not valid UTF-8) at byte %zu. Type it "
                    "again.",
                    i + 1);
             return fail(e, "name", "name_invalid_utf8");
@@ -1012,44 +1041,54 @@ int validate_name(const char *name, char *out, size_t len, struct validate_error
             break;
         case NC_DIGIT:
             if (c < 0x80) {
-                SAY_ID(e, "Nama tidak boleh berisi angka; karakter ke-%d adalah \"%c\". Tulis "
+                SAY_ID(e,
+                       "Nama tidak boleh berisi angka; karakter ke-%d adalah \"%c\". Tulis "
                        "nama sesuai KTP.",
                        pos, (char)c);
-                SAY_EN(e, "The name cannot contain digits; character %d is \"%c\". Write the "
+                SAY_EN(e,
+                       "The name cannot contain digits; character %d is \"%c\". Write the "
                        "name as on your KTP (ID card).",
                        pos, (char)c);
             } else {
-                SAY_ID(e, "Nama tidak boleh berisi angka; karakter ke-%d adalah angka. Tulis "
+                SAY_ID(e,
+                       "Nama tidak boleh berisi angka; karakter ke-%d adalah angka. Tulis "
                        "nama sesuai KTP.",
                        pos);
-                SAY_EN(e, "The name cannot contain digits; character %d is a digit. Write the "
+                SAY_EN(e,
+                       "The name cannot contain digits; character %d is a digit. Write the "
                        "name as on your KTP (ID card).",
                        pos);
             }
             return fail(e, "name", "name_invalid_character");
         case NC_CONTROL:
-            SAY_ID(e, "Nama tidak boleh berisi karakter kontrol seperti tab atau baris baru "
+            SAY_ID(e,
+                   "Nama tidak boleh berisi karakter kontrol seperti tab atau baris baru "
                    "(karakter ke-%d). Tulis nama dalam satu baris.",
                    pos);
-            SAY_EN(e, "The name cannot contain control characters such as tabs or line breaks "
+            SAY_EN(e,
+                   "The name cannot contain control characters such as tabs or line breaks "
                    "(character %d). Write the name on one line.",
                    pos);
             return fail(e, "name", "name_invalid_character");
         case NC_INVISIBLE:
-            SAY_ID(e, "Nama berisi karakter tak terlihat (karakter ke-%d), biasanya terbawa saat "
+            SAY_ID(e,
+                   "Nama berisi karakter tak terlihat (karakter ke-%d), biasanya terbawa saat "
                    "menyalin teks. Ketik ulang nama Anda.",
                    pos);
-            SAY_EN(e, "The name contains an invisible character (character %d), usually picked "
+            SAY_EN(e,
+                   "The name contains an invisible character (character %d), usually picked "
                    "up when copying text. Type the name again.",
                    pos);
             return fail(e, "name", "name_invalid_character");
         case NC_SYMBOL: {
             char cid[32], cen[32];
             char_name((unsigned char)c, cid, cen);
-            SAY_ID(e, "Karakter ke-%d (%s) tidak boleh dipakai dalam nama: gunakan hanya huruf, "
+            SAY_ID(e,
+                   "Karakter ke-%d (%s) tidak boleh dipakai dalam nama: gunakan hanya huruf, "
                    "spasi, apostrof ('), tanda hubung (-), titik (.) dan koma (,).",
                    pos, cid);
-            SAY_EN(e, "Character %d (%s) is not allowed in a name: use only letters, spaces, "
+            SAY_EN(e,
+                   "Character %d (%s) is not allowed in a name: use only letters, spaces, "
                    "apostrophes ('), hyphens (-), periods (.) and commas (,).",
                    pos, cen);
             return fail(e, "name", "name_invalid_character");
@@ -1060,22 +1099,24 @@ int validate_name(const char *name, char *out, size_t len, struct validate_error
     if (cps == 0) return required(e, "name");
     if (!letters) {
         SAY_ID(e, "Nama harus memuat huruf, bukan hanya tanda baca. Tulis nama lengkap sesuai "
-               "KTP.");
+                  "KTP.");
         SAY_EN(e, "The name must contain letters, not only punctuation. Write your full name as "
-               "on your KTP (ID card).");
+                  "on your KTP (ID card).");
         return fail(e, "name", "name_no_letters");
     }
     if (cps < NAME_MIN) {
         SAY_ID(e, "Nama terlalu pendek: paling sedikit 2 huruf. Tulis nama lengkap sesuai KTP.");
         SAY_EN(e, "The name is too short: at least 2 letters. Write your full name as on your "
-               "KTP (ID card).");
+                  "KTP (ID card).");
         return fail(e, "name", "name_too_short");
     }
     if (cps > NAME_MAX_CP) {
-        SAY_ID(e, "Nama terlalu panjang: %zu karakter, paling banyak 100. Tulis nama sesuai "
+        SAY_ID(e,
+               "Nama terlalu panjang: %zu karakter, paling banyak 100. Tulis nama sesuai "
                "KTP, tanpa gelar.",
                cps);
-        SAY_EN(e, "The name is too long: %zu characters, at most 100. Write the name as on "
+        SAY_EN(e,
+               "The name is too long: %zu characters, at most 100. Write the name as on "
                "your KTP (ID card), without titles.",
                cps);
         return fail(e, "name", "name_too_long");

@@ -51,8 +51,7 @@ static int open_file(struct accesslog *al, char *err, size_t errlen)
     return 0;
 }
 
-struct accesslog *accesslog_new(struct event_base *base, const char *path, char *err,
-                                size_t errlen)
+struct accesslog *accesslog_new(struct event_base *base, const char *path, char *err, size_t errlen)
 {
     struct accesslog *al = calloc(1, sizeof *al);
     if (!al) abort();
@@ -107,9 +106,8 @@ void accesslog_free(struct accesslog *al)
     free(al);
 }
 
-void accesslog_write(struct accesslog *al, const char *peer, const char *method,
-                     const char *path, size_t pathlen, int status, uint64_t usec,
-                     const char *reqid)
+void accesslog_write(struct accesslog *al, const char *peer, const char *method, const char *path,
+                     size_t pathlen, int status, uint64_t usec, const char *reqid)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -127,8 +125,7 @@ void accesslog_write(struct accesslog *al, const char *peer, const char *method,
         unsigned char ch = (unsigned char)path[i];
         safe[i] = (ch < 0x21 || ch == '"' || ch == '\\' || ch >= 0x7f) ? '?' : (char)ch;
     }
-    int n = snprintf(al->buf + al->len, AL_BUF - al->len,
-                     "%s %s \"%s %.*s\" %d %.6f %s\n", peer, al->stamp, method, (int)pathlen,
-                     safe, status, (double)usec / 1e6, reqid);
+    int n = snprintf(al->buf + al->len, AL_BUF - al->len, "%s %s \"%s %.*s\" %d %.6f %s\n", peer,
+                     al->stamp, method, (int)pathlen, safe, status, (double)usec / 1e6, reqid);
     if (n > 0 && al->len + (size_t)n < AL_BUF) al->len += (size_t)n;
 }

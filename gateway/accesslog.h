@@ -22,9 +22,8 @@ void accesslog_free(struct accesslog *al);
 int accesslog_reopen(struct accesslog *al);
 
 /* One line: peer, method, path (without query), status, body bytes out, duration, request id. */
-void accesslog_write(struct accesslog *al, const char *peer, const char *method,
-                     const char *path, size_t pathlen, int status, uint64_t usec,
-                     const char *reqid);
+void accesslog_write(struct accesslog *al, const char *peer, const char *method, const char *path,
+                     size_t pathlen, int status, uint64_t usec, const char *reqid);
 
 /* Write out what is buffered now. */
 void accesslog_flush(struct accesslog *al);

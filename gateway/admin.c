@@ -74,6 +74,8 @@ static void metrics_route(struct conn *c, struct request *r, const struct route_
 
 void admin_register(struct router *rt)
 {
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/metrics", .fn = metrics_route,
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/metrics",
+                                   .fn = metrics_route,
                                    .name = "metrics"});
 }

@@ -6,6 +6,7 @@
  * pipelined request, if already buffered, is parsed at once. */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
 
 #include "accesslog.h"
 #include "antre/clock.h"
@@ -91,8 +91,7 @@ void conn_peer_text(const struct conn *c, char *buf, size_t len)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &c->peer.sin6_addr, buf, (socklen_t)len);
-    else
-        snprintf(buf, len, "unix");
+    else snprintf(buf, len, "unix");
 }
 
 /* A client-supplied X-Request-Id is kept when it is short and plain; otherwise we make one. */
@@ -328,7 +327,8 @@ void conn_answered(struct conn *c)
             finish_close(c);
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 && request_footprint(&c->req) > 2048) {
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+        request_footprint(&c->req) > 2048) {
         /* Nothing pipelined behind: an idle connection gives large buffers back, so thousands
          * of idle keep-alive connections cost little (small ones are kept: reallocating them on
          * every request costs more than they weigh). */
@@ -376,17 +376,10 @@ static void process_input(struct conn *c)
         }
         evbuffer_drain(in, total);
         switch (ev) {
-        case REQUEST_MORE:
-            break;
-        case REQUEST_HEAD:
-            on_head(c);
-            break;
-        case REQUEST_COMPLETE:
-            on_complete(c);
-            break;
-        case REQUEST_ERROR:
-            on_error(c);
-            break;
+        case REQUEST_MORE: break;
+        case REQUEST_HEAD: on_head(c); break;
+        case REQUEST_COMPLETE: on_complete(c); break;
+        case REQUEST_ERROR: on_error(c); break;
         }
     }
     c->in_input = 0;
@@ -441,8 +434,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             c->close_after = 1;
             return;
         }
-        if (c->state == CONN_CLOSING &&
-            evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
             return;
         conn_free(c);
         return;
@@ -468,12 +460,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         run_abort(c);
         refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_BODY_TIMEOUT); /* C may be gone now */
         break;
-    case CONN_HANDLE:
-        break;
+    case CONN_HANDLE: break;
     case CONN_IDLE:
-    case CONN_CLOSING:
-        conn_free(c);
-        break;
+    case CONN_CLOSING: conn_free(c); break;
     }
 }
 

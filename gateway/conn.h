@@ -31,29 +31,29 @@ struct conn {
     struct gw *gw;
     struct bufferevent *bev;
     struct event timer;
-    struct conn *prev, *next;        /* gw->conns list */
+    struct conn *prev, *next; /* gw->conns list */
     enum conn_state state;
-    unsigned admin : 1;              /* accepted on the admin listener */
-    unsigned close_after : 1;        /* answer with Connection: close, then close */
-    unsigned head_only : 1;          /* HEAD request: no body in the answer */
-    unsigned peer_gone : 1;          /* the peer closed or failed while we were busy */
-    unsigned in_input : 1;           /* inside conn input processing (no re-entry) */
-    unsigned lang_en : 1;            /* messages in English (Accept-Language) */
-    unsigned head_timer : 1;         /* the header deadline of this request is armed */
-    unsigned lingering : 1;          /* answered and half-closed: waiting for the client's FIN */
+    unsigned admin : 1;       /* accepted on the admin listener */
+    unsigned close_after : 1; /* answer with Connection: close, then close */
+    unsigned head_only : 1;   /* HEAD request: no body in the answer */
+    unsigned peer_gone : 1;   /* the peer closed or failed while we were busy */
+    unsigned in_input : 1;    /* inside conn input processing (no re-entry) */
+    unsigned lang_en : 1;     /* messages in English (Accept-Language) */
+    unsigned head_timer : 1;  /* the header deadline of this request is armed */
+    unsigned lingering : 1;   /* answered and half-closed: waiting for the client's FIN */
     struct request req;
     const struct route *route;
     struct route_params params;
-    struct evbuffer *body;           /* the buffered request body (lazily created) */
-    struct sockaddr_in6 peer;        /* AF_INET peers are stored as struct sockaddr_in */
-    uint64_t t_head_ns;              /* when the head completed (latency) */
+    struct evbuffer *body;    /* the buffered request body (lazily created) */
+    struct sockaddr_in6 peer; /* AF_INET peers are stored as struct sockaddr_in */
+    uint64_t t_head_ns;       /* when the head completed (latency) */
     char reqid[65];
-    char *extra;                     /* extra response headers for the next reply (malloc'd) */
-    size_t linger_bytes;             /* input discarded while lingering */
+    char *extra;         /* extra response headers for the next reply (malloc'd) */
+    size_t linger_bytes; /* input discarded while lingering */
     void (*abort_fn)(struct conn *c, void *arg); /* see conn_set_abort */
     void *abort_arg;
     uint16_t extra_len, extra_cap;
-    int status;                      /* status of the answer being sent */
+    int status; /* status of the answer being sent */
     /* The application's per-request context (gate.h), whose type the connection does not
      * know: carried inline (no allocation per request) and zeroed when the request ends. */
     union {

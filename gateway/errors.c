@@ -104,8 +104,7 @@ static const struct error_def table[ERR__COUNT] = {
                          "Registration for this wave has closed.", NONE, 0},
     [ERR_ROOM_UNAVAILABLE] = {"room_unavailable", 503,
                               "Antrean sedang ditutup sementara; silakan coba lagi nanti.",
-                              "The queue is closed for a while; please try again later.", NONE,
-                              60},
+                              "The queue is closed for a while; please try again later.", NONE, 60},
     [ERR_CROSS_SITE] = {"cross_site", 403, "Permintaan dari situs lain ditolak.",
                         "Requests from other sites are refused.", NONE, 0},
     [ERR_INVALID_TICKET] = {"invalid_ticket", 401, "Tiket tidak valid untuk antrean ini.",
@@ -176,8 +175,7 @@ static const struct error_def table[ERR__COUNT] = {
                            NONE, 0},
     [ERR_UPLOAD_COMPLETE] = {"upload_complete", 409,
                              "Unggahan ini sudah lengkap dan sedang diperiksa; lihat statusnya.",
-                             "This upload is complete and being checked; see its status.", NONE,
-                             0},
+                             "This upload is complete and being checked; see its status.", NONE, 0},
     [ERR_UPLOAD_FINISHING] = {"upload_finishing", 503,
                               "Unggahan ini sedang diselesaikan; tanyakan lagi sebentar lagi.",
                               "This upload is being finished; ask again in a moment.", NONE, 1},
@@ -241,15 +239,9 @@ static const struct error_def table[ERR__COUNT] = {
                                NONE, 0},
 };
 
-size_t errors_count(void)
-{
-    return ERR__COUNT;
-}
+size_t errors_count(void) { return ERR__COUNT; }
 
-const struct error_def *errors_at(size_t i)
-{
-    return i < ERR__COUNT ? &table[i] : NULL;
-}
+const struct error_def *errors_at(size_t i) { return i < ERR__COUNT ? &table[i] : NULL; }
 
 const struct error_def *errors_find(const char *code)
 {

@@ -89,11 +89,11 @@ enum error_id {
 #define ERRORS_NO_REFUSAL (-1)
 
 struct error_def {
-    const char *code;           /* snake_case, stable: clients branch on it */
-    int status;                 /* HTTP status */
+    const char *code;            /* snake_case, stable: clients branch on it */
+    int status;                  /* HTTP status */
     const char *msg_id, *msg_en; /* what happened and what to do */
-    int refusal;                /* enum metrics_refusal counted when answered, or -1 */
-    int retry_after_s;          /* default Retry-After (> 0 on every 429 and 503), else 0 */
+    int refusal;                 /* enum metrics_refusal counted when answered, or -1 */
+    int retry_after_s;           /* default Retry-After (> 0 on every 429 and 503), else 0 */
 };
 
 /* Number of entries (ERR__COUNT). */

@@ -26,39 +26,39 @@ struct token_keys;
 
 struct gw {
     struct event_base *base;
-    struct conf conf;                 /* the running configuration (swapped on reload) */
-    int slot;                         /* this process's index (metrics, request ids) */
+    struct conf conf; /* the running configuration (swapped on reload) */
+    int slot;         /* this process's index (metrics, request ids) */
 
-    struct router *router;            /* public listener */
-    struct router *admin_router;      /* admin listener */
+    struct router *router;       /* public listener */
+    struct router *admin_router; /* admin listener */
     struct evconnlistener *listener;
     struct evconnlistener *admin_listener;
-    struct event *backoff_timer;      /* re-enables accepting after EMFILE */
-    struct event *tick;               /* every 100 ms: clock, Date, gauges, drain check */
+    struct event *backoff_timer; /* re-enables accepting after EMFILE */
+    struct event *tick;          /* every 100 ms: clock, Date, gauges, drain check */
     struct event *sig_term, *sig_int, *sig_hup;
 
     struct rconn *redis;
-    struct ratelimit *ratelimit;      /* NULL while per_ip_rate = 0 */
+    struct ratelimit *ratelimit; /* NULL while per_ip_rate = 0 */
     struct metrics_slot *metrics;
     struct accesslog *accesslog;
 
-    struct wroom *rooms;              /* the waiting rooms (wroom.c) */
-    struct token_keys *keys;          /* ticket and session signing keys */
-    int ping_busy;                    /* a liveness PING is in flight */
+    struct wroom *rooms;     /* the waiting rooms (wroom.c) */
+    struct token_keys *keys; /* ticket and session signing keys */
+    int ping_busy;           /* a liveness PING is in flight */
     uint64_t last_ping_ns;
 
-    struct conn *conns;               /* every open connection (for drain and shutdown) */
+    struct conn *conns; /* every open connection (for drain and shutdown) */
     int nconns;
-    int nadmin;                       /* of which on the admin listener */
+    int nadmin; /* of which on the admin listener */
     int draining;
     struct timeval drain_deadline;
 
-    struct request_limits limits;     /* from conf, shared by every connection */
+    struct request_limits limits; /* from conf, shared by every connection */
 
     /* Common timeouts (O(1) timer queues), rebuilt when a reload changes a duration. */
     const struct timeval *tv_header, *tv_body, *tv_idle;
     const struct timeval *tv_write;
-    const struct timeval *tv_linger;  /* how long a closing connection waits for the client */
+    const struct timeval *tv_linger; /* how long a closing connection waits for the client */
 
     /* Cached per tick / per loop: the Date header and a request-id prefix. */
     char date[40];

@@ -36,8 +36,14 @@ static void readyz(struct conn *c, struct request *r, const struct route_params 
 
 void health_register(struct router *rt)
 {
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/healthz", .fn = healthz,
-                                   .name = "healthz", .flags = ROUTE_NO_RATE_LIMIT});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/readyz", .fn = readyz,
-                                   .name = "readyz", .flags = ROUTE_NO_RATE_LIMIT});
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/healthz",
+                                   .fn = healthz,
+                                   .name = "healthz",
+                                   .flags = ROUTE_NO_RATE_LIMIT});
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/readyz",
+                                   .fn = readyz,
+                                   .name = "readyz",
+                                   .flags = ROUTE_NO_RATE_LIMIT});
 }

@@ -5,25 +5,13 @@
 
 enum { L_OTHER, L_EN, L_ID, L_ANY };
 
-static int is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-static int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
 
-static int lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
+static int lower(char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 /* A qvalue at P (up to END): "0" ["." 0*3DIGIT] or "1" ["." 0*3"0"]. Returns its thousandths
  * and moves *P past it, or returns -1. */

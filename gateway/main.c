@@ -21,10 +21,7 @@ static int run_child(const struct conf *conf, int slot, void *arg)
     return server_run(conf, slot, arg, 1);
 }
 
-static int drain_timeout_ms(const struct conf *conf)
-{
-    return conf->gateway.drain_timeout_ms;
-}
+static int drain_timeout_ms(const struct conf *conf) { return conf->gateway.drain_timeout_ms; }
 
 int main(int argc, char **argv)
 {

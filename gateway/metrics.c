@@ -18,9 +18,10 @@ _Static_assert(SUMMED_BYTES % sizeof(uint64_t) == 0, "summed slot part is 64-bit
 static struct slots slots;
 
 /* Status codes get a fixed index so the per-route table stays small; others count as "other". */
-static const int status_codes[METRICS_STATUSES - 1] = {
-    100, 200, 201, 202, 204, 301, 304, 400, 401, 403, 404, 405, 408, 409, 410, 411,
-    412, 413, 414, 415, 417, 422, 429, 431, 460, 500, 501, 502, 503, 504, 505};
+static const int status_codes[METRICS_STATUSES - 1] = {100, 200, 201, 202, 204, 301, 304, 400,
+                                                       401, 403, 404, 405, 408, 409, 410, 411,
+                                                       412, 413, 414, 415, 417, 422, 429, 431,
+                                                       460, 500, 501, 502, 503, 504, 505};
 
 static int status_index(int status)
 {
@@ -35,9 +36,9 @@ static int status_index(int status)
 }
 
 /* Upper bounds of the latency buckets, in microseconds (the last is +Inf). */
-static const uint64_t bucket_us[METRICS_BUCKETS - 1] = {
-    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 5000000};
+static const uint64_t bucket_us[METRICS_BUCKETS - 1] = {50,     100,    250,    500,     1000,
+                                                        2500,   5000,   10000,  25000,   50000,
+                                                        100000, 250000, 500000, 1000000, 5000000};
 
 static const char *const refusal_names[REFUSE__COUNT] = {
     [REFUSE_MAX_CONNECTIONS] = "max_connections",
@@ -56,15 +57,9 @@ static const char *const refusal_names[REFUSE__COUNT] = {
     [REFUSE_UPLOAD_BUDGET] = "upload_budget",
 };
 
-int metrics_init(int nslots)
-{
-    return slots_map(&slots, nslots, sizeof(struct metrics_slot));
-}
+int metrics_init(int nslots) { return slots_map(&slots, nslots, sizeof(struct metrics_slot)); }
 
-static struct metrics_slot *slot_at(int i)
-{
-    return slots_at(&slots, i);
-}
+static struct metrics_slot *slot_at(int i) { return slots_at(&slots, i); }
 
 struct metrics_slot *metrics_attach(int i)
 {
@@ -116,7 +111,10 @@ static void render_rooms(struct evbuffer *out)
         int gauge;
     } series[] = {
 #define C(f, h) {"antre_room_" #f "_total", h, offsetof(struct metrics_room, f), 0}
-#define G(f, h) {"antre_room_" #f, h, offsetof(struct metrics_room, f), 1}
+#define G(f, h)                                                                                    \
+    {                                                                                              \
+        "antre_room_" #f, h, offsetof(struct metrics_room, f), 1                                   \
+    }
         C(joins, "Joins answered."),
         C(polls, "Status polls."),
         C(stale, "Status polls answered from a stale cache (Redis unreachable)."),
@@ -182,8 +180,8 @@ static void render_requests(struct evbuffer *out, const struct metrics_slot *sum
         cum += sum->latency_bucket[b];
         char le[32] = "+Inf";
         if (b < METRICS_BUCKETS - 1) snprintf(le, sizeof le, "%g", (double)bucket_us[b] / 1e6);
-        prom_u64(out, "antre_http_request_duration_seconds_bucket",
-                 &(struct prom_label){"le", le}, 1, cum);
+        prom_u64(out, "antre_http_request_duration_seconds_bucket", &(struct prom_label){"le", le},
+                 1, cum);
     }
     prom_double(out, "antre_http_request_duration_seconds_sum", NULL, 0,
                 (double)sum->latency_sum_us / 1e6);
@@ -219,8 +217,8 @@ void metrics_render(struct evbuffer *out, const struct router *pub, const struct
     prom_i64(out, "antre_redis_pending_commands", NULL, 0, sum.redis_pending);
     family_u64(out, "antre_redis_timeouts_total", PROM_COUNTER, "Redis commands that timed out.",
                sum.redis_timeouts);
-    family_u64(out, "antre_redis_connects_total", PROM_COUNTER,
-               "Successful Redis (re)connections.", sum.redis_reconnects);
+    family_u64(out, "antre_redis_connects_total", PROM_COUNTER, "Successful Redis (re)connections.",
+               sum.redis_reconnects);
     prom_family(out, "antre_config_reloads_total", PROM_COUNTER,
                 "Configuration reloads, by result.");
     prom_u64(out, "antre_config_reloads_total", &(struct prom_label){"result", "ok"}, 1,

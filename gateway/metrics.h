@@ -30,7 +30,7 @@ enum metrics_refusal {
     REFUSE__COUNT
 };
 
-#define METRICS_ROUTES 64     /* route ids 0..63; 0 = no route matched */
+#define METRICS_ROUTES 64 /* route ids 0..63; 0 = no route matched */
 #define METRICS_STATUSES 32
 #define METRICS_BUCKETS 16
 #define METRICS_ROOMS 32

@@ -23,9 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "antre/log.h"
 #include "antre/tmpl.h"
@@ -43,26 +43,26 @@
 /* ---- the names a template may use ------------------------------------------------------- */
 
 enum var_id {
-    V_PROGRAMME,         /* [programme] name */
-    V_ROOM,              /* the room's name */
-    V_LANG,              /* "id" or "en" */
-    V_OTHER_LANG,        /* the language the switch link offers */
-    V_OTHER_LANG_NAME,   /* "English" or "Bahasa Indonesia" */
-    V_LANG_QUERY,        /* "?lang=en" when the language was chosen by the query, else "" */
-    V_STATE,             /* none, waiting, prequeue, admitted, unknown */
-    V_ROOM_STATE,        /* scheduled, prequeue, open, paused, closed ("" for an unknown room) */
-    V_ROOM_STATE_TEXT,   /* the room's state in words, in the page's language */
-    V_POSITION,          /* 1 = next */
-    V_WAITING,           /* people waiting in the room */
-    V_ETA,               /* the wait in words ("sekitar 3 menit") */
-    V_ETA_S,             /* the wait in seconds, "" when unknown */
-    V_POLL_AFTER_S,      /* when to ask again */
-    V_REFRESH_S,         /* the no-JavaScript refresh interval (with flag refresh) */
-    V_PROGRESS_PCT,      /* 0..100 */
-    V_OPENS_AT,          /* "2026-11-28 20:00 UTC" ("" when the room has no opening time) */
-    V_OPENS_AT_ISO,      /* "2026-11-28T20:00:00Z" */
-    V_CONTINUE_URL,      /* where an admitted applicant goes on */
-    V_ERROR_MESSAGE,     /* why a no-JavaScript form was refused (with flag has_error) */
+    V_PROGRAMME,       /* [programme] name */
+    V_ROOM,            /* the room's name */
+    V_LANG,            /* "id" or "en" */
+    V_OTHER_LANG,      /* the language the switch link offers */
+    V_OTHER_LANG_NAME, /* "English" or "Bahasa Indonesia" */
+    V_LANG_QUERY,      /* "?lang=en" when the language was chosen by the query, else "" */
+    V_STATE,           /* none, waiting, prequeue, admitted, unknown */
+    V_ROOM_STATE,      /* scheduled, prequeue, open, paused, closed ("" for an unknown room) */
+    V_ROOM_STATE_TEXT, /* the room's state in words, in the page's language */
+    V_POSITION,        /* 1 = next */
+    V_WAITING,         /* people waiting in the room */
+    V_ETA,             /* the wait in words ("sekitar 3 menit") */
+    V_ETA_S,           /* the wait in seconds, "" when unknown */
+    V_POLL_AFTER_S,    /* when to ask again */
+    V_REFRESH_S,       /* the no-JavaScript refresh interval (with flag refresh) */
+    V_PROGRESS_PCT,    /* 0..100 */
+    V_OPENS_AT,        /* "2026-11-28 20:00 UTC" ("" when the room has no opening time) */
+    V_OPENS_AT_ISO,    /* "2026-11-28T20:00:00Z" */
+    V_CONTINUE_URL,    /* where an admitted applicant goes on */
+    V_ERROR_MESSAGE,   /* why a no-JavaScript form was refused (with flag has_error) */
     V_COUNT
 };
 
@@ -74,32 +74,33 @@ enum flag_id {
     F_STATE_PREQUEUE,
     F_STATE_ADMITTED,
     F_UNKNOWN_ROOM,
-    F_REFRESH,           /* the page should refresh itself without JavaScript */
-    F_STALE,             /* the data may be out of date (Redis unreachable) */
+    F_REFRESH, /* the page should refresh itself without JavaScript */
+    F_STALE,   /* the data may be out of date (Redis unreachable) */
     F_ROOM_SCHEDULED,
     F_ROOM_PREQUEUE,
     F_ROOM_OPEN,
     F_ROOM_PAUSED,
     F_ROOM_CLOSED,
-    F_CAN_JOIN,          /* the room takes joins now (pre-queue, open or paused) */
+    F_CAN_JOIN, /* the room takes joins now (pre-queue, open or paused) */
     F_HAS_ETA,
     F_HAS_OPENS_AT,
-    F_HAS_SESSION,       /* admitted by a session cookie (already redeemed) */
-    F_HAS_ERROR,         /* a form route refused: error_message says why */
+    F_HAS_SESSION, /* admitted by a session cookie (already redeemed) */
+    F_HAS_ERROR,   /* a form route refused: error_message says why */
     F_COUNT
 };
 
 static const char *const var_names[V_COUNT] = {
-    "programme", "room", "lang", "other_lang", "other_lang_name", "lang_query", "state", "room_state",
-    "room_state_text", "position", "waiting", "eta", "eta_s", "poll_after_s", "refresh_s",
-    "progress_pct", "opens_at", "opens_at_iso", "continue_url", "error_message",
+    "programme",    "room",     "lang",         "other_lang",      "other_lang_name",
+    "lang_query",   "state",    "room_state",   "room_state_text", "position",
+    "waiting",      "eta",      "eta_s",        "poll_after_s",    "refresh_s",
+    "progress_pct", "opens_at", "opens_at_iso", "continue_url",    "error_message",
 };
 
 static const char *const flag_names[F_COUNT] = {
-    "lang_id", "lang_en", "state_none", "state_waiting", "state_prequeue", "state_admitted",
-    "unknown_room", "refresh", "stale", "room_scheduled", "room_prequeue", "room_open",
-    "room_paused", "room_closed", "can_join", "has_eta", "has_opens_at", "has_session",
-    "has_error",
+    "lang_id",        "lang_en",      "state_none",  "state_waiting", "state_prequeue",
+    "state_admitted", "unknown_room", "refresh",     "stale",         "room_scheduled",
+    "room_prequeue",  "room_open",    "room_paused", "room_closed",   "can_join",
+    "has_eta",        "has_opens_at", "has_session", "has_error",
 };
 
 static const struct tmpl_names names = {var_names, V_COUNT, flag_names, F_COUNT};
@@ -421,9 +422,14 @@ void page_register(struct router *rt)
 {
     if (!current) load_initial();
     reply_set_form_handler(form_error);
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}", .fn = page_route,
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/rooms/{room}",
+                                   .fn = page_route,
                                    .name = "room_page"});
-    router_add(rt, &(struct route){.method = "POST", .pattern = "/rooms/{room}/join",
-                                   .fn = wroom_form_join, .name = "room_join_form",
-                                   .max_body = 1024, .flags = ROUTE_FORM});
+    router_add(rt, &(struct route){.method = "POST",
+                                   .pattern = "/rooms/{room}/join",
+                                   .fn = wroom_form_join,
+                                   .name = "room_join_form",
+                                   .max_body = 1024,
+                                   .flags = ROUTE_FORM});
 }

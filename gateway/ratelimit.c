@@ -23,8 +23,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define SET_SLOTS 8                      /* slots per set: the probe window */
-#define TAU_MAX ((uint64_t)1 << 62)      /* bound on tau, so that sums stay far from overflow */
+#define SET_SLOTS 8                 /* slots per set: the probe window */
+#define TAU_MAX ((uint64_t)1 << 62) /* bound on tau, so that sums stay far from overflow */
 #define NS_PER_MS 1000000u
 
 /* An empty slot has tat == 0: a stored TAT is always >= T >= 1 ns. */
@@ -100,12 +100,12 @@ static int client_key(const struct sockaddr *sa, uint64_t *key)
 
 static uint64_t rotl(uint64_t x, int b) { return x << b | x >> (64 - b); }
 
-#define SIPROUND                                                                                  \
-    do {                                                                                          \
-        v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);                                 \
-        v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                                                    \
-        v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                                                    \
-        v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);                                 \
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);                                  \
+        v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);                                  \
     } while (0)
 
 /* SipHash-1-3 (one compression round, three finalization rounds) of the 8-byte little-endian

@@ -133,12 +133,36 @@ static void write_registration(struct create *cr)
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof now, "%lld", (long long)tv.tv_sec);
     const char *keys[4] = {cr->idem_key, knik, kreg, kstream};
-    const char *args[] = {"register", cr->body_hash, ttl, cr->id, cr->answer, cr->dup_answer,
-                          "nik", cr->nik, "kk", cr->kk, "name", cr->name,
-                          "birth_date", cr->birth, "email", cr->email, "phone", cr->phone,
-                          "owner", gate_session(c)->owner, "room", gate_session(c)->room,
-                          "created_at", now, "confirm_mismatch", cr->confirm_mismatch ? "1" : "0",
-                          "email_state", "unverified", "phone_state", "unverified"};
+    const char *args[] = {"register",
+                          cr->body_hash,
+                          ttl,
+                          cr->id,
+                          cr->answer,
+                          cr->dup_answer,
+                          "nik",
+                          cr->nik,
+                          "kk",
+                          cr->kk,
+                          "name",
+                          cr->name,
+                          "birth_date",
+                          cr->birth,
+                          "email",
+                          cr->email,
+                          "phone",
+                          cr->phone,
+                          "owner",
+                          gate_session(c)->owner,
+                          "room",
+                          gate_session(c)->room,
+                          "created_at",
+                          now,
+                          "confirm_mismatch",
+                          cr->confirm_mismatch ? "1" : "0",
+                          "email_state",
+                          "unverified",
+                          "phone_state",
+                          "unverified"};
     /* The stream entry (job.h) goes between the six fixed arguments and the record's fields. */
     struct job job = {.queue = JOB_REGISTER};
     snprintf(job.registration_id, sizeof job.registration_id, "%s", cr->id);
@@ -256,30 +280,35 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     struct validate_limits lim = {c->gw->conf.registration.min_age_years,
                                   c->gw->conf.registration.max_age_years};
     int y = 0, m = 0, d = 0, birth_ok = 0, nik_ok = 0;
-#define CHECK(expr)                                                                         \
-    do {                                                                                    \
-        memset(&e, 0, sizeof e);                                                            \
-        if ((expr) < 0) {                                                                   \
-            if (!nerr++) first = e;                                                         \
-            json_array_append_new(all, error_json(&e, c->lang_en));                         \
-        }                                                                                   \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        memset(&e, 0, sizeof e);                                                                   \
+        if ((expr) < 0) {                                                                          \
+            if (!nerr++) first = e;                                                                \
+            json_array_append_new(all, error_json(&e, c->lang_en));                                \
+        }                                                                                          \
     } while (0)
     const char *v;
     CHECK(!(v = take_string(doc, "nik", &e)) ? -1 : (nik_ok = validate_nik(v, &e) == 0) ? 0 : -1);
     if (nik_ok) snprintf(cr->nik, sizeof cr->nik, "%s", v);
     CHECK(!(v = take_string(doc, "kk", &e)) ? -1 : validate_kk(v, &e));
     if (v) snprintf(cr->kk, sizeof cr->kk, "%.16s", v);
-    CHECK(!(v = take_string(doc, "name", &e)) ? -1 : validate_name(v, cr->name, sizeof cr->name, &e));
+    CHECK(!(v = take_string(doc, "name", &e)) ? -1
+                                              : validate_name(v, cr->name, sizeof cr->name, &e));
     CHECK(!(v = take_string(doc, "birth_date", &e)) ? -1
           : (birth_ok = validate_birth_date(v, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, &lim,
-                                            &y, &m, &d, &e) == 0) ? 0 : -1);
+                                            &y, &m, &d, &e) == 0)
+              ? 0
+              : -1);
     if (birth_ok) snprintf(cr->birth, sizeof cr->birth, "%04d-%02d-%02d", y, m, d);
     if (nik_ok && birth_ok)
         CHECK(validate_nik_matches_birth_date(cr->nik, y, m, d, cr->confirm_mismatch, &e));
-    CHECK(!(v = take_string(doc, "email", &e)) ? -1
-          : validate_email(v, cr->confirm_email, cr->email, sizeof cr->email, &e));
-    CHECK(!(v = take_string(doc, "phone", &e)) ? -1
-          : validate_phone(v, cr->phone, sizeof cr->phone, &e));
+    CHECK(!(v = take_string(doc, "email", &e))
+              ? -1
+              : validate_email(v, cr->confirm_email, cr->email, sizeof cr->email, &e));
+    CHECK(!(v = take_string(doc, "phone", &e))
+              ? -1
+              : validate_phone(v, cr->phone, sizeof cr->phone, &e));
 #undef CHECK
     json_decref(doc);
     if (nerr) {
@@ -298,8 +327,8 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
         free(cr);
         return;
     }
-    snprintf(cr->answer, sizeof cr->answer, "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}",
-             cr->id, cr->id);
+    snprintf(cr->answer, sizeof cr->answer,
+             "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}", cr->id, cr->id);
     const struct error_def *dn = errors_at(ERR_DUPLICATE_NIK);
     json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", dn->code, "field", "nik",
                             "message", c->lang_en ? dn->msg_en : dn->msg_id);
@@ -329,8 +358,8 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
 struct status {
     struct conn *c;
     char id[IDENT_LEN + 1];
-    json_t *reg;             /* the record as an object */
-    json_t *docs[2];         /* ktp, selfie upload records (or NULL) */
+    json_t *reg;     /* the record as an object */
+    json_t *docs[2]; /* ktp, selfie upload records (or NULL) */
     int waiting;
 };
 
@@ -384,7 +413,8 @@ static void answer_status(struct status *st)
         const char *state = field(st->reg, contacts[k][1]);
         mask(value, k == 0, masked, sizeof masked);
         if (!strcmp(state, "verified")) {
-            json_object_set_new(checks, contacts[k][0], check("verified", NULL, en ? "Done." : "Selesai."));
+            json_object_set_new(checks, contacts[k][0],
+                                check("verified", NULL, en ? "Done." : "Selesai."));
             done++;
             continue;
         }
@@ -422,30 +452,39 @@ static void answer_status(struct status *st)
         } else if (!strcmp(state, "accepted")) {
             const char *h = field(u, "hint");
             json_object_set_new(checks, doc_kinds[k],
-                                check("accepted", NULL, h[0] ? h : en ? "Done." : "Selesai."));
+                                check("accepted", NULL,
+                                      h[0] ? h
+                                      : en ? "Done."
+                                           : "Selesai."));
             done++;
         } else if (!strcmp(state, "rejected")) {
             const char *h = field(u, "hint");
             snprintf(hint, sizeof hint, "%s",
-                     h[0] ? h : en ? "The photo could not be used; upload it again."
-                               : "Foto tidak dapat dipakai; unggah ulang.");
+                     h[0] ? h
+                     : en ? "The photo could not be used; upload it again."
+                          : "Foto tidak dapat dipakai; unggah ulang.");
             json_object_set_new(checks, doc_kinds[k],
-                                check("rejected", field(u, "reason")[0] ? field(u, "reason")
-                                                                        : "rejected", hint));
+                                check("rejected",
+                                      field(u, "reason")[0] ? field(u, "reason") : "rejected",
+                                      hint));
             json_array_append_new(next, json_string(hint));
         } else {
             if (en)
-                snprintf(hint, sizeof hint, "Your %s is being checked; this page will show the "
-                                            "result.", what);
+                snprintf(hint, sizeof hint,
+                         "Your %s is being checked; this page will show the "
+                         "result.",
+                         what);
             else
-                snprintf(hint, sizeof hint, "%s Anda sedang diperiksa; hasilnya akan tampil di "
-                                            "sini.", What);
+                snprintf(hint, sizeof hint,
+                         "%s Anda sedang diperiksa; hasilnya akan tampil di "
+                         "sini.",
+                         What);
             json_object_set_new(checks, doc_kinds[k], check(state, NULL, hint));
         }
     }
-    json_t *out = json_pack("{s:s, s:s, s:o, s:o}", "id", st->id, "state",
-                            done == 4 ? "complete" : "incomplete", "checks", checks,
-                            "next_steps", next);
+    json_t *out =
+        json_pack("{s:s, s:s, s:o, s:o}", "id", st->id, "state",
+                  done == 4 ? "complete" : "incomplete", "checks", checks, "next_steps", next);
     reply_json(c, 200, out);
 }
 
@@ -541,10 +580,15 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
 void registration_register(struct router *rt)
 {
     script_init(&intake, lua_intake);
-    router_add(rt, &(struct route){.method = "POST", .pattern = "/v1/registrations",
-                                   .fn = create_route, .name = "registration_create",
-                                   .max_body = 16384, .flags = ROUTE_NEEDS_SESSION});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/registrations/{id}",
-                                   .fn = status_route, .name = "registration_status",
+    router_add(rt, &(struct route){.method = "POST",
+                                   .pattern = "/v1/registrations",
+                                   .fn = create_route,
+                                   .name = "registration_create",
+                                   .max_body = 16384,
+                                   .flags = ROUTE_NEEDS_SESSION});
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/v1/registrations/{id}",
+                                   .fn = status_route,
+                                   .name = "registration_status",
                                    .flags = ROUTE_NEEDS_SESSION});
 }

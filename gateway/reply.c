@@ -94,8 +94,7 @@ static char *put_uint(char *p, uint64_t v)
     return p;
 }
 
-void reply_raw(struct conn *c, int status, const char *content_type, const char *body,
-               size_t len)
+void reply_raw(struct conn *c, int status, const char *content_type, const char *body, size_t len)
 {
     struct gw *gw = c->gw;
     char head[1024 + 4096];
@@ -191,10 +190,7 @@ static void send_error(struct conn *c, int status, const char *code, const char 
 
 static reply_form_fn form_fn;
 
-void reply_set_form_handler(reply_form_fn fn)
-{
-    form_fn = fn;
-}
+void reply_set_form_handler(reply_form_fn fn) { form_fn = fn; }
 
 void reply_err_full(struct conn *c, enum error_id e, const char *field, const char *msg_id,
                     const char *msg_en, json_t *extra, int retry_after_s, int refusal)

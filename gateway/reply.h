@@ -20,8 +20,7 @@ struct conn;
 void reply_header(struct conn *c, const char *name, const char *value);
 
 /* Answer with BODY of LEN bytes and CONTENT_TYPE (NULL for none). */
-void reply_raw(struct conn *c, int status, const char *content_type, const char *body,
-               size_t len);
+void reply_raw(struct conn *c, int status, const char *content_type, const char *body, size_t len);
 
 /* Answer with JSON (takes ownership of BODY; NULL means no body). */
 void reply_json(struct conn *c, int status, json_t *body);

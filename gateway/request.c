@@ -185,8 +185,7 @@ static int on_headers_complete(http_parser *p)
                     "both Content-Length and Transfer-Encoding are present");
     if (r->transfer_encoding_seen > 1)
         return fail(r, 400, "unsupported_transfer_encoding", "Transfer-Encoding repeated");
-    if (p->method == HTTP_CONNECT)
-        return fail(r, 400, "bad_request", "CONNECT is not supported");
+    if (p->method == HTTP_CONNECT) return fail(r, 400, "bad_request", "CONNECT is not supported");
     /* We speak no other protocol: an Upgrade request is an ordinary request whose body, if it
      * declares one, is read as a body (http-parser would otherwise stop at the head). */
     p->upgrade = 0;
@@ -298,9 +297,7 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
     if (e == HPE_PAUSED) return r->head_done == 2 ? REQUEST_COMPLETE : REQUEST_HEAD;
     if (e == HPE_OK) return REQUEST_MORE;
     switch (e) {
-    case HPE_HEADER_OVERFLOW:
-        fail(r, 431, "headers_too_large", "request head too large");
-        break;
+    case HPE_HEADER_OVERFLOW: fail(r, 431, "headers_too_large", "request head too large"); break;
     case HPE_UNEXPECTED_CONTENT_LENGTH: {
         /* http-parser refuses a repeated Content-Length, and a Transfer-Encoding after a
          * Content-Length, before our own check in on_headers_complete sees them. */
@@ -313,15 +310,9 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
     case HPE_INVALID_CONTENT_LENGTH:
         fail(r, 400, "bad_content_length", "Content-Length is not a number");
         break;
-    case HPE_INVALID_METHOD:
-        fail(r, 400, "bad_request", "unknown request method");
-        break;
-    case HPE_INVALID_VERSION:
-        fail(r, 400, "bad_request", "bad HTTP version");
-        break;
-    default:
-        fail(r, 400, "bad_request", http_errno_description(e));
-        break;
+    case HPE_INVALID_METHOD: fail(r, 400, "bad_request", "unknown request method"); break;
+    case HPE_INVALID_VERSION: fail(r, 400, "bad_request", "bad HTTP version"); break;
+    default: fail(r, 400, "bad_request", http_errno_description(e)); break;
     }
     return REQUEST_ERROR;
 }

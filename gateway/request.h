@@ -20,10 +20,10 @@ struct request_limits {
 };
 
 enum request_event {
-    REQUEST_MORE,      /* all input consumed; need more bytes */
-    REQUEST_HEAD,      /* head complete; parsing paused until request_resume() */
-    REQUEST_COMPLETE,  /* message complete; paused until request_reset() */
-    REQUEST_ERROR,     /* refused: see status/code; the connection must close after answering */
+    REQUEST_MORE,     /* all input consumed; need more bytes */
+    REQUEST_HEAD,     /* head complete; parsing paused until request_resume() */
+    REQUEST_COMPLETE, /* message complete; paused until request_reset() */
+    REQUEST_ERROR,    /* refused: see status/code; the connection must close after answering */
 };
 
 struct request_header {
@@ -39,33 +39,33 @@ struct request {
     const struct request_limits *limits;
     request_body_fn *body_fn;
     void *body_arg;
-    uint64_t body_max;       /* decoded body bytes allowed (checked as chunks arrive) */
-    uint64_t body_bytes;     /* decoded body bytes seen */
+    uint64_t body_max;   /* decoded body bytes allowed (checked as chunks arrive) */
+    uint64_t body_bytes; /* decoded body bytes seen */
 
-    char *arena;             /* URL then header names and values; NUL-separated */
+    char *arena; /* URL then header names and values; NUL-separated */
     uint32_t arena_len, arena_cap;
     uint32_t url_off, url_len;
     struct request_header *headers;
     int nheaders, headers_cap;
-    size_t head_bytes;       /* raw bytes of request line + headers so far */
-    size_t trailer_bytes;    /* bytes of chunked trailer fields (counted, not stored) */
-    int in_value;            /* last header callback was a value */
+    size_t head_bytes;    /* raw bytes of request line + headers so far */
+    size_t trailer_bytes; /* bytes of chunked trailer fields (counted, not stored) */
+    int in_value;         /* last header callback was a value */
 
     /* Facts gathered from the head. */
-    unsigned method;         /* enum http_method */
+    unsigned method; /* enum http_method */
     int keep_alive;
     int chunked;
     int content_length_seen; /* number of Content-Length headers */
     int transfer_encoding_seen;
     int expect_continue;
-    int expect_other;        /* an Expect value we do not know */
+    int expect_other; /* an Expect value we do not know */
     uint64_t content_length;
     int head_done;
 
     /* Why it failed (REQUEST_ERROR). */
-    int status;              /* 400, 413, 414, 431, ... */
-    const char *code;        /* stable error code, e.g. "headers_too_large" */
-    const char *reason;      /* English detail for logs and the message */
+    int status;         /* 400, 413, 414, 431, ... */
+    const char *code;   /* stable error code, e.g. "headers_too_large" */
+    const char *reason; /* English detail for logs and the message */
 };
 
 /* Prepare R (zeroed memory or after request_release). LIMITS is borrowed and must outlive R. */

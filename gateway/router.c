@@ -54,8 +54,7 @@ const struct route *router_route_at(const struct router *rt, int i)
 }
 
 /* Match PATTERN against PATH segment by segment; fills PARAMS. */
-static int match(const char *pattern, const char *path, size_t pathlen,
-                 struct route_params *params)
+static int match(const char *pattern, const char *path, size_t pathlen, struct route_params *params)
 {
     const char *end = path + pathlen;
     params->n = 0;
@@ -99,8 +98,8 @@ enum router_result router_match(const struct router *rt, const char *method, con
         }
         path_known = 1;
         if (used < allowlen) {
-            int w = snprintf(allow + used, allowlen - used, "%s%s%s", used ? ", " : "",
-                             r->method, strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+            int w = snprintf(allow + used, allowlen - used, "%s%s%s", used ? ", " : "", r->method,
+                             strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
             if (w > 0) used += (size_t)w;
         }
     }

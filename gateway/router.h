@@ -40,14 +40,14 @@ enum route_flags {
 };
 
 struct route {
-    const char *method;  /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... */
     const char *pattern;
     route_fn *fn;
     route_head_fn *head; /* optional, see route_head_fn */
     const char *name;    /* metrics label */
     int64_t max_body;    /* body bytes accepted; 0 = [gateway] max_body_bytes */
     unsigned flags;
-    int id;              /* set by router_add: 1..ROUTER_MAX_ROUTES (0 = no route) */
+    int id; /* set by router_add: 1..ROUTER_MAX_ROUTES (0 = no route) */
 };
 
 struct router;

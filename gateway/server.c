@@ -27,15 +27,15 @@
 #include "conn.h"
 #include "gateway.h"
 #include "metrics.h"
+#include "page.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
 #include "routes.h"
-#include "page.h"
 #include "tus.h"
 #include "wroom.h"
 
-#define ADMIN_EXTRA_CONNS 64   /* admin connections allowed beyond max_connections */
+#define ADMIN_EXTRA_CONNS 64 /* admin connections allowed beyond max_connections */
 #define ACCEPT_BACKOFF_MS 100
 
 /* Refresh gw->date (the Date header every answer carries) when the second changed. */
@@ -70,8 +70,9 @@ static void apply_conf(struct gw *gw)
 
     if (g->per_ip_rate > 0) {
         if (gw->ratelimit) ratelimit_set(gw->ratelimit, g->per_ip_rate, g->per_ip_burst);
-        else gw->ratelimit = ratelimit_new(g->per_ip_rate, g->per_ip_burst,
-                                           (size_t)g->per_ip_table_size);
+        else
+            gw->ratelimit =
+                ratelimit_new(g->per_ip_rate, g->per_ip_burst, (size_t)g->per_ip_table_size);
     } else if (gw->ratelimit) {
         ratelimit_free(gw->ratelimit);
         gw->ratelimit = NULL;

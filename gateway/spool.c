@@ -3,8 +3,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <pthread.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +46,9 @@ void spool_budget_release(struct gw *gw, uint64_t bytes)
 
 struct spool {
     int fd;
-    uint64_t size;           /* bytes written, buffered ones included */
-    int buffered;            /* spool_buffer() was called */
-    char *buf;               /* small pieces are gathered into 64 KB writes */
+    uint64_t size; /* bytes written, buffered ones included */
+    int buffered;  /* spool_buffer() was called */
+    char *buf;     /* small pieces are gathered into 64 KB writes */
     size_t blen;
     char path[CONF_STR + 80];
 };
@@ -198,8 +198,7 @@ static int sync_start(struct gw *gw)
     return 0;
 }
 
-void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc),
-                        void *arg)
+void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc), void *arg)
 {
     if (flush_buf(s) < 0 || sync_start(gw) < 0) {
         unlink(s->path);
@@ -260,8 +259,8 @@ int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, cons
     const char *args[4 + JOB_ARGV_MAX + 12] = {"upload", upload_id, reg_id, kind};
     int n = 4;
     for (int i = 0; i < nj; i++) args[n++] = jobv[i];
-    const char *rec[] = {"registration_id", reg_id, "kind", kind, "path", path,
-                         "bytes", nbytes, "content_type", content_type, "queued_at", now};
+    const char *rec[] = {"registration_id", reg_id, "kind",         kind,         "path",      path,
+                         "bytes",           nbytes, "content_type", content_type, "queued_at", now};
     for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) args[n++] = rec[i];
     return script_call(gw->redis, &intake_script, cb, arg, 3, keys, n, args);
 }

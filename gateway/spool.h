@@ -45,8 +45,7 @@ int spool_finish(struct spool *s);
 
 /* Like spool_finish, but the fsync runs on a background thread so the event loop never waits
  * for the disk: DONE(ARG, 0 or -1) is called later from the loop of GW's process. S is freed. */
-void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc),
-                        void *arg);
+void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc), void *arg);
 
 /* Close without syncing, keeping the file (a resumable upload waiting for more). */
 void spool_close(struct spool *s);

@@ -73,27 +73,24 @@ struct op {
     enum op_kind kind;
     char id[IDENT_LEN + 1];
     struct tus_info info;
-    int lockfd;                       /* holds the flock on the data file; -1 none */
-    struct spool *sp;                 /* the data file, while a PATCH body streams */
-    uint64_t start;                   /* the offset when the PATCH began */
-    EVP_MD_CTX *md;                   /* Upload-Checksum being computed, or NULL */
+    int lockfd;       /* holds the flock on the data file; -1 none */
+    struct spool *sp; /* the data file, while a PATCH body streams */
+    uint64_t start;   /* the offset when the PATCH began */
+    EVP_MD_CTX *md;   /* Upload-Checksum being computed, or NULL */
     unsigned char want[EVP_MAX_MD_SIZE];
     unsigned wantlen;
-    unsigned char sig[SIG_LEN];       /* first bytes of the upload (PATCH at offset 0) */
+    unsigned char sig[SIG_LEN]; /* first bytes of the upload (PATCH at offset 0) */
     size_t siglen;
-    unsigned bad_type : 1;            /* the first bytes are not a JPEG or PNG */
-    unsigned finishing : 1;           /* queuing or removing: cannot be taken over */
-    char content_type[16];            /* detected from the bytes at completion */
+    unsigned bad_type : 1;  /* the first bytes are not a JPEG or PNG */
+    unsigned finishing : 1; /* queuing or removing: cannot be taken over */
+    char content_type[16];  /* detected from the bytes at completion */
 };
 
 static struct op *ops;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
+static int64_t now_s(void) { return (int64_t)time(NULL); }
 
 /* An RFC 7231 date (IMF-fixdate) of T into OUT. */
 static void http_date(int64_t t, char out[40])
@@ -150,7 +147,7 @@ static void fail_locked(struct conn *c) { fail(c, ERR_UPLOAD_LOCKED, NULL, NULL)
 static void fail_complete(struct conn *c) { fail(c, ERR_UPLOAD_COMPLETE, NULL, NULL); }
 static void fail_internal(struct conn *c) { fail(c, ERR_INTERNAL_ERROR, NULL, NULL); }
 
-#define TYPE_MSG_ID \
+#define TYPE_MSG_ID                                                                                \
     "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi."
 #define TYPE_MSG_EN "The photo must be a JPEG or PNG; save it as a JPEG and upload again."
 
@@ -214,7 +211,7 @@ static struct op *op_find(const char *id)
 }
 
 static struct op *op_new(struct conn *c, enum op_kind kind, const char *id,
-                           const struct tus_info *in)
+                         const struct tus_info *in)
 {
     struct op *j = calloc(1, sizeof *j);
     if (!j) abort();
@@ -396,7 +393,9 @@ static void on_created(void *arg, const redisReply *rep, const char *err)
     struct gw *gw = c->gw;
     if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
         log_warn("tus: record not written id=%s err=%s", cr->id,
-                 err ? err : rep && rep->str ? rep->str : "?");
+                 err               ? err
+                 : rep && rep->str ? rep->str
+                                   : "?");
         tus_store_unlink(gw, cr->id);
         spool_budget_release(gw, cr->info.length);
         redis_down(c);
@@ -412,9 +411,9 @@ static void on_created(void *arg, const redisReply *rep, const char *err)
     reply_header(c, "Tus-Resumable", TUS_VERSION);
     reply_header(c, "Location", loc);
     reply_header(c, "Upload-Expires", date);
-    reply_json(c, 201, json_pack("{s:s, s:s, s:s, s:I}", "upload_id", cr->id, "state",
-                                 "receiving", "status_url", loc, "expires_at",
-                                 (json_int_t)cr->info.expires));
+    reply_json(c, 201,
+               json_pack("{s:s, s:s, s:s, s:I}", "upload_id", cr->id, "state", "receiving",
+                         "status_url", loc, "expires_at", (json_int_t)cr->info.expires));
     free(cr);
 }
 
@@ -491,8 +490,8 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     uint64_t max = (uint64_t)gw->conf.upload.max_bytes;
     if (length > max) {
         char id_msg[160], en_msg[160], mb[32];
-        if (max % (1024 * 1024) == 0) snprintf(mb, sizeof mb, "%llu MB",
-                                               (unsigned long long)(max / (1024 * 1024)));
+        if (max % (1024 * 1024) == 0)
+            snprintf(mb, sizeof mb, "%llu MB", (unsigned long long)(max / (1024 * 1024)));
         else snprintf(mb, sizeof mb, "%llu byte", (unsigned long long)max);
         snprintf(id_msg, sizeof id_msg, "Foto lebih dari %s; kecilkan lalu unggah lagi.", mb);
         snprintf(en_msg, sizeof en_msg, "The photo is over %s; make it smaller and upload again.",
@@ -552,8 +551,8 @@ static void queued(struct op *j)
     tus_store_path(gw, path, sizeof path, j->id, 1);
     unlink(path);
     tus_store_release(gw, j->id);
-    log_info("tus: complete id=%s bytes=%llu type=%s", j->id,
-             (unsigned long long)j->info.length, j->content_type);
+    log_info("tus: complete id=%s bytes=%llu type=%s", j->id, (unsigned long long)j->info.length,
+             j->content_type);
     if (j->kind == OP_HEAD) {
         answer_head(c, &j->info, j->info.length, 0);
     } else {
@@ -628,8 +627,7 @@ static void finalize(struct op *j)
         return;
     }
     snprintf(j->content_type, sizeof j->content_type, "%s", sniff_mime(t));
-    if (tus_store_record_state(gw, j->id, on_state, j) < 0)
-        finalize_failed(j, "refused");
+    if (tus_store_record_state(gw, j->id, on_state, j) < 0) finalize_failed(j, "refused");
 }
 
 /* ---- HEAD --------------------------------------------------------------------------------- */
@@ -763,8 +761,8 @@ static void patch_abort(struct conn *c, void *arg)
         spool_close(j->sp); /* no fsync on the loop for a partial chunk: see the top */
         j->sp = NULL;
     }
-    log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id,
-             (unsigned long long)j->start, (unsigned long long)(got - j->start));
+    log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id, (unsigned long long)j->start,
+             (unsigned long long)(got - j->start));
     op_free(j);
 }
 
@@ -926,7 +924,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
     struct spool *s = j->sp;
     j->sp = NULL;
     if (offset < j->info.length) {
-        spool_close(s); /* a partial chunk is not fsynced: see the top */
+        spool_close(s);               /* a partial chunk is not fsynced: see the top */
     } else if (spool_finish(s) < 0) { /* the data file is gone with the error */
         tus_store_remove(gw, j->id);
         fail_internal(c);
@@ -1043,15 +1041,9 @@ static void override_route(struct conn *c, struct request *r, const struct route
 /* ---- public ------------------------------------------------------------------------------- */
 
 /* The sweep's hook: a request of this process is working on upload ID. */
-static int busy(const char *id)
-{
-    return op_find(id) != NULL;
-}
+static int busy(const char *id) { return op_find(id) != NULL; }
 
-void tus_init(struct gw *gw)
-{
-    tus_store_init(gw, busy);
-}
+void tus_init(struct gw *gw) { tus_store_init(gw, busy); }
 
 void tus_free(struct gw *gw)
 {
@@ -1070,22 +1062,40 @@ int tus_offset(struct gw *gw, const char *id, uint64_t *offset)
 
 void tus_register(struct router *rt)
 {
-    router_add(rt, &(struct route){.method = "OPTIONS", .pattern = "/v1/uploads",
-                                   .fn = options_route, .name = "tus_options"});
-    router_add(rt, &(struct route){.method = "POST", .pattern = "/v1/uploads",
-                                   .fn = create_route, .head = plain_head, .name = "tus_create",
+    router_add(rt, &(struct route){.method = "OPTIONS",
+                                   .pattern = "/v1/uploads",
+                                   .fn = options_route,
+                                   .name = "tus_options"});
+    router_add(rt, &(struct route){.method = "POST",
+                                   .pattern = "/v1/uploads",
+                                   .fn = create_route,
+                                   .head = plain_head,
+                                   .name = "tus_create",
                                    .flags = ROUTE_NEEDS_SESSION});
-    router_add(rt, &(struct route){.method = "HEAD", .pattern = "/v1/uploads/{id}",
-                                   .fn = head_route, .head = plain_head, .name = "tus_head",
+    router_add(rt, &(struct route){.method = "HEAD",
+                                   .pattern = "/v1/uploads/{id}",
+                                   .fn = head_route,
+                                   .head = plain_head,
+                                   .name = "tus_head",
                                    .flags = ROUTE_NEEDS_SESSION});
-    router_add(rt, &(struct route){.method = "PATCH", .pattern = "/v1/uploads/{id}",
-                                   .fn = patch_route, .head = patch_head, .name = "tus_patch",
-                                   .max_body = PATCH_MAX_BODY, .flags = ROUTE_NEEDS_SESSION});
-    router_add(rt, &(struct route){.method = "DELETE", .pattern = "/v1/uploads/{id}",
-                                   .fn = delete_route, .head = plain_head, .name = "tus_delete",
+    router_add(rt, &(struct route){.method = "PATCH",
+                                   .pattern = "/v1/uploads/{id}",
+                                   .fn = patch_route,
+                                   .head = patch_head,
+                                   .name = "tus_patch",
+                                   .max_body = PATCH_MAX_BODY,
                                    .flags = ROUTE_NEEDS_SESSION});
-    router_add(rt, &(struct route){.method = "POST", .pattern = "/v1/uploads/{id}",
-                                   .fn = override_route, .head = override_head,
-                                   .name = "tus_override", .max_body = PATCH_MAX_BODY,
+    router_add(rt, &(struct route){.method = "DELETE",
+                                   .pattern = "/v1/uploads/{id}",
+                                   .fn = delete_route,
+                                   .head = plain_head,
+                                   .name = "tus_delete",
+                                   .flags = ROUTE_NEEDS_SESSION});
+    router_add(rt, &(struct route){.method = "POST",
+                                   .pattern = "/v1/uploads/{id}",
+                                   .fn = override_route,
+                                   .head = override_head,
+                                   .name = "tus_override",
+                                   .max_body = PATCH_MAX_BODY,
                                    .flags = ROUTE_NEEDS_SESSION});
 }

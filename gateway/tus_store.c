@@ -102,9 +102,9 @@ int tus_store_read_info(struct gw *gw, const char *id, struct tus_info *in)
     }
     json_int_t length = 0, expires = 0;
     const char *reg = "", *kind = "", *ct = "", *meta = "";
-    int rc = json_unpack(j, "{s:I, s:I, s:s, s:s, s:s, s:s}", "length", &length, "expires",
-                         &expires, "registration_id", &reg, "kind", &kind, "content_type", &ct,
-                         "metadata", &meta);
+    int rc =
+        json_unpack(j, "{s:I, s:I, s:s, s:s, s:s, s:s}", "length", &length, "expires", &expires,
+                    "registration_id", &reg, "kind", &kind, "content_type", &ct, "metadata", &meta);
     if (rc == 0 && length > 0 && strlen(reg) == IDENT_LEN && strlen(kind) < sizeof in->kind &&
         strlen(ct) < sizeof in->content_type && strlen(meta) <= TUS_META_MAX) {
         memset(in, 0, sizeof *in);
@@ -123,12 +123,11 @@ int tus_store_read_info(struct gw *gw, const char *id, struct tus_info *in)
 }
 
 int tus_store_write_info(struct gw *gw, const char *id, const struct tus_info *in, char *err,
-                      size_t errlen)
+                         size_t errlen)
 {
     json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "length", (json_int_t)in->length,
-                          "expires", (json_int_t)in->expires, "registration_id", in->reg,
-                          "kind", in->kind, "content_type", in->content_type, "metadata",
-                          in->metadata);
+                          "expires", (json_int_t)in->expires, "registration_id", in->reg, "kind",
+                          in->kind, "content_type", in->content_type, "metadata", in->metadata);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text) abort();
@@ -332,13 +331,12 @@ int tus_store_record_create(struct gw *gw, const char *id, const struct tus_info
     snprintf(length, sizeof length, "%llu", (unsigned long long)in->length);
     snprintf(expires, sizeof expires, "%lld", (long long)in->expires);
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
-    const char *argv[] = {"HSET", key, "state", "receiving", "protocol", "tus",
-                          "length", length, "registration_id", in->reg,
-                          "kind", in->kind, "content_type", in->content_type,
-                          "metadata", in->metadata, "expires", expires,
-                          "created_at", created, "path", path};
-    return rconn_command_argv(gw->redis, cb, arg, (int)(sizeof argv / sizeof argv[0]), argv,
-                              NULL);
+    const char *argv[] = {"HSET",       key,       "state",        "receiving",       "protocol",
+                          "tus",        "length",  length,         "registration_id", in->reg,
+                          "kind",       in->kind,  "content_type", in->content_type,  "metadata",
+                          in->metadata, "expires", expires,        "created_at",      created,
+                          "path",       path};
+    return rconn_command_argv(gw->redis, cb, arg, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
 }
 
 int tus_store_record_delete(struct gw *gw, const char *id, rconn_cb *cb, void *arg)

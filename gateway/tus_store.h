@@ -18,11 +18,11 @@ struct gw;
 /* What tus-ID.info holds: what a PATCH must know before reading a body. */
 struct tus_info {
     uint64_t length;
-    int64_t expires;                  /* Unix seconds */
+    int64_t expires; /* Unix seconds */
     char reg[IDENT_LEN + 1];
-    char kind[8];                     /* ktp | selfie */
-    char content_type[16];            /* as declared by `filetype`, or "" */
-    char metadata[TUS_META_MAX + 1];  /* Upload-Metadata as the client sent it */
+    char kind[8];                    /* ktp | selfie */
+    char content_type[16];           /* as declared by `filetype`, or "" */
+    char metadata[TUS_META_MAX + 1]; /* Upload-Metadata as the client sent it */
 };
 
 /* The file name (no directory) of upload ID's data file, or with INFO of its tus-ID.info, into

@@ -41,11 +41,11 @@
 struct upload {
     struct conn *c;
     struct spool *spool;
-    uint64_t reserved;        /* bytes taken from the spool budget */
-    uint64_t max;             /* [upload] max_bytes when the head arrived */
+    uint64_t reserved; /* bytes taken from the spool budget */
+    uint64_t max;      /* [upload] max_bytes when the head arrived */
     uint64_t received;
-    const char *ctype;        /* "image/jpeg" or "image/png" (static) */
-    const char *kind;         /* "ktp" or "selfie" (static) */
+    const char *ctype; /* "image/jpeg" or "image/png" (static) */
+    const char *kind;  /* "ktp" or "selfie" (static) */
     char reg_id[IDENT_LEN + 1];
     char id[IDENT_LEN + 1];   /* the upload id, also the spool file's name */
     char path[CONF_STR + 80]; /* the spool file, kept after spool_finish for the job */
@@ -118,11 +118,10 @@ static void refuse_not_jpeg_png(struct conn *c, const char *declared, const char
 static void refuse_not_owner(struct conn *c, const char *what_id, const char *what_en)
 {
     char msg_id[160], msg_en[160];
-    snprintf(msg_id, sizeof msg_id,
-             "%s ini bukan milik sesi Anda; buka dari sesi yang membuatnya.", what_id);
+    snprintf(msg_id, sizeof msg_id, "%s ini bukan milik sesi Anda; buka dari sesi yang membuatnya.",
+             what_id);
     snprintf(msg_en, sizeof msg_en,
-             "This %s does not belong to your session; use the session that created it.",
-             what_en);
+             "This %s does not belong to your session; use the session that created it.", what_en);
     reply_err_msg(c, ERR_NOT_OWNER, NULL, msg_id, msg_en, NULL);
 }
 
@@ -147,8 +146,7 @@ static void put_abort(struct conn *c, void *arg)
 {
     (void)c;
     struct upload *u = arg;
-    log_debug("upload: abandoned upload=%s received=%llu", u->id,
-              (unsigned long long)u->received);
+    log_debug("upload: abandoned upload=%s received=%llu", u->id, (unsigned long long)u->received);
     if (u->spool) spool_discard(u->spool);
     upload_free(u);
 }
@@ -262,7 +260,9 @@ static void put_enqueued(void *arg, const redisReply *reply, const char *err)
         /* No 202 without a job: the file goes too. (On "timeout" the script may still have run;
          * the worker then finds no file and rejects that job, and the applicant retries.) */
         log_warn("upload: enqueue failed upload=%s err=%s", u->id,
-                 err ? err : reply && reply->str ? reply->str : "?");
+                 err                   ? err
+                 : reply && reply->str ? reply->str
+                                       : "?");
         unlink(u->path);
         upload_free(u);
         reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
@@ -325,15 +325,13 @@ static const struct {
     const char *name;
     int number;
 } shown[] = {
-    {"state", 0},  {"registration_id", 0}, {"kind", 0},   {"offset", 1},       {"reason", 0},
-    {"hint", 0},   {"sha256", 0},          {"width", 1},  {"height", 1},       {"bytes_stored", 1},
+    {"state", 0}, {"registration_id", 0}, {"kind", 0},  {"offset", 1}, {"reason", 0},
+    {"hint", 0},  {"sha256", 0},          {"width", 1}, {"height", 1}, {"bytes_stored", 1},
 };
 
 json_t *upload_status_json(const char *upload_id, const redisReply *rec)
 {
-    if (!rec || rec->type != REDIS_REPLY_ARRAY ||
-        rec->elements < 2)
-        return NULL;
+    if (!rec || rec->type != REDIS_REPLY_ARRAY || rec->elements < 2) return NULL;
     json_t *o = json_object();
     json_object_set_new(o, "upload_id", json_string(upload_id));
     for (size_t i = 0; i + 1 < rec->elements; i += 2) {
@@ -345,8 +343,7 @@ json_t *upload_status_json(const char *upload_id, const redisReply *rec)
             long long n = shown[k].number ? strtoll(v->str, &end, 10) : 0;
             if (shown[k].number && v->len > 0 && *end == 0)
                 json_object_set_new(o, f->str, json_integer(n));
-            else
-                json_object_set_new(o, f->str, json_stringn(v->str, v->len));
+            else json_object_set_new(o, f->str, json_stringn(v->str, v->len));
             break;
         }
     }
@@ -366,10 +363,7 @@ struct status_req {
     char id[IDENT_LEN + 1];
 };
 
-static void unknown_upload(struct conn *c)
-{
-    reply_err(c, ERR_UNKNOWN_UPLOAD, NULL, NULL);
-}
+static void unknown_upload(struct conn *c) { reply_err(c, ERR_UNKNOWN_UPLOAD, NULL, NULL); }
 
 static void status_reply(void *arg, const redisReply *reply, const char *err)
 {
@@ -377,7 +371,9 @@ static void status_reply(void *arg, const redisReply *reply, const char *err)
     struct conn *c = s->c;
     if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
         log_warn("upload: status read failed upload=%s err=%s", s->id,
-                 err ? err : reply && reply->str ? reply->str : "?");
+                 err                   ? err
+                 : reply && reply->str ? reply->str
+                                       : "?");
         free(s);
         reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return;
@@ -428,9 +424,14 @@ void upload_register(struct router *rt)
 {
     router_add(rt, &(struct route){.method = "PUT",
                                    .pattern = "/v1/registrations/{id}/documents/{kind}",
-                                   .fn = put_done, .head = put_head, .name = "upload_put",
-                                   .max_body = 1LL << 30, .flags = ROUTE_NEEDS_SESSION});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/uploads/{id}",
-                                   .fn = status_get, .name = "upload_status",
+                                   .fn = put_done,
+                                   .head = put_head,
+                                   .name = "upload_put",
+                                   .max_body = 1LL << 30,
+                                   .flags = ROUTE_NEEDS_SESSION});
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/v1/uploads/{id}",
+                                   .fn = status_get,
+                                   .name = "upload_status",
                                    .flags = ROUTE_NEEDS_SESSION});
 }

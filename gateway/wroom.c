@@ -58,10 +58,7 @@ const char *wroom_state(const struct wroom *w)
     return w->conf.paused ? "paused" : "open";
 }
 
-struct metrics_room *wroom_metrics(const struct wroom *w)
-{
-    return &w->gw->metrics->rooms[w->idx];
-}
+struct metrics_room *wroom_metrics(const struct wroom *w) { return &w->gw->metrics->rooms[w->idx]; }
 
 /* The room named by the route's {room}, or NULL after answering 404. */
 struct wroom *wroom_of_route(struct conn *c)
@@ -69,22 +66,15 @@ struct wroom *wroom_of_route(struct conn *c)
     size_t rlen;
     const char *rn = conn_param(c, "room", &rlen);
     struct wroom *w = wroom_find(c->gw, rn, rlen);
-    if (!w)
-        reply_err(c, ERR_UNKNOWN_ROOM, "room", NULL);
+    if (!w) reply_err(c, ERR_UNKNOWN_ROOM, "room", NULL);
     return w;
 }
 
 /* Redis is not connected, or a command failed or timed out. */
-void wroom_redis_down(struct conn *c)
-{
-    reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
-}
+void wroom_redis_down(struct conn *c) { reply_redis_refusal(c, RCONN_REFUSED_CLOSED); }
 
 /* A command was refused before it was sent (budget spent, or not connected). */
-void wroom_redis_busy(struct conn *c)
-{
-    reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
-}
+void wroom_redis_busy(struct conn *c) { reply_redis_refusal(c, rconn_last_refusal(c->gw->redis)); }
 
 /* Call room.lua's OP for W with the per-op key OPKEY (may be "") and extra arguments. */
 int wroom_call(struct wroom *w, const char *op, const char *opkey, rconn_cb *cb, void *arg,
@@ -207,20 +197,33 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 void wroom_register(struct router *rt)
 {
-    router_add(rt, &(struct route){.method = "POST", .pattern = "/v1/rooms/{room}/join",
-                                   .fn = wroom_join_route, .name = "room_join", .max_body = 4096});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}/status",
-                                   .fn = wroom_status_route, .name = "room_status"});
-    router_add(rt, &(struct route){.method = "POST", .pattern = "/v1/rooms/{room}/leave",
-                                   .fn = wroom_status_leave, .name = "room_leave",
+    router_add(rt, &(struct route){.method = "POST",
+                                   .pattern = "/v1/rooms/{room}/join",
+                                   .fn = wroom_join_route,
+                                   .name = "room_join",
                                    .max_body = 4096});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}",
-                                   .fn = wroom_status_facts, .name = "room_facts"});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/rooms/{room}/continue",
-                                   .fn = wroom_form_continue, .name = "page_continue",
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/v1/rooms/{room}/status",
+                                   .fn = wroom_status_route,
+                                   .name = "room_status"});
+    router_add(rt, &(struct route){.method = "POST",
+                                   .pattern = "/v1/rooms/{room}/leave",
+                                   .fn = wroom_status_leave,
+                                   .name = "room_leave",
+                                   .max_body = 4096});
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/v1/rooms/{room}",
+                                   .fn = wroom_status_facts,
+                                   .name = "room_facts"});
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/rooms/{room}/continue",
+                                   .fn = wroom_form_continue,
+                                   .name = "page_continue",
                                    .flags = ROUTE_FORM});
-    router_add(rt, &(struct route){.method = "GET", .pattern = "/v1/rooms/{room}/session",
-                                   .fn = wroom_gate_session_route, .name = "room_session",
+    router_add(rt, &(struct route){.method = "GET",
+                                   .pattern = "/v1/rooms/{room}/session",
+                                   .fn = wroom_gate_session_route,
+                                   .name = "room_session",
                                    .flags = ROUTE_NEEDS_SESSION});
 }
 
@@ -248,7 +251,8 @@ static int load_keys(struct gw *gw)
     }
     if (gw->keys && !token_keys_pepper_equal(gw->keys, k)) {
         log_error("wroom: the pepper in %s changed; keeping the running keys (changing it "
-                  "during a wave would let applicants join twice)", gw->conf.gateway.secret_file);
+                  "during a wave would let applicants join twice)",
+                  gw->conf.gateway.secret_file);
         token_keys_free(k);
         return -1;
     }

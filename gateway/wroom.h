@@ -34,20 +34,20 @@ void wroom_register(struct router *rt);
  * (place reached: the page redeems through the API), "invalid" or "unknown_room". */
 struct wroom_view {
     const char *state;
-    const char *room_state;  /* scheduled, prequeue, open, paused, closed */
-    int64_t position;        /* 1 = next; 0 when not waiting */
-    int64_t waiting;         /* people waiting in the room */
+    const char *room_state; /* scheduled, prequeue, open, paused, closed */
+    int64_t position;       /* 1 = next; 0 when not waiting */
+    int64_t waiting;        /* people waiting in the room */
     int eta_s;
     int poll_after_s;
-    int stale;               /* answered from a cache older than 1 s (Redis unreachable) */
+    int stale; /* answered from a cache older than 1 s (Redis unreachable) */
     int64_t opens_at_ms;
-    double progress;         /* 0..1: places admitted so far / the applicant's place + 1 */
-    int has_session;         /* admitted and holding a session (not only an admitted ticket) */
+    double progress; /* 0..1: places admitted so far / the applicant's place + 1 */
+    int has_session; /* admitted and holding a session (not only an admitted ticket) */
 };
 
 /* Fill V for TICKET (LEN bytes, may be NULL) in room ROOM (RLEN bytes). */
-void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char *ticket,
-                       size_t len, struct wroom_view *v);
+void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char *ticket, size_t len,
+                       struct wroom_view *v);
 
 /* The no-JavaScript join: joins C's applicant to ROOM (the route's {room}) like the API, but
  * answers 303 to the waiting page with the ticket (or session) cookie set. */

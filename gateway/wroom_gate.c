@@ -53,6 +53,7 @@ void wroom_gate_session_route(struct conn *c, struct request *r, const struct ro
     struct tm tm;
     gmtime_r(&s, &tm);
     strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    reply_json(c, 200, json_pack("{s:s, s:s, s:s}", "state", "admitted", "room",
-                                 gate_session(c)->room, "expires_at", exp));
+    reply_json(c, 200,
+               json_pack("{s:s, s:s, s:s}", "state", "admitted", "room", gate_session(c)->room,
+                         "expires_at", exp));
 }

@@ -125,8 +125,8 @@ static void send_batch(struct wroom *w, struct join_req *reqs, int n)
     int fast = w->have && w->opened && w->tail <= w->head && !w->conf.paused &&
                w->active + w->pending < w->conf.max_active;
     if (w->have && w->opened && !fast) {
-        rc = rconn_command(w->gw->redis, on_join_reply, b, "INCRBY %s %d",
-                           w->keys[KEYS_ROOM_TAIL], n);
+        rc = rconn_command(w->gw->redis, on_join_reply, b, "INCRBY %s %d", w->keys[KEYS_ROOM_TAIL],
+                           n);
     } else {
         /* Not yet known to be open (pre-queue or opening), or the fast path may admit. */
         char nbuf[16];
@@ -140,8 +140,8 @@ static void send_batch(struct wroom *w, struct join_req *reqs, int n)
         }
         rc = wroom_call(w, "join", "", on_join_reply, b, 2 + n, extra);
     }
-    if (rc < 0) batch_fail(b, rconn_last_refusal(w->gw->redis) == RCONN_REFUSED_BUDGET
-                                  ? "budget" : "down");
+    if (rc < 0)
+        batch_fail(b, rconn_last_refusal(w->gw->redis) == RCONN_REFUSED_BUDGET ? "budget" : "down");
 }
 
 /* Every join of this loop iteration, in arrival order, as few calls as possible. */

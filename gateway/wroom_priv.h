@@ -45,8 +45,8 @@ struct wroom {
     struct gw *gw;
     struct wroom *next;
     struct conf_room conf;
-    int removed;                       /* gone from the config: answers 404, freed at exit */
-    int idx;                           /* metrics slot index */
+    int removed; /* gone from the config: answers 404, freed at exit */
+    int idx;     /* metrics slot index */
     char keys[KEYS_ROOM__COUNT][KEYS_MAX];
 
     /* The cache: the last controller answer. */
@@ -54,7 +54,7 @@ struct wroom {
     uint64_t fresh_ns;
     int opened;
     int64_t head, tail, active, pending, P, pre, redeemed, expired, admitted;
-    double ema;                        /* admissions per second, smoothed */
+    double ema; /* admissions per second, smoothed */
     int have_seed;
     uint8_t seed[SHUFFLE_SEED_BYTES];
     char seed_hex[65], commitment[65];
@@ -73,10 +73,10 @@ enum ticket_kind { TK_PLACE = 'T', TK_PRE = 'P', TK_SESSION = 'S' };
 struct ticket {
     char kind;
     char room[CONF_ROOM_NAME];
-    uint64_t num;            /* place, pre-queue number */
-    char sid[33];            /* session id */
-    int64_t t;               /* issued (s) or expiry (ms) */
-    char owner[17];          /* applicant hash prefix, or "" */
+    uint64_t num;   /* place, pre-queue number */
+    char sid[33];   /* session id */
+    int64_t t;      /* issued (s) or expiry (ms) */
+    char owner[17]; /* applicant hash prefix, or "" */
 };
 
 /* ---- wroom.c ---------------------------------------------------------------------------- */

@@ -184,13 +184,15 @@ void wroom_status_facts(struct conn *c, struct request *r, const struct route_pa
                           "admitted", (json_int_t)w->admitted, "active", (json_int_t)w->active,
                           "stale", wroom_is_stale(w));
     json_object_set_new(j, "max_active", json_integer(w->conf.max_active));
-    json_object_set_new(j, "prequeue_from", w->conf.prequeue_from_text[0]
-                                                ? json_string(w->conf.prequeue_from_text)
-                                                : json_null());
-    json_object_set_new(j, "opens_at", w->conf.opens_at_text[0]
-                                           ? json_string(w->conf.opens_at_text) : json_null());
-    json_object_set_new(j, "closes_at", w->conf.closes_at_text[0]
-                                            ? json_string(w->conf.closes_at_text) : json_null());
+    json_object_set_new(j, "prequeue_from",
+                        w->conf.prequeue_from_text[0] ? json_string(w->conf.prequeue_from_text)
+                                                      : json_null());
+    json_object_set_new(j, "opens_at",
+                        w->conf.opens_at_text[0] ? json_string(w->conf.opens_at_text)
+                                                 : json_null());
+    json_object_set_new(j, "closes_at",
+                        w->conf.closes_at_text[0] ? json_string(w->conf.closes_at_text)
+                                                  : json_null());
     if (w->have_seed) {
         json_object_set_new(j, "seed_commitment", json_string(w->commitment));
         if (w->opened) {

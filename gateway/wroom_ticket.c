@@ -36,7 +36,7 @@ int wroom_ticket_sign_session(struct conn *c, const char *room, const char *sid,
 {
     char p[160];
     snprintf(p, sizeof p, "S|%s|%s|%lld%s%s", room, sid, (long long)exp_ms,
-              gate_ctx(c)->applicant[0] ? "|" : "", gate_ctx(c)->applicant);
+             gate_ctx(c)->applicant[0] ? "|" : "", gate_ctx(c)->applicant);
     return sign(c->gw, p, out, outlen);
 }
 

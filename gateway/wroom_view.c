@@ -30,8 +30,8 @@ static uint64_t jitter_state;
 
 static double jitter_unit(void)
 {
-    if (!jitter_state && (RAND_bytes((unsigned char *)&jitter_state, sizeof jitter_state) != 1 ||
-                          !jitter_state))
+    if (!jitter_state &&
+        (RAND_bytes((unsigned char *)&jitter_state, sizeof jitter_state) != 1 || !jitter_state))
         jitter_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)clock_wall_ms();
     jitter_state ^= jitter_state >> 12;
     jitter_state ^= jitter_state << 25;
@@ -66,8 +66,8 @@ int64_t wroom_view_pre_place(struct wroom *w, uint64_t i)
     return shuffle_ctx_place(&w->shuf, i);
 }
 
-void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char *tok,
-                       size_t len, struct wroom_view *v)
+void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char *tok, size_t len,
+                       struct wroom_view *v)
 {
     memset(v, 0, sizeof *v);
     struct wroom *w = wroom_find(gw, room, rlen);
@@ -129,8 +129,8 @@ static void sb_int(struct sb *b, long long v)
     while (n && b->len + 1 < b->cap) b->p[b->len++] = tmp[--n];
 }
 
-static size_t waiting_json(char *out, size_t len, const struct wroom *w,
-                           const struct wroom_view *v, const char *ticket)
+static size_t waiting_json(char *out, size_t len, const struct wroom *w, const struct wroom_view *v,
+                           const char *ticket)
 {
     struct sb b = {out, 0, len};
     sb_str(&b, "{\"state\":\"waiting\",\"room\":\"");
@@ -142,7 +142,8 @@ static size_t waiting_json(char *out, size_t len, const struct wroom *w,
     else sb_int(&b, v->eta_s);
     sb_str(&b, ",\"poll_after_s\":");
     sb_int(&b, v->poll_after_s);
-    sb_str(&b, v->stale ? ",\"stale\":true,\"room_state\":\"" : ",\"stale\":false,\"room_state\":\"");
+    sb_str(&b,
+           v->stale ? ",\"stale\":true,\"room_state\":\"" : ",\"stale\":false,\"room_state\":\"");
     sb_str(&b, wroom_state(w));
     sb_str(&b, "\"");
     if (ticket) {
@@ -180,8 +181,8 @@ void wroom_view_prequeue(struct conn *c, struct wroom *w, const char *ticket, in
     if (ticket) wroom_ticket_cookie(c, "antre_ticket", ticket, 7 * 86400);
     if (wroom_form_redirect(c, w)) return;
     json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s}", "state", "prequeue", "room", w->conf.name,
-                          "opens_at", w->conf.opens_at_text, "poll_after_s", pa,
-                          "seed_commitment", w->commitment);
+                          "opens_at", w->conf.opens_at_text, "poll_after_s", pa, "seed_commitment",
+                          w->commitment);
     if (ticket) json_object_set_new(j, "ticket", json_string(ticket));
     reply_json(c, status, j);
 }
@@ -202,6 +203,7 @@ void wroom_view_session(struct conn *c, struct wroom *w, const char *sid, int64_
     struct tm tm;
     gmtime_r(&s, &tm);
     strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    reply_json(c, 200, json_pack("{s:s, s:s, s:s, s:s}", "state", "admitted", "room",
-                                 w->conf.name, "session", tok, "expires_at", exp));
+    reply_json(c, 200,
+               json_pack("{s:s, s:s, s:s, s:s}", "state", "admitted", "room", w->conf.name,
+                         "session", tok, "expires_at", exp));
 }

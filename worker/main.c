@@ -88,10 +88,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
     return 0;
 }
 
-static int drain_timeout_ms(const struct conf *conf)
-{
-    return conf->worker.drain_timeout_ms;
-}
+static int drain_timeout_ms(const struct conf *conf) { return conf->worker.drain_timeout_ms; }
 
 int main(int argc, char **argv)
 {

@@ -19,8 +19,8 @@
 #define CODEC_HEX_LEN(n) (2 * (size_t)(n))
 /* Characters of base64url without padding for N bytes, and the bytes that N such characters
  * hold (for a valid length: N % 4 != 1). */
-#define CODEC_B64URL_LEN(n) (((size_t)(n) * 4 + 2) / 3)
-#define CODEC_B64URL_DECODED_LEN(n) ((size_t)(n) * 3 / 4)
+#define CODEC_B64URL_LEN(n) (((size_t)(n)*4 + 2) / 3)
+#define CODEC_B64URL_DECODED_LEN(n) ((size_t)(n)*3 / 4)
 
 /* Write LEN bytes of IN as 2*LEN lower-case hex digits and a NUL to OUT (OUTLEN bytes).
  * Returns 2*LEN, or -1 when OUTLEN < 2*LEN + 1 (OUT is then left untouched). */

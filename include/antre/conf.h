@@ -68,15 +68,15 @@ struct conf_redis {
 };
 
 struct conf_upload {
-    int64_t max_bytes;          /* largest document accepted (413 above) */
-    int max_concurrent;         /* uploads in progress per gateway process (503 above) */
-    int64_t spool_max_bytes;    /* bytes spooled and not yet taken by a worker, per process */
+    int64_t max_bytes;       /* largest document accepted (413 above) */
+    int max_concurrent;      /* uploads in progress per gateway process (503 above) */
+    int64_t spool_max_bytes; /* bytes spooled and not yet taken by a worker, per process */
     char spool_dir[CONF_STR];
     char store_dir[CONF_STR];
-    int64_t store_max_bytes;    /* documents larger than this are shrunk by the worker */
+    int64_t store_max_bytes; /* documents larger than this are shrunk by the worker */
     int min_width, min_height;
     int64_t max_pixels;
-    int tus_expiry_s;           /* unfinished resumable uploads are removed after this */
+    int tus_expiry_s; /* unfinished resumable uploads are removed after this */
 };
 
 struct conf_registration {
@@ -99,12 +99,12 @@ enum conf_room_mode { ROOM_MODE_FIFO, ROOM_MODE_PASSTHROUGH, ROOM_MODE_REJECT };
  * milliseconds (0 = not set). */
 struct conf_room {
     char name[CONF_ROOM_NAME];
-    char mode[16];              /* fifo, passthrough, reject */
+    char mode[16]; /* fifo, passthrough, reject */
     double admit_rate_per_min;
     int max_active;
     int session_ttl_s;
     int redeem_window_s;
-    int paused;                 /* 1: the controller admits no one (joins still queue) */
+    int paused; /* 1: the controller admits no one (joins still queue) */
     int64_t prequeue_from;
     int64_t opens_at;
     int64_t closes_at;

@@ -101,8 +101,8 @@ int job_argv(const struct job *j, char count[4], const char **out, char *err, si
  * bytes each, not necessarily NUL-terminated (e.g. the elements of an XREADGROUP reply). 0 with
  * *J filled, or -1 with the reason in ERR: an odd count, a missing, repeated or unknown field, a
  * value longer than JOB_VALUE_MAX or malformed. */
-int job_parse(enum job_queue q, const char *const *fv, const size_t *lens, size_t n,
-              struct job *j, char *err, size_t errlen);
+int job_parse(enum job_queue q, const char *const *fv, const size_t *lens, size_t n, struct job *j,
+              char *err, size_t errlen);
 
 /* The id that makes J's effect happen once (see the top), into BUF (LEN bytes; JOB_ID_LEN + 8
  * is enough). Its length, or -1 when it does not fit. */
@@ -111,8 +111,8 @@ int job_idempotency_id(const struct job *j, char *buf, size_t len);
 /* The dead letter D as field/value pairs for XADD: its own four fields, then the job's. NUMS
  * holds the decimal strings of attempts and failed_at that FV points to. FV holds CAP items
  * (8 + 2 * JOB_FIELDS_MAX is enough). Item count, or -1 as job_fields. */
-int job_dead_fields(const struct job_dead *d, char nums[2][24], const char **fv, int cap,
-                    char *err, size_t errlen);
+int job_dead_fields(const struct job_dead *d, char nums[2][24], const char **fv, int cap, char *err,
+                    size_t errlen);
 
 /* Parse a dead letter of queue Q (as job_parse, with the four dead-letter fields required
  * too). 0, or -1 with the reason in ERR. */

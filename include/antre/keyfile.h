@@ -42,9 +42,9 @@
 
 /* One key line. */
 struct keyfile_key {
-    char kid[KEYFILE_KID_MAX + 1];   /* NUL-terminated */
+    char kid[KEYFILE_KID_MAX + 1]; /* NUL-terminated */
     size_t kidlen;
-    int line;                        /* line of the file, for messages */
+    int line; /* line of the file, for messages */
     uint8_t key[KEYFILE_KEY_BYTES];
 };
 

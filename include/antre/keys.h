@@ -9,13 +9,13 @@
 #include <stdint.h>
 
 enum keys_room {
-    KEYS_ROOM_CTL,        /* hash: controller state (head, frac, last, pending, credit, ...) */
-    KEYS_ROOM_TAIL,       /* string: places handed out after opening (place = P + n) */
-    KEYS_ROOM_PRE,        /* string: pre-queue tickets handed out (P once frozen) */
-    KEYS_ROOM_ACTIVE,     /* zset: session id -> expiry (ms) */
-    KEYS_ROOM_BATCHES,    /* zset: admission batches by first place */
-    KEYS_ROOM_BATCHINFO,  /* hash: first place -> "end:admitted_ms:redeemed" */
-    KEYS_ROOM_LEFT,       /* zset: waiting places whose holders left */
+    KEYS_ROOM_CTL,       /* hash: controller state (head, frac, last, pending, credit, ...) */
+    KEYS_ROOM_TAIL,      /* string: places handed out after opening (place = P + n) */
+    KEYS_ROOM_PRE,       /* string: pre-queue tickets handed out (P once frozen) */
+    KEYS_ROOM_ACTIVE,    /* zset: session id -> expiry (ms) */
+    KEYS_ROOM_BATCHES,   /* zset: admission batches by first place */
+    KEYS_ROOM_BATCHINFO, /* hash: first place -> "end:admitted_ms:redeemed" */
+    KEYS_ROOM_LEFT,      /* zset: waiting places whose holders left */
     KEYS_ROOM__COUNT
 };
 

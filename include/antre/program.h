@@ -15,13 +15,13 @@
 
 struct program {
     /* set by the caller */
-    const char *name;       /* "antre-gateway": shown in the usage and in every log line */
-    struct conf *conf;      /* filled by program_start (static storage: it is large) */
-    const char *jobs_help;  /* NULL: no -j; else its usage line, e.g. "worker processes" */
+    const char *name;      /* "antre-gateway": shown in the usage and in every log line */
+    struct conf *conf;     /* filled by program_start (static storage: it is large) */
+    const char *jobs_help; /* NULL: no -j; else its usage line, e.g. "worker processes" */
     /* set by program_start */
-    const char *conf_path;  /* -c FILE, default conf/antre.conf */
-    int jobs;               /* -j N (1..PROGRAM_MAX_JOBS), 0 when not given */
-    int exit_status;        /* when program_start returns -1: what main() returns */
+    const char *conf_path; /* -c FILE, default conf/antre.conf */
+    int jobs;              /* -j N (1..PROGRAM_MAX_JOBS), 0 when not given */
+    int exit_status;       /* when program_start returns -1: what main() returns */
 };
 
 /* Parse ARGV and load P->conf. Returns 0 when the program should run (configuration loaded,

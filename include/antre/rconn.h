@@ -67,22 +67,22 @@ struct rconn_opts {
  * The callback may call rconn_command*() (it is refused while not connected) and rconn_free(). */
 typedef void rconn_cb(void *arg, const redisReply *reply, const char *err);
 
-#define RCONN_URL_MAX 1024     /* longest URL accepted, NUL included */
+#define RCONN_URL_MAX 1024 /* longest URL accepted, NUL included */
 #define RCONN_HOST_MAX 256
-#define RCONN_PATH_MAX 108     /* sizeof sun_path */
+#define RCONN_PATH_MAX 108 /* sizeof sun_path */
 #define RCONN_USER_MAX 128
 #define RCONN_PASSWORD_MAX 512
 
 /* A parsed Redis URL (see rconn_url_parse()). Holds the password in clear: wipe it with
  * explicit_bzero() when done with it. */
 struct rconn_url {
-    int embedded;                       /* 1 for "embedded": the caller starts a redis-server */
-    char host[RCONN_HOST_MAX];          /* TCP: name, IPv4 or IPv6 (no brackets); else empty */
-    int port;                           /* TCP: 1-65535 (default 6379); else 0 */
-    char path[RCONN_PATH_MAX];          /* unix: absolute socket path; else empty */
-    char user[RCONN_USER_MAX];          /* ACL user, percent-decoded; empty: the default user */
-    char password[RCONN_PASSWORD_MAX];  /* percent-decoded; empty: no AUTH */
-    int db;                             /* SELECTed after connecting when not 0 */
+    int embedded;                      /* 1 for "embedded": the caller starts a redis-server */
+    char host[RCONN_HOST_MAX];         /* TCP: name, IPv4 or IPv6 (no brackets); else empty */
+    int port;                          /* TCP: 1-65535 (default 6379); else 0 */
+    char path[RCONN_PATH_MAX];         /* unix: absolute socket path; else empty */
+    char user[RCONN_USER_MAX];         /* ACL user, percent-decoded; empty: the default user */
+    char password[RCONN_PASSWORD_MAX]; /* percent-decoded; empty: no AUTH */
+    int db;                            /* SELECTed after connecting when not 0 */
 };
 
 /* Parse a Redis URL, the one parser of them (the config check uses it too). Accepted forms:

@@ -14,8 +14,8 @@
 #include <sys/types.h>
 
 struct redis_embed_opts {
-    const char *server_bin;  /* "redis-server" (searched in PATH) or a path; NULL = "redis-server" */
-    const char *dir;         /* data dir, e.g. "var/redis"; created (mode 0700, parents too) */
+    const char *server_bin; /* "redis-server" (searched in PATH) or a path; NULL = "redis-server" */
+    const char *dir;        /* data dir, e.g. "var/redis"; created (mode 0700, parents too) */
     const char *appendfsync; /* "everysec" or "always"; NULL = "everysec" */
     int start_timeout_ms;    /* how long to wait for it to answer PING; <= 0 = 5000 */
 };

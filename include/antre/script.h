@@ -11,8 +11,8 @@
 #include "antre/rconn.h"
 
 struct script {
-    const char *src;   /* borrowed: an embedded script (lua_scripts.h) */
-    char sha[41];      /* hex SHA-1 of src */
+    const char *src; /* borrowed: an embedded script (lua_scripts.h) */
+    char sha[41];    /* hex SHA-1 of src */
 };
 
 /* Compute the SHA of SRC (borrowed for the life of S). */

@@ -66,8 +66,8 @@ struct evp_md_ctx_st; /* OpenSSL's EVP_MD_CTX */
  * (it owns OpenSSL contexts); release it with shuffle_clear(). */
 struct shuffle {
     uint64_t P;
-    unsigned k;    /* half width in bits */
-    uint64_t mask; /* 2^k - 1 */
+    unsigned k;                  /* half width in bits */
+    uint64_t mask;               /* 2^k - 1 */
     struct evp_md_ctx_st *inner; /* SHA-256 after absorbing S XOR ipad (an EVP_MD_CTX) */
     struct evp_md_ctx_st *outer; /* SHA-256 after absorbing S XOR opad */
     struct evp_md_ctx_st *tmp;   /* scratch */

@@ -13,13 +13,13 @@
 typedef int (*supervisor_child_fn)(const struct conf *conf, int slot, void *arg);
 
 struct supervisor_opts {
-    const char *what;            /* names the children in log lines: "gateway", "worker" */
-    int processes;               /* children to run, 1..SUPERVISOR_MAX_CHILDREN */
+    const char *what; /* names the children in log lines: "gateway", "worker" */
+    int processes;    /* children to run, 1..SUPERVISOR_MAX_CHILDREN */
     /* How long a child may drain after SIGTERM, read from the configuration when stopping (so
      * a reload's value counts); the children are killed after it plus a margin. */
     int (*drain_timeout_ms)(const struct conf *conf); /* required */
-    supervisor_child_fn run;     /* required */
-    void *arg;                   /* passed to RUN (borrowed) */
+    supervisor_child_fn run;                          /* required */
+    void *arg;                                        /* passed to RUN (borrowed) */
 };
 
 /* Fork O->processes children running O->run and keep them running: a child that dies unasked

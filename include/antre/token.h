@@ -24,14 +24,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TOKEN_PAYLOAD_MAX 512 /* largest payload token_sign() accepts, in bytes */
+#define TOKEN_PAYLOAD_MAX 512             /* largest payload token_sign() accepts, in bytes */
 #define TOKEN_KID_MAX KEYFILE_KID_MAX     /* longest kid, in characters */
 #define TOKEN_KEY_BYTES KEYFILE_KEY_BYTES /* size of a signing key or the pepper */
-#define TOKEN_HMAC_BYTES 32   /* size of an HMAC-SHA256 */
+#define TOKEN_HMAC_BYTES 32               /* size of an HMAC-SHA256 */
 
 /* Length of a token signed with a kid of KIDLEN characters over a LEN-byte payload (without the
  * terminating NUL), the longest possible token, and a buffer that holds any token plus its NUL. */
-#define TOKEN_LEN(kidlen, len) \
+#define TOKEN_LEN(kidlen, len)                                                                     \
     (3 + (size_t)(kidlen) + 1 + CODEC_B64URL_LEN(len) + 1 + CODEC_B64URL_LEN(TOKEN_HMAC_BYTES))
 #define TOKEN_MAX_LEN TOKEN_LEN(TOKEN_KID_MAX, TOKEN_PAYLOAD_MAX) /* 747 */
 #define TOKEN_BUF_SIZE (TOKEN_MAX_LEN + 1)

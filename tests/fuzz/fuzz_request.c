@@ -36,13 +36,12 @@ static const struct request_limits limit_sets[3] = {
 };
 static const uint64_t body_maxes[4] = {0, 16, 100, 4096};
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_request: %s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                                  \
-            abort();                                                                         \
-        }                                                                                    \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_request: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -54,10 +53,10 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 
 /* What one request came to, for comparing the ways. */
 struct rec {
-    int ev;            /* REQUEST_COMPLETE or REQUEST_ERROR */
+    int ev; /* REQUEST_COMPLETE or REQUEST_ERROR */
     int status;
     const char *code;
-    size_t end;        /* input offset just after it (COMPLETE) */
+    size_t end; /* input offset just after it (COMPLETE) */
     uint64_t url_hash;
     uint64_t body_hash;
     uint64_t body_len;
@@ -68,8 +67,8 @@ struct rec {
 
 struct way {
     struct rec recs[MAX_REQUESTS];
-    int n;      /* requests recorded */
-    int total;  /* requests finished (may exceed MAX_REQUESTS) */
+    int n;     /* requests recorded */
+    int total; /* requests finished (may exceed MAX_REQUESTS) */
 };
 
 struct sink {
@@ -210,8 +209,7 @@ static void parse(struct request *r, const uint8_t *data, size_t size, const uin
             url_at_head = NULL;
             break;
         }
-        default:
-            CHECK(!"unknown event");
+        default: CHECK(!"unknown event");
         }
     }
     CHECK(!"parse loop did not end");
@@ -220,17 +218,17 @@ static void parse(struct request *r, const uint8_t *data, size_t size, const uin
 static void dump(const char *name, const struct request_limits *l, uint64_t body_max,
                  const struct way *w)
 {
-    fprintf(stderr, "%s (max_url_bytes %zu, max_header_bytes %zu, max_headers %d, body_max %llu):"
-                    " %d requests\n",
+    fprintf(stderr,
+            "%s (max_url_bytes %zu, max_header_bytes %zu, max_headers %d, body_max %llu):"
+            " %d requests\n",
             name, l->max_url_bytes, l->max_header_bytes, l->max_headers,
             (unsigned long long)body_max, w->total);
     for (int i = 0; i < w->n; i++) {
         const struct rec *x = &w->recs[i];
         if (x->ev == REQUEST_COMPLETE)
-            fprintf(stderr, "  %d: COMPLETE end %zu method %u body %llu keep_alive %d\n", i,
-                    x->end, x->method, (unsigned long long)x->body_len, x->keep_alive);
-        else
-            fprintf(stderr, "  %d: ERROR %d %s\n", i, x->status, x->code);
+            fprintf(stderr, "  %d: COMPLETE end %zu method %u body %llu keep_alive %d\n", i, x->end,
+                    x->method, (unsigned long long)x->body_len, x->keep_alive);
+        else fprintf(stderr, "  %d: ERROR %d %s\n", i, x->status, x->code);
     }
 }
 

@@ -49,8 +49,8 @@ static void emit(struct ref *r, const char *p, size_t n)
 
 static void emit_value(struct ref *r, const char *v)
 {
-    static const char *const esc[256] = {['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
-                                         ['"'] = "&quot;", ['\''] = "&#39;"};
+    static const char *const esc[256] =
+        {['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;"};
     for (; *v; v++) {
         const char *e = esc[(unsigned char)*v];
         if (e) emit(r, e, strlen(e));

@@ -41,8 +41,7 @@ static int refuse(struct ref *r, enum error_id code, const char *field)
 /* Standard padded base64 of S (LEN chars) into OUT; the byte count, or -1. */
 static int ref_b64(const char *s, size_t len, unsigned char *out)
 {
-    static const char alpha[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (len % 4) return -1;
     size_t pad = 0;
     while (pad < len && pad < 2 && s[len - 1 - pad] == '=') pad++;
@@ -101,8 +100,8 @@ static int reference(const char *v, size_t len, struct ref *r)
             }
             memcpy(r->reg, dec, IDENT_LEN);
         } else if (!strcmp(key, "kind")) {
-            if (have_kind++ || !((dl == 3 && !memcmp(dec, "ktp", 3)) ||
-                                 (dl == 6 && !memcmp(dec, "selfie", 6)))) {
+            if (have_kind++ ||
+                !((dl == 3 && !memcmp(dec, "ktp", 3)) || (dl == 6 && !memcmp(dec, "selfie", 6)))) {
                 rc = refuse(r, ERR_INVALID_METADATA, "kind");
                 break;
             }
@@ -174,10 +173,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct ref r;
     reference(v, size, &r);
     if (r.rc != rc || (rc < 0 && (r.code != e.code || !same_field(r.field, e.field))) ||
-        (rc == 0 && (strcmp(r.reg, in.reg) || strcmp(r.kind, in.kind) ||
-                     strcmp(r.type, in.content_type)))) {
-        fprintf(stderr, "fuzz_tus_metadata: %.*s: parser %d (%s), reference %d (%s)\n",
-                (int)size, v, rc, rc < 0 && e.field ? e.field : "-", r.rc,
+        (rc == 0 &&
+         (strcmp(r.reg, in.reg) || strcmp(r.kind, in.kind) || strcmp(r.type, in.content_type)))) {
+        fprintf(stderr, "fuzz_tus_metadata: %.*s: parser %d (%s), reference %d (%s)\n", (int)size,
+                v, rc, rc < 0 && e.field ? e.field : "-", r.rc,
                 r.rc < 0 && r.field ? r.field : "-");
         abort();
     }

@@ -45,10 +45,9 @@ static const char *const codes[][8] = {
     {"kk", "kk_not_numeric", "kk_wrong_length", "kk_unknown_province"},
     {"birth_date", "invalid_date", "too_young", "too_old", "nik_birth_date_mismatch"},
     {"email", "invalid_email", "email_too_long", "email_typo"},
-    {"phone", "invalid_phone", "phone_not_indonesian", "phone_not_mobile",
-     "phone_wrong_length"},
-    {"name", "name_invalid_utf8", "name_invalid_character", "name_no_letters",
-     "name_too_short", "name_too_long"},
+    {"phone", "invalid_phone", "phone_not_indonesian", "phone_not_mobile", "phone_wrong_length"},
+    {"name", "name_invalid_utf8", "name_invalid_character", "name_no_letters", "name_too_short",
+     "name_too_long"},
 };
 
 static int documented(const char *field, const char *code)
@@ -66,8 +65,11 @@ static int utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 0 : *p >= 0xC2 && *p <= 0xDF ? 1 : *p >= 0xE0 && *p <= 0xEF ? 2
-                : *p >= 0xF0 && *p <= 0xF4 ? 3 : -1;
+        int n = *p < 0x80                  ? 0
+                : *p >= 0xC2 && *p <= 0xDF ? 1
+                : *p >= 0xE0 && *p <= 0xEF ? 2
+                : *p >= 0xF0 && *p <= 0xF4 ? 3
+                                           : -1;
         if (n < 0) return 0;
         for (int i = 1; i <= n; i++)
             if ((p[i] & 0xC0) != 0x80) return 0;
@@ -246,8 +248,7 @@ typedef int normaliser(const char *in, char *out, size_t len, struct validate_er
 /* Run FN on S with a CAP-byte output and with a SMALL-byte one, check both answers and that
  * an accepted normal form validates again to itself. Returns the big output (free it), or
  * NULL when S was refused. */
-static char *normalise(normaliser *fn, const char *field, const char *s, size_t cap,
-                       size_t small)
+static char *normalise(normaliser *fn, const char *field, const char *s, size_t cap, size_t small)
 {
     struct validate_error e;
     char *out = out_buf(cap);

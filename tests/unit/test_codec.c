@@ -90,7 +90,7 @@ Test(codec, b64url_rfc4648_vectors)
     static const struct {
         const char *in, *out;
     } v[] = {
-        {"", ""},         {"f", "Zg"},          {"fo", "Zm8"},       {"foo", "Zm9v"},
+        {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
         {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
     };
     char out[80];
@@ -146,9 +146,7 @@ Test(codec, b64url_decode_is_strict)
         "Zm9",   /* '9' leaves unused bits set: "fo" is Zm8 */
         "Zm+v",  /* standard alphabet */
         "Zm/v",  /* standard alphabet */
-        "Zm9v\n",
-        "Zm 9v",
-        "Zm.v",
+        "Zm9v\n", "Zm 9v", "Zm.v",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(codec_b64url_decode(bad[i], strlen(bad[i]), out, sizeof out), -1, "%s",
@@ -165,7 +163,6 @@ Test(codec, b64url_decode_is_strict)
     cr_assert_eq(codec_b64url_encode("foobar", 6, enc, 9), 8);
 }
 
-
 /* ---- standard base64, padded (tus) ---- */
 
 Test(codec, b64_rfc4648_vectors)
@@ -173,14 +170,19 @@ Test(codec, b64_rfc4648_vectors)
     static const struct {
         const char *in, *out;
     } v[] = {
-        {"", ""},           {"f", "Zg=="},          {"fo", "Zm8="},          {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     uint8_t back[16];
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)  {
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         size_t len = strlen(v[i].in);
-        cr_assert_eq(codec_b64_decode(v[i].out, strlen(v[i].out), back, sizeof back),
-                     (ssize_t)len, "%s", v[i].out);
+        cr_assert_eq(codec_b64_decode(v[i].out, strlen(v[i].out), back, sizeof back), (ssize_t)len,
+                     "%s", v[i].out);
         cr_assert_eq(memcmp(back, v[i].in, len), 0);
     }
     static const uint8_t fbff[] = {0xfb, 0xff};
@@ -205,21 +207,15 @@ Test(codec, b64_decode_refuses_bad_input)
 {
     uint8_t out[16];
     static const char *bad[] = {
-        "Zg",       /* no padding */
-        "Zg=",      /* length not a multiple of 4 */
-        "Z===",     /* three padding characters */
-        "====",
-        "Zg==Zg==", /* padding in the middle */
-        "Z=g=",
-        "Zm-v",     /* url alphabet */
-        "Zm_v",
-        "Zm9v\n",
-        "Zm 9",
-        "Zm.v",
+        "Zg",               /* no padding */
+        "Zg=",              /* length not a multiple of 4 */
+        "Z===",             /* three padding characters */
+        "====", "Zg==Zg==", /* padding in the middle */
+        "Z=g=", "Zm-v",     /* url alphabet */
+        "Zm_v", "Zm9v\n",   "Zm 9", "Zm.v",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_eq(codec_b64_decode(bad[i], strlen(bad[i]), out, sizeof out), -1, "%s",
-                     bad[i]);
+        cr_assert_eq(codec_b64_decode(bad[i], strlen(bad[i]), out, sizeof out), -1, "%s", bad[i]);
     cr_assert_eq(codec_b64_decode("Zm\0v", 4, out, sizeof out), -1);
     /* Output bound: "foobar" needs 6 bytes. */
     memset(out, 0x5a, sizeof out);

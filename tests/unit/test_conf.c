@@ -260,8 +260,7 @@ static int read_shipped(const char *path, struct fileline *out, int max)
     while (fgets(buf, sizeof buf, f)) {
         line++;
         size_t len = strlen(buf);
-        cr_assert(len && buf[len - 1] == '\n', "%s:%d: line too long or unterminated", path,
-                  line);
+        cr_assert(len && buf[len - 1] == '\n', "%s:%d: line too long or unterminated", path, line);
         buf[--len] = 0;
         if (len && buf[len - 1] == '\r') buf[--len] = 0;
         char *s = buf;
@@ -326,8 +325,8 @@ Test(conf, shipped_file_lists_every_directive_with_its_default)
         for (int j = 0; j < n; j++) {
             if (strcmp(lines[j].section, d->section) || strcmp(lines[j].name, d->name)) continue;
             found++;
-            cr_expect_str_eq(lines[j].value, d->def, "%s:%d: [%s] %s = '%s', default is '%s'",
-                             path, lines[j].line, d->section, d->name, lines[j].value, d->def);
+            cr_expect_str_eq(lines[j].value, d->def, "%s:%d: [%s] %s = '%s', default is '%s'", path,
+                             lines[j].line, d->section, d->name, lines[j].value, d->def);
         }
         cr_expect_eq(found, is_room ? nrooms : 1, "[%s] %s appears %d times in %s", d->section,
                      d->name, found, path);
@@ -401,10 +400,7 @@ Test(conf, unknown_directive)
     expect_error("gateway", "max_conections", "10", "unknown directive");
 }
 
-Test(conf, unknown_section)
-{
-    expect_error("gatway", "max_connections", "10", "unknown section");
-}
+Test(conf, unknown_section) { expect_error("gatway", "max_connections", "10", "unknown section"); }
 
 Test(conf, bad_integer)
 {
@@ -517,8 +513,7 @@ Test(conf, addresses)
     cr_assert_eq(ntohs(s4->sin_port), 9000);
 
     expect_ok(&c, "worker", "admin_listen", "[::]:0");
-    cr_assert_eq(((const struct sockaddr_in6 *)&c.worker.admin_listen.sa)->sin6_family,
-                 AF_INET6);
+    cr_assert_eq(((const struct sockaddr_in6 *)&c.worker.admin_listen.sa)->sin6_family, AF_INET6);
 }
 
 Test(conf, bad_addresses)
@@ -543,8 +538,7 @@ Test(conf, bad_addresses)
 
 Test(conf, bad_enum)
 {
-    expect_error("log", "level", "verbose",
-                 "'verbose' is not one of: debug info warn error");
+    expect_error("log", "level", "verbose", "'verbose' is not one of: debug info warn error");
     expect_error("redis", "appendfsync", "no", "'no' is not one of: everysec always");
     expect_error("redis", "appendfsync", "Always", "'Always' is not one of: everysec always");
     struct conf c;
@@ -562,14 +556,14 @@ Test(conf, bad_enum)
 Test(conf, redis_urls)
 {
     expect_error("redis", "url", "redis://h:0", "bad port in 'redis://h:0' (want 1-65535)");
-    expect_error("redis", "url", "redis://h:65536",
-                 "bad port in 'redis://h:65536' (want 1-65535)");
+    expect_error("redis", "url", "redis://h:65536", "bad port in 'redis://h:65536' (want 1-65535)");
     expect_error("redis", "url", "redis://:6379", "missing host in 'redis://:6379'");
     expect_error("redis", "url", "redis://h:1/-1", "bad database number in 'redis://h:1/-1'");
     expect_error("redis", "url", "unix:relative",
                  "socket path must be absolute in 'unix:relative'");
     expect_error("redis", "url", "unix:", "missing socket path in 'unix:'");
-    expect_error("redis", "url", "unix:/x?foo=1", "unknown parameter in 'unix:/x?foo=1' (only db=N)");
+    expect_error("redis", "url", "unix:/x?foo=1",
+                 "unknown parameter in 'unix:/x?foo=1' (only db=N)");
     expect_error("redis", "url", "http://x", "unsupported redis url 'http://x' " WANT_URL);
     expect_error("redis", "url", "Embedded", "unsupported redis url 'Embedded' " WANT_URL);
     expect_error("redis", "url", "", "must not be empty");
@@ -714,21 +708,21 @@ Test(conf, multiple_errors_all_reported)
 {
     struct conf c;
     char err[4096];
-    const char *text = "# antre\n"                          /* 1 */
-                       "[gateway]\n"                        /* 2 */
-                       "max_connections = lots\n"           /* 3 */
-                       "listen = 127.0.0.1:8090\n"          /* 4 */
-                       "max_headers = 2\n"                  /* 5 */
-                       "bogus = 1\n"                        /* 6 */
-                       "\n"                                 /* 7 */
-                       "[redis]\n"                          /* 8 */
-                       "url = http://x\n"                   /* 9 */
-                       "appendfsync = sometimes\n"          /* 10 */
-                       "[nosuch]\n"                         /* 11 */
-                       "a = b\n"                            /* 12 */
-                       "[gateway]\n"                        /* 13 */
-                       "max_connections = 10\n"             /* 14 */
-                       "max_body_bytes = 3Q\n";             /* 15 */
+    const char *text = "# antre\n"                 /* 1 */
+                       "[gateway]\n"               /* 2 */
+                       "max_connections = lots\n"  /* 3 */
+                       "listen = 127.0.0.1:8090\n" /* 4 */
+                       "max_headers = 2\n"         /* 5 */
+                       "bogus = 1\n"               /* 6 */
+                       "\n"                        /* 7 */
+                       "[redis]\n"                 /* 8 */
+                       "url = http://x\n"          /* 9 */
+                       "appendfsync = sometimes\n" /* 10 */
+                       "[nosuch]\n"                /* 11 */
+                       "a = b\n"                   /* 12 */
+                       "[gateway]\n"               /* 13 */
+                       "max_connections = 10\n"    /* 14 */
+                       "max_body_bytes = 3Q\n";    /* 15 */
     cr_assert_eq(load(&c, text, err, sizeof err), -1);
     assert_has_line(err, 3, "[gateway] max_connections: 'lots' is not an integer");
     assert_has_line(err, 5, "[gateway] max_headers: 2 is out of bounds [4, 1024]");
@@ -750,10 +744,10 @@ Test(conf, multiple_syntax_errors_all_reported)
 {
     struct conf c;
     char err[4096];
-    const char *text = "[gateway]\n"          /* 1 */
-                       "oops\n"               /* 2 */
+    const char *text = "[gateway]\n"           /* 1 */
+                       "oops\n"                /* 2 */
                        "max_connections = 0\n" /* 3 */
-                       "again oops\n";        /* 4 */
+                       "again oops\n";         /* 4 */
     cr_assert_eq(load(&c, text, err, sizeof err), -1);
     assert_has_line(err, 2, "syntax error (expected [section] or name = value)");
     assert_has_line(err, 3, "[gateway] max_connections: 0 is out of bounds [1, 1000000]");
@@ -885,8 +879,7 @@ Test(conf, room_time_order)
 {
     struct conf c;
     char err[2048];
-    cr_assert_eq(load(&c, "[room.x]\nprequeue_from = 2030-01-01T00:00:00Z\n", err, sizeof err),
-                 -1);
+    cr_assert_eq(load(&c, "[room.x]\nprequeue_from = 2030-01-01T00:00:00Z\n", err, sizeof err), -1);
     cr_assert_not_null(strstr(err, "[room.x] prequeue_from: needs opens_at"), "%s", err);
     cr_assert_eq(load(&c,
                       "[room.x]\nprequeue_from = 2030-01-02T00:00:00Z\n"
@@ -938,8 +931,9 @@ Test(conf, room_section_reopened)
 {
     struct conf c;
     char err[2048];
-    int r = load(&c, "[room.x]\nmode = reject\n[gateway]\nmax_connections = 5\n[room.x]\n"
-                     "max_active = 7\n",
+    int r = load(&c,
+                 "[room.x]\nmode = reject\n[gateway]\nmax_connections = 5\n[room.x]\n"
+                 "max_active = 7\n",
                  err, sizeof err);
     cr_assert_eq(r, 0, "%s", err);
     cr_assert_eq(c.nrooms, 1);
@@ -990,8 +984,8 @@ Test(conf, reload_keeps_restart_only_values)
     int changed = conf_reload_merge(&old, &newc, note, sizeof note);
     cr_assert_eq(changed, 3, "note:\n%s", note);
     cr_assert_not_null(
-        strstr(note, "[gateway] listen: changed in the file; takes effect after a restart\n"),
-        "%s", note);
+        strstr(note, "[gateway] listen: changed in the file; takes effect after a restart\n"), "%s",
+        note);
     cr_assert_not_null(
         strstr(note, "[gateway] processes: changed in the file; takes effect after a restart\n"),
         "%s", note);
@@ -1017,8 +1011,8 @@ Test(conf, reload_without_restart_only_changes)
     struct conf old, newc;
     char err[2048], note[256];
     conf_defaults(&old);
-    int r = load(&newc, "[gateway]\nmax_connections = 5\nlisten = 127.0.0.1:8080\n", err,
-                 sizeof err);
+    int r =
+        load(&newc, "[gateway]\nmax_connections = 5\nlisten = 127.0.0.1:8080\n", err, sizeof err);
     cr_assert_eq(r, 0, "%s", err);
     memset(note, 'Z', sizeof note);
     cr_assert_eq(conf_reload_merge(&old, &newc, note, sizeof note), 0);
@@ -1072,15 +1066,14 @@ Test(conf, reload_merge_follows_the_table)
         if (reloadable) {
             cr_expect_eq(changed, 0, "[%s] %s is reloadable: %s", section, name, note);
             cr_expect_str_empty(note);
-            cr_expect(memcmp(&loaded, &newc, sizeof newc) == 0,
-                      "[%s] %s = %s was not let through", section, name, value);
+            cr_expect(memcmp(&loaded, &newc, sizeof newc) == 0, "[%s] %s = %s was not let through",
+                      section, name, value);
         } else {
             char line[256];
             snprintf(line, sizeof line,
-                     "[%s] %s: changed in the file; takes effect after a restart\n", section,
-                     name);
-            cr_expect_eq(changed, 1, "[%s] %s = %s: changed %d: %s", section, name, value,
-                         changed, note);
+                     "[%s] %s: changed in the file; takes effect after a restart\n", section, name);
+            cr_expect_eq(changed, 1, "[%s] %s = %s: changed %d: %s", section, name, value, changed,
+                         note);
             cr_expect_str_eq(note, line);
             cr_expect(memcmp(&want, &newc, sizeof want) == 0,
                       "[%s] %s: the running value was not kept", section, name);

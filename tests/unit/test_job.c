@@ -196,8 +196,8 @@ Test(job, dead_letter_round_trip)
     size_t lens[16];
     for (int i = 0; i < n; i++) lens[i] = strlen(fv[i]);
     struct job_dead back;
-    cr_assert_eq(job_dead_parse(JOB_UPLOAD, fv, lens, (size_t)n, &back, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(job_dead_parse(JOB_UPLOAD, fv, lens, (size_t)n, &back, err, sizeof err), 0, "%s",
+                 err);
     cr_assert_eq(memcmp(&d, &back, sizeof d), 0);
     /* The job in a dead letter parses like the original entry, its own fields aside. */
     struct job j;

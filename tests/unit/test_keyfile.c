@@ -227,12 +227,13 @@ Test(keyfile, key_file_syntax)
     /* Comments, blank lines, CRLF, trailing comments, upper-case hex. */
     struct keyfile k;
     const char *okpath = write_keyfile("ok",
-                                     "# header\r\n"
-                                     "\r\n"
-                                     "   \t\n"
-                                     "  k2\t" HEX2 "   # newest\r\n"
-                                     "pepper " PEPPER "\n"
-                                     "k1 " HEX1 "", 0600);
+                                       "# header\r\n"
+                                       "\r\n"
+                                       "   \t\n"
+                                       "  k2\t" HEX2 "   # newest\r\n"
+                                       "pepper " PEPPER "\n"
+                                       "k1 " HEX1 "",
+                                       0600);
     cr_assert_eq(keyfile_load(okpath, &k, err, sizeof err), 0, "%s", err);
     cr_assert_eq(k.n, 2);
     cr_assert_str_eq(k.keys[0].kid, "k2");
@@ -278,7 +279,8 @@ Test(keyfile, key_file_syntax)
         {"k1 " HEX1 "\nk2 " HEX2 "x\n",
          ":2: key must be 64 hex digits (32 bytes); this one has 65"},
         {"# c\n\nk1 0123\n", ":3: key must be 64 hex digits"},
-        {"k1 " HEX1 "\nk2 " "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+        {"k1 " HEX1 "\nk2 "
+         "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
          ":2: key has a character that is not a hex digit"},
         {"k1\n", ":1: expected `<kid> <64 hex digits>`"},
         {"k1 " HEX1 " extra\n",

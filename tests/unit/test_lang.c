@@ -32,25 +32,25 @@ Test(lang, plain_tags)
     ID("in");
     ID("");
     ID("fr, de");
-    ID("eng");       /* not "en" followed by "-" */
+    ID("eng"); /* not "en" followed by "-" */
     ID("english");
-    EN("fr, en");    /* unweighted ranges all weigh 1: English beats an absent Indonesian */
+    EN("fr, en"); /* unweighted ranges all weigh 1: English beats an absent Indonesian */
 }
 
 Test(lang, q_values)
 {
     EN("id;q=0.5, en;q=0.8");
     ID("id;q=0.8, en;q=0.5");
-    ID("id;q=0.5, en;q=0.5");     /* a tie goes to Indonesian */
+    ID("id;q=0.5, en;q=0.5"); /* a tie goes to Indonesian */
     EN("id;q=0.501, en;q=0.502");
     ID("id;q=0.502, en;q=0.501");
     EN("en-US,en;q=0.9,id;q=0.8");
     ID("id-ID,id;q=0.9,en-US;q=0.8,en;q=0.7");
     EN("id;q=0, en;q=0.001");
-    ID("en;q=0");                 /* q=0: not acceptable */
+    ID("en;q=0"); /* q=0: not acceptable */
     EN("en;q=1.000, id;q=0.999");
     EN("en;q=1., id;q=0.");
-    EN("en ; q=0.7 , id;q=0.6");  /* spaces around ";" */
+    EN("en ; q=0.7 , id;q=0.6"); /* spaces around ";" */
     EN("en;Q=0.7,id;q=0.6");
     EN("en\t;\tq=0.7,\tid;q=0.6");
     /* the best weight of a language counts */
@@ -59,11 +59,11 @@ Test(lang, q_values)
 
 Test(lang, wildcard)
 {
-    ID("*");                      /* both languages get the wildcard's weight: a tie */
-    EN("*, id;q=0.5");            /* English is unnamed: it weighs as "*" */
+    ID("*");           /* both languages get the wildcard's weight: a tie */
+    EN("*, id;q=0.5"); /* English is unnamed: it weighs as "*" */
     ID("*, en;q=0.5");
     EN("*;q=0.5, id;q=0.1");
-    ID("en;q=0, *");              /* named with q=0: the wildcard does not bring it back */
+    ID("en;q=0, *"); /* named with q=0: the wildcard does not bring it back */
     ID("*;q=0, en;q=0");
     EN("fr, *;q=0.3, id;q=0.2");
 }
@@ -97,13 +97,13 @@ Test(lang, malformed_ranges_ignore_their_element)
     ID("en-");
     ID("-en");
     ID("en--US");
-    ID("en-US-abcdefghi");       /* a subtag over 8 characters */
+    ID("en-US-abcdefghi"); /* a subtag over 8 characters */
     ID("e1");
     ID("**");
     ID("en id");
     ID(",,, ;;; ,");
     EN(",,, ;;; ,en");
-    ID(",,, ;;; en");           /* one element: an empty range, then junk */
+    ID(",,, ;;; en"); /* one element: an empty range, then junk */
     EN("en-Latn-US-x-twain, id;q=0.9");
     EN("ID;q=garbage, En");
 }
@@ -111,7 +111,8 @@ Test(lang, malformed_ranges_ignore_their_element)
 Test(lang, reads_only_len_bytes)
 {
     /* what follows the value in memory must not count: not an extra range, not more digits */
-    const char buf[] = "id;q=0.5,en;q=0.4" "99, en";
+    const char buf[] = "id;q=0.5,en;q=0.4"
+                       "99, en";
     cr_assert_eq(lang_prefers_english(buf, strlen("id;q=0.5,en;q=0.4")), 0);
     cr_assert_eq(lang_prefers_english(buf, strlen("id;q=0.5,en;q=0.4") + 2), 0); /* bad q */
     cr_assert_eq(lang_prefers_english(buf, sizeof buf - 1), 1);

@@ -28,10 +28,7 @@ static void setup(void)
     cr_redirect_stderr();
 }
 
-static void teardown(void)
-{
-    unlink(path);
-}
+static void teardown(void) { unlink(path); }
 
 static void write_conf(const char *text)
 {
@@ -114,8 +111,7 @@ Test(program, jobs)
     cr_assert_eq(p.jobs, 64);
     const char *bad[] = {"0", "65", "-1", "3x", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(start(&p, "processes", "-j", bad[i], "-c", path, NULL), -1, "-j '%s'",
-                     bad[i]);
+        cr_assert_eq(start(&p, "processes", "-j", bad[i], "-c", path, NULL), -1, "-j '%s'", bad[i]);
         cr_assert_eq(p.exit_status, 2, "-j '%s'", bad[i]);
     }
 }

@@ -283,8 +283,7 @@ Test(ratelimit, flood_keeps_memory_bounded_and_hot_client_limited)
             if (n % 2)
                 snprintf(a, sizeof a, "%u.%u.%u.%u", 11 + (n >> 24) % 200, (n >> 16) & 255,
                          (n >> 8) & 255, n & 255);
-            else
-                snprintf(a, sizeof a, "2001:db8:%x:%x::1", (n >> 16) & 0xffff, n & 0xffff);
+            else snprintf(a, sizeof a, "2001:db8:%x:%x::1", (n >> 16) & 0xffff, n & 0xffff);
             flood_ok += check(rl, a, t) == 0;
             flood_n++;
         }
@@ -334,7 +333,7 @@ Test(ratelimit, invalid_arguments)
         int burst;
         size_t capacity;
     } bad[] = {{0, 1, 8}, {-1, 1, 8}, {NAN, 1, 8}, {INFINITY, 1, 8},
-               {1, 0, 8}, {1, -5, 8}, {1, 1, 0}, {1, 1, SIZE_MAX}};
+               {1, 0, 8}, {1, -5, 8}, {1, 1, 0},   {1, 1, SIZE_MAX}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         cr_assert_null(ratelimit_new(bad[i].rate, bad[i].burst, bad[i].capacity), "case %zu", i);

@@ -13,9 +13,9 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <glob.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -247,8 +247,11 @@ static int all_answered(void *arg)
 static struct rconn *connect_url(const char *url, int timeout_ms, int max_pending)
 {
     char err[256] = "";
-    struct rconn_opts o = {.url = url, .timeout_ms = timeout_ms, .max_pending = max_pending,
-                           .backoff_min_ms = 20, .backoff_max_ms = 300};
+    struct rconn_opts o = {.url = url,
+                           .timeout_ms = timeout_ms,
+                           .max_pending = max_pending,
+                           .backoff_min_ms = 20,
+                           .backoff_max_ms = 300};
     struct rconn *rc = rconn_new(base, &o, err, sizeof err);
     cr_assert_not_null(rc, "rconn_new(%s): %s", url, err);
     return rc;
@@ -303,8 +306,8 @@ Test(rconn_url, good_urls)
     cr_assert_eq(u.port, 7000);
     cr_assert_eq(u.db, 0);
 
-    cr_assert_eq(rconn_url_parse("unix:/run/redis/redis.sock?db=5", &u, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(rconn_url_parse("unix:/run/redis/redis.sock?db=5", &u, err, sizeof err), 0, "%s",
+                 err);
     cr_assert_str_eq(u.path, "/run/redis/redis.sock");
     cr_assert_str_eq(u.host, "");
     cr_assert_eq(u.port, 0);
@@ -342,8 +345,8 @@ Test(rconn_url, credentials)
 
     /* Percent escapes; a ':' in the password is kept (the first ':' splits); an IPv6 host and
      * a database after credentials. */
-    cr_assert_eq(rconn_url_parse("redis://app%2Dw:p%40ss:w%3Ard@[::1]:7000/2", &u, err,
-                                 sizeof err), 0, "%s", err);
+    cr_assert_eq(rconn_url_parse("redis://app%2Dw:p%40ss:w%3Ard@[::1]:7000/2", &u, err, sizeof err),
+                 0, "%s", err);
     cr_assert_str_eq(u.user, "app-w");
     cr_assert_str_eq(u.password, "p@ss:w:rd");
     cr_assert_str_eq(u.host, "::1");
@@ -359,9 +362,8 @@ Test(rconn_url, credentials)
 Test(rconn_url, errors_never_show_the_password)
 {
     static const char *bad[] = {
-        "redis://u:hunter2@h:0",        "redis://u:hunter2@h:6379/x",
-        "redis://u:hunter2@",           "redis://u:hunter2@ho st",
-        "redis://:hunter2%zz@h",        "redis://u:hunter2@h:6379?x=1",
+        "redis://u:hunter2@h:0",   "redis://u:hunter2@h:6379/x", "redis://u:hunter2@",
+        "redis://u:hunter2@ho st", "redis://:hunter2%zz@h",      "redis://u:hunter2@h:6379?x=1",
         "redis://u:hunter2%00@h",
     };
     char err[512];

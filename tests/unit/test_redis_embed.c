@@ -281,8 +281,8 @@ Test(redis_embed, start_timeout_kills_and_reaps_the_child)
     char path[128], script[256];
     snprintf(path, sizeof path, "%s/hangs.sh", tmp);
     /* Ignores SIGTERM, so the abort path must fall back to SIGKILL. */
-    snprintf(script, sizeof script, "#!/bin/sh\necho $$ > %s/fake.pid\ntrap '' TERM\nexec sleep 30\n",
-             tmp);
+    snprintf(script, sizeof script,
+             "#!/bin/sh\necho $$ > %s/fake.pid\ntrap '' TERM\nexec sleep 30\n", tmp);
     write_script(path, script);
     struct redis_embed_opts o = opts("everysec");
     o.server_bin = path;

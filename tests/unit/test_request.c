@@ -828,15 +828,15 @@ Test(request, expect_continue)
 {
     struct request r;
     struct outcome o;
-    one(&r, &roomy, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok", 0,
-        10, &o);
+    one(&r, &roomy, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok", 0, 10,
+        &o);
     cr_assert_eq(o.ev, REQUEST_COMPLETE);
     cr_assert_eq(o.expect_continue, 1);
     cr_assert_eq(r.expect_other, 0);
     request_release(&r);
 
-    one(&r, &roomy, "POST / HTTP/1.1\r\nexpect: 100-Continue\r\nContent-Length: 2\r\n\r\nok", 0,
-        10, &o);
+    one(&r, &roomy, "POST / HTTP/1.1\r\nexpect: 100-Continue\r\nContent-Length: 2\r\n\r\nok", 0, 10,
+        &o);
     cr_assert_eq(o.expect_continue, 1);
     request_release(&r);
 

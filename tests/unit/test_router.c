@@ -170,8 +170,10 @@ Test(router, max_params)
     assert_param(&p, "b", "22");
     assert_param(&p, "c", "333");
     assert_param(&p, "d", "4444");
-    struct route too_many = {
-        .method = "GET", .pattern = "/{a}/{b}/{c}/{d}/{e}", .fn = h_room, .name = "y"};
+    struct route too_many = {.method = "GET",
+                             .pattern = "/{a}/{b}/{c}/{d}/{e}",
+                             .fn = h_room,
+                             .name = "y"};
     cr_assert_eq(router_add(r2, &too_many), -1);
     router_free(r2);
 }
@@ -202,8 +204,7 @@ Test(router, method_not_allowed_lists_allow)
     cr_assert_str_eq(allow, "GET, HEAD");
     cr_assert_eq(m("GET", "/v1/register", &r, &p, allow, sizeof allow), ROUTER_BAD_METHOD);
     cr_assert_str_eq(allow, "POST");
-    cr_assert_eq(m("GET", "/v1/rooms/a/seats/b", &r, &p, allow, sizeof allow),
-                 ROUTER_BAD_METHOD);
+    cr_assert_eq(m("GET", "/v1/rooms/a/seats/b", &r, &p, allow, sizeof allow), ROUTER_BAD_METHOD);
     cr_assert_str_eq(allow, "PUT");
     /* methods are case-sensitive */
     cr_assert_eq(m("get", "/healthz", &r, &p, allow, sizeof allow), ROUTER_BAD_METHOD);
@@ -227,9 +228,9 @@ Test(router, not_found)
     const struct route *r;
     struct route_params p;
     char allow[64];
-    const char *paths[] = {"/",           "/health",          "/healthzz",         "/v1",
-                           "/v1/rooms",   "/v1/rooms/a/b",    "/v1/rooms/a/seats", "/V1/register",
-                           "/v1/registe", "/v1/register/x",   "healthz",           ""};
+    const char *paths[] = {"/",           "/health",        "/healthzz",         "/v1",
+                           "/v1/rooms",   "/v1/rooms/a/b",  "/v1/rooms/a/seats", "/V1/register",
+                           "/v1/registe", "/v1/register/x", "healthz",           ""};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         memset(allow, 'Z', sizeof allow);
         cr_assert_eq(m("GET", paths[i], &r, &p, allow, sizeof allow), ROUTER_NOT_FOUND, "%s",
@@ -297,8 +298,7 @@ Test(router, first_route_wins)
     const struct route *out;
     struct route_params p;
     char allow[32];
-    cr_assert_eq(router_match(r2, "GET", "/x/me", 5, &out, &p, allow, sizeof allow),
-                 ROUTER_FOUND);
+    cr_assert_eq(router_match(r2, "GET", "/x/me", 5, &out, &p, allow, sizeof allow), ROUTER_FOUND);
     cr_assert_str_eq(out->name, "param");
     router_free(r2);
 }
@@ -347,8 +347,7 @@ Test(router, empty_router)
     const struct route *out = NULL;
     struct route_params p;
     char allow[16] = "junk";
-    cr_assert_eq(router_match(r2, "GET", "/", 1, &out, &p, allow, sizeof allow),
-                 ROUTER_NOT_FOUND);
+    cr_assert_eq(router_match(r2, "GET", "/", 1, &out, &p, allow, sizeof allow), ROUTER_NOT_FOUND);
     cr_assert_null(out);
     cr_assert_str_eq(allow, "");
     router_free(r2);

@@ -57,8 +57,8 @@ static void check_bijection(const uint8_t seed[32], uint64_t P)
                      (long long)p);
         seen[p] = 1;
         int64_t back = shuffle_ctx_inverse(&s, (uint64_t)p);
-        cr_assert_eq(back, (int64_t)i, "P=%llu: inverse(place(%llu)) = %lld",
-                     (unsigned long long)P, (unsigned long long)i, (long long)back);
+        cr_assert_eq(back, (int64_t)i, "P=%llu: inverse(place(%llu)) = %lld", (unsigned long long)P,
+                     (unsigned long long)i, (long long)back);
     }
     free(seen);
     shuffle_clear(&s);
@@ -287,10 +287,11 @@ Test(shuffle, known_full_orders_from_python_reference)
 {
     static const int64_t count10[10] = {2, 1, 6, 7, 9, 3, 5, 4, 8, 0};
     static const int64_t tag17[17] = {13, 1, 14, 9, 2, 10, 12, 15, 8, 0, 7, 3, 5, 16, 4, 11, 6};
-    static const int64_t tag64[64] = {
-        10, 47, 54, 14, 5,  48, 46, 58, 49, 8,  24, 21, 39, 16, 40, 60, 63, 11, 15, 20, 43, 27,
-        0,  29, 31, 12, 23, 56, 45, 26, 35, 52, 13, 55, 32, 30, 51, 53, 34, 33, 42, 9,  38, 44,
-        1,  25, 28, 3,  59, 37, 57, 50, 4,  62, 6,  2,  61, 7,  17, 18, 41, 36, 22, 19};
+    static const int64_t tag64[64] = {10, 47, 54, 14, 5,  48, 46, 58, 49, 8,  24, 21, 39,
+                                      16, 40, 60, 63, 11, 15, 20, 43, 27, 0,  29, 31, 12,
+                                      23, 56, 45, 26, 35, 52, 13, 55, 32, 30, 51, 53, 34,
+                                      33, 42, 9,  38, 44, 1,  25, 28, 3,  59, 37, 57, 50,
+                                      4,  62, 6,  2,  61, 7,  17, 18, 41, 36, 22, 19};
     uint8_t c[32], t[32];
     seed_of(COUNT_SEED, c);
     seed_of(TAG_SEED, t);

@@ -17,19 +17,28 @@
 
 /* JFIF (libjpeg) and Exif (a phone camera). */
 static const char jfif[] = "\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00";
-static const char exif[] = "\xff\xd8\xff\xe1\x2f\xfe" "Exif\x00\x00MM\x00\x2a";
+static const char exif[] = "\xff\xd8\xff\xe1\x2f\xfe"
+                           "Exif\x00\x00MM\x00\x2a";
 static const char png[] = "\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x08\x00\x00\x00\x08";
 static const char webp_lossy[] = "RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00";
 static const char webp_lossless[] = "RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00";
 static const char webp_ext[] = "RIFF\x3c\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00";
 /* iPhone: major heic, compatible mif1 heic. */
-static const char heic_iphone[] = "\x00\x00\x00\x18" "ftypheic\x00\x00\x00\x00" "mif1heic";
+static const char heic_iphone[] = "\x00\x00\x00\x18"
+                                  "ftypheic\x00\x00\x00\x00"
+                                  "mif1heic";
 /* heif-enc: major heic too; some encoders write major mif1 with heic among the compatible. */
-static const char heic_mif1_major[] = "\x00\x00\x00\x1c" "ftypmif1\x00\x00\x00\x00"
+static const char heic_mif1_major[] = "\x00\x00\x00\x1c"
+                                      "ftypmif1\x00\x00\x00\x00"
                                       "mif1miafheic";
-static const char heif_generic[] = "\x00\x00\x00\x18" "ftypmif1\x00\x00\x00\x00" "mif1miaf";
-static const char heic_seq[] = "\x00\x00\x00\x18" "ftyphevc\x00\x00\x00\x00" "msf1hevc";
-static const char avif[] = "\x00\x00\x00\x20" "ftypavif\x00\x00\x00\x00"
+static const char heif_generic[] = "\x00\x00\x00\x18"
+                                   "ftypmif1\x00\x00\x00\x00"
+                                   "mif1miaf";
+static const char heic_seq[] = "\x00\x00\x00\x18"
+                               "ftyphevc\x00\x00\x00\x00"
+                               "msf1hevc";
+static const char avif[] = "\x00\x00\x00\x20"
+                           "ftypavif\x00\x00\x00\x00"
                            "avifmif1miafMA1B";
 static const char pdf[] = "%PDF-1.7\n%\xe2\xe3\xcf\xd3\n";
 
@@ -60,17 +69,29 @@ Test(sniff, mime_types)
     cr_assert_str_eq(sniff_mime(SNIFF_PDF), "application/pdf");
     cr_assert_null(sniff_mime(SNIFF_UNKNOWN));
     cr_assert_null(sniff_mime(SNIFF__COUNT));
-    cr_assert_null(sniff_mime((enum sniff_type)-1));
+    cr_assert_null(sniff_mime((enum sniff_type) - 1));
 }
 
 Test(sniff, compatible_brands_when_the_major_is_foreign)
 {
     /* A major brand we do not know, with heic compatible: HEIC; avif before mif1; mif1 alone:
      * HEIF; nothing known: unknown. */
-    cr_assert_eq(SNIFF("\x00\x00\x00\x1c" "ftypisom\x00\x00\x00\x00" "mif1avifheic"), SNIFF_HEIC);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x18" "ftypisom\x00\x00\x00\x00" "mif1avif"), SNIFF_AVIF);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x14" "ftypisom\x00\x00\x00\x00" "mif1"), SNIFF_HEIF);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x18" "ftypisom\x00\x00\x00\x00" "mp41mp42"), SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x1c"
+                       "ftypisom\x00\x00\x00\x00"
+                       "mif1avifheic"),
+                 SNIFF_HEIC);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x18"
+                       "ftypisom\x00\x00\x00\x00"
+                       "mif1avif"),
+                 SNIFF_AVIF);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x14"
+                       "ftypisom\x00\x00\x00\x00"
+                       "mif1"),
+                 SNIFF_HEIF);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x18"
+                       "ftypisom\x00\x00\x00\x00"
+                       "mp41mp42"),
+                 SNIFF_UNKNOWN);
 }
 
 Test(sniff, truncated_headers_are_unknown)
@@ -78,8 +99,11 @@ Test(sniff, truncated_headers_are_unknown)
     const struct {
         const char *b;
         size_t full;
-    } all[] = {{jfif, sizeof jfif - 1}, {png, sizeof png - 1}, {webp_lossy, sizeof webp_lossy - 1},
-               {pdf, sizeof pdf - 1}, {avif, sizeof avif - 1}};
+    } all[] = {{jfif, sizeof jfif - 1},
+               {png, sizeof png - 1},
+               {webp_lossy, sizeof webp_lossy - 1},
+               {pdf, sizeof pdf - 1},
+               {avif, sizeof avif - 1}};
     static const size_t need[] = {3, 8, 12, 5, 12};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         for (size_t n = 0; n < need[i]; n++) {
@@ -89,41 +113,66 @@ Test(sniff, truncated_headers_are_unknown)
             cr_assert_eq(sniff_bytes(cut, n), SNIFF_UNKNOWN, "case %zu cut to %zu", i, n);
             free(cut);
         }
-        cr_assert_neq(sniff_bytes(all[i].b, need[i] < 16 ? all[i].full : need[i]),
-                      SNIFF_UNKNOWN);
+        cr_assert_neq(sniff_bytes(all[i].b, need[i] < 16 ? all[i].full : need[i]), SNIFF_UNKNOWN);
     }
     /* An ftyp box cut inside its compatible brands reads only the brands that are there. */
     cr_assert_eq(sniff_bytes(heic_mif1_major, 16), SNIFF_HEIF);
-    cr_assert_eq(sniff_bytes("\x00\x00\x00\x18" "ftypisom\x00\x00\x00\x00" "mif1heic", 20),
+    cr_assert_eq(sniff_bytes("\x00\x00\x00\x18"
+                             "ftypisom\x00\x00\x00\x00"
+                             "mif1heic",
+                             20),
                  SNIFF_HEIF);
-    cr_assert_eq(sniff_bytes("\x00\x00\x00\x18" "ftypisom\x00\x00\x00\x00" "mif1heic", 23),
+    cr_assert_eq(sniff_bytes("\x00\x00\x00\x18"
+                             "ftypisom\x00\x00\x00\x00"
+                             "mif1heic",
+                             23),
                  SNIFF_HEIF);
-    cr_assert_eq(sniff_bytes("\x00\x00\x00\x18" "ftypisom\x00\x00\x00\x00" "mif1heic", 24),
+    cr_assert_eq(sniff_bytes("\x00\x00\x00\x18"
+                             "ftypisom\x00\x00\x00\x00"
+                             "mif1heic",
+                             24),
                  SNIFF_HEIC);
     cr_assert_eq(sniff_bytes("", 0), SNIFF_UNKNOWN);
 }
 
 Test(sniff, near_misses)
 {
-    cr_assert_eq(SNIFF("\xff\xd8\xfe\xe0"), SNIFF_UNKNOWN);                /* not FF D8 FF */
+    cr_assert_eq(SNIFF("\xff\xd8\xfe\xe0"), SNIFF_UNKNOWN); /* not FF D8 FF */
     cr_assert_eq(SNIFF("\xff\xd9\xff\xe0"), SNIFF_UNKNOWN);
     cr_assert_eq(SNIFF("\x89PNG\r\n\x1a\x0a"), SNIFF_PNG);
-    cr_assert_eq(SNIFF("\x89PNG\n\n\x1a\n"), SNIFF_UNKNOWN);              /* line ends mangled */
+    cr_assert_eq(SNIFF("\x89PNG\n\n\x1a\n"), SNIFF_UNKNOWN); /* line ends mangled */
     cr_assert_eq(SNIFF("\x89PNG\r\n\x1a\r"), SNIFF_UNKNOWN);
-    cr_assert_eq(SNIFF("RIFF\x24\x00\x00\x00WAVEfmt "), SNIFF_UNKNOWN);   /* a WAV */
+    cr_assert_eq(SNIFF("RIFF\x24\x00\x00\x00WAVEfmt "), SNIFF_UNKNOWN); /* a WAV */
     cr_assert_eq(SNIFF("RIFX\x24\x00\x00\x00WEBPVP8 "), SNIFF_UNKNOWN);
     cr_assert_eq(SNIFF("%PDF"), SNIFF_UNKNOWN);
     cr_assert_eq(SNIFF("%PDX-1.4"), SNIFF_UNKNOWN);
     cr_assert_eq(SNIFF(" %PDF-1.4"), SNIFF_UNKNOWN);
     cr_assert_eq(SNIFF("GIF89a\x01\x00\x01\x00"), SNIFF_UNKNOWN);
     /* ftyp boxes that lie about their size, or are not ftyp. */
-    cr_assert_eq(SNIFF("\x00\x00\x00\x0c" "ftypheic\x00\x00\x00\x00"), SNIFF_UNKNOWN);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x19" "ftypheic\x00\x00\x00\x00" "mif1heic"), SNIFF_UNKNOWN);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x01" "ftypheic\x00\x00\x00\x00" "mif1heic"), SNIFF_UNKNOWN);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x18" "moovheic\x00\x00\x00\x00" "mif1heic"), SNIFF_UNKNOWN);
-    cr_assert_eq(SNIFF("\x00\x00\x00\x18" "ftypHEIC\x00\x00\x00\x00" "MIF1HEIC"), SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x0c"
+                       "ftypheic\x00\x00\x00\x00"),
+                 SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x19"
+                       "ftypheic\x00\x00\x00\x00"
+                       "mif1heic"),
+                 SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x01"
+                       "ftypheic\x00\x00\x00\x00"
+                       "mif1heic"),
+                 SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x18"
+                       "moovheic\x00\x00\x00\x00"
+                       "mif1heic"),
+                 SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x18"
+                       "ftypHEIC\x00\x00\x00\x00"
+                       "MIF1HEIC"),
+                 SNIFF_UNKNOWN);
     /* A brand outside the box (size 20: one compatible brand) is not read. */
-    cr_assert_eq(SNIFF("\x00\x00\x00\x14" "ftypisom\x00\x00\x00\x00" "mp42heic"), SNIFF_UNKNOWN);
+    cr_assert_eq(SNIFF("\x00\x00\x00\x14"
+                       "ftypisom\x00\x00\x00\x00"
+                       "mp42heic"),
+                 SNIFF_UNKNOWN);
 }
 
 Test(sniff, reads_at_most_sniff_max)
@@ -131,7 +180,10 @@ Test(sniff, reads_at_most_sniff_max)
     /* A box claiming 4096 bytes whose heic brand lies past SNIFF_MAX is not seen. */
     unsigned char b[4096];
     memset(b, 'x', sizeof b);
-    memcpy(b, "\x00\x00\x10\x00" "ftypisom\x00\x00\x00\x00", 16);
+    memcpy(b,
+           "\x00\x00\x10\x00"
+           "ftypisom\x00\x00\x00\x00",
+           16);
     memcpy(b + SNIFF_MAX, "heic", 4);
     cr_assert_eq(sniff_bytes(b, sizeof b), SNIFF_UNKNOWN);
     memcpy(b + SNIFF_MAX - 4, "heic", 4);

@@ -369,8 +369,8 @@ Test(token, malformed_tokens)
     char tok[TOKEN_BUF_SIZE], alt[2048];
     int n = token_sign(k, p, 6, tok, sizeof tok);
     cr_assert_gt(n, 0);
-    const char *pay = strchr(tok + 3, '.') + 1;      /* payload part */
-    const char *mac = strrchr(tok, '.') + 1;         /* mac part */
+    const char *pay = strchr(tok + 3, '.') + 1; /* payload part */
+    const char *mac = strrchr(tok, '.') + 1;    /* mac part */
     int paylen = (int)(mac - 1 - pay);
 
     /* Every truncation fails. */
@@ -378,8 +378,8 @@ Test(token, malformed_tokens)
         cr_assert_lt(token_verify(k, tok, (size_t)i, NULL, 0, NULL), 0, "prefix of %d", i);
 
     static const char *garbage[] = {
-        "", ".", "...", "....", "v1", "v1.", "v1.k1", "v1.k1.", "v1.k1..", "v1.k1...",
-        "hello world", "Bearer x", "\xff\xfe\xfd", "v1.k1.YWJj.",
+        "",       ".",       "...",      "....",        "v1",       "v1.",          "v1.k1",
+        "v1.k1.", "v1.k1..", "v1.k1...", "hello world", "Bearer x", "\xff\xfe\xfd", "v1.k1.YWJj.",
     };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
         cr_assert_eq(verify_str(k, garbage[i]), TOKEN_MALFORMED, "\"%s\"", garbage[i]);

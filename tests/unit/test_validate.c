@@ -54,8 +54,8 @@ static void check_message(const char *what, const char *msg)
     cr_assert(utf8_ok(msg), "%s message is not valid UTF-8: %s", what, msg);
     cr_assert(msg[n - 1] == '.', "%s message does not end in a full stop: %s", what, msg);
     for (size_t i = 0; i < n; i++)
-        cr_assert((unsigned char)msg[i] >= 0x20, "%s message has a control character: %s",
-                  what, msg);
+        cr_assert((unsigned char)msg[i] >= 0x20, "%s message has a control character: %s", what,
+                  msg);
 }
 
 /* Assert that RC and E are a refusal of FIELD with CODE, with sound messages. */
@@ -125,10 +125,8 @@ Test(validate, nik_valid_man_and_woman)
     for (int c = 0; c < 100; c++) {
         snprintf(pp, sizeof pp, "%02d", c);
         int rc = validate_nik(nik_of(b, pp, "01", "01", "130590"), &e);
-        if (validate_is_province(c))
-            accepted(rc, &e);
-        else
-            refused(rc, &e, "nik", "nik_unknown_province");
+        if (validate_is_province(c)) accepted(rc, &e);
+        else refused(rc, &e, "nik", "nik_unknown_province");
     }
 }
 
@@ -214,21 +212,16 @@ Test(validate, nik_date_digits)
         has(e.msg_en, "41–71 for women");
     }
     /* Months. */
-    refused(validate_nik(nik_of(b, "32", "01", "01", "010090"), &e), &e, "nik",
-            "nik_invalid_date");
+    refused(validate_nik(nik_of(b, "32", "01", "01", "010090"), &e), &e, "nik", "nik_invalid_date");
     has(e.msg_id, "Digit 9–10");
     has(e.msg_id, "01–12");
-    refused(validate_nik(nik_of(b, "32", "01", "01", "011390"), &e), &e, "nik",
-            "nik_invalid_date");
+    refused(validate_nik(nik_of(b, "32", "01", "01", "011390"), &e), &e, "nik", "nik_invalid_date");
     accepted(validate_nik(nik_of(b, "32", "01", "01", "011290"), &e), &e);
     /* Day within the month; 29 February only when YY can be a leap year. */
-    refused(validate_nik(nik_of(b, "32", "01", "01", "310490"), &e), &e, "nik",
-            "nik_invalid_date");
+    refused(validate_nik(nik_of(b, "32", "01", "01", "310490"), &e), &e, "nik", "nik_invalid_date");
     has(e.msg_id, "bulan 04 tidak punya tanggal 31");
-    refused(validate_nik(nik_of(b, "32", "01", "01", "300290"), &e), &e, "nik",
-            "nik_invalid_date");
-    refused(validate_nik(nik_of(b, "32", "01", "01", "290201"), &e), &e, "nik",
-            "nik_invalid_date");
+    refused(validate_nik(nik_of(b, "32", "01", "01", "300290"), &e), &e, "nik", "nik_invalid_date");
+    refused(validate_nik(nik_of(b, "32", "01", "01", "290201"), &e), &e, "nik", "nik_invalid_date");
     accepted(validate_nik(nik_of(b, "32", "01", "01", "290200"), &e), &e);
     accepted(validate_nik(nik_of(b, "32", "01", "01", "290204"), &e), &e);
     accepted(validate_nik(nik_of(b, "32", "01", "01", "690204"), &e), &e); /* woman, 29 Feb */
@@ -280,24 +273,24 @@ Test(validate, birth_date_format)
     refused(validate_birth_date("", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
             "required");
     /* The common mistake, DD-MM-YYYY, comes back with the ISO form as a suggestion. */
-    refused(validate_birth_date("13-05-1990", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("13-05-1990", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     has(e.msg_id, "TTTT-BB-HH");
     has(e.msg_id, "\"13-05-1990\"");
     has(e.msg_en, "YYYY-MM-DD");
     cr_assert_str_eq(e.suggestion, "1990-05-13");
-    refused(validate_birth_date("13/05/1990", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("13/05/1990", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     cr_assert_str_eq(e.suggestion, "1990-05-13");
-    refused(validate_birth_date("31/02/1990", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("31/02/1990", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     cr_assert_str_eq(e.suggestion, "");
-    static const char *bad[] = {"1990/05/13", "1990-5-13", "1990-05-3", "90-05-13",
+    static const char *bad[] = {"1990/05/13",       "1990-5-13",   "1990-05-3",  "90-05-13",
                                 "1990-05-13T00:00", " 1990-05-13", "1990-O5-13", "abcd",
-                                "+990-05-13", "1990-05-13\n"};
+                                "+990-05-13",       "1990-05-13\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        refused(validate_birth_date(bad[i], 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-                "birth_date", "invalid_date");
+        refused(validate_birth_date(bad[i], 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+                "invalid_date");
         cr_assert_str_eq(e.suggestion, "");
     }
     /* Input that cannot be quoted safely is not echoed. */
@@ -312,27 +305,27 @@ Test(validate, birth_date_real_dates_and_leap_years)
     int y, m, d;
     accepted(validate_birth_date("2000-02-29", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e);
     accepted(validate_birth_date("1996-02-29", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e);
-    refused(validate_birth_date("1900-02-29", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("1900-02-29", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     has(e.msg_id, "1900 bukan tahun kabisat");
     has(e.msg_en, "1900 is not a leap year");
-    refused(validate_birth_date("1999-02-29", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
-    refused(validate_birth_date("1990-02-30", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("1999-02-29", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
+    refused(validate_birth_date("1990-02-30", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     has(e.msg_id, "hanya sampai tanggal 28");
-    refused(validate_birth_date("1990-04-31", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("1990-04-31", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     has(e.msg_en, "30 days");
-    refused(validate_birth_date("1990-13-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("1990-13-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     has(e.msg_id, "Bulan 13 tidak ada");
-    refused(validate_birth_date("1990-00-10", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
-    refused(validate_birth_date("1990-01-00", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
-    refused(validate_birth_date("0000-01-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("1990-00-10", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
+    refused(validate_birth_date("1990-01-00", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
+    refused(validate_birth_date("0000-01-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     accepted(validate_birth_date("1990-12-31", 2025, 6, 1, NULL, &y, &m, &d, &e), &e);
     accepted(validate_birth_date("1990-01-31", 2025, 6, 1, NULL, &y, &m, &d, &e), &e);
 }
@@ -341,14 +334,14 @@ Test(validate, birth_date_not_in_the_future)
 {
     struct validate_error e;
     int y, m, d;
-    refused(validate_birth_date("2025-06-02", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("2025-06-02", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     has(e.msg_id, "masa depan");
     has(e.msg_en, "future");
-    refused(validate_birth_date("2026-01-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
-    refused(validate_birth_date("2025-07-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date");
+    refused(validate_birth_date("2026-01-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
+    refused(validate_birth_date("2025-07-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date");
     /* Born today, without age limits: a real, past-or-present date. */
     accepted(validate_birth_date("2025-06-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e);
 }
@@ -360,29 +353,29 @@ Test(validate, birth_date_working_age_boundaries)
     /* Exactly 18 today. */
     accepted(validate_birth_date("2007-06-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e);
     /* 18 tomorrow. */
-    refused(validate_birth_date("2007-06-02", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "too_young");
+    refused(validate_birth_date("2007-06-02", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "too_young");
     has(e.msg_id, "Umur Anda 17 tahun");
     has(e.msg_id, "18–64 tahun");
     has(e.msg_id, "mulai 02-06-2025");
     has(e.msg_en, "You are 17");
     has(e.msg_en, "from 2025-06-02");
-    refused(validate_birth_date("2015-01-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "too_young");
+    refused(validate_birth_date("2015-01-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "too_young");
     /* 64 until the 65th birthday. */
     accepted(validate_birth_date("1960-06-02", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e);
-    refused(validate_birth_date("1960-06-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "too_old");
+    refused(validate_birth_date("1960-06-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "too_old");
     has(e.msg_id, "Umur Anda 65 tahun");
     has(e.msg_en, "You are 65");
     has(e.msg_en, "ages 18 to 64");
-    refused(validate_birth_date("1900-01-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "too_old");
+    refused(validate_birth_date("1900-01-01", 2025, 6, 1, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "too_old");
     /* Other bounds from the configuration. */
     const struct validate_limits l = {17, 30};
     accepted(validate_birth_date("2008-06-01", 2025, 6, 1, &l, &y, &m, &d, &e), &e);
-    refused(validate_birth_date("1994-06-01", 2025, 6, 1, &l, &y, &m, &d, &e), &e,
-            "birth_date", "too_old");
+    refused(validate_birth_date("1994-06-01", 2025, 6, 1, &l, &y, &m, &d, &e), &e, "birth_date",
+            "too_old");
     /* No limits: no age check. */
     accepted(validate_birth_date("1900-01-01", 2025, 6, 1, NULL, &y, &m, &d, &e), &e);
 }
@@ -392,19 +385,19 @@ Test(validate, birth_date_leap_day_birthday)
     struct validate_error e;
     int y, m, d;
     /* Born 29 Feb 2008: in 2026 (a common year) 18 on 1 March, not on 28 February. */
-    refused(validate_birth_date("2008-02-29", 2026, 2, 28, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "too_young");
+    refused(validate_birth_date("2008-02-29", 2026, 2, 28, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "too_young");
     has(e.msg_en, "from 2026-03-01");
     has(e.msg_id, "mulai 01-03-2026");
     accepted(validate_birth_date("2008-02-29", 2026, 3, 1, &WORK, &y, &m, &d, &e), &e);
     /* In a leap year, on the day itself. */
-    refused(validate_birth_date("2010-02-29", 2028, 2, 28, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "invalid_date"); /* 2010 was no leap year */
-    refused(validate_birth_date("2012-02-29", 2030, 2, 28, &WORK, &y, &m, &d, &e), &e,
-            "birth_date", "too_young");
+    refused(validate_birth_date("2010-02-29", 2028, 2, 28, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "invalid_date"); /* 2010 was no leap year */
+    refused(validate_birth_date("2012-02-29", 2030, 2, 28, &WORK, &y, &m, &d, &e), &e, "birth_date",
+            "too_young");
     accepted(validate_birth_date("2012-02-29", 2030, 3, 1, &WORK, &y, &m, &d, &e), &e);
-    accepted(validate_birth_date("2004-02-29", 2022, 2, 28, &(struct validate_limits){17, 64},
-                                 &y, &m, &d, &e),
+    accepted(validate_birth_date("2004-02-29", 2022, 2, 28, &(struct validate_limits){17, 64}, &y,
+                                 &m, &d, &e),
              &e);
 }
 
@@ -499,8 +492,8 @@ static void email_typo(const char *in, const char *suggestion)
 {
     struct validate_error e;
     email_bad(in, "email_typo", &e);
-    cr_assert_str_eq(e.suggestion, suggestion, "%s: suggestion %s, expected %s", in,
-                     e.suggestion, suggestion);
+    cr_assert_str_eq(e.suggestion, suggestion, "%s: suggestion %s, expected %s", in, e.suggestion,
+                     suggestion);
     has(e.msg_id, "salah ketik");
     has(e.msg_id, "\"confirm_email\": true");
     has(e.msg_en, "\"confirm_email\": true");
@@ -579,9 +572,13 @@ Test(validate, email_syntax_refusals)
     has(e.msg_id, "tidak boleh berisi spasi (karakter ke-5)");
     has(e.msg_en, "cannot contain spaces (character 5)");
     email_bad("budi@gmail.com\tx", "invalid_email", &e);
-    email_bad("bu\x01" "di@gmail.com", "invalid_email", &e);
+    email_bad("bu\x01"
+              "di@gmail.com",
+              "invalid_email", &e);
     has(e.msg_en, "control characters");
-    email_bad("bu\xc3\xa9" "di@gmail.com", "invalid_email", &e);
+    email_bad("bu\xc3\xa9"
+              "di@gmail.com",
+              "invalid_email", &e);
     has(e.msg_id, "karakter ke-3");
     has(e.msg_en, "character 3");
     email_bad("budi<x>@gmail.com", "invalid_email", &e);
@@ -640,11 +637,11 @@ Test(validate, email_typo_suggestions)
 
 Test(validate, email_no_suggestion_when_exact_or_unrelated)
 {
-    static const char *ok[] = {"gmail.com", "yahoo.co.id", "yahoo.com", "hotmail.com",
-                               "outlook.com", "ymail.com", "icloud.com", "mail.com",
-                               "email.com", "yahoo.co.uk", "yahoo.co.jp", "live.com",
-                               "kemnaker.go.id", "ugm.ac.id", "example.org", "telkom.net",
-                               "contoh.co.id", "gmx.com"};
+    static const char *ok[] = {"gmail.com",      "yahoo.co.id", "yahoo.com",   "hotmail.com",
+                               "outlook.com",    "ymail.com",   "icloud.com",  "mail.com",
+                               "email.com",      "yahoo.co.uk", "yahoo.co.jp", "live.com",
+                               "kemnaker.go.id", "ugm.ac.id",   "example.org", "telkom.net",
+                               "contoh.co.id",   "gmx.com"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char addr[64];
         snprintf(addr, sizeof addr, "budi@%s", ok[i]);
@@ -707,13 +704,12 @@ static void phone_bad(const char *in, const char *code, struct validate_error *e
 Test(validate, phone_forms)
 {
     static const char *forms[] = {
-        "08123456789",       "8123456789",         "+628123456789",    "628123456789",
-        "0812-3456-789",     "0812 3456 789",      "0812.3456.789",    "(0812) 3456-789",
+        "08123456789",       "8123456789",         "+628123456789",     "628123456789",
+        "0812-3456-789",     "0812 3456 789",      "0812.3456.789",     "(0812) 3456-789",
         "+62 812 3456 789",  "+62 (812) 3456-789", "+62 0812 3456 789", "620812 3456789",
         "0062 812 3456 789", " 08123456789 ",
     };
-    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
-        phone_ok(forms[i], "+628123456789");
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) phone_ok(forms[i], "+628123456789");
 }
 
 Test(validate, phone_length_10_to_13_from_the_zero)
@@ -787,8 +783,7 @@ static void name_ok(const char *in, const char *want)
     struct validate_error e;
     char out[VALIDATE_NAME_MAX];
     accepted(validate_name(in, out, sizeof out, &e), &e);
-    cr_assert_str_eq(out, want, "name \"%s\" normalised to \"%s\", expected \"%s\"", in, out,
-                     want);
+    cr_assert_str_eq(out, want, "name \"%s\" normalised to \"%s\", expected \"%s\"", in, out, want);
 }
 
 static void name_bad(const char *in, const char *code, struct validate_error *e)
@@ -813,7 +808,7 @@ Test(validate, name_valid_and_normalised)
     name_ok("张伟", "张伟");
     name_ok("Дмитрий Иванов", "Дмитрий Иванов");
     name_ok("محمد عبد الله", "محمد عبد الله");
-    name_ok("ꦧꦸꦢꦶ", "ꦧꦸꦢꦶ"); /* Javanese script */
+    name_ok("ꦧꦸꦢꦶ", "ꦧꦸꦢꦶ");                                         /* Javanese script */
     name_ok("Ma\xe2\x80\x99ruf Amin", "Ma\xe2\x80\x99ruf Amin"); /* typographic apostrophe */
     name_ok("\xf0\x9d\x90\x80\xf0\x9d\x90\x81", "\xf0\x9d\x90\x80\xf0\x9d\x90\x81"); /* 4 bytes */
 }
@@ -844,20 +839,27 @@ Test(validate, name_control_and_invisible_characters_refused)
     name_bad("Budi\x7f", "name_invalid_character", &e);
     name_bad("Budi\xc2\x85", "name_invalid_character", &e); /* C1 NEL */
     has(e.msg_id, "karakter kontrol");
-    name_bad("Bu\xe2\x80\x8b" "di", "name_invalid_character", &e); /* zero-width space */
+    name_bad("Bu\xe2\x80\x8b"
+             "di",
+             "name_invalid_character", &e); /* zero-width space */
     has(e.msg_id, "tak terlihat");
     has(e.msg_id, "karakter ke-3");
     has(e.msg_en, "invisible");
-    name_bad("Budi\xe2\x80\xae" "otnasS", "name_invalid_character", &e); /* RTL override */
-    name_bad("\xef\xbb\xbf" "Budi", "name_invalid_character", &e);       /* BOM */
-    name_bad("Budi\xe2\x80\xa8Santoso", "name_invalid_character", &e);   /* line separator */
+    name_bad("Budi\xe2\x80\xae"
+             "otnasS",
+             "name_invalid_character", &e); /* RTL override */
+    name_bad("\xef\xbb\xbf"
+             "Budi",
+             "name_invalid_character", &e);                            /* BOM */
+    name_bad("Budi\xe2\x80\xa8Santoso", "name_invalid_character", &e); /* line separator */
 }
 
 Test(validate, name_symbols_refused)
 {
     struct validate_error e;
-    static const char *bad[] = {"Budi@Santoso", "Budi_Santoso", "Budi (Santoso)", "Budi/Santo",
-                                "Budi!", "<script>", "Budi;", "Budi\"", "Budi\\"};
+    static const char *bad[] = {"Budi@Santoso", "Budi_Santoso", "Budi (Santoso)",
+                                "Budi/Santo",   "Budi!",        "<script>",
+                                "Budi;",        "Budi\"",       "Budi\\"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         name_bad(bad[i], "name_invalid_character", &e);
     name_bad("Budi@Santoso", "name_invalid_character", &e);
@@ -870,12 +872,23 @@ Test(validate, name_invalid_utf8_refused)
 {
     struct validate_error e;
     static const char *bad[] = {
-        "Bu\xc3\x28" "di", "\xc0\xaf" "Budi", "Budi\xed\xa0\x80", "Bud\xe2\x82", "Budi\xff",
-        "Budi\xf4\x90\x80\x80", "\x80" "Budi", "Budi\xe0\x80\xaf",
+        "Bu\xc3\x28"
+        "di",
+        "\xc0\xaf"
+        "Budi",
+        "Budi\xed\xa0\x80",
+        "Bud\xe2\x82",
+        "Budi\xff",
+        "Budi\xf4\x90\x80\x80",
+        "\x80"
+        "Budi",
+        "Budi\xe0\x80\xaf",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         name_bad(bad[i], "name_invalid_utf8", &e);
-    name_bad("Bu\xc3\x28" "di", "name_invalid_utf8", &e);
+    name_bad("Bu\xc3\x28"
+             "di",
+             "name_invalid_utf8", &e);
     has(e.msg_id, "byte ke-3");
     has(e.msg_en, "byte 3");
 }
@@ -942,7 +955,6 @@ Test(validate, success_clears_the_error)
     refused(validate_nik("x", &e), &e, "nik", "nik_not_numeric");
     accepted(validate_nik("3201011305900001", &e), &e);
     char out[VALIDATE_EMAIL_MAX];
-    refused(validate_email("budi@gmial.com", 0, out, sizeof out, &e), &e, "email",
-            "email_typo");
+    refused(validate_email("budi@gmial.com", 0, out, sizeof out, &e), &e, "email", "email_typo");
     accepted(validate_email("budi@gmail.com", 0, out, sizeof out, &e), &e);
 }
