@@ -257,6 +257,18 @@ class HttpClient:
 # ---------------------------------------------------------------------------------------------
 # Servers
 
+def answers_200(port, path):
+    """True when GET PATH on 127.0.0.1:PORT answers 200 within a second (start-up probes)."""
+    try:
+        c = HttpClient(port, timeout=1)
+        try:
+            return c.request("GET", path)[0] == 200
+        finally:
+            c.close()
+    except (OSError, BenchError):
+        return False
+
+
 class Redis:
     """A private redis-server on a free loopback port. aof=True: appendonly yes with the given
     appendfsync (as in production); otherwise no persistence at all."""
@@ -364,16 +376,8 @@ http {{
             argv += ["-e", os.path.join(self.prefix, "error.log")]
         self.proc = start(tag, argv, os.path.join(self.prefix, "nginx.out"), nofile=nofile)
 
-        def up():
-            try:
-                c = HttpClient(self.port, timeout=1)
-                try:
-                    return c.request("GET", "/")[0] == 200
-                finally:
-                    c.close()
-            except (OSError, BenchError):
-                return False
-        wait_for(lambda: self.proc.poll() is not None or up(), 10, "nginx")
+        wait_for(lambda: self.proc.poll() is not None or answers_200(self.port, "/"), 10,
+                 "nginx")
         if self.proc.poll() is not None:
             raise BenchError("nginx exited:\n" + tail(os.path.join(self.prefix, "nginx.out"))
                              + "\n" + tail(os.path.join(self.prefix, "error.log")))
@@ -420,16 +424,8 @@ url = redis://127.0.0.1:{redis_port}
         self.proc = start(tag, [binary, "-c", self.conf], self.log, cwd=self.dir, nofile=nofile)
         self.pid = self.proc.pid
 
-        def ready():
-            try:
-                c = HttpClient(self.port, timeout=1)
-                try:
-                    return c.request("GET", "/readyz")[0] == 200
-                finally:
-                    c.close()
-            except (OSError, BenchError):
-                return False
-        wait_for(lambda: self.proc.poll() is not None or ready(), 10, "gateway")
+        wait_for(lambda: self.proc.poll() is not None or answers_200(self.port, "/readyz"), 10,
+                 "gateway")
         if self.proc.poll() is not None:
             raise BenchError("gateway exited:\n" + tail(self.log))
 
