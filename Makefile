@@ -144,9 +144,11 @@ deps test-deps:
 	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
 	  else echo "deps: run: sudo apt-get install nodejs npm"; exit 1; fi; fi
 
+# The configuration `make run` starts with (tests/fresh/run points it at a copy on free ports).
+RUN_CONF ?= conf/antre.conf
 run: deps
 	@$(MAKE) --no-print-directory all
-	@exec conf/run.sh $(BUILD)
+	@exec conf/run.sh $(BUILD) $(RUN_CONF)
 
 unit-test: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 1; done
