@@ -132,21 +132,24 @@ fuzz: $(if $(LUA_SRC),$(BUILD)/gen/lua_scripts.c)
 	    $(PKG_LIBS) || exit 1; done
 
 deps test-deps: PKGLIST = $(DEB_PACKAGES) $(if $(filter test-deps,$@),$(DEB_TEST_PACKAGES))
+# The browser and tus tests drive Chromium and tus-js-client from Node.js: any Node.js with npm
+# will do, so nodejs and npm are asked for only when there is no npm. One `apt-get update` first:
+# a fresh machine may have no package lists at all.
 deps test-deps:
 	@missing=$$(for p in $(PKGLIST); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ "$@" = test-deps ] && ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
+	missing=$$(echo $$missing); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then echo "deps: installing $$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	else echo "deps: missing Debian packages: $$missing"; \
 	  echo "deps: run: sudo apt-get install $$missing"; exit 1; fi
-	@# The browser test drives Chromium from Node.js; any Node.js with npm will do.
-	@if [ "$@" = test-deps ] && ! command -v npm >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
-	  else echo "deps: run: sudo apt-get install nodejs npm"; exit 1; fi; fi
 
+# The configuration `make run` starts with (tests/fresh/run points it at a copy on free ports).
+RUN_CONF ?= conf/antre.conf
 run: deps
 	@$(MAKE) --no-print-directory all
-	@exec conf/run.sh $(BUILD)
+	@exec conf/run.sh $(BUILD) $(RUN_CONF)
 
 unit-test: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 1; done
