@@ -22,32 +22,26 @@ static const uint8_t hex_table[256] = {
     ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
 
-/* Value + 1 of each base64 character, for both alphabets: `+` `/` (standard) and `-` `_`
- * (url). Which pair is allowed is checked by the caller's flag. */
+/* Value + 1 of each base64 character: the 62 letters and digits both alphabets share, then
+ * one table per alphabet with its own two (`-` `_` for url, `+` `/` standard), so the decoder's
+ * loop is one lookup per character and no test of which alphabet it is in. */
 #define B64_ROW(c, v) [c] = (v) + 1
-static const uint8_t b64_table[256] = {
-    B64_ROW('A', 0),  B64_ROW('B', 1),  B64_ROW('C', 2),  B64_ROW('D', 3),  B64_ROW('E', 4),
-    B64_ROW('F', 5),  B64_ROW('G', 6),  B64_ROW('H', 7),  B64_ROW('I', 8),  B64_ROW('J', 9),
-    B64_ROW('K', 10), B64_ROW('L', 11), B64_ROW('M', 12), B64_ROW('N', 13), B64_ROW('O', 14),
-    B64_ROW('P', 15), B64_ROW('Q', 16), B64_ROW('R', 17), B64_ROW('S', 18), B64_ROW('T', 19),
-    B64_ROW('U', 20), B64_ROW('V', 21), B64_ROW('W', 22), B64_ROW('X', 23), B64_ROW('Y', 24),
-    B64_ROW('Z', 25), B64_ROW('a', 26), B64_ROW('b', 27), B64_ROW('c', 28), B64_ROW('d', 29),
-    B64_ROW('e', 30), B64_ROW('f', 31), B64_ROW('g', 32), B64_ROW('h', 33), B64_ROW('i', 34),
-    B64_ROW('j', 35), B64_ROW('k', 36), B64_ROW('l', 37), B64_ROW('m', 38), B64_ROW('n', 39),
-    B64_ROW('o', 40), B64_ROW('p', 41), B64_ROW('q', 42), B64_ROW('r', 43), B64_ROW('s', 44),
-    B64_ROW('t', 45), B64_ROW('u', 46), B64_ROW('v', 47), B64_ROW('w', 48), B64_ROW('x', 49),
-    B64_ROW('y', 50), B64_ROW('z', 51), B64_ROW('0', 52), B64_ROW('1', 53), B64_ROW('2', 54),
-    B64_ROW('3', 55), B64_ROW('4', 56), B64_ROW('5', 57), B64_ROW('6', 58), B64_ROW('7', 59),
-    B64_ROW('8', 60), B64_ROW('9', 61), B64_ROW('-', 62), B64_ROW('_', 63), B64_ROW('+', 62),
-    B64_ROW('/', 63),
-};
-
-/* The value of base64 character C in the url (URL 1) or standard (URL 0) alphabet, or -1. */
-static int b64_value(unsigned char c, int url)
-{
-    if (url ? (c == '+' || c == '/') : (c == '-' || c == '_')) return -1;
-    return b64_table[c] - 1;
-}
+#define B64_COMMON_ROWS                                                                            \
+    B64_ROW('A', 0), B64_ROW('B', 1), B64_ROW('C', 2), B64_ROW('D', 3), B64_ROW('E', 4),           \
+        B64_ROW('F', 5), B64_ROW('G', 6), B64_ROW('H', 7), B64_ROW('I', 8), B64_ROW('J', 9),       \
+        B64_ROW('K', 10), B64_ROW('L', 11), B64_ROW('M', 12), B64_ROW('N', 13), B64_ROW('O', 14),  \
+        B64_ROW('P', 15), B64_ROW('Q', 16), B64_ROW('R', 17), B64_ROW('S', 18), B64_ROW('T', 19),  \
+        B64_ROW('U', 20), B64_ROW('V', 21), B64_ROW('W', 22), B64_ROW('X', 23), B64_ROW('Y', 24),  \
+        B64_ROW('Z', 25), B64_ROW('a', 26), B64_ROW('b', 27), B64_ROW('c', 28), B64_ROW('d', 29),  \
+        B64_ROW('e', 30), B64_ROW('f', 31), B64_ROW('g', 32), B64_ROW('h', 33), B64_ROW('i', 34),  \
+        B64_ROW('j', 35), B64_ROW('k', 36), B64_ROW('l', 37), B64_ROW('m', 38), B64_ROW('n', 39),  \
+        B64_ROW('o', 40), B64_ROW('p', 41), B64_ROW('q', 42), B64_ROW('r', 43), B64_ROW('s', 44),  \
+        B64_ROW('t', 45), B64_ROW('u', 46), B64_ROW('v', 47), B64_ROW('w', 48), B64_ROW('x', 49),  \
+        B64_ROW('y', 50), B64_ROW('z', 51), B64_ROW('0', 52), B64_ROW('1', 53), B64_ROW('2', 54),  \
+        B64_ROW('3', 55), B64_ROW('4', 56), B64_ROW('5', 57), B64_ROW('6', 58), B64_ROW('7', 59),  \
+        B64_ROW('8', 60), B64_ROW('9', 61)
+static const uint8_t b64url_table[256] = {B64_COMMON_ROWS, B64_ROW('-', 62), B64_ROW('_', 63)};
+static const uint8_t b64std_table[256] = {B64_COMMON_ROWS, B64_ROW('+', 62), B64_ROW('/', 63)};
 
 ssize_t codec_hex_encode(const void *in, size_t len, char *out, size_t outlen)
 {
@@ -99,14 +93,15 @@ ssize_t codec_b64url_encode(const void *in, size_t len, char *out, size_t outlen
 }
 
 /* Decode LEN characters of S (no padding; LEN % 4 != 1 checked by the caller) into O; -1 on a
- * character outside the alphabet of URL or, when STRICT, a non-zero unused bit. */
-static ssize_t b64_body(const unsigned char *s, size_t len, uint8_t *o, int url, int strict)
+ * character outside the alphabet whose TABLE is given or, when STRICT, a non-zero unused bit. */
+static ssize_t b64_body(const unsigned char *s, size_t len, uint8_t *o, const uint8_t *table,
+                        int strict)
 {
     uint8_t *start = o;
     size_t i = 0;
     for (; i + 4 <= len; i += 4) {
-        int a = b64_value(s[i], url), b = b64_value(s[i + 1], url), c = b64_value(s[i + 2], url),
-            d = b64_value(s[i + 3], url);
+        int a = table[s[i]] - 1, b = table[s[i + 1]] - 1, c = table[s[i + 2]] - 1,
+            d = table[s[i + 3]] - 1;
         if ((a | b | c | d) < 0) return -1;
         uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
         *o++ = (uint8_t)(v >> 16);
@@ -115,8 +110,8 @@ static ssize_t b64_body(const unsigned char *s, size_t len, uint8_t *o, int url,
     }
     size_t rest = len - i;
     if (rest >= 2) {
-        int a = b64_value(s[i], url), b = b64_value(s[i + 1], url);
-        int c = rest == 3 ? b64_value(s[i + 2], url) : 0;
+        int a = table[s[i]] - 1, b = table[s[i + 1]] - 1;
+        int c = rest == 3 ? table[s[i + 2]] - 1 : 0;
         if ((a | b | c) < 0) return -1;
         /* Two characters carry 12 bits for one byte: the low 4 of B are unused. Three carry
          * 18 bits for two bytes: the low 2 of C are unused. */
@@ -131,7 +126,7 @@ static ssize_t b64_body(const unsigned char *s, size_t len, uint8_t *o, int url,
 ssize_t codec_b64url_decode(const char *in, size_t len, void *out, size_t outcap)
 {
     if (len % 4 == 1 || CODEC_B64URL_DECODED_LEN(len) > outcap || len > SSIZE_MAX) return -1;
-    return b64_body((const unsigned char *)in, len, out, 1, 1);
+    return b64_body((const unsigned char *)in, len, out, b64url_table, 1);
 }
 
 ssize_t codec_b64_decode(const char *in, size_t len, void *out, size_t outcap)
@@ -143,5 +138,5 @@ ssize_t codec_b64_decode(const char *in, size_t len, void *out, size_t outcap)
     /* Padding fills the last quantum only: at most two `=`, leaving 2 or 3 characters. */
     if ((len - body) && body % 4 < 2) return -1;
     if (CODEC_B64URL_DECODED_LEN(body) > outcap) return -1;
-    return b64_body((const unsigned char *)in, body, out, 0, 0);
+    return b64_body((const unsigned char *)in, body, out, b64std_table, 0);
 }
