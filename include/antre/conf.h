@@ -90,6 +90,19 @@ struct conf_worker {
     int drain_timeout_ms;
 };
 
+/* One [queue.NAME] section: how the worker drains one queue. queue[] in struct conf is
+ * indexed by enum job_queue (upload, register, verify). */
+struct conf_queue {
+    double rate;              /* jobs started per second over all workers; 0: unlimited */
+    int concurrency;          /* jobs in hand at once, per worker process */
+    int max_attempts;         /* deliveries before the entry is dead-lettered */
+    int visibility_timeout_s; /* an entry idle this long in another's hands is reclaimed */
+    int backoff_base_ms;      /* first retry delay (doubled per attempt, with jitter) */
+    int backoff_max_ms;       /* largest retry delay */
+};
+
+#define CONF_QUEUES 3
+
 #define CONF_MAX_ROOMS 16
 #define CONF_ROOM_NAME 33
 
@@ -120,6 +133,7 @@ struct conf {
     struct conf_worker worker;
     struct conf_upload upload;
     struct conf_registration registration;
+    struct conf_queue queue[CONF_QUEUES];
     struct conf_room rooms[CONF_MAX_ROOMS];
     int nrooms;
 };
