@@ -149,23 +149,27 @@ static const struct directive table[] = {
      NULL, "on shutdown, how long jobs in hand may finish"},
 
 /* [queue.NAME]: one block of rows per queue (I is its enum job_queue), all reloadable. */
-#define QUEUE_ROWS(sec, i, rate_def, conc_def)                                                   \
-    {sec, "rate", T_DOUBLE, 0, 1e6, rate_def, 1, F(queue[i].rate), NULL, NULL,                    \
-     "jobs started per second, shared by every worker process (0: unlimited)"},                   \
-        {sec, "concurrency", T_INT, 1, 10000, conc_def, 1, F(queue[i].concurrency), NULL, NULL,   \
-         "jobs in hand at once, per worker process"},                                             \
-        {sec, "max_attempts", T_INT, 1, 1000, "8", 1, F(queue[i].max_attempts), NULL, NULL,       \
-         "deliveries before a job moves to the dead-letter stream"},                              \
-        {sec, "visibility_timeout_s", T_INT, 1, 86400, "60", 1, F(queue[i].visibility_timeout_s), \
-         NULL, NULL, "a job idle this long in a worker's hands is taken over by another"},        \
-        {sec, "backoff_base_ms", T_INT, 1, 3600000, "500", 1, F(queue[i].backoff_base_ms), NULL,  \
-         NULL, "first retry delay, doubled per attempt, with jitter"},                            \
-        {sec, "backoff_max_ms", T_INT, 1, 86400000, "60000", 1, F(queue[i].backoff_max_ms), NULL, \
-         NULL, "largest retry delay"}
+/* clang-format off */
+#define QROW(sec, i, field, type, lo, hi, def, help) \
+    {sec, #field, type, lo, hi, def, 1, F(queue[i].field), NULL, NULL, help}
+#define QUEUE_ROWS(sec, i, rate_def, conc_def) \
+    QROW(sec, i, rate, T_DOUBLE, 0, 1e6, rate_def, \
+         "jobs started per second, shared by every worker process (0: unlimited)"), \
+    QROW(sec, i, concurrency, T_INT, 1, 10000, conc_def, \
+         "jobs in hand at once, per worker process"), \
+    QROW(sec, i, max_attempts, T_INT, 1, 1000, "8", \
+         "deliveries before a job moves to the dead-letter stream"), \
+    QROW(sec, i, visibility_timeout_s, T_INT, 1, 86400, "60", \
+         "a job idle this long in a worker's hands is taken over by another"), \
+    QROW(sec, i, backoff_base_ms, T_INT, 1, 3600000, "500", \
+         "first retry delay, doubled per attempt, with jitter"), \
+    QROW(sec, i, backoff_max_ms, T_INT, 1, 86400000, "60000", "largest retry delay")
     QUEUE_ROWS("queue.upload", 0, "0", "4"),
     QUEUE_ROWS("queue.register", 1, "23", "16"),
     QUEUE_ROWS("queue.verify", 2, "0", "8"),
 #undef QUEUE_ROWS
+#undef QROW
+    /* clang-format on */
 };
 #define NTABLE (sizeof table / sizeof table[0])
 

@@ -75,6 +75,13 @@ int job_stream_key(char *buf, enum job_queue q) { return keys_stream(buf, queues
 
 int job_dead_key(char *buf, enum job_queue q) { return keys_stream_dead(buf, queues[q].stream); }
 
+int job_delayed_key(char *buf, enum job_queue q)
+{
+    return keys_queue_delayed(buf, queues[q].stream);
+}
+
+int job_rate_key(char *buf, enum job_queue q) { return keys_queue_rate(buf, queues[q].stream); }
+
 /* Is V (LEN bytes) a good value for a field of kind K? */
 static int value_ok(enum value_kind k, const char *v, size_t len)
 {

@@ -42,6 +42,16 @@ int keys_stream_dead(char *buf, enum keys_intake q)
     return snprintf(buf, KEYS_MAX, "antre:{intake}:dead:%s", stream_names[q]);
 }
 
+int keys_queue_delayed(char *buf, enum keys_intake q)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:delayed:%s", stream_names[q]);
+}
+
+int keys_queue_rate(char *buf, enum keys_intake q)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:rate:%s", stream_names[q]);
+}
+
 int keys_registration(char *buf, const char *id)
 {
     return snprintf(buf, KEYS_MAX, "antre:{intake}:reg:%s", id);

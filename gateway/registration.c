@@ -482,6 +482,19 @@ static void answer_status(struct status *st)
             json_object_set_new(checks, doc_kinds[k], check(state, NULL, hint));
         }
     }
+    /* The worker's register job (worker/register.c) sets the record's state once the
+     * registration is accepted; until then it is being forwarded. It is not one of the
+     * applicant's steps, so it does not count towards "complete". */
+    if (!strcmp(field(st->reg, "state"), "accepted"))
+        json_object_set_new(checks, "registry",
+                            check("accepted", NULL,
+                                  en ? "Your registration was received."
+                                     : "Pendaftaran Anda diterima."));
+    else
+        json_object_set_new(checks, "registry",
+                            check("pending", NULL,
+                                  en ? "Your registration is being forwarded."
+                                     : "Pendaftaran Anda sedang diteruskan."));
     json_t *out =
         json_pack("{s:s, s:s, s:o, s:o}", "id", st->id, "state",
                   done == 4 ? "complete" : "incomplete", "checks", checks, "next_steps", next);

@@ -2,35 +2,85 @@
  *
  *   antre-worker [-c FILE] [-t] [-j N]
  *
- * For now each worker process connects to Redis (starting or joining the embedded one), logs
- * its connection state, re-reads the configuration on SIGHUP, and waits for SIGTERM/SIGINT; the
- * queue consumers come with the worker issue. It shares the gateway's configuration file and
+ * Each worker process connects to Redis (starting or joining the embedded one), runs a consumer
+ * (queue.c) for every queue that has a handler (for now `register`, register.c; the upload
+ * queue waits for the photo pipeline), serves /metrics on [worker] admin_listen (admin.c),
+ * re-reads the configuration on SIGHUP ([queue.NAME] changes take effect at the next read),
+ * and on SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to
+ * [worker] drain_timeout_ms, acknowledges nothing unfinished, and exits 0. It shares the gateway's configuration file and
  * start-up (common/program.c). With `[worker] processes` (or -j N) above 1, a supervisor
  * (common/supervisor.c) runs that many worker processes and restarts crashed ones. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "admin.h"
+#include "antre/clock.h"
 #include "antre/conf.h"
 #include "antre/log.h"
 #include "antre/program.h"
 #include "antre/rconn.h"
 #include "antre/redis_embed.h"
+#include "antre/slots.h"
 #include "antre/supervisor.h"
+#include "queue.h"
+#include "register.h"
 
 struct worker {
     struct conf conf;
     struct event_base *base;
     int slot;
+    struct rconn *rc;
+    struct queue *queues[JOB__QUEUES]; /* NULL: no handler for that queue yet */
+    struct event *drain_ev;
+    int64_t drain_deadline_ms;
 };
+
+/* Counters of every worker process, mapped before the fork (admin.h: struct admin_slot). */
+static struct slots worker_slots;
+
+/* The handler of each queue; NULL: the queue is not consumed (yet). */
+static queue_handler_fn *const handlers[JOB__QUEUES] = {[JOB_REGISTER] = register_handle};
 
 static void on_redis_state(void *arg, enum rconn_state st)
 {
-    const struct worker *w = arg;
-    if (st == RCONN_CONNECTED)
+    struct worker *w = arg;
+    if (st == RCONN_CONNECTED) {
         log_info("worker: redis connected; waiting for work process=%d", w->slot);
-    else log_warn("worker: redis connection lost; reconnecting process=%d", w->slot);
+        for (int i = 0; i < JOB__QUEUES; i++)
+            if (w->queues[i]) queue_connected(w->queues[i]);
+    } else log_warn("worker: redis connection lost; reconnecting process=%d", w->slot);
+}
+
+static int in_hand(const struct worker *w)
+{
+    int n = 0;
+    for (int i = 0; i < JOB__QUEUES; i++)
+        if (w->queues[i]) n += queue_in_hand(w->queues[i]);
+    return n;
+}
+
+/* While draining: stop once nothing is in hand, or at the deadline leave what is (it stays
+ * pending, to be reclaimed by another worker after visibility_timeout_s). */
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    int n = in_hand(w);
+    if (n && clock_wall_ms() < w->drain_deadline_ms) {
+        struct timeval tv = {0, 20000};
+        event_add(w->drain_ev, &tv);
+        return;
+    }
+    if (n) log_warn("worker: drain timeout; leaving jobs pending jobs=%d process=%d", n, w->slot);
+    for (int i = 0; i < JOB__QUEUES; i++)
+        if (w->queues[i]) queue_abandon(w->queues[i]);
+    event_base_loopexit(w->base, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -42,8 +92,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             log_info("worker: configuration reloaded path=%s", w->conf.path);
         return;
     }
+    if (w->drain_deadline_ms) return; /* already draining */
     log_info("worker: %s received; stopping", strsignal((int)sig));
-    event_base_loopexit(w->base, NULL);
+    for (int i = 0; i < JOB__QUEUES; i++)
+        if (w->queues[i]) queue_stop(w->queues[i]);
+    w->drain_deadline_ms = clock_wall_ms() + w->conf.worker.drain_timeout_ms;
+    on_drain_tick(-1, 0, w);
 }
 
 /* One worker process (slot SLOT) with its own copy of CONF. 0 after SIGTERM/SIGINT, 1 when it
@@ -72,15 +126,36 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
                             .timeout_ms = conf->redis.timeout_ms,
                             .max_pending = conf->redis.max_pending};
     struct rconn *rc = rconn_new(w.base, &ro, err, sizeof err);
+    w.rc = rc;
+    w.drain_ev = evtimer_new(w.base, on_drain_tick, &w);
     if (rc) {
+        char host[256] = "localhost", consumer[300];
+        gethostname(host, sizeof host - 1);
+        snprintf(consumer, sizeof consumer, "%s:%ld", host, (long)getpid());
+        srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+        struct admin_slot *stats = slots_at(&worker_slots, slot);
+        for (int i = 0; i < JOB__QUEUES; i++)
+            if (handlers[i])
+                w.queues[i] = queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
+                                        handlers[i], rc, &stats->q[i]);
+        struct admin *adm =
+            admin_new(w.base, &conf->worker.admin_listen, rc, &worker_slots, err, sizeof err);
+        if (!adm) log_error("worker: admin listener: %s; /metrics is off process=%d", err, slot);
         rconn_set_state_cb(rc, on_redis_state, &w);
-        log_info("worker: started redis=%s process=%d",
-                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot);
+        log_info("worker: started redis=%s process=%d consumer=%s",
+                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot, consumer);
         event_base_dispatch(w.base);
+        /* Every job still in hand is abandoned: freeing the connection calls its callbacks with
+         * "closed", and queue_done then acknowledges nothing. */
+        for (int i = 0; i < JOB__QUEUES; i++)
+            if (w.queues[i]) queue_abandon(w.queues[i]);
         rconn_free(rc);
+        admin_free(adm);
+        for (int i = 0; i < JOB__QUEUES; i++) queue_free(w.queues[i]);
     } else {
         log_error("worker: redis: %s", err);
     }
+    event_free(w.drain_ev);
     for (int i = 0; i < 3; i++) event_free(ev[i]);
     event_base_free(w.base);
     if (!rc) return 1;
@@ -100,6 +175,10 @@ int main(int argc, char **argv)
     if (prog.jobs) conf.worker.processes = prog.jobs;
 
     char err[512];
+    if (slots_map(&worker_slots, conf.worker.processes, sizeof(struct admin_slot)) < 0) {
+        log_error("worker: cannot map the metrics slots");
+        return 1;
+    }
     struct redis_embed re;
     const char *url = redis_embed_for(&conf.redis, &re, err, sizeof err);
     if (!url) {

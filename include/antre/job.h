@@ -86,6 +86,9 @@ int job_queue_from_name(const char *name, size_t len, enum job_queue *q);
 /* The stream key of Q and of its dead letters, into BUF (KEYS_MAX bytes). Their length. */
 int job_stream_key(char *buf, enum job_queue q);
 int job_dead_key(char *buf, enum job_queue q);
+/* Q's delayed-retry set and drain-rate key (keys.h: keys_queue_delayed, keys_queue_rate). */
+int job_delayed_key(char *buf, enum job_queue q);
+int job_rate_key(char *buf, enum job_queue q);
 
 /* The entry of J as field/value pairs: FV[0], FV[1], ... point to the names (static) and to J's
  * strings (valid while J is). CAP is FV's size (2 * JOB_FIELDS_MAX is enough). Returns the

@@ -47,6 +47,14 @@ int keys_stream(char *buf, enum keys_intake q);
 /* The dead-letter stream of queue Q (job.h says what its entries hold). */
 int keys_stream_dead(char *buf, enum keys_intake q);
 
+/* Queue Q's retries waiting for their time (zset: stream entry id -> due Unix ms); the entries
+ * stay pending in the stream meanwhile (worker/queue.c). */
+int keys_queue_delayed(char *buf, enum keys_intake q);
+
+/* Queue Q's drain-rate state (string: the GCRA theoretical arrival time, Unix ms), shared by
+ * every worker process. */
+int keys_queue_rate(char *buf, enum keys_intake q);
+
 /* A registration's record (hash). */
 int keys_registration(char *buf, const char *id);
 

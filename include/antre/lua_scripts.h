@@ -5,5 +5,7 @@
 
 extern const char lua_room[];
 extern const char lua_intake[];
+extern const char lua_queue[];
+extern const char lua_register[];
 
 #endif
