@@ -919,7 +919,8 @@ def test_status_checklist(make_gateway, redis):
         j = r.json()
         assert j["id"] == rid and j["state"] == "incomplete", j
         checks = j["checks"]
-        assert set(checks) == {"email", "phone", "ktp", "selfie"}, j
+        assert set(checks) == {"email", "phone", "ktp", "selfie", "registry"}, j
+        assert checks["registry"]["state"] == "pending" and checks["registry"]["hint"], j
         for k in ("email", "phone"):
             assert checks[k]["state"] == "unverified", checks
         em, ph = checks["email"]["hint"], checks["phone"]["hint"]
@@ -961,6 +962,7 @@ def test_status_checklist(make_gateway, redis):
     # Everything done.
     rd("HSET", "antre:{intake}:upl:u-ktp", "state", "accepted")
     rd("HSET", reg, "email_state", "verified", "phone_state", "verified")
+    rd("HSET", reg, "state", "accepted")  # as the worker's register job does
     j = api.status(rid).json()
     assert j["state"] == "complete" and j["next_steps"] == [], j
     assert all(j["checks"][k]["state"] in ("verified", "accepted") for k in j["checks"]), j
