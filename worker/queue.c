@@ -277,6 +277,7 @@ static void on_fetch(void *arg, const redisReply *r, const char *err)
 {
     struct queue *q = arg;
     q->fetching = 0;
+    if (q->abandoned) return; /* shutting down: the connection is being freed */
     const redisReply *wait = at(r, 0, REDIS_REPLY_INTEGER), *es = at(r, 1, REDIS_REPLY_ARRAY),
                      *cur = at(r, 2, REDIS_REPLY_STRING);
     if (err || !wait || !es || !cur) {
@@ -301,6 +302,7 @@ static void on_fetch(void *arg, const redisReply *r, const char *err)
 static void on_group(void *arg, const redisReply *r, const char *err)
 {
     struct queue *q = arg;
+    if (q->abandoned) return;
     if (err || !r || (r->type == REDIS_REPLY_ERROR && !strstr(r->str, "BUSYGROUP"))) {
         log_warn("queue: cannot create the consumer group queue=%s err=%s",
                  job_queue_name(q->which),

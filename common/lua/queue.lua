@@ -12,8 +12,9 @@
 --          (jobs/s, 0: unlimited), 7 own-pending cursor ('' once read through), 8 idle ms past
 --          which another consumer's entries are reclaimed (0: no reaping now).
 --          Takes, in this order and up to the GCRA allowance: due retries; this consumer's own
---          pending entries after the cursor (XREADGROUP id); entries idle past ARGV[8] that are
---          not waiting for a retry (XPENDING IDLE + XCLAIM, counting a delivery); new entries
+--          pending entries after the cursor (XREADGROUP id); other consumers' entries idle past
+--          ARGV[8] that are not waiting for a retry (XPENDING IDLE + XCLAIM with that min-idle,
+--          counting a delivery; XAUTOCLAIM would also take the retries); new entries
 --          (XREADGROUP '>'). Only entries taken spend rate.
 --          Returns {wait_ms, {{id, deliveries, {field, value, ...}}, ...}, cursor}: wait_ms > 0
 --          when the rate allowed nothing (try again after it); cursor '' when own pending
@@ -82,7 +83,8 @@ if op == 'fetch' then
         local p = redis.call('XPENDING', stream, group, 'IDLE', idle, '-', '+', 100)
         for _, e in ipairs(p) do
             if #out >= want then break end
-            if not redis.call('ZSCORE', delayed, e[1]) then
+            -- not ours (a slow job of this consumer is still in hand), not waiting to retry
+            if e[2] ~= consumer and not redis.call('ZSCORE', delayed, e[1]) then
                 take(out, redis.call('XCLAIM', stream, group, consumer, idle, e[1]), false)
             end
         end
