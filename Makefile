@@ -24,7 +24,7 @@ DEB_criterion         := libcriterion-dev
 # What `make deps` installs (to build and run), and what `make test-deps` adds (to test).
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
                 libhttp-parser-dev libinih-dev libssl-dev redis-server curl util-linux
-DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format
+DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format prometheus
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san

@@ -172,8 +172,7 @@ def test_registrations_through_the_gateway_end_accepted(make_gateway, redis, wor
 
 def test_metrics_pass_promtool(redis, workers):
     promtool = shutil.which("promtool")
-    if not promtool:
-        pytest.skip("promtool not installed (Debian package prometheus)")
+    assert promtool, "promtool is missing: install Debian's prometheus package (make test-deps)"
     rd = conftest.Resp(redis.port)
     put_registrations(rd, 3)
     w = workers().start()
