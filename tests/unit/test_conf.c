@@ -1080,3 +1080,29 @@ Test(conf, reload_merge_follows_the_table)
         }
     }
 }
+
+/* [queue.NAME]: each queue its own settings, in queue[] by enum job_queue order; the register
+ * queue's rate defaults to 23/s; every one reloadable. */
+Test(conf, queue_sections)
+{
+    struct conf c;
+    conf_defaults(&c);
+    cr_assert_eq(c.queue[1].rate, 23.0);
+    cr_assert_eq(c.queue[0].rate, 0.0);
+    cr_assert_eq(c.queue[1].max_attempts, 8);
+    expect_ok(&c, "queue.register", "rate", "20");
+    cr_assert_eq(c.queue[1].rate, 20.0);
+    cr_assert_eq(c.queue[0].rate, 0.0);
+    expect_ok(&c, "queue.upload", "concurrency", "3");
+    cr_assert_eq(c.queue[0].concurrency, 3);
+    cr_assert_eq(c.queue[1].concurrency, 16);
+    expect_ok(&c, "queue.verify", "backoff_max_ms", "1000");
+    cr_assert_eq(c.queue[2].backoff_max_ms, 1000);
+    expect_error("queue.register", "concurrency", "0", "0 is out of bounds [1, 10000]");
+    expect_error("queue.register", "rate", "-1", "-1 is out of bounds [0, 1e+06]");
+    expect_error("queue.mail", "rate", "1", "unknown section");
+    const struct conf_directive_info *d;
+    for (size_t i = 0; (d = conf_directive_at(i)) != NULL; i++)
+        if (!strncmp(d->section, "queue.", 6))
+            cr_assert(d->reloadable, "[%s] %s", d->section, d->name);
+}
