@@ -35,23 +35,23 @@ struct hint {
     const char *id, *en;
 };
 
-static const struct hint hint_unsupported = {
-    "Kirim foto (JPEG, PNG, WebP atau HEIC), bukan PDF atau dokumen lain: foto kartu dengan "
-    "kamera ponsel lalu unggah fotonya.",
-    "Send a photo (JPEG, PNG, WebP or HEIC), not a PDF or another document: take a picture of the "
-    "card with your phone's camera and upload that."};
-static const struct hint hint_too_many_pixels = {
-    "Foto terlalu besar untuk diperiksa. Kirim foto biasa dari kamera ponsel.",
-    "The photo is too large to check. Send an ordinary photo from your phone's camera."};
-static const struct hint hint_too_small = {
-    "Foto terlalu kecil: kartu harus dapat dibaca. Foto lebih dekat dengan resolusi penuh.",
-    "The photo is too small: the card must be readable. Take it closer, at full resolution."};
-static const struct hint hint_corrupt = {
-    "File foto rusak atau terpotong. Ambil foto lagi lalu unggah ulang.",
-    "The photo file is damaged or cut short. Take the photo again and upload it again."};
-static const struct hint hint_shrunk = {
-    "Foto Anda kami perkecil; tidak perlu memperkecilnya sendiri.",
-    "We made your photo smaller; no need to shrink it yourself."};
+static const struct hint hint_unsupported =
+    {"Kirim foto (JPEG, PNG, WebP atau HEIC), bukan PDF atau dokumen lain: foto kartu dengan "
+     "kamera ponsel lalu unggah fotonya.",
+     "Send a photo (JPEG, PNG, WebP or HEIC), not a PDF or another document: take a picture of the "
+     "card with your phone's camera and upload that."};
+static const struct hint hint_too_many_pixels =
+    {"Foto terlalu besar untuk diperiksa. Kirim foto biasa dari kamera ponsel.",
+     "The photo is too large to check. Send an ordinary photo from your phone's camera."};
+static const struct hint hint_too_small =
+    {"Foto terlalu kecil: kartu harus dapat dibaca. Foto lebih dekat dengan resolusi penuh.",
+     "The photo is too small: the card must be readable. Take it closer, at full resolution."};
+static const struct hint hint_corrupt =
+    {"File foto rusak atau terpotong. Ambil foto lagi lalu unggah ulang.",
+     "The photo file is damaged or cut short. Take the photo again and upload it again."};
+static const struct hint hint_shrunk =
+    {"Foto Anda kami perkecil; tidak perlu memperkecilnya sendiri.",
+     "We made your photo smaller; no need to shrink it yourself."};
 
 /* In PHOTO_WARN_* bit order. */
 static const struct {

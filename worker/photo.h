@@ -39,10 +39,10 @@ struct photo_opts {
 };
 
 struct photo_quality {
-    double sharpness;   /* variance of the Laplacian of the grey image, long side 640 */
-    double brightness;  /* mean grey level, 0-255 */
-    double aspect;      /* long side / short side, upright */
-    unsigned warnings;  /* PHOTO_WARN_* bits */
+    double sharpness;  /* variance of the Laplacian of the grey image, long side 640 */
+    double brightness; /* mean grey level, 0-255 */
+    double aspect;     /* long side / short side, upright */
+    unsigned warnings; /* PHOTO_WARN_* bits */
 };
 
 struct photo_result {
@@ -53,11 +53,11 @@ struct photo_result {
     /* What the applicant can do, Indonesian and English (static; NULL when nothing to say): the
      * reason's hint when rejected, else the first warning's, else "we made it smaller". */
     const char *hint_id, *hint_en;
-    int shrunk;              /* 1 when re-encoded smaller than full size to fit store_max_bytes */
-    char sha256[65];         /* of the stored JPEG, hex; "" when rejected */
-    char stored_path[4096];  /* where it is (store_dir/ab/<sha256>.jpg); "" when rejected */
-    int width, height;       /* stored (upright) when accepted, from the header when rejected */
-    int64_t bytes_stored;    /* 0 when rejected */
+    int shrunk;             /* 1 when re-encoded smaller than full size to fit store_max_bytes */
+    char sha256[65];        /* of the stored JPEG, hex; "" when rejected */
+    char stored_path[4096]; /* where it is (store_dir/ab/<sha256>.jpg); "" when rejected */
+    int width, height;      /* stored (upright) when accepted, from the header when rejected */
+    int64_t bytes_stored;   /* 0 when rejected */
     struct photo_quality quality;
 };
 
@@ -89,8 +89,7 @@ const char *photo_warning_hint(unsigned w, int lang_id);
 int photo_quality_measure(void *img, struct photo_quality *q, char *err, size_t errlen);
 
 /* Set Q->warnings from Q's measures and O's thresholds (KTP_ASPECT only for a KTP). */
-void photo_quality_judge(const struct photo_opts *o, enum photo_kind kind,
-                         struct photo_quality *q);
+void photo_quality_judge(const struct photo_opts *o, enum photo_kind kind, struct photo_quality *q);
 
 /* --- worker/photo_store.c --- */
 

@@ -54,8 +54,7 @@ out:
     return rc;
 }
 
-void photo_quality_judge(const struct photo_opts *o, enum photo_kind kind,
-                         struct photo_quality *q)
+void photo_quality_judge(const struct photo_opts *o, enum photo_kind kind, struct photo_quality *q)
 {
     q->warnings = 0;
     if (q->sharpness < o->min_sharpness) q->warnings |= PHOTO_WARN_BLURRY;

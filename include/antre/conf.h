@@ -81,7 +81,7 @@ struct conf_upload {
     double min_brightness;       /* mean grey level below which: too_dark */
     double max_brightness;       /* mean grey level above which: overexposed */
     double ktp_aspect_tolerance; /* relative distance from 1.586 that warns a KTP photo */
-    int tus_expiry_s; /* unfinished resumable uploads are removed after this */
+    int tus_expiry_s;            /* unfinished resumable uploads are removed after this */
 };
 
 struct conf_registration {
