@@ -10,6 +10,9 @@
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson inih libcrypto libssl
 TEST_PKGS := criterion
+# The worker's photo checks (worker/photo*.c) need libvips; only the worker and the unit tests
+# (which link the worker's archive) are built with it, the gateway is not.
+WORKER_PKGS := vips
 
 # Debian package that ships each pkg-config module (or header), for the "missing" message.
 DEB_libevent          := libevent-dev
@@ -20,11 +23,15 @@ DEB_inih              := libinih-dev
 DEB_libcrypto         := libssl-dev
 DEB_libssl            := libssl-dev
 DEB_criterion         := libcriterion-dev
+DEB_vips              := libvips-dev
 
 # What `make deps` installs (to build and run), and what `make test-deps` adds (to test).
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
-                libhttp-parser-dev libinih-dev libssl-dev redis-server curl util-linux
-DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format prometheus
+                libhttp-parser-dev libinih-dev libssl-dev libvips-dev redis-server curl util-linux
+# heif-enc, cwebp and exiftool make and inspect the photos of tests/unit/test_photo.c; promtool
+# (prometheus) checks the worker's /metrics.
+DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format \
+                     libheif-examples webp libimage-exiftool-perl prometheus
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
@@ -42,7 +49,7 @@ endif
 # pkg-config is asked only when building, so `make deps` works on a bare machine.
 NEED_PKG := $(filter-out deps test-deps run test help clean distclean,$(MAKECMDGOALS))
 ifneq ($(or $(NEED_PKG),$(if $(MAKECMDGOALS),,all)),)
-MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
+MISSING := $(strip $(foreach p,$(PKGS) $(WORKER_PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 $(error missing libraries: $(MISSING); install with: apt-get install $(sort $(foreach p,$(MISSING),$(DEB_$(p)))) (or run `make deps` as root))
 endif
@@ -51,6 +58,9 @@ $(error missing http-parser (it ships no pkg-config file); install with: apt-get
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread -lm
+# -isystem: glib's headers are not held to our warnings.
+WORKER_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(WORKER_PKGS)))
+WORKER_LIBS   := $(shell pkg-config --libs $(WORKER_PKGS))
 endif
 
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP
@@ -105,7 +115,8 @@ $(WORKER_LIB): $(call obj,$(WORKER_SRC)) $(if $(WORKER_SRC),,$(COMMON_LIB))
 $(BUILD)/antre-gateway: $(BUILD)/obj/gateway/main.o $(GATEWAY_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/antre-worker: $(BUILD)/obj/worker/main.o $(WORKER_LIB) $(COMMON_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WORKER_LIBS)
+$(BUILD)/obj/worker/%.o $(BUILD)/obj/tests/unit/test_photo.o: CFLAGS += $(WORKER_CFLAGS)
 
 # Unit tests and fuzz targets see the gateway's private headers too.
 $(BUILD)/obj/tests/%.o: CPPFLAGS += -Igateway
@@ -113,7 +124,7 @@ $(BUILD)/obj/tests/%.o: CPPFLAGS += -Igateway
 # Unit tests may #include the .c they test (to reach statics); the archives supply the rest.
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB) $(PKG_LIBS) $$(pkg-config --libs $(TEST_PKGS))
+	$(CC) $(LDFLAGS) -o $@ $< $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB) $(PKG_LIBS) $(WORKER_LIBS) $$(pkg-config --libs $(TEST_PKGS))
 
 # A fuzz target built without libFuzzer: replays every file of its corpus once.
 $(BUILD)/tests/fuzz_%-replay: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(GATEWAY_LIB) $(COMMON_LIB)

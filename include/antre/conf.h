@@ -76,7 +76,12 @@ struct conf_upload {
     int64_t store_max_bytes; /* documents larger than this are shrunk by the worker */
     int min_width, min_height;
     int64_t max_pixels;
-    int tus_expiry_s; /* unfinished resumable uploads are removed after this */
+    int reject_blurry;           /* 1: a blurry photo is rejected, not only warned */
+    double min_sharpness;        /* variance of the Laplacian below which: blurry */
+    double min_brightness;       /* mean grey level below which: too_dark */
+    double max_brightness;       /* mean grey level above which: overexposed */
+    double ktp_aspect_tolerance; /* relative distance from 1.586 that warns a KTP photo */
+    int tus_expiry_s;            /* unfinished resumable uploads are removed after this */
 };
 
 struct conf_registration {

@@ -1039,7 +1039,8 @@ Test(conf, reload_merge_follows_the_table)
         else if (strcmp(name, "level") == 0) snprintf(value, sizeof value, "warn");
         else if (strcmp(name, "appendfsync") == 0) snprintf(value, sizeof value, "always");
         else if (strcmp(name, "mode") == 0) snprintf(value, sizeof value, "reject");
-        else if (strcmp(name, "paused") == 0) snprintf(value, sizeof value, "yes");
+        else if (strcmp(name, "paused") == 0 || strcmp(name, "reject_blurry") == 0)
+            snprintf(value, sizeof value, "yes");
         else if (strcmp(name, "url") == 0) snprintf(value, sizeof value, "unix:/tmp/x.sock");
         else if (strcmp(name, "prequeue_from") == 0) {
             snprintf(value, sizeof value, "2030-01-01T00:00:00Z");

@@ -1,0 +1,478 @@
+/* test_photo.c: unit tests of the worker's photo check (worker/photo.c, photo_quality.c,
+ * photo_store.c) on real files made at test time in a mkdtemp directory: libvips draws the
+ * pictures and writes JPEG and PNG, cwebp (Debian webp) writes the WebP, heif-enc (Debian
+ * libheif-examples) the HEIC, exiftool (Debian libimage-exiftool-perl) writes EXIF
+ * Orientation and GPS and then checks that none is left. A missing tool fails the test with the
+ * package to install; nothing is skipped.
+ *
+ * The test picture is a mosaic: 50x40 random grey levels, each a block of 32x25 pixels (hard
+ * edges everywhere, as a card's print has), with a little noise; "blurred" is the same picture
+ * through a Gaussian blur. The [upload] thresholds (conf defaults, used here) were chosen from
+ * what quality_test_set logs. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+#include "../../worker/photo.h"
+#include "antre/conf.h"
+
+static char tmp[256];
+static char store[300];
+static struct conf conf;
+static struct photo_opts opts;
+
+static void setup(void)
+{
+    char err[256];
+    cr_assert_eq(photo_init("test_photo", err, sizeof err), 0, "%s", err);
+    snprintf(tmp, sizeof tmp, "/tmp/antre-test-photo-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp), "mkdtemp: %s", strerror(errno));
+    snprintf(store, sizeof store, "%s/store", tmp);
+    conf_defaults(&conf);
+    photo_opts_from_conf(&opts, &conf);
+    opts.store_dir = store;
+}
+
+static void teardown(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "test_photo: could not remove %s\n", tmp);
+    vips_shutdown();
+}
+
+TestSuite(photo, .init = setup, .fini = teardown);
+
+/* Fail (not skip) when TOOL is not installed, naming its Debian package. */
+static void need_tool(const char *tool, const char *package)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
+    cr_assert_eq(system(cmd), 0, "%s is missing: apt-get install %s (or make test-deps)", tool,
+                 package);
+}
+
+/* Run the shell command made from the printf arguments; fail the test when it fails. */
+#define RUN(...)                                                                                   \
+    do {                                                                                           \
+        char cmd_[5000];                                                                           \
+        snprintf(cmd_, sizeof cmd_, __VA_ARGS__);                                                  \
+        cr_assert_eq(system(cmd_), 0, "failed: %s", cmd_);                                         \
+    } while (0)
+
+static void path_of(char *out, size_t outlen, const char *name)
+{
+    snprintf(out, outlen, "%s/%s", tmp, name);
+}
+
+/* The mosaic picture, W x H, 3 bands uchar (see the top comment). Free with g_object_unref. */
+static VipsImage *mosaic_of(int w, int h, double contrast, double noise)
+{
+    VipsImage *t[6] = {0};
+    VipsImage *out = NULL;
+    cr_assert_eq(vips_gaussnoise(&t[0], 50, 40, "mean", 128.0, "sigma", contrast, "seed", 7, NULL),
+                 0);
+    cr_assert_eq(vips_zoom(t[0], &t[1], (w + 49) / 50, (h + 39) / 40, NULL), 0);
+    cr_assert_eq(vips_crop(t[1], &t[2], 0, 0, w, h, NULL), 0);
+    cr_assert_eq(vips_gaussnoise(&t[3], w, h, "mean", 0.0, "sigma", noise, "seed", 3, NULL), 0);
+    cr_assert_eq(vips_add(t[2], t[3], &t[4], NULL), 0);
+    VipsImage *bands[3] = {t[4], t[4], t[4]};
+    cr_assert_eq(vips_bandjoin(bands, &t[5], 3, NULL), 0);
+    cr_assert_eq(vips_cast_uchar(t[5], &out, NULL), 0);
+    for (int i = 0; i < 6; i++) g_object_unref(t[i]);
+    return out;
+}
+
+static VipsImage *mosaic(int w, int h, double noise) { return mosaic_of(w, h, 60.0, noise); }
+
+static VipsImage *blurred(VipsImage *img, double sigma)
+{
+    VipsImage *b = NULL, *out = NULL;
+    cr_assert_eq(vips_gaussblur(img, &b, sigma, NULL), 0);
+    cr_assert_eq(vips_cast_uchar(b, &out, NULL), 0);
+    g_object_unref(b);
+    /* Rendered once here, as photo_process renders its input. */
+    VipsImage *mem = vips_image_copy_memory(out);
+    cr_assert_not_null(mem, "%s", vips_error_buffer());
+    g_object_unref(out);
+    return mem;
+}
+
+static void save(VipsImage *img, const char *path, int q)
+{
+    int rc = strstr(path, ".png") ? vips_pngsave(img, path, NULL)
+                                  : vips_jpegsave(img, path, "Q", q, NULL);
+    cr_assert_eq(rc, 0, "save %s: %s", path, vips_error_buffer());
+}
+
+static struct photo_result process(const char *path, enum photo_kind kind)
+{
+    struct photo_result r;
+    char err[512] = "";
+    cr_assert_eq(photo_process(&opts, path, kind, &r, err, sizeof err), 0, "%s: %s", path, err);
+    return r;
+}
+
+static void assert_accepted_jpeg(const struct photo_result *r, int w, int h)
+{
+    cr_assert_eq(r->state, PHOTO_ACCEPTED, "rejected: %s", r->reason ? r->reason : "-");
+    cr_assert_eq(r->width, w);
+    cr_assert_eq(r->height, h);
+    cr_assert_eq(strlen(r->sha256), 64);
+    struct stat st;
+    cr_assert_eq(stat(r->stored_path, &st), 0, "%s", r->stored_path);
+    cr_assert_eq(st.st_size, r->bytes_stored);
+    /* It is a JPEG that decodes in full, of the size reported. */
+    VipsImage *img = vips_image_new_from_file(r->stored_path, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    cr_assert_not_null(img, "%s", vips_error_buffer());
+    const char *loader = NULL;
+    cr_assert_eq(vips_image_get_string(img, VIPS_META_LOADER, &loader), 0);
+    cr_assert_str_eq(loader, "jpegload");
+    double avg;
+    cr_assert_eq(vips_avg(img, &avg, NULL), 0, "%s", vips_error_buffer());
+    cr_assert_eq(vips_image_get_width(img), w);
+    cr_assert_eq(vips_image_get_height(img), h);
+    g_object_unref(img);
+}
+
+/* The measures of the test set, logged: the thresholds in [upload] were chosen from these. */
+Test(photo, quality_test_set)
+{
+    char err[256];
+    /* A high-contrast picture at 1600x1000 and a low-contrast one (a pale card) at 2400x1800. */
+    VipsImage *pics[2] = {mosaic_of(1600, 1000, 60.0, 4.0), mosaic_of(2400, 1800, 20.0, 2.0)};
+    static const double sigmas[] = {0, 1, 2, 3, 5, 8};
+    for (int p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof sigmas / sizeof sigmas[0]; i++) {
+            /* The same blur relative to the picture's size. */
+            double s = sigmas[i] * vips_image_get_width(pics[p]) / 1600.0;
+            VipsImage *img = s > 0 ? blurred(pics[p], s) : pics[p];
+            struct photo_quality q;
+            cr_assert_eq(photo_quality_measure(img, &q, err, sizeof err), 0, "%s", err);
+            fprintf(stderr,
+                    "test_photo: picture %d blur sigma %.0f (of 1600 px): sharpness %.1f "
+                    "brightness %.1f\n",
+                    p, sigmas[i], q.sharpness, q.brightness);
+            if (img != pics[p]) g_object_unref(img);
+        }
+    g_object_unref(pics[0]);
+    g_object_unref(pics[1]);
+}
+
+Test(photo, jpeg_and_png_accepted)
+{
+    char jpg[300], png[300];
+    path_of(jpg, sizeof jpg, "a.jpg");
+    path_of(png, sizeof png, "a.png");
+    VipsImage *img = mosaic(1586, 1000, 4.0);
+    save(img, jpg, 90);
+    save(img, png, 0);
+    g_object_unref(img);
+    struct photo_result r = process(jpg, PHOTO_KTP);
+    assert_accepted_jpeg(&r, 1586, 1000);
+    cr_assert_eq(r.quality.warnings, 0, "warnings %#x sharpness %.1f brightness %.1f",
+                 r.quality.warnings, r.quality.sharpness, r.quality.brightness);
+    cr_assert_null(r.reason);
+    cr_assert_null(r.hint_en);
+    r = process(png, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 1586, 1000);
+    cr_assert_eq(r.quality.warnings, 0);
+}
+
+Test(photo, webp_and_heic_accepted_stored_as_jpeg)
+{
+    need_tool("cwebp", "webp");
+    need_tool("heif-enc", "libheif-examples");
+    char png[300], webp[300], heic[300];
+    path_of(png, sizeof png, "src.png");
+    path_of(webp, sizeof webp, "a.webp");
+    path_of(heic, sizeof heic, "a.heic");
+    VipsImage *img = mosaic(1200, 800, 4.0);
+    save(img, png, 0);
+    g_object_unref(img);
+    RUN("cwebp -quiet -q 85 '%s' -o '%s'", png, webp);
+    RUN("heif-enc -q 85 -o '%2$s' '%1$s' >/dev/null", png, heic);
+    struct photo_result r = process(webp, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 1200, 800);
+    r = process(heic, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 1200, 800);
+}
+
+Test(photo, pdf_unsupported_with_a_hint)
+{
+    char pdf[300];
+    path_of(pdf, sizeof pdf, "ktp.pdf");
+    FILE *f = fopen(pdf, "w");
+    cr_assert_not_null(f);
+    fputs("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n", f);
+    fclose(f);
+    struct photo_result r = process(pdf, PHOTO_KTP);
+    cr_assert_eq(r.state, PHOTO_REJECTED);
+    cr_assert_str_eq(r.reason, "unsupported_type");
+    cr_assert_not_null(strstr(r.hint_en, "photo"));
+    cr_assert_not_null(strstr(r.hint_id, "foto"));
+    cr_assert_str_eq(r.sha256, "");
+}
+
+Test(photo, truncated_jpeg_corrupt)
+{
+    char jpg[300], cut[300];
+    path_of(jpg, sizeof jpg, "whole.jpg");
+    path_of(cut, sizeof cut, "cut.jpg");
+    VipsImage *img = mosaic(1200, 800, 4.0);
+    save(img, jpg, 90);
+    g_object_unref(img);
+    struct stat st;
+    cr_assert_eq(stat(jpg, &st), 0);
+    char sz[32];
+    snprintf(sz, sizeof sz, "%lld", (long long)st.st_size / 2);
+    RUN("head -c %2$s '%1$s' > '%1$s.cut'", jpg, sz);
+    RUN("mv '%s.cut' '%s'", jpg, cut);
+    struct photo_result r = process(cut, PHOTO_KTP);
+    cr_assert_eq(r.state, PHOTO_REJECTED);
+    cr_assert_str_eq(r.reason, "corrupt");
+    cr_assert_not_null(r.hint_en);
+}
+
+Test(photo, too_small)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "small.jpg");
+    VipsImage *img = mosaic(500, 400, 4.0);
+    save(img, jpg, 90);
+    g_object_unref(img);
+    struct photo_result r = process(jpg, PHOTO_KTP);
+    cr_assert_eq(r.state, PHOTO_REJECTED);
+    cr_assert_str_eq(r.reason, "too_small");
+    cr_assert_eq(r.width, 500);
+}
+
+static uint32_t crc32_of(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* A PNG whose IHDR declares 30000x30000 RGB (2.7 GB of pixels) with one tiny IDAT: refused
+ * from the header, and the process's peak RSS does not grow by anything near a decode. */
+Test(photo, png_bomb_too_many_pixels_without_allocation)
+{
+    unsigned char png[8 + 25 + 12 + 12 + 12];
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    unsigned char *ihdr = png + 8;
+    put32(ihdr, 13);
+    memcpy(ihdr + 4, "IHDR", 4);
+    put32(ihdr + 8, 30000);
+    put32(ihdr + 12, 30000);
+    memcpy(ihdr + 16, "\x08\x02\x00\x00\x00", 5);
+    put32(ihdr + 21, crc32_of(ihdr + 4, 17));
+    unsigned char *idat = ihdr + 25;
+    put32(idat, 0);
+    memcpy(idat + 4, "IDAT", 4);
+    put32(idat + 8, crc32_of(idat + 4, 4));
+    unsigned char *iend = idat + 12;
+    put32(iend, 0);
+    memcpy(iend + 4, "IEND", 4);
+    put32(iend + 8, crc32_of(iend + 4, 4));
+    char path[300];
+    path_of(path, sizeof path, "bomb.png");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(png, 1, sizeof png - 12, f), sizeof png - 12);
+    fclose(f);
+
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    struct photo_result r = process(path, PHOTO_KTP);
+    getrusage(RUSAGE_SELF, &after);
+    cr_assert_eq(r.state, PHOTO_REJECTED);
+    cr_assert_str_eq(r.reason, "too_many_pixels");
+    cr_assert_eq(r.width, 30000);
+    cr_assert_eq(r.height, 30000);
+    /* ru_maxrss is in kilobytes: a decode would need 2.7 GB; allow 64 MB of noise. */
+    cr_assert_lt(after.ru_maxrss - before.ru_maxrss, 64 * 1024, "peak RSS grew by %ld kB",
+                 after.ru_maxrss - before.ru_maxrss);
+}
+
+/* A photo taken sideways (EXIF Orientation 6: turn 90 degrees clockwise to view) with GPS and
+ * a comment: stored upright, with no EXIF, GPS, XMP or comment left. */
+Test(photo, exif_orientation_applied_and_metadata_stripped)
+{
+    need_tool("exiftool", "libimage-exiftool-perl");
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "sideways.jpg");
+    /* Dark mosaic with a white block in the stored top-left corner. */
+    VipsImage *m = mosaic(1200, 800, 4.0), *dark = NULL, *out = NULL;
+    cr_assert_eq(vips_linear1(m, &dark, 0.3, 0.0, NULL), 0);
+    VipsImage *d8 = NULL;
+    cr_assert_eq(vips_cast_uchar(dark, &d8, NULL), 0);
+    double white[3] = {255, 255, 255};
+    cr_assert_eq(vips_copy(d8, &out, NULL), 0);
+    cr_assert_eq(vips_draw_rect(out, white, 3, 0, 0, 200, 200, "fill", TRUE, NULL), 0);
+    save(out, jpg, 90);
+    g_object_unref(m);
+    g_object_unref(dark);
+    g_object_unref(d8);
+    g_object_unref(out);
+    RUN("exiftool -q -overwrite_original -Orientation#=6 -GPSLatitude=6.2 -GPSLatitudeRef=S "
+        "-GPSLongitude=106.8 -GPSLongitudeRef=E -XMP:Description=secret -Comment=secret "
+        "'%s'%s",
+        jpg, "");
+    RUN("exiftool -s -s -s -Orientation# '%s' | grep -qx 6%s", jpg, "");
+    RUN("exiftool -s -s -s -GPSLatitude '%s' | grep -q .%s", jpg, "");
+
+    struct photo_result r = process(jpg, PHOTO_KTP);
+    assert_accepted_jpeg(&r, 800, 1200);
+    /* Turned clockwise: the white block is now at the top right. */
+    VipsImage *st = vips_image_new_from_file(r.stored_path, NULL);
+    cr_assert_not_null(st);
+    double *v = NULL;
+    int n = 0;
+    cr_assert_eq(vips_getpoint(st, &v, &n, 700, 100, NULL), 0);
+    cr_assert_gt(v[0], 200, "top right is %.0f, not white", v[0]);
+    g_free(v);
+    cr_assert_eq(vips_getpoint(st, &v, &n, 100, 100, NULL), 0);
+    cr_assert_lt(v[0], 150, "top left is %.0f, still white", v[0]);
+    g_free(v);
+    g_object_unref(st);
+    /* Nothing but the JPEG's own structure: no EXIF/GPS/XMP group, no orientation, no comment. */
+    RUN("! exiftool -a -G1 -s '%s' | grep -E "
+        "'^\\[(IFD0|ExifIFD|GPS|XMP|XMP-[a-z]+|IFD1|ICC_Profile)\\]|Orientation|Comment|secret'%s",
+        r.stored_path, "");
+}
+
+Test(photo, big_jpeg_shrunk_under_store_max_bytes)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "big.jpg");
+    VipsImage *img = mosaic(4000, 3000, 40.0);
+    save(img, jpg, 100);
+    g_object_unref(img);
+    struct stat st;
+    cr_assert_eq(stat(jpg, &st), 0);
+    cr_assert_gt(st.st_size, 4 * 1024 * 1024, "the test photo is only %lld bytes",
+                 (long long)st.st_size);
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    cr_assert_eq(r.state, PHOTO_ACCEPTED);
+    cr_assert(r.shrunk);
+    cr_assert_leq(r.bytes_stored, 2 * 1024 * 1024);
+    cr_assert_lt(r.width, 4000);
+    double aspect = (double)r.width / r.height;
+    cr_assert_lt(aspect > 4.0 / 3 ? aspect - 4.0 / 3 : 4.0 / 3 - aspect, 0.01, "%dx%d", r.width,
+                 r.height);
+    assert_accepted_jpeg(&r, r.width, r.height);
+    cr_assert_not_null(strstr(r.hint_en, "smaller"), "%s", r.hint_en);
+}
+
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+Test(photo, same_content_stored_once)
+{
+    char a[300], b[300];
+    path_of(a, sizeof a, "one.jpg");
+    path_of(b, sizeof b, "two.jpg");
+    VipsImage *img = mosaic(1200, 800, 4.0);
+    save(img, a, 90);
+    save(img, b, 90);
+    g_object_unref(img);
+    struct photo_result r1 = process(a, PHOTO_SELFIE);
+    struct photo_result r2 = process(b, PHOTO_SELFIE);
+    cr_assert_eq(r1.state, PHOTO_ACCEPTED);
+    cr_assert_str_eq(r1.sha256, r2.sha256);
+    cr_assert_str_eq(r1.stored_path, r2.stored_path);
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/%.2s", store, r1.sha256);
+    cr_assert_eq(count_files(store), 1);
+    cr_assert_eq(count_files(sub), 1);
+}
+
+Test(photo, blurred_flagged_and_sharp_original_not)
+{
+    char sharp_path[300], blur_path[300];
+    path_of(sharp_path, sizeof sharp_path, "sharp.jpg");
+    path_of(blur_path, sizeof blur_path, "blur.jpg");
+    VipsImage *sharp = mosaic(1600, 1000, 4.0), *blur = blurred(sharp, 8.0);
+    save(sharp, sharp_path, 90);
+    save(blur, blur_path, 90);
+    g_object_unref(sharp);
+    g_object_unref(blur);
+    struct photo_result r = process(sharp_path, PHOTO_KTP);
+    cr_assert_eq(r.quality.warnings & PHOTO_WARN_BLURRY, 0, "sharpness %.1f", r.quality.sharpness);
+    r = process(blur_path, PHOTO_KTP);
+    cr_assert_eq(r.state, PHOTO_ACCEPTED, "a warning alone does not reject");
+    cr_assert(r.quality.warnings & PHOTO_WARN_BLURRY, "sharpness %.1f", r.quality.sharpness);
+    cr_assert_not_null(strstr(r.hint_en, "blurry"));
+    opts.reject_blurry = 1;
+    r = process(blur_path, PHOTO_KTP);
+    cr_assert_eq(r.state, PHOTO_REJECTED);
+    cr_assert_str_eq(r.reason, "blurry");
+}
+
+Test(photo, too_dark_and_overexposed)
+{
+    char dark_path[300], bright_path[300];
+    path_of(dark_path, sizeof dark_path, "dark.jpg");
+    path_of(bright_path, sizeof bright_path, "bright.jpg");
+    VipsImage *m = mosaic(1200, 800, 4.0), *t = NULL, *img = NULL;
+    cr_assert_eq(vips_linear1(m, &t, 0.2, 0.0, NULL), 0);
+    cr_assert_eq(vips_cast_uchar(t, &img, NULL), 0);
+    save(img, dark_path, 90);
+    g_object_unref(t);
+    g_object_unref(img);
+    cr_assert_eq(vips_linear1(m, &t, 0.2, 215.0, NULL), 0);
+    cr_assert_eq(vips_cast_uchar(t, &img, NULL), 0);
+    save(img, bright_path, 90);
+    g_object_unref(t);
+    g_object_unref(img);
+    g_object_unref(m);
+    struct photo_result r = process(dark_path, PHOTO_SELFIE);
+    cr_assert(r.quality.warnings & PHOTO_WARN_TOO_DARK, "brightness %.1f", r.quality.brightness);
+    cr_assert_eq(r.quality.warnings & PHOTO_WARN_OVEREXPOSED, 0);
+    r = process(bright_path, PHOTO_SELFIE);
+    cr_assert(r.quality.warnings & PHOTO_WARN_OVEREXPOSED, "brightness %.1f", r.quality.brightness);
+    cr_assert_str_eq(photo_warning_name(PHOTO_WARN_OVEREXPOSED), "overexposed");
+    cr_assert_not_null(photo_warning_hint(PHOTO_WARN_TOO_DARK, 1));
+}
+
+Test(photo, ktp_aspect_warned_only_for_a_ktp)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "square.jpg");
+    VipsImage *img = mosaic(1000, 1000, 4.0);
+    save(img, jpg, 90);
+    g_object_unref(img);
+    struct photo_result r = process(jpg, PHOTO_KTP);
+    cr_assert(r.quality.warnings & PHOTO_WARN_KTP_ASPECT);
+    r = process(jpg, PHOTO_SELFIE);
+    cr_assert_eq(r.quality.warnings & PHOTO_WARN_KTP_ASPECT, 0);
+}

