@@ -38,8 +38,14 @@ static pid_t start_child(const struct supervisor_opts *o, struct conf *conf, int
         return 0;
     }
     if (pid == 0) {
+        /* The child keeps TERM, INT and HUP blocked until its loop handles them
+         * (supervisor_child_ready): a SIGHUP sent while it starts waits instead of killing it. */
+        sigset_t mask = *old_mask;
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         signal(SIGCHLD, SIG_DFL);
-        sigprocmask(SIG_SETMASK, old_mask, NULL);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
         _exit(o->run(conf, slot, o->arg));
     }
     log_info("supervisor: started %s process=%d pid=%d", o->what, slot, (int)pid);
@@ -154,4 +160,14 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     return failed;
+}
+
+void supervisor_child_ready(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }

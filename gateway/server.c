@@ -24,6 +24,7 @@
 #include "antre/log.h"
 #include "antre/program.h"
 #include "antre/rconn.h"
+#include "antre/supervisor.h"
 #include "conn.h"
 #include "gateway.h"
 #include "metrics.h"
@@ -328,6 +329,7 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
     event_add(gw->sig_term, NULL);
     event_add(gw->sig_int, NULL);
     event_add(gw->sig_hup, NULL);
+    supervisor_child_ready();
 
     log_info("server: listening addr=%s admin=%s process=%d", conf->gateway.listen.text,
              conf->gateway.admin_listen.text, slot);

@@ -121,6 +121,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         ev[i] = evsignal_new(w.base, sigs[i], on_signal, &w);
         event_add(ev[i], NULL);
     }
+    supervisor_child_ready();
     char err[512];
     struct rconn_opts ro = {.url = url,
                             .timeout_ms = conf->redis.timeout_ms,

@@ -30,4 +30,9 @@ struct supervisor_opts {
  * O->processes is out of bounds). CONF is updated in place by reloads. */
 int supervisor_run(struct conf *conf, const struct supervisor_opts *o);
 
+/* Called by a process once its event loop handles SIGTERM, SIGINT and SIGHUP: a child of the
+ * supervisor starts with them blocked, so one sent while it starts is delivered now instead of
+ * killing it. Harmless outside the supervisor. */
+void supervisor_child_ready(void);
+
 #endif
