@@ -338,10 +338,13 @@ def test_worker_processes_restart_reload_and_stop(workdir, redis):
         assert "supervisor: started worker process=1" in read_log()
 
         os.kill(kids[0], signal.SIGKILL)
-        wait_for(lambda: len(children_of(proc.pid)) == 2 and kids[0] not in children_of(proc.pid),
+        wait_for(lambda: re.search(r"supervisor: worker process=\d pid=%d died signal=Killed"
+                                   % kids[0], read_log()), timeout=10, what="the death reported")
+        # A child that dies young is restarted after a delay: wait until the new one is up
+        # (its own Redis connection), so that the SIGHUP below has two children to reach.
+        wait_for(lambda: len(children_of(proc.pid)) == 2 and kids[0] not in children_of(proc.pid)
+                 and read_log().count("worker: redis connected") == 3,
                  timeout=10, what="the killed worker restarted")
-        assert re.search(r"supervisor: worker process=\d pid=%d died signal=Killed" % kids[0],
-                         read_log()), read_log()
 
         # SIGHUP reaches every child; a restart-only change is reported, not applied.
         write_worker_conf(conf, redis, "processes = 5\n")
