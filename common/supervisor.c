@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ struct child {
 static pid_t start_child(const struct supervisor_opts *o, struct conf *conf, int slot,
                          const sigset_t *old_mask)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("supervisor: fork failed err=%s; retrying in 1 s", strerror(errno));
@@ -46,6 +48,10 @@ static pid_t start_child(const struct supervisor_opts *o, struct conf *conf, int
         sigaddset(&mask, SIGHUP);
         signal(SIGCHLD, SIG_DFL);
         sigprocmask(SIG_SETMASK, &mask, NULL);
+        /* A supervisor killed outright (SIGKILL, OOM) sends its children SIGTERM: they drain
+         * and exit rather than run on as orphans nobody restarts or stops. A parent already
+         * gone before the prctl is seen by getppid. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) _exit(1);
         _exit(o->run(conf, slot, o->arg));
     }
     log_info("supervisor: started %s process=%d pid=%d", o->what, slot, (int)pid);

@@ -361,9 +361,39 @@ def test_worker_processes_restart_reload_and_stop(workdir, redis):
             assert not alive(k)
         assert read_log().count("worker: stopped process=") == 2, read_log()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_tree(proc)
+
+
+def stop_tree(proc):
+    """Kill PROC (a supervisor we started) and then any child of it still running."""
+    kids = children_of(proc.pid)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for k in kids:
+        if alive(k):
+            os.kill(k, signal.SIGKILL)
+
+
+def test_killed_supervisor_takes_its_workers_with_it(workdir, redis):
+    conf = os.path.join(workdir, "worker.conf")
+    write_worker_conf(conf, redis)
+    proc, read_log = start_worker(workdir, conf, "-j", "2")
+    kids = []
+    try:
+        kids = wait_for(lambda: len(children_of(proc.pid)) == 2 and children_of(proc.pid),
+                        timeout=10, what="two worker processes")
+        wait_for(lambda: read_log().count("worker: redis connected") == 2, timeout=10,
+                 what="both connected")
+        proc.kill()  # no chance to pass anything on: the kernel tells the children
+        proc.wait()
+        wait_for(lambda: not any(alive(k) for k in kids), timeout=10,
+                 what="orphaned workers gone")
+        assert read_log().count("worker: stopped process=") == 2, read_log()
+    finally:
+        for k in kids:
+            if alive(k):
+                os.kill(k, signal.SIGKILL)
 
 
 def test_worker_log_level_comes_from_the_log_section(workdir, redis):
