@@ -5,7 +5,9 @@
  * queue's drain rate allows (GCRA in Redis, shared by every worker process): first retries whose
  * time has come, then this consumer's own pending entries (XREADGROUP from id 0, once at start),
  * then entries idle past visibility_timeout_s in other consumers' hands when the reaper timer
- * asked for it (a dead worker's jobs), then new entries ('>'). A full read polls again at once,
+ * asked for it (a dead worker's jobs), then new entries ('>'). A reaping read also removes the
+ * consumers of dead workers from the group once they hold nothing pending (XGROUP DELCONSUMER),
+ * so the group lists only live ones. A full read polls again at once,
  * a short one after POLL_IDLE_MS, a refused one after the wait the rate gave.
  *
  * Outcomes. Success: XACK + XDEL (one script). Failure: the entry stays pending and its id goes
@@ -291,6 +293,12 @@ static void on_fetch(void *arg, const redisReply *r, const char *err)
         return;
     }
     snprintf(q->cursor, sizeof q->cursor, "%.*s", (int)cur->len, cur->str);
+    const redisReply *removed = at(r, 3, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; removed && i < removed->elements; i++)
+        if (removed->element[i]->type == REDIS_REPLY_STRING)
+            log_info("queue: removed the consumer of a dead worker queue=%s consumer=%.*s",
+                     job_queue_name(q->which), (int)removed->element[i]->len,
+                     removed->element[i]->str);
     int want = q->conf->concurrency - q->in_hand;
     if (want > FETCH_MAX) want = FETCH_MAX;
     for (size_t i = 0; i < es->elements; i++) start_entry(q, es->element[i]);

@@ -16,9 +16,12 @@
 --          ARGV[8] that are not waiting for a retry (XPENDING IDLE + XCLAIM with that min-idle,
 --          counting a delivery; XAUTOCLAIM would also take the retries); new entries
 --          (XREADGROUP '>'). Only entries taken spend rate.
---          Returns {wait_ms, {{id, deliveries, {field, value, ...}}, ...}, cursor}: wait_ms > 0
---          when the rate allowed nothing (try again after it); cursor '' when own pending
---          entries are all read.
+--          When reaping, also removes (XGROUP DELCONSUMER) other consumers with nothing pending
+--          that have been silent for three times ARGV[8]: those of dead worker processes.
+--          Returns {wait_ms, {{id, deliveries, {field, value, ...}}, ...}, cursor, removed}:
+--          wait_ms > 0 when the rate allowed nothing (try again after it); cursor '' when own
+--          pending entries are all read; removed the names of consumers removed (absent when
+--          the rate allowed nothing).
 -- 'ack'    ARGV: 3 id. XACK + XDEL (and forget a retry). Returns the XACK count.
 -- 'retry'  ARGV: 3 id, 4 due ms. Puts a still-pending entry in the delayed set. 1, or 0 when it
 --          is no longer pending (someone else finished it).
@@ -89,6 +92,21 @@ if op == 'fetch' then
             end
         end
     end
+    local removed = {}
+    if idle > 0 then
+        -- Consumers of dead processes: nothing pending (their entries were reclaimed above or
+        -- in an earlier round) and silent for three visibility timeouts. Removing a consumer
+        -- with nothing pending loses nothing (its only state is its pending list); a live one
+        -- that was merely quiet is created again by its next read.
+        for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+            local h = {}
+            for i = 1, #c, 2 do h[c[i]] = c[i + 1] end
+            if h['pending'] == 0 and h['idle'] > 3 * idle and h['name'] ~= consumer then
+                redis.call('XGROUP', 'DELCONSUMER', stream, group, h['name'])
+                removed[#removed + 1] = h['name']
+            end
+        end
+    end
     if #out < want then
         local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want - #out,
                              'STREAMS', stream, '>')
@@ -98,7 +116,7 @@ if op == 'fetch' then
         tat = tat + t * #out
         redis.call('SET', KEYS[3], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
     end
-    return {0, out, cursor}
+    return {0, out, cursor, removed}
 
 elseif op == 'ack' then
     local n = redis.call('XACK', stream, group, ARGV[3])

@@ -234,6 +234,36 @@ def test_sigkill_mid_work_then_another_worker_finishes_everything(redis, workers
     assert b.stop() == 0
 
 
+def consumers(rd):
+    out = []
+    for c in rd("XINFO", "CONSUMERS", STREAM, "workers"):
+        h = dict(zip(c[::2], c[1::2]))
+        out.append((h[b"name"].decode(), h[b"pending"]))
+    return sorted(out)
+
+
+def test_a_dead_workers_consumer_is_removed_once_its_entries_are_reclaimed(redis, workers):
+    rd = conftest.Resp(redis.port)
+    rd("XGROUP", "CREATE", STREAM, "workers", "0", "MKSTREAM")
+    ids = put_registrations(rd, 5)
+    # A worker that read three entries and died before finishing them.
+    rd("XREADGROUP", "GROUP", "workers", "deadhost:1", "COUNT", 3, "STREAMS", STREAM, ">")
+    assert consumers(rd) == [("deadhost:1", 3)]
+    w = workers({"queue.register.visibility_timeout_s": 1}).start()
+    wait_for(lambda: states(rd, ids) == ["accepted"] * 5, timeout=HANG, what="all accepted")
+    # Reclaimed after 1 s idle; removed after 3 s silent with nothing pending.
+    wait_for(lambda: "deadhost:1" not in dict(consumers(rd)), timeout=HANG,
+             what="dead consumer removed")
+    assert "removed the consumer of a dead worker queue=register consumer=deadhost:1" \
+        in w.read_log()
+    # The live worker's own consumer stays, and keeps working.
+    (name, pending), = consumers(rd)
+    assert name.endswith(f":{w.proc.pid}") and pending == 0
+    more = put_registrations(rd, 2)
+    wait_for(lambda: states(rd, more) == ["accepted"] * 2, timeout=HANG, what="still consuming")
+    assert w.stop() == 0
+
+
 def test_drain_rate_holds_across_processes(redis, workers):
     rd = conftest.Resp(redis.port)
     ids = put_registrations(rd, 100)
