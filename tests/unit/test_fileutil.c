@@ -15,23 +15,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char tmp[64];
+#include "tmpdir.h"
+
+static char tmp[TMPDIR_LEN];
 static char err[512];
 
 static void setup(void)
 {
-    snprintf(tmp, sizeof tmp, "/tmp/antre_fileutil_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    tmpdir_make(tmp, "fileutil");
     err[0] = '\0';
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void teardown(void) { nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tmpdir_remove(tmp); }
 
 TestSuite(fileutil, .init = setup, .fini = teardown, .timeout = 30);
 

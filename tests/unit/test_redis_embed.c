@@ -23,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static char tmp[64];
+#include "tmpdir.h"
+
+static char tmp[TMPDIR_LEN];
 static struct redis_embed re[3];
 static char err[1024];
 
@@ -31,17 +33,7 @@ static void setup(void)
 {
     memset(re, 0, sizeof re);
     err[0] = '\0';
-    snprintf(tmp, sizeof tmp, "/tmp/antre_re_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp), "mkdtemp: %s", strerror(errno));
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
+    tmpdir_make(tmp, "re");
 }
 
 /* Kill whatever PIDFILE names if it still runs (a server the test lost track of). */
@@ -64,7 +56,7 @@ static void teardown(void)
     kill_pidfile(path);
     snprintf(path, sizeof path, "%s/fake.pid", tmp);
     kill_pidfile(path);
-    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(tmp);
 }
 
 TestSuite(redis_embed, .init = setup, .fini = teardown, .timeout = 30);

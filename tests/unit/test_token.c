@@ -26,53 +26,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
+
 /* Three fixed keys and a pepper, as they appear in a key file. */
 #define HEX1 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define HEX2 "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f"
 #define HEX3 "5555555555555555555555555555555555555555555555555555555555555555"
 #define PEPPER "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
 
-static char tmp[64];
+static char tmp[TMPDIR_LEN];
 static char err[1024];
 
 static void setup(void)
 {
     err[0] = '\0';
-    snprintf(tmp, sizeof tmp, "/tmp/antre_token_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp), "mkdtemp: %s", strerror(errno));
+    tmpdir_make(tmp, "token");
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void teardown(void)
-{
-    if (tmp[0]) nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void teardown(void) { tmpdir_remove(tmp); }
 
 TestSuite(token, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Write TEXT to TMP/NAME with MODE; returns the path (static buffer per call slot). */
+/* Write TEXT to TMP/NAME with MODE; returns the path (tmpdir_write). */
 static const char *write_keyfile(const char *name, const char *text, mode_t mode)
 {
-    static char paths[4][256];
-    static int slot;
-    char *path = paths[slot++ % 4];
-    snprintf(path, 256, "%s/%s", tmp, name);
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-    size_t len = strlen(text);
-    cr_assert_eq(write(fd, text, len), (ssize_t)len);
-    cr_assert_eq(fchmod(fd, mode), 0);
-    close(fd);
-    return path;
+    return tmpdir_write(tmp, name, text, mode);
 }
 
 static struct token_keys *load_text(const char *name, const char *text)
