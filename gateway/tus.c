@@ -53,7 +53,6 @@
 #include "spool.h"
 #include "tus_store.h"
 
-#define TUS_VERSION "1.0.0"
 #define TUS_EXTENSIONS "creation,expiration,checksum,termination"
 #define TUS_ALGORITHMS "sha1,md5,sha256"
 #define PATH_LEN (CONF_STR + 64)

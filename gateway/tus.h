@@ -11,6 +11,9 @@
 
 #include "errors.h"
 
+/* The protocol version spoken, sent as Tus-Resumable on every tus answer. */
+#define TUS_VERSION "1.0.0"
+
 struct gw;
 struct router;
 struct tus_info;

@@ -13,6 +13,15 @@
 #include "conn.h"
 #include "gate.h"
 #include "reply.h"
+#include "tus.h"
+
+/* Before a refusal: a tus client (it sends Tus-Resumable on every request but OPTIONS) gets it
+ * back, as the protocol asks of every answer. */
+static void tus_echo(struct conn *c, struct request *r)
+{
+    size_t len;
+    if (request_header(r, "tus-resumable", &len)) reply_header(c, "Tus-Resumable", TUS_VERSION);
+}
 
 int wroom_gate(struct conn *c, struct request *r, const struct route_params *p)
 {
@@ -22,17 +31,20 @@ int wroom_gate(struct conn *c, struct request *r, const struct route_params *p)
     struct ticket t;
     if (!tok || wroom_ticket_parse(c->gw, tok, tlen, &t) < 0 || t.kind != TK_SESSION ||
         !wroom_find(c->gw, t.room, strlen(t.room))) {
+        tus_echo(c, r);
         reply_err(c, ERR_NOT_ADMITTED, NULL, NULL);
         return -1;
     }
     size_t rlen;
     const char *rn = conn_param(c, "room", &rlen);
     if (rn && (strlen(t.room) != rlen || memcmp(t.room, rn, rlen) != 0)) {
+        tus_echo(c, r);
         reply_err_msg(c, ERR_NOT_ADMITTED, NULL, "Sesi ini untuk antrean lain.",
                       "This session belongs to another queue.", NULL);
         return -1;
     }
     if (t.t <= clock_wall_ms()) {
+        tus_echo(c, r);
         reply_err(c, ERR_SESSION_EXPIRED, NULL, NULL);
         return -1;
     }

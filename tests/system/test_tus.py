@@ -254,6 +254,7 @@ def test_no_session_is_refused_before_anything_else(tus):
         r = requests.request(method, tus.url(path), headers={"Tus-Resumable": "1.0.0"},
                              timeout=10)
         assert r.status_code == 401, (method, r.status_code)
+        assert r.headers["Tus-Resumable"] == "1.0.0", method
 
 
 # ---- creation ------------------------------------------------------------------------------
