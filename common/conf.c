@@ -157,6 +157,10 @@ static const struct directive table[] = {
      NULL, "worker admin listener (/metrics)"},
     {"worker", "drain_timeout_ms", T_INT, 0, 600000, "10000", 1, F(worker.drain_timeout_ms), NULL,
      NULL, "on shutdown, how long jobs in hand may finish"},
+    {"worker", "admin_token_file", T_STR, 0, CONF_STR - 1, "", 1, F(worker.admin_token_file), NULL,
+     NULL,
+     "file holding the bearer token /metrics needs (empty: no token; keep admin_listen on "
+     "loopback)"},
 
 /* [queue.NAME]: one block of rows per queue (I is its enum job_queue), all reloadable. */
 /* clang-format off */

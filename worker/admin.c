@@ -3,8 +3,10 @@
  * in its shared-memory slot (summed), and what Redis knows (XINFO GROUPS lag and pending, the
  * oldest pending entry's age, retries waiting), read by common/lua/queue.lua 'stats' when the
  * scrape comes. Without Redis the counters are still given and antre_worker_redis_up is 0.
- * Listens on loopback by default; it takes no input beyond a request line of at most
- * HEAD_MAX bytes, and drops a client that does not send it within a few seconds. */
+ * With [worker] admin_token_file set, a scrape needs `Authorization: Bearer <token>` (compared
+ * in constant time, common/bearer.c; 401 otherwise). Listens on loopback by default; it takes
+ * no input beyond a request head of at most HEAD_MAX bytes, and drops a client that does not
+ * send it within a few seconds. */
 #include "admin.h"
 
 #include <event2/buffer.h>
@@ -14,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "antre/bearer.h"
 #include "antre/clock.h"
 #include "antre/keys.h"
 #include "antre/lua_scripts.h"
@@ -27,6 +31,7 @@ struct admin {
     struct evconnlistener *lev;
     struct rconn *rc;
     const struct slots *slots;
+    const struct bearer *token;
 };
 
 /* One scrape: its connection, and the Redis figures of each queue once they come. */
@@ -65,9 +70,13 @@ static void answer(struct bufferevent *bev, int status, const char *ctype, struc
     struct evbuffer *out = bufferevent_get_output(bev);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                        "Connection: close\r\n\r\n",
-                        status, status == 200 ? "OK" : "Not Found", ctype,
-                        body ? evbuffer_get_length(body) : 0);
+                        "%sConnection: close\r\n\r\n",
+                        status,
+                        status == 200   ? "OK"
+                        : status == 401 ? "Unauthorized"
+                                        : "Not Found",
+                        ctype, body ? evbuffer_get_length(body) : 0,
+                        status == 401 ? "WWW-Authenticate: Bearer\r\n" : "");
     if (body) evbuffer_add_buffer(out, body);
     bufferevent_setcb(bev, NULL, close_after_write, on_event, NULL);
     bufferevent_disable(bev, EV_READ);
@@ -170,6 +179,24 @@ static void start_scrape(struct scrape *s)
     free(s);
 }
 
+/* The value of header NAME (lower case) in HEAD (a NUL-terminated request head), without the
+ * spaces around it, and its length in *LEN; NULL when absent. */
+static const char *header_value(const char *head, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (const char *l = strstr(head, "\r\n"); l; l = strstr(l, "\r\n")) {
+        l += 2;
+        if (strncasecmp(l, name, nl) != 0 || l[nl] != ':') continue;
+        const char *v = l + nl + 1, *e = strstr(v, "\r\n");
+        if (!e) e = v + strlen(v);
+        while (v < e && (*v == ' ' || *v == '\t')) v++;
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        *len = (size_t)(e - v);
+        return v;
+    }
+    return NULL;
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct scrape *s = arg;
@@ -179,11 +206,19 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (evbuffer_get_length(in) > HEAD_MAX) on_event(bev, BEV_EVENT_ERROR, s);
         return;
     }
-    char line[64] = "";
-    evbuffer_copyout(in, line, sizeof line - 1);
+    char head[HEAD_MAX + 1];
+    size_t n = evbuffer_copyout(in, head, (size_t)end.pos < HEAD_MAX ? (size_t)end.pos : HEAD_MAX);
+    head[n] = '\0';
     bufferevent_disable(bev, EV_READ);
-    if (strncmp(line, "GET /metrics ", 13) != 0 && strncmp(line, "GET /metrics?", 13) != 0) {
+    if (strncmp(head, "GET /metrics ", 13) != 0 && strncmp(head, "GET /metrics?", 13) != 0) {
         answer(bev, 404, "text/plain", NULL);
+        free(s);
+        return;
+    }
+    size_t alen = 0;
+    const char *auth = header_value(head, "authorization", &alen);
+    if (!bearer_allows(s->a->token, auth, alen)) {
+        answer(bev, 401, "text/plain", NULL);
         free(s);
         return;
     }
@@ -214,13 +249,15 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 }
 
 struct admin *admin_new(struct event_base *base, const struct conf_addr *addr, struct rconn *rc,
-                        const struct slots *slots, char *err, size_t errlen)
+                        const struct slots *slots, const struct bearer *token, char *err,
+                        size_t errlen)
 {
     if (!stats_script.src) script_init(&stats_script, lua_queue);
     struct admin *a = calloc(1, sizeof *a);
     if (!a) abort();
     a->rc = rc;
     a->slots = slots;
+    a->token = token;
     unsigned flags =
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE_PORT;
     a->lev = evconnlistener_new_bind(base, on_accept, a, flags, 64,

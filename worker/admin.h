@@ -17,13 +17,16 @@ struct admin_slot {
 
 struct event_base;
 struct admin;
+struct bearer;
 
 /* Listen on ADDR (with SO_REUSEPORT: every worker process listens, any may answer) and serve
  * GET /metrics: the counters of every slot of SLOTS (borrowed) summed, and each queue's lag,
  * pending and oldest pending age read from Redis through RC at scrape time. NULL with the reason
- * in ERR when the address cannot be bound. Free with admin_free. */
+ * in ERR when the address cannot be bound. TOKEN (borrowed; its owner may reload it) is the
+ * bearer token a scrape must show (none loaded: open). Free with admin_free. */
 struct admin *admin_new(struct event_base *base, const struct conf_addr *addr, struct rconn *rc,
-                        const struct slots *slots, char *err, size_t errlen);
+                        const struct slots *slots, const struct bearer *token, char *err,
+                        size_t errlen);
 
 void admin_free(struct admin *a);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "antre/bearer.h"
 #include "antre/clock.h"
 #include "antre/conf.h"
 #include "antre/log.h"
@@ -38,6 +39,7 @@ struct worker {
     struct queue *queues[JOB__QUEUES]; /* NULL: no handler for that queue yet */
     struct event *drain_ev;
     int64_t drain_deadline_ms;
+    struct bearer admin_token; /* what /metrics asks for ([worker] admin_token_file) */
 };
 
 /* Counters of every worker process, mapped before the fork (admin.h: struct admin_slot). */
@@ -83,13 +85,25 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+/* Load [worker] admin_token_file; on failure the token in use stays. 0, or -1 (logged). */
+static int load_admin_token(struct worker *w)
+{
+    char err[CONF_STR + 100];
+    if (bearer_load(&w->admin_token, w->conf.worker.admin_token_file, err, sizeof err) == 0)
+        return 0;
+    log_error("worker: admin_token_file: %s process=%d", err, w->slot);
+    return -1;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct worker *w = arg;
     (void)what;
     if (sig == SIGHUP) {
-        if (program_reload(&w->conf, "worker", 1) == 0)
+        if (program_reload(&w->conf, "worker", 1) == 0) {
+            load_admin_token(w);
             log_info("worker: configuration reloaded path=%s", w->conf.path);
+        }
         return;
     }
     if (w->drain_deadline_ms) return; /* already draining */
@@ -122,6 +136,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         event_add(ev[i], NULL);
     }
     supervisor_child_ready();
+    if (load_admin_token(&w) < 0) return 1;
     char err[512];
     struct rconn_opts ro = {.url = url,
                             .timeout_ms = conf->redis.timeout_ms,
@@ -139,8 +154,8 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
             if (handlers[i])
                 w.queues[i] = queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
                                         handlers[i], rc, &stats->q[i]);
-        struct admin *adm =
-            admin_new(w.base, &conf->worker.admin_listen, rc, &worker_slots, err, sizeof err);
+        struct admin *adm = admin_new(w.base, &conf->worker.admin_listen, rc, &worker_slots,
+                                      &w.admin_token, err, sizeof err);
         if (!adm) log_error("worker: admin listener: %s; /metrics is off process=%d", err, slot);
         rconn_set_state_cb(rc, on_redis_state, &w);
         log_info("worker: started redis=%s process=%d consumer=%s",

@@ -93,6 +93,7 @@ struct conf_worker {
     int processes;
     struct conf_addr admin_listen;
     int drain_timeout_ms;
+    char admin_token_file[CONF_STR];
 };
 
 /* One [queue.NAME] section: how the worker drains one queue. queue[] in struct conf is
