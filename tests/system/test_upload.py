@@ -649,6 +649,27 @@ def test_other_files_are_refused_with_a_hint(make_gateway, workdir, rdb, photo_f
     assert put(g, tok, reg, photo_files["heic"], "selfie", "image/heic").status == 202
 
 
+def test_registration_checklist_names_the_photo_types(make_gateway, workdir):
+    """The `missing` hint of a document says which photos are taken, in both languages."""
+    g = start(make_gateway, workdir)
+    tok = session(g)
+    reg = registration(g, tok)
+    hints = {}
+    for lang in ("id", "en"):
+        r = requests.get(g.url(f"/v1/registrations/{reg}"), timeout=HANG,
+                         headers={"Authorization": f"Bearer {tok}", "Accept-Language": lang})
+        assert r.status_code == 200, r.text
+        for kind in ("ktp", "selfie"):
+            c = r.json()["checks"][kind]
+            assert c["state"] == "missing", c
+            hints[lang, kind] = c["hint"]
+    for kind in ("ktp", "selfie"):
+        assert "JPEG, PNG, WebP, HEIC atau HEIF" in hints["id", kind], hints
+        assert "kamera ponsel" in hints["id", kind], hints
+        assert "JPEG, PNG, WebP, HEIC or HEIF" in hints["en", kind], hints
+        assert "phone's camera" in hints["en", kind], hints
+
+
 def test_expect_100_continue(make_gateway, workdir):
     g = start(make_gateway, workdir, max_bytes="1M")
     tok = session(g)
