@@ -46,7 +46,7 @@ struct upload {
     uint64_t reserved; /* bytes taken from the spool budget */
     uint64_t max;      /* [upload] max_bytes when the head arrived */
     uint64_t received;
-    const char *ctype; /* declared (upload_declared) or NULL; at completion the detected type */
+    const char *ctype; /* declared (upload_declared), "" or NULL; at completion the detected */
     const char *kind;  /* "ktp" or "selfie" (static) */
     char reg_id[IDENT_LEN + 1];
     char id[IDENT_LEN + 1];   /* the upload id, also the spool file's name */
@@ -172,7 +172,7 @@ static void refuse_not_owner(struct conn *c, const char *what_id, const char *wh
 /* ---- PUT /v1/registrations/{id}/documents/{kind} ------------------------------------------ */
 
 /* What a Content-Type value (V, LEN bytes; parameters and blanks allowed) declares: see
- * upload_declared. */
+ * upload_declared; "" for an empty value, which says nothing. */
 static const char *declared_type(const char *v, size_t len)
 {
     const char *end = v + len;
@@ -180,7 +180,7 @@ static const char *declared_type(const char *v, size_t len)
     const char *semi = memchr(v, ';', (size_t)(end - v));
     if (semi) end = semi;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    return upload_declared(v, (size_t)(end - v));
+    return end == v ? "" : upload_declared(v, (size_t)(end - v));
 }
 
 /* The client went away, the body timed out or broke a limit: no file, no job. */
@@ -253,7 +253,8 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
         return -1;
     }
     const char *ct = request_header(r, "content-type", &ctlen);
-    /* No Content-Type says nothing, like application/octet-stream: the bytes decide. */
+    /* No Content-Type, or an empty one, says nothing, like application/octet-stream: the bytes
+     * decide. */
     const char *ctype = ct ? declared_type(ct, ctlen) : NULL;
     if (ct && !ctype) {
         upload_refuse_declared(c);

@@ -594,6 +594,7 @@ def upload_records(rdb):
     ("heic", "Image/HEIC; q=1", "image/heic"),
     ("heic", "application/octet-stream", "image/heic"),
     ("webp", None, "image/webp"),
+    ("webp", " ", "image/webp"),  # an empty Content-Type
     ("heic", "image/jpeg", "image/heic"),
     ("png", "image/jpeg", "image/png"),
 ])
