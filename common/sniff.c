@@ -64,14 +64,44 @@ enum sniff_type sniff_bytes(const void *data, size_t len)
     return sniff_ftyp(b, len);
 }
 
-int sniff_could_be(const void *b, size_t len, enum sniff_type t)
+/* Whether the LEN bytes at B agree with the N bytes of SIG placed at offset OFF, as far as they
+ * go (bytes not there yet agree). */
+static int agrees(const unsigned char *b, size_t len, size_t off, const void *sig, size_t n)
 {
-    const unsigned char *sig;
-    size_t n;
-    if (t == SNIFF_JPEG) sig = sig_jpeg, n = sizeof sig_jpeg;
-    else if (t == SNIFF_PNG) sig = sig_png, n = sizeof sig_png;
-    else return 0;
-    return memcmp(b, sig, len < n ? len : n) == 0;
+    if (len <= off) return 1;
+    return memcmp(b + off, sig, len - off < n ? len - off : n) == 0;
+}
+
+/* sniff_could_be for the ftyp types (HEIC, HEIF, AVIF). The answer is sniff_bytes's as soon as
+ * the bytes it reads are there (the box, up to SNIFF_MAX); before that, a box head that cannot
+ * be one, or a major brand that names another type, already says no. */
+static int ftyp_could_be(const unsigned char *b, size_t len, enum sniff_type t)
+{
+    if (!agrees(b, len, 4, "ftyp", 4)) return 0;
+    if (len < 4) return 1;
+    uint32_t size = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    if (size < 16 || (size - 16) % 4 != 0) return 0;
+    if (len >= (size < SNIFF_MAX ? size : SNIFF_MAX)) return sniff_bytes(b, len) == t;
+    if (len >= 12) {
+        enum sniff_type major = brand_type(b + 8);
+        if (major != SNIFF_UNKNOWN) return major == t;
+    }
+    return 1;
+}
+
+int sniff_could_be(const void *data, size_t len, enum sniff_type t)
+{
+    const unsigned char *b = data;
+    switch (t) {
+    case SNIFF_JPEG: return agrees(b, len, 0, sig_jpeg, sizeof sig_jpeg);
+    case SNIFF_PNG: return agrees(b, len, 0, sig_png, sizeof sig_png);
+    case SNIFF_WEBP: return agrees(b, len, 0, "RIFF", 4) && agrees(b, len, 8, "WEBP", 4);
+    case SNIFF_PDF: return agrees(b, len, 0, "%PDF-", 5);
+    case SNIFF_HEIC:
+    case SNIFF_HEIF:
+    case SNIFF_AVIF: return ftyp_could_be(b, len, t);
+    default: return 0;
+    }
 }
 
 enum sniff_type sniff_fd(int fd)

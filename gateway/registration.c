@@ -442,10 +442,12 @@ static void answer_status(struct status *st)
         const char *What = k ? (en ? "Selfie" : "Swafoto") : (en ? "KTP photo" : "Foto KTP");
         if (!u || !state[0]) {
             snprintf(hint, sizeof hint,
-                     en ? "Upload your %s: JPEG or PNG, up to %ld MB, at least %dx%d pixels, "
-                          "sharp and not cropped."
-                        : "Unggah %s Anda: JPEG atau PNG, paling besar %ld MB, minimal %dx%d "
-                          "piksel, tajam dan tidak terpotong.",
+                     en ? "Upload your %s: a photo from your phone's camera (JPEG, PNG, WebP, "
+                          "HEIC or HEIF), up to %ld MB, at least %dx%d pixels, sharp and not "
+                          "cropped."
+                        : "Unggah %s Anda: foto dari kamera ponsel (JPEG, PNG, WebP, HEIC atau "
+                          "HEIF), paling besar %ld MB, minimal %dx%d piksel, tajam dan tidak "
+                          "terpotong.",
                      what, max_mb, c->gw->conf.upload.min_width, c->gw->conf.upload.min_height);
             json_object_set_new(checks, doc_kinds[k], check("missing", "not_uploaded", hint));
             json_array_append_new(next, json_string(hint));

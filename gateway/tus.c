@@ -52,12 +52,13 @@
 #include "router.h"
 #include "spool.h"
 #include "tus_store.h"
+#include "upload.h"
 
 #define TUS_EXTENSIONS "creation,expiration,checksum,termination"
 #define TUS_ALGORITHMS "sha1,md5,sha256"
 #define PATH_LEN (CONF_STR + 64)
 #define NAME_LEN 64
-#define SIG_LEN 8                  /* bytes kept to tell a JPEG or PNG (sniff_could_be) */
+#define SIG_LEN SNIFF_MAX          /* first bytes kept: enough for any ftyp brand (sniff.h) */
 #define PATCH_MAX_BODY (1LL << 30) /* the real bound is the upload's remaining length */
 
 /* A request working on one upload: a PATCH streaming its body, or any request queuing a
@@ -78,9 +79,10 @@ struct op {
     EVP_MD_CTX *md;   /* Upload-Checksum being computed, or NULL */
     unsigned char want[EVP_MAX_MD_SIZE];
     unsigned wantlen;
-    unsigned char sig[SIG_LEN]; /* first bytes of the upload (PATCH at offset 0) */
+    unsigned char sig[SIG_LEN]; /* the upload's first bytes, while under SIG_LEN are known */
     size_t siglen;
-    unsigned bad_type : 1;  /* the first bytes are not a JPEG or PNG */
+    unsigned sig_on : 1;    /* the PATCH began inside the first SIG_LEN bytes: check them */
+    unsigned bad_type : 1;  /* the first bytes cannot be a photo type we take (upload.h) */
     unsigned finishing : 1; /* queuing or removing: cannot be taken over */
     char content_type[16];  /* detected from the bytes at completion */
 };
@@ -146,13 +148,11 @@ static void fail_locked(struct conn *c) { fail(c, ERR_UPLOAD_LOCKED, NULL, NULL)
 static void fail_complete(struct conn *c) { fail(c, ERR_UPLOAD_COMPLETE, NULL, NULL); }
 static void fail_internal(struct conn *c) { fail(c, ERR_INTERNAL_ERROR, NULL, NULL); }
 
-#define TYPE_MSG_ID                                                                                \
-    "Foto harus berformat JPEG atau PNG; simpan ulang foto sebagai JPEG lalu unggah lagi."
-#define TYPE_MSG_EN "The photo must be a JPEG or PNG; save it as a JPEG and upload again."
-
-static void fail_type(struct conn *c)
+/* The upload's bytes are of type DETECTED, not a photo we take; IN's filetype was DECLARED. */
+static void fail_type(struct conn *c, const struct tus_info *in, enum sniff_type detected)
 {
-    fail_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL, TYPE_MSG_ID, TYPE_MSG_EN, NULL);
+    reply_header(c, "Tus-Resumable", TUS_VERSION);
+    upload_refuse_content(c, in->content_type, detected);
 }
 
 /* Redis is not connected, or a command failed or timed out. */
@@ -349,10 +349,13 @@ int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tu
                 return meta_fail(e, ERR_INVALID_METADATA, "filetype",
                                  "filetype disebut lebih dari sekali.",
                                  "filetype is given more than once.");
-            if (!value_is(dec, dl, "image/jpeg") && !value_is(dec, dl, "image/png"))
-                return meta_fail(e, ERR_UNSUPPORTED_MEDIA_TYPE, "filetype", TYPE_MSG_ID,
-                                 TYPE_MSG_EN);
-            memcpy(in->content_type, dec, dl + 1);
+            /* Empty (a browser that does not know the file's type) says nothing, like
+             * application/octet-stream: the bytes decide at completion. */
+            const char *t = dl ? upload_declared((const char *)dec, dl) : "";
+            if (!t)
+                return meta_fail(e, ERR_UNSUPPORTED_MEDIA_TYPE, "filetype", UPLOAD_TYPE_MSG_ID,
+                                 UPLOAD_TYPE_MSG_EN);
+            snprintf(in->content_type, sizeof in->content_type, "%s", t);
         }
     }
     if (!have_reg)
@@ -373,8 +376,10 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_
     struct tus_meta_error e;
     if (tus_metadata_parse(v, len, in, &e) < 0) {
         /* A filetype we do not take answers as any other wrong type, with no field. */
-        fail_msg(c, e.code, e.code == ERR_UNSUPPORTED_MEDIA_TYPE ? NULL : e.field, e.msg_id,
-                 e.msg_en, NULL);
+        if (e.code == ERR_UNSUPPORTED_MEDIA_TYPE) {
+            reply_header(c, "Tus-Resumable", TUS_VERSION);
+            upload_refuse_declared(c);
+        } else fail_msg(c, e.code, e.field, e.msg_id, e.msg_en, NULL);
         return -1;
     }
     if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, gate_session(c)->owner)) {
@@ -617,11 +622,11 @@ static void finalize(struct op *j)
         return;
     }
     enum sniff_type t = tus_store_sniff(gw, j->id);
-    if (t != SNIFF_JPEG && t != SNIFF_PNG) {
-        log_info("tus: not a JPEG or PNG id=%s type=%s", j->id,
+    if (!upload_type_taken(t)) {
+        log_info("tus: not a photo type we take id=%s type=%s", j->id,
                  sniff_mime(t) ? sniff_mime(t) : "unknown");
         tus_store_remove(gw, j->id);
-        fail_type(j->c);
+        fail_type(j->c, &j->info, t);
         op_free(j);
         return;
     }
@@ -727,12 +732,11 @@ static int patch_sink(void *arg, const char *data, size_t len)
 {
     struct op *j = arg;
     if (j->bad_type) return 0; /* read and dropped: the answer will be 415 */
-    if (j->start == 0 && j->siglen < SIG_LEN) {
+    if (j->sig_on && j->siglen < SIG_LEN) {
         size_t take = len < SIG_LEN - j->siglen ? len : SIG_LEN - j->siglen;
         memcpy(j->sig + j->siglen, data, take);
         j->siglen += take;
-        if (!sniff_could_be(j->sig, j->siglen, SNIFF_JPEG) &&
-            !sniff_could_be(j->sig, j->siglen, SNIFF_PNG)) {
+        if (!upload_could_be_taken(j->sig, j->siglen)) {
             j->bad_type = 1;
             return 0;
         }
@@ -877,6 +881,12 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
     j->lockfd = fd;
     j->sp = s;
     j->start = size;
+    /* A PATCH that starts inside the first SIG_LEN bytes carries on the early type check with
+     * the bytes already on disk (an earlier PATCH may have sent only a few). */
+    if (size < SIG_LEN && (size == 0 || pread(fd, j->sig, (size_t)size, 0) == (ssize_t)size)) {
+        j->siglen = (size_t)size;
+        j->sig_on = 1;
+    }
     if (md) {
         j->md = EVP_MD_CTX_new();
         if (!j->md || EVP_DigestInit_ex(j->md, md, NULL) != 1) abort();
@@ -898,7 +908,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
     conn_set_abort(c, NULL, NULL); /* from here this function answers */
     if (j->bad_type) {
         tus_store_remove(gw, j->id);
-        fail_type(c);
+        fail_type(c, &j->info, sniff_bytes(j->sig, j->siglen));
         op_free(j);
         return;
     }

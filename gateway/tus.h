@@ -38,7 +38,7 @@ void tus_free(struct gw *gw);
 int tus_offset(struct gw *gw, const char *id, uint64_t *offset);
 
 /* Why tus_metadata_parse refused: the error to answer with (ERR_INVALID_METADATA, or
- * ERR_UNSUPPORTED_MEDIA_TYPE for a `filetype` that is not image/jpeg or image/png), the metadata
+ * ERR_UNSUPPORTED_MEDIA_TYPE for a `filetype` that upload_declared refuses), the metadata
  * key at fault (NULL for the header as a whole) and the message in Indonesian and English.
  * Static strings. */
 struct tus_meta_error {
@@ -51,9 +51,10 @@ struct tus_meta_error {
 /* Parse an Upload-Metadata value (V, LEN bytes, need not be NUL-terminated; V may be NULL when
  * LEN is 0): comma-separated "key base64value" pairs, at most TUS_META_MAX bytes of printable
  * ASCII. registration_id (an upload id's format, ident.h) and kind (ktp|selfie) are required,
- * filetype (image/jpeg|image/png) optional, each at most once; other keys are kept (the raw
- * value goes to IN->metadata, echoed by HEAD) but not read. Fills IN's metadata, reg, kind and
- * content_type (left as they were when absent). 0, or -1 with the reason in E. Whether the
+ * filetype optional (a type upload_declared takes, stored by its lower-case name; empty says
+ * nothing and is stored as ""), each at most once; other keys are kept (the raw value goes to
+ * IN->metadata, echoed by HEAD) but not read. Fills IN's metadata, reg, kind and content_type
+ * (left as they were when absent). 0, or -1 with the reason in E. Whether the
  * registration is the session's is the caller's to check. */
 int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tus_meta_error *e);
 

@@ -21,7 +21,7 @@ struct tus_info {
     int64_t expires; /* Unix seconds */
     char reg[IDENT_LEN + 1];
     char kind[8];                    /* ktp | selfie */
-    char content_type[16];           /* as declared by `filetype`, or "" */
+    char content_type[32];           /* as declared by `filetype` (upload_declared), or "" */
     char metadata[TUS_META_MAX + 1]; /* Upload-Metadata as the client sent it */
 };
 

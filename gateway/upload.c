@@ -3,13 +3,15 @@
  * A KTP or selfie photo arrives as the whole body of one PUT. Everything that can be decided
  * from the head is decided there, before a body byte is read, so a refused phone does not send
  * megabytes for nothing: the owner of the registration (from the id itself, see ident.h), the
- * document kind, the length (411 without one), the size limit (413), the type (415), whether
- * Redis can take the job, and the per-process upload budget (503 + Retry-After). An accepted
- * body streams into a spool file named by a fresh upload id, never whole in memory. When it is
- * complete its first bytes must be the signature of the declared type (sniff.h); the file is
- * fsynced, the job is queued by one script (upload record, the registration's pointer, the
- * `upload` stream entry), and only then does the applicant hear 202. A client that goes away mid-body leaves no
- * file and no job: the abort hook removes the file and gives the budget back.
+ * document kind, the length (411 without one), the size limit (413), a declared type that is not
+ * a photo we take (415; see upload.h), whether Redis can take the job, and the per-process upload
+ * budget (503 + Retry-After). An accepted body streams into a spool file named by a fresh upload
+ * id, never whole in memory. When it is complete its first bytes decide its type (sniff.h): one
+ * of the five taken types, whatever was declared, recorded as the job's content_type (else 415
+ * naming what it is); the file is fsynced, the job is queued by one script (upload record, the
+ * registration's pointer, the `upload` stream entry), and only then does the applicant hear 202.
+ * A client that goes away mid-body leaves no file and no job: the abort hook removes the file
+ * and gives the budget back.
  *
  * GET /v1/uploads/{id} reads the upload record that the enqueue script wrote and the worker
  * updates (processing, then accepted or rejected with a reason and a hint). */
@@ -44,7 +46,7 @@ struct upload {
     uint64_t reserved; /* bytes taken from the spool budget */
     uint64_t max;      /* [upload] max_bytes when the head arrived */
     uint64_t received;
-    const char *ctype; /* "image/jpeg" or "image/png" (static) */
+    const char *ctype; /* declared (upload_declared), "" or NULL; at completion the detected */
     const char *kind;  /* "ktp" or "selfie" (static) */
     char reg_id[IDENT_LEN + 1];
     char id[IDENT_LEN + 1];   /* the upload id, also the spool file's name */
@@ -94,25 +96,67 @@ static void refuse_too_large(struct conn *c, uint64_t size, uint64_t max)
                             (json_int_t)max));
 }
 
-static void refuse_type(struct conn *c)
+/* ---- the photo types taken (upload.h) ----------------------------------------------------- */
+
+static const enum sniff_type taken[] = {SNIFF_JPEG, SNIFF_PNG, SNIFF_WEBP, SNIFF_HEIC, SNIFF_HEIF};
+#define NTAKEN (sizeof taken / sizeof taken[0])
+
+int upload_type_taken(enum sniff_type t)
 {
-    reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
-                  "Hanya foto JPEG atau PNG yang diterima (image/jpeg atau image/png). Simpan "
-                  "foto sebagai JPEG atau PNG lalu unggah lagi.",
-                  "Only JPEG or PNG photos are accepted (image/jpeg or image/png). Save the photo "
-                  "as JPEG or PNG and upload again.",
-                  json_pack("{s:[s,s]}", "accepted", "image/jpeg", "image/png"));
+    for (size_t i = 0; i < NTAKEN; i++)
+        if (t == taken[i]) return 1;
+    return 0;
 }
 
-static void refuse_not_jpeg_png(struct conn *c, const char *declared, const char *detected)
+int upload_could_be_taken(const void *b, size_t len)
 {
-    reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
-                  "Isi berkas bukan foto JPEG atau PNG seperti yang disebutkan. Simpan foto "
-                  "sebagai JPEG atau PNG lalu unggah lagi.",
-                  "The file is not the JPEG or PNG photo it was sent as. Save the photo as JPEG "
-                  "or PNG and upload again.",
-                  json_pack("{s:[s,s], s:s, s:s?}", "accepted", "image/jpeg", "image/png",
-                            "declared", declared, "detected", detected));
+    for (size_t i = 0; i < NTAKEN; i++)
+        if (sniff_could_be(b, len, taken[i])) return 1;
+    return 0;
+}
+
+const char *upload_declared(const char *v, size_t len)
+{
+    static const char octet[] = "application/octet-stream";
+    for (size_t i = 0; i < NTAKEN; i++) {
+        const char *m = sniff_mime(taken[i]);
+        if (len == strlen(m) && strncasecmp(v, m, len) == 0) return m;
+    }
+    if (len == sizeof octet - 1 && strncasecmp(v, octet, len) == 0) return octet;
+    return NULL;
+}
+
+json_t *upload_accepted_json(void)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < NTAKEN; i++) json_array_append_new(a, json_string(sniff_mime(taken[i])));
+    return a;
+}
+
+void upload_refuse_declared(struct conn *c)
+{
+    reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL, UPLOAD_TYPE_MSG_ID, UPLOAD_TYPE_MSG_EN,
+                  json_pack("{s:o}", "accepted", upload_accepted_json()));
+}
+
+void upload_refuse_content(struct conn *c, const char *declared, enum sniff_type detected)
+{
+    const char *what_id = "Isi berkas ini bukan foto yang bisa kami baca.";
+    const char *what_en = "This file is not a photo we can read.";
+    if (detected == SNIFF_PDF) {
+        what_id = "Berkas ini PDF, bukan foto.";
+        what_en = "This file is a PDF, not a photo.";
+    } else if (detected == SNIFF_AVIF) {
+        what_id = "Foto AVIF tidak diterima.";
+        what_en = "AVIF photos are not accepted.";
+    }
+    char msg_id[512], msg_en[512];
+    snprintf(msg_id, sizeof msg_id, "%s %s %s", what_id, UPLOAD_TAKEN_ID, UPLOAD_HOW_ID);
+    snprintf(msg_en, sizeof msg_en, "%s %s %s", what_en, UPLOAD_TAKEN_EN, UPLOAD_HOW_EN);
+    reply_err_msg(c, ERR_UNSUPPORTED_MEDIA_TYPE, NULL, msg_id, msg_en,
+                  json_pack("{s:o, s:s?, s:s?}", "accepted", upload_accepted_json(), "declared",
+                            declared && declared[0] ? declared : NULL, "detected",
+                            sniff_mime(detected)));
 }
 
 static void refuse_not_owner(struct conn *c, const char *what_id, const char *what_en)
@@ -127,18 +171,16 @@ static void refuse_not_owner(struct conn *c, const char *what_id, const char *wh
 
 /* ---- PUT /v1/registrations/{id}/documents/{kind} ------------------------------------------ */
 
-/* The media type of a Content-Type value without parameters, if it is one we take. */
-static const char *accepted_type(const char *v, size_t len)
+/* What a Content-Type value (V, LEN bytes; parameters and blanks allowed) declares: see
+ * upload_declared; "" for an empty value, which says nothing. */
+static const char *declared_type(const char *v, size_t len)
 {
     const char *end = v + len;
     while (v < end && (*v == ' ' || *v == '\t')) v++;
     const char *semi = memchr(v, ';', (size_t)(end - v));
     if (semi) end = semi;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    size_t n = (size_t)(end - v);
-    if (n == 10 && strncasecmp(v, "image/jpeg", 10) == 0) return "image/jpeg";
-    if (n == 9 && strncasecmp(v, "image/png", 9) == 0) return "image/png";
-    return NULL;
+    return end == v ? "" : upload_declared(v, (size_t)(end - v));
 }
 
 /* The client went away, the body timed out or broke a limit: no file, no job. */
@@ -211,9 +253,11 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
         return -1;
     }
     const char *ct = request_header(r, "content-type", &ctlen);
-    const char *ctype = ct ? accepted_type(ct, ctlen) : NULL;
-    if (!ctype) {
-        refuse_type(c);
+    /* No Content-Type, or an empty one, says nothing, like application/octet-stream: the bytes
+     * decide. */
+    const char *ctype = ct ? declared_type(ct, ctlen) : NULL;
+    if (ct && !ctype) {
+        upload_refuse_declared(c);
         return -1;
     }
     /* Without Redis the job could not be queued: say so before the applicant sends it all. */
@@ -302,16 +346,17 @@ static void put_done(struct conn *c, struct request *r, const struct route_param
     struct upload *u = r->body_arg;
     /* From here this handler owns U until it answers. */
     conn_set_abort(c, NULL, NULL);
-    /* DETECTED may name a type we do not take (WebP, HEIC, PDF): the 415 then says what the
-     * file really is. Only the declared type, itself JPEG or PNG, is accepted. */
-    const char *detected = sniff_mime(sniff_bytes(u->magic, u->nmagic));
-    if (!detected || strcmp(detected, u->ctype) != 0) {
+    /* The bytes decide: a photo declared image/heic whose brand says HEIF, or declared
+     * image/jpeg and saved as PNG, is taken as what it is, and the job records that. */
+    enum sniff_type t = sniff_bytes(u->magic, u->nmagic);
+    if (!upload_type_taken(t)) {
         spool_discard(u->spool);
         const char *declared = u->ctype;
         upload_free(u);
-        refuse_not_jpeg_png(c, declared, detected);
+        upload_refuse_content(c, declared, t);
         return;
     }
+    u->ctype = sniff_mime(t);
     struct spool *s = u->spool;
     u->spool = NULL;
     /* The fsync runs off the loop; the job is queued once the bytes are on disk. */

@@ -41,9 +41,14 @@ enum sniff_type sniff_bytes(const void *b, size_t len);
  * storage. */
 const char *sniff_mime(enum sniff_type t);
 
-/* 1 when the LEN bytes at B could still be the start of a file of type T (JPEG or PNG only:
- * the types whose signature is a fixed prefix; 0 for others), that is, they agree with T's
- * signature as far as they go. Lets a streaming reader refuse a body at its first bytes. */
+/* 1 when the LEN bytes at B could still be the start of a file that sniff_bytes calls T, that
+ * is, they agree with T's signature as far as they go; 0 when no more bytes can make it T (and
+ * always 0 for SNIFF_UNKNOWN). Lets a streaming reader refuse a body at its first bytes. Fixed
+ * signatures (JPEG, PNG, WebP's RIFF....WEBP, PDF) are compared as far as LEN goes. An ftyp
+ * type (HEIC, HEIF, AVIF) stays possible until its box head, its major brand or (when the
+ * major brand is not one of those listed above) the whole box as far as SNIFF_MAX says
+ * otherwise: its brands start at offset 8, so a reader must keep up to SNIFF_MAX bytes to be
+ * sure. From SNIFF_MAX bytes on the answer is final: 1 exactly when sniff_bytes(B, LEN) == T. */
 int sniff_could_be(const void *b, size_t len, enum sniff_type t);
 
 /* Sniff the file open at FD: reads its first SNIFF_MAX bytes with pread (the file offset does

@@ -4,8 +4,9 @@
  * The input is a header value, given in a buffer of exactly its size. Checked with abort():
  *   - the answer is 0 or -1; on -1 the error names a code, Indonesian and English messages;
  *   - on 0, registration_id is a well-formed id, kind is ktp or selfie, content_type is empty,
- *     image/jpeg or image/png, and metadata is the input itself (so at most TUS_META_MAX bytes
- *     of printable ASCII);
+ *     one of the five photo types (image/jpeg, image/png, image/webp, image/heic, image/heif)
+ *     or application/octet-stream, in lower case, and metadata is the input itself (so at most
+ *     TUS_META_MAX bytes of printable ASCII);
  *   - the parser stops at LEN: the same value followed by more bytes gives the same answer;
  *   - it agrees with reference(), the rules of tus.h written another way (a NUL-terminated copy
  *     cut with strchr/strspn, base64 decoded by OpenSSL's EVP_DecodeBlock), on the result, the
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fuzz.h"
 
@@ -27,7 +29,7 @@ struct ref {
     int rc;
     enum error_id code;
     const char *field;
-    char reg[IDENT_LEN + 1], kind[8], type[16];
+    char reg[IDENT_LEN + 1], kind[8], type[32];
 };
 
 static int refuse(struct ref *r, enum error_id code, const char *field)
@@ -111,12 +113,19 @@ static int reference(const char *v, size_t len, struct ref *r)
                 rc = refuse(r, ERR_INVALID_METADATA, "filetype");
                 break;
             }
-            if (!((dl == 10 && !memcmp(dec, "image/jpeg", 10)) ||
-                  (dl == 9 && !memcmp(dec, "image/png", 9)))) {
+            /* Any case; stored in lower case; empty says nothing. */
+            static const char *const types[] = {"image/jpeg", "image/png",
+                                                "image/webp", "image/heic",
+                                                "image/heif", "application/octet-stream"};
+            size_t k = 0;
+            while (k < 6 && !((size_t)dl == strlen(types[k]) &&
+                              !strncasecmp((const char *)dec, types[k], (size_t)dl)))
+                k++;
+            if (dl > 0 && k == 6) {
                 rc = refuse(r, ERR_UNSUPPORTED_MEDIA_TYPE, "filetype");
                 break;
             }
-            memcpy(r->type, dec, (size_t)dl);
+            if (dl > 0) strcpy(r->type, types[k]);
         }
         if (!comma) break;
         seg = next;
@@ -150,7 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(strlen(in.reg) == IDENT_LEN && strspn(in.reg, "0123456789abcdef") == IDENT_LEN);
         CHECK(!strcmp(in.kind, "ktp") || !strcmp(in.kind, "selfie"));
         CHECK(!in.content_type[0] || !strcmp(in.content_type, "image/jpeg") ||
-              !strcmp(in.content_type, "image/png"));
+              !strcmp(in.content_type, "image/png") || !strcmp(in.content_type, "image/webp") ||
+              !strcmp(in.content_type, "image/heic") || !strcmp(in.content_type, "image/heif") ||
+              !strcmp(in.content_type, "application/octet-stream"));
         CHECK(size <= TUS_META_MAX && strlen(in.metadata) == size &&
               !memcmp(in.metadata, data, size));
     }

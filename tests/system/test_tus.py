@@ -24,10 +24,12 @@ import pytest
 import requests
 
 from conftest import parse_responses, read_all, wait_for
+from photos import photo_files  # noqa: F401 (a fixture)
 
 TUS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tus")
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 STREAM = "antre:{intake}:q:upload"
+TAKEN = ["image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"]
 
 ROOM = {
     "room.w.admit_rate_per_min": 6000,
@@ -548,6 +550,118 @@ def test_a_file_that_is_not_a_jpeg_or_png_is_refused_and_removed(tus):
     assert tus.record(loc) == {}
 
 
+# ---- the photo types phones save (issue 8) -----------------------------------------------------
+
+def jobs_of(tus, loc):
+    uid = loc.rsplit("/", 1)[1]
+    return [j for j in stream_jobs(tus.redis) if j["upload_id"] == uid]
+
+
+# The bytes decide, as for PUT (test_upload.py): filetype may name another type of the family,
+# say nothing (application/octet-stream), be empty (a browser that does not know HEIC) or be
+# absent. The record's content_type becomes what the file is.
+@pytest.mark.parametrize("name,filetype,detected", [
+    ("webp", "image/webp", "image/webp"),
+    ("heic", "image/heic", "image/heic"),
+    ("heif", "image/heif", "image/heif"),
+    ("heif", "image/heic", "image/heif"),
+    ("heic", "IMAGE/HEIF", "image/heic"),
+    ("heic", "application/octet-stream", "image/heic"),
+    ("heic", "", "image/heic"),
+    ("webp", None, "image/webp"),
+])
+def test_phone_photos_are_taken_as_their_bytes_say(tus, photo_files, name, filetype, detected):
+    s, reg = tus.applicant()
+    data = photo_files[name]
+    meta = metadata(reg, "ktp", None) + ("" if filetype is None else f",filetype {b64(filetype)}")
+    r = tus.create(s, reg, len(data), **{"Upload-Metadata": meta})
+    assert r.status_code == 201, r.text
+    loc = r.headers["Location"]
+    declared = (filetype or "").lower()
+    assert tus.record(loc)["content_type"] == declared
+    r = tus.patch(s, loc, 0, data)
+    assert r.status_code == 204, r.text
+    assert r.headers["Upload-Offset"] == str(len(data))
+    rec = tus.record(loc)
+    assert (rec["state"], rec["content_type"]) == ("processing", detected), rec
+    assert len(jobs_of(tus, loc)) == 1
+    with open(tus.files(loc)[0], "rb") as f:
+        assert f.read() == data
+
+
+@pytest.mark.parametrize("name,detected", [("heic", "image/heic"), ("heif", "image/heif")])
+def test_a_first_patch_of_a_few_bytes_is_not_refused_early(tus, photo_files, name, detected):
+    """The brands that tell HEIC from HEIF and AVIF begin at byte 8: a first PATCH of 6 bytes,
+    then one that ends inside the ftyp box, cannot be judged yet and must not be refused."""
+    s, reg = tus.applicant()
+    data = photo_files[name]
+    loc = tus.new_upload(s, reg, len(data), filetype="image/heic")
+    for start, end in ((0, 6), (6, 20), (20, len(data))):
+        r = tus.patch(s, loc, start, data[start:end])
+        assert r.status_code == 204, (start, r.text)
+        assert r.headers["Upload-Offset"] == str(end)
+    assert tus.record(loc)["content_type"] == detected
+    assert len(jobs_of(tus, loc)) == 1
+
+
+def assert_refused(tus, s, r, loc, detected):
+    assert r.status_code == 415, r.text
+    assert r.headers["Tus-Resumable"] == "1.0.0"
+    err = r.json()["error"]
+    assert (err["code"], err["accepted"], err["detected"]) == \
+        ("unsupported_media_type", TAKEN, detected), err
+    assert "JPEG, PNG, WebP, HEIC atau HEIF" in err["message"], err
+    assert "kamera ponsel" in err["message"], err
+    # The upload is gone: no files, no record, no job.
+    assert tus.head(s, loc).status_code == 404
+    assert not any(os.path.exists(p) for p in tus.files(loc))
+    assert tus.record(loc) == {}
+    assert jobs_of(tus, loc) == []
+
+
+def test_avif_pdf_and_noise_are_refused_with_a_hint(tus, photo_files):
+    s, reg = tus.applicant()
+    # Declared as what they are: refused at creation, naming the five types.
+    for filetype in ("application/pdf", "image/avif", "image/gif"):
+        r = tus.create(s, reg, 1000, filetype=filetype, **{"Accept-Language": "en"})
+        assert r.status_code == 415, (filetype, r.text)
+        err = r.json()["error"]
+        assert err["accepted"] == TAKEN and "field" not in err, err
+        assert "JPEG, PNG, WebP, HEIC or HEIF" in err["message"], err
+        assert "phone's camera" in err["message"], err
+
+    # An AVIF declared image/heic: its first 10 bytes could still be a HEIC (204); the next
+    # PATCH brings the major brand, and the upload is refused there, before its end.
+    avif = photo_files["avif"]
+    loc = tus.new_upload(s, reg, len(avif), filetype="image/heic")
+    assert tus.patch(s, loc, 0, avif[:10]).status_code == 204
+    r = tus.patch(s, loc, 10, avif[10:40])
+    assert_refused(tus, s, r, loc, "image/avif")
+
+    # Random bytes declared image/heic: refused at the first bytes.
+    noise = photo_files["noise"]
+    loc = tus.new_upload(s, reg, len(noise), filetype="image/heic")
+    assert_refused(tus, s, tus.patch(s, loc, 0, noise), loc, None)
+
+    # A PDF sent without a filetype: the first PATCH names it.
+    pdf = photo_files["pdf"]
+    loc = tus.new_upload(s, reg, len(pdf), filetype=None)
+    r = tus.patch(s, loc, 0, pdf)
+    assert_refused(tus, s, r, loc, "application/pdf")
+    assert "Berkas ini PDF" in r.json()["error"]["message"]
+
+    # A foreign major brand whose compatible brands say AVIF: refused once its box is in.
+    box = b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00mif1avif" + avif[28:]
+    loc = tus.new_upload(s, reg, len(box), filetype="image/heif")
+    assert_refused(tus, s, tus.patch(s, loc, 0, box), loc, "image/avif")
+
+    # The first 12 bytes of a HEIC and nothing more: they could begin a HEIC, so the early
+    # check lets them in, and the check at completion refuses the file.
+    loc = tus.new_upload(s, reg, 12, filetype="image/heic")
+    assert_refused(tus, s, tus.patch(s, loc, 0, photo_files["heic"][:12]), loc, None)
+    assert not os.path.isdir(tus.spool) or os.listdir(tus.spool) == []
+
+
 def test_someone_elses_upload_is_refused(tus):
     s, reg = tus.applicant()
     other = tus.session()
@@ -875,5 +989,33 @@ def test_tus_js_client_resumes_after_a_cut_in_the_middle_of_a_chunk(make_tus, wo
     jobs = [j for j in stream_jobs(tus.redis) if j["upload_id"] == uid]
     assert jobs == [{"upload_id": uid, "registration_id": reg, "kind": "ktp"}]
     assert tus.record(loc)["state"] == "processing"
+    with open(tus.files(loc)[0], "rb") as f:
+        assert f.read() == data
+
+
+def test_tus_js_client_sends_a_heic_in_small_chunks(make_tus, workdir, photo_files):
+    """The reference client as a web page would use it for an iPhone photo: filetype image/heic,
+    and chunks of 100 bytes, so that the first PATCH ends before SNIFF_MAX and the early type
+    check is carried on by the second."""
+    node = node_ready()
+    tus = make_tus()
+    s, reg = tus.applicant()
+    data = photo_files["heic"]
+    path = os.path.join(workdir, "IMG_0001.HEIC")
+    with open(path, "wb") as f:
+        f.write(data)
+    r = subprocess.run(
+        [node, "upload.js", "--endpoint", tus.url("/v1/uploads"), "--file", path, "--session", s,
+         "--registration", reg, "--kind", "selfie", "--chunk-size", "100", "--filetype",
+         "image/heic"],
+        cwd=TUS_DIR, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["ok"] and out["retries"] == [], out
+    loc = "/v1/uploads/" + out["url"].rsplit("/", 1)[1]
+    rec = tus.record(loc)
+    assert (rec["state"], rec["kind"], rec["content_type"]) == \
+        ("processing", "selfie", "image/heic"), rec
+    assert len(jobs_of(tus, loc)) == 1
     with open(tus.files(loc)[0], "rb") as f:
         assert f.read() == data

@@ -22,10 +22,12 @@ import pytest
 import requests
 
 from conftest import wait_for
+from photos import photo_files  # noqa: F401 (a fixture)
 
 HANG = 10.0  # seconds: the longest any single wait may take before the test fails
 MIB = 1024 * 1024
 STREAM = "antre:{intake}:q:upload"
+TAKEN = ["image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"]
 
 ROOM = {"room.w.max_active": 100000, "room.w.admit_rate_per_min": 600000,
         "room.w.session_ttl_s": 3600, "room.w.redeem_window_s": 300}
@@ -295,14 +297,19 @@ def test_refusals_come_in_order_from_the_head(make_gateway, workdir, rdb):
     assert (a.status, a.code) == (413, "file_too_large"), a
     assert "10,1 MB; batasnya 10 MB" in a.message, a
 
-    # Type not image/jpeg or image/png: 415, saying which types are accepted.
-    for ctype in ("text/plain", "image/gif", "image/jpegx", "application/octet-stream", None):
+    # A declared type that is not a photo we take: 415, saying which types are accepted and how
+    # to send a photo instead. (application/octet-stream, or no type, says nothing: the bytes
+    # decide; see test_phone_photos_are_taken_as_their_bytes_say.)
+    for ctype in ("text/plain", "image/gif", "image/jpegx", "application/pdf", "image/avif",
+                  "image/heic-sequence"):
         a = ask(None, ctype=ctype)
         assert (a.status, a.code) == (415, "unsupported_media_type"), (ctype, a)
-        assert a.json()["error"]["accepted"] == ["image/jpeg", "image/png"], a
-    a_id, a_en = both_languages(lambda l: ask(l, ctype="image/gif"))
-    assert "JPEG atau PNG" in a_id.message and "image/jpeg" in a_id.message, a_id
-    assert "JPEG or PNG" in a_en.message and "image/png" in a_en.message, a_en
+        assert a.json()["error"]["accepted"] == TAKEN, a
+    a_id, a_en = both_languages(lambda l: ask(l, ctype="application/pdf"))
+    assert "JPEG, PNG, WebP, HEIC atau HEIF" in a_id.message, a_id
+    assert "image/heic" in a_id.message and "kamera ponsel" in a_id.message, a_id
+    assert "JPEG, PNG, WebP, HEIC or HEIF" in a_en.message, a_en
+    assert "image/heif" in a_en.message and "phone's camera" in a_en.message, a_en
 
     # Budget: a body larger than the spool bytes left (8 MB) is refused with Retry-After.
     a_id, a_en = both_languages(lambda l: ask(l, length=9 * MIB))
@@ -533,27 +540,28 @@ def test_chunked_upload_over_the_limit_is_cut(make_gateway, workdir, rdb):
     assert put(g, tok, reg, jpeg_bytes(1000)).status == 202
 
 
-@pytest.mark.parametrize("declared,make", [("image/jpeg", png_bytes), ("image/png", jpeg_bytes),
-                                           ("image/jpeg", lambda n: b"GIF89a" + b"\0" * n),
-                                           ("image/png", lambda n: b"")])
-def test_content_must_match_the_declared_type(make_gateway, workdir, rdb, declared, make):
+@pytest.mark.parametrize("declared,make", [("image/jpeg", lambda n: b"GIF89a" + b"\0" * n),
+                                           ("image/png", lambda n: b""),
+                                           ("image/heic", lambda n: b"\0\0\0\x18ftyp")])
+def test_content_must_be_a_photo_we_take(make_gateway, workdir, rdb, declared, make):
     g = start(make_gateway, workdir, max_concurrent=1)
     tok = session(g)
     reg = registration(g, tok)
     body = make(5000)
     a_id, a_en = both_languages(lambda l: put(g, tok, reg, body, "ktp", declared, lang=l))
     assert (a_id.status, a_id.code) == (415, "unsupported_media_type"), a_id
-    assert "JPEG atau PNG" in a_id.message and "JPEG or PNG" in a_en.message, (a_id, a_en)
+    assert "JPEG, PNG, WebP, HEIC atau HEIF" in a_id.message, a_id
+    assert "JPEG, PNG, WebP, HEIC or HEIF" in a_en.message, a_en
     assert a_id.json()["error"]["declared"] == declared, a_id
+    assert a_id.json()["error"]["detected"] is None, a_id
     assert spool_files(workdir) == []
     assert rdb("XLEN", STREAM) == 0
     assert put(g, tok, reg, jpeg_bytes(1000)).status == 202  # budget given back
 
 
-# First bytes of a WebP (libwebp), an iPhone HEIC, a PDF and a GIF: the 415 names what they are.
+# First bytes of an AVIF (libavif), a PDF and a GIF: the 415 names what they are.
 @pytest.mark.parametrize("magic,detected", [
-    (b"RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00", "image/webp"),
-    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "image/heic"),
+    (b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B", "image/avif"),
     (b"%PDF-1.7\n", "application/pdf"),
     (b"GIF89a", None)])
 def test_refusal_names_the_detected_type(make_gateway, workdir, rdb, magic, detected):
@@ -565,6 +573,102 @@ def test_refusal_names_the_detected_type(make_gateway, workdir, rdb, magic, dete
     err = a.json()["error"]
     assert err["declared"] == "image/jpeg" and err["detected"] == detected, err
     assert rdb("XLEN", STREAM) == 0
+
+
+# --- the photo types phones save (issue 8) ----------------------------------------------------
+
+def upload_records(rdb):
+    return rdb("KEYS", "antre:{intake}:upl:*")
+
+
+# Real files (photos.py). The bytes decide: a declared type of the family never refuses a file
+# that is another type we take (an iPhone may say image/heic for a HEIF-branded file, a browser
+# that does not know HEIC says application/octet-stream or nothing), and the job records what
+# the file is.
+@pytest.mark.parametrize("name,declared,detected", [
+    ("webp", "image/webp", "image/webp"),
+    ("heic", "image/heic", "image/heic"),
+    ("heif", "image/heif", "image/heif"),
+    ("heif", "image/heic", "image/heif"),
+    ("heic", "image/heif", "image/heic"),
+    ("heic", "Image/HEIC; q=1", "image/heic"),
+    ("heic", "application/octet-stream", "image/heic"),
+    ("webp", None, "image/webp"),
+    ("webp", " ", "image/webp"),  # an empty Content-Type
+    ("heic", "image/jpeg", "image/heic"),
+    ("png", "image/jpeg", "image/png"),
+])
+def test_phone_photos_are_taken_as_their_bytes_say(make_gateway, workdir, rdb, photo_files,
+                                                    name, declared, detected):
+    g = start(make_gateway, workdir)
+    tok = session(g)
+    reg = registration(g, tok)
+    body = photo_files[name]
+    a = put(g, tok, reg, body, "ktp", declared)
+    assert a.status == 202, a
+    uid = a.json()["upload_id"]
+    assert rdb.jobs() == [{"upload_id": uid, "registration_id": reg, "kind": "ktp"}]
+    rec = rdb.hgetall(f"antre:{{intake}}:upl:{uid}")
+    assert (rec["state"], rec["content_type"]) == ("processing", detected), rec
+    assert rec["bytes"] == str(len(body)), rec
+    with open(rec["path"], "rb") as f:
+        assert f.read() == body
+
+
+# Not a photo we take, though declared as one: 415 naming what it is, the five types and how to
+# send a photo instead; no file, no job, no record.
+@pytest.mark.parametrize("name,declared,detected,what_id,what_en", [
+    ("pdf", "image/jpeg", "application/pdf", "Berkas ini PDF", "This file is a PDF"),
+    ("pdf", "application/octet-stream", "application/pdf", "Berkas ini PDF", "is a PDF"),
+    ("avif", "image/heic", "image/avif", "Foto AVIF tidak diterima", "AVIF photos are not"),
+    ("noise", "image/heic", None, "bukan foto yang bisa kami baca", "not a photo we can read"),
+])
+def test_other_files_are_refused_with_a_hint(make_gateway, workdir, rdb, photo_files, name,
+                                             declared, detected, what_id, what_en):
+    g = start(make_gateway, workdir, max_concurrent=1)
+    tok = session(g)
+    reg = registration(g, tok)
+    body = photo_files[name]
+    a_id, a_en = both_languages(lambda l: put(g, tok, reg, body, "selfie", declared, lang=l))
+    assert (a_id.status, a_id.code) == (415, "unsupported_media_type"), a_id
+    err = a_id.json()["error"]
+    assert (err["declared"], err["detected"], err["accepted"]) == (declared, detected, TAKEN), err
+    assert what_id in a_id.message and "kamera ponsel" in a_id.message, a_id
+    assert "JPEG, PNG, WebP, HEIC atau HEIF" in a_id.message, a_id
+    assert what_en in a_en.message and "photo of the card" in a_en.message, a_en
+    assert "JPEG, PNG, WebP, HEIC or HEIF" in a_en.message, a_en
+    assert spool_files(workdir) == []
+    assert rdb("XLEN", STREAM) == 0 and upload_records(rdb) == []
+    assert rdb("HGET", f"antre:{{intake}}:reg:{reg}", "selfie_upload") is None
+    # Declared as what it is (a PDF, an AVIF): refused from the head, before the body.
+    if name != "noise":
+        with connect(g) as s:
+            s.sendall(head(reg, "selfie", tok, detected, 5 * MIB))
+            a = read_answer(s)
+        assert (a.status, a.code) == (415, "unsupported_media_type"), a
+        assert a.json()["error"]["accepted"] == TAKEN and "detected" not in a.json()["error"]
+    assert put(g, tok, reg, photo_files["heic"], "selfie", "image/heic").status == 202
+
+
+def test_registration_checklist_names_the_photo_types(make_gateway, workdir):
+    """The `missing` hint of a document says which photos are taken, in both languages."""
+    g = start(make_gateway, workdir)
+    tok = session(g)
+    reg = registration(g, tok)
+    hints = {}
+    for lang in ("id", "en"):
+        r = requests.get(g.url(f"/v1/registrations/{reg}"), timeout=HANG,
+                         headers={"Authorization": f"Bearer {tok}", "Accept-Language": lang})
+        assert r.status_code == 200, r.text
+        for kind in ("ktp", "selfie"):
+            c = r.json()["checks"][kind]
+            assert c["state"] == "missing", c
+            hints[lang, kind] = c["hint"]
+    for kind in ("ktp", "selfie"):
+        assert "JPEG, PNG, WebP, HEIC atau HEIF" in hints["id", kind], hints
+        assert "kamera ponsel" in hints["id", kind], hints
+        assert "JPEG, PNG, WebP, HEIC or HEIF" in hints["en", kind], hints
+        assert "phone's camera" in hints["en", kind], hints
 
 
 def test_expect_100_continue(make_gateway, workdir):

@@ -198,7 +198,94 @@ Test(sniff, could_be)
     cr_assert_not(sniff_could_be("\xff\xd9", 2, SNIFF_JPEG));
     cr_assert(sniff_could_be("\x89PN", 3, SNIFF_PNG));
     cr_assert_not(sniff_could_be("\x89PX", 3, SNIFF_PNG));
-    cr_assert_not(sniff_could_be("RIFF", 4, SNIFF_WEBP)); /* only fixed-prefix types */
+    /* WebP: RIFF, any size, WEBP. */
+    cr_assert(sniff_could_be("RIFF", 4, SNIFF_WEBP));
+    cr_assert(sniff_could_be("RIFF\x24\x00\x00\x00WE", 10, SNIFF_WEBP));
+    cr_assert_not(sniff_could_be("RIFF\x24\x00\x00\x00WA", 10, SNIFF_WEBP)); /* a WAV */
+    cr_assert_not(sniff_could_be("RIFX", 4, SNIFF_WEBP));
+    cr_assert(sniff_could_be("%PD", 3, SNIFF_PDF));
+    cr_assert_not(sniff_could_be("%PDX", 4, SNIFF_PDF));
+    cr_assert_not(sniff_could_be("\xff\xd8\xff", 3, SNIFF_UNKNOWN));
+    cr_assert_not(sniff_could_be("", 0, SNIFF_UNKNOWN));
+}
+
+/* Every prefix of HDR (FULL bytes, a complete ftyp box) could be WANT, and the whole is WANT
+ * and nothing else; each prefix is a heap copy of exactly its length (ASan sees an overread). */
+static void prefixes_could_be(const char *hdr, size_t full, enum sniff_type want)
+{
+    for (size_t n = 0; n <= full; n++) {
+        char *cut = malloc(n ? n : 1);
+        memcpy(cut, hdr, n);
+        cr_assert(sniff_could_be(cut, n, want), "type %d cut to %zu", want, n);
+        free(cut);
+    }
+    for (enum sniff_type t = SNIFF_JPEG; t < SNIFF__COUNT; t++)
+        cr_assert_eq(sniff_could_be(hdr, full, t), t == want, "type %d as %d", want, t);
+}
+
+Test(sniff, could_be_an_ftyp_type)
+{
+    /* The bytes a streaming reader sees one by one never refuse a real HEIC, HEIF or AVIF. */
+    prefixes_could_be(heic_iphone, sizeof heic_iphone - 1, SNIFF_HEIC);
+    prefixes_could_be(heif_generic, sizeof heif_generic - 1, SNIFF_HEIF);
+    prefixes_could_be(heic_mif1_major, sizeof heic_mif1_major - 1, SNIFF_HEIF);
+    prefixes_could_be(heic_seq, sizeof heic_seq - 1, SNIFF_HEIC);
+    prefixes_could_be(avif, sizeof avif - 1, SNIFF_AVIF);
+    prefixes_could_be(webp_ext, sizeof webp_ext - 1, SNIFF_WEBP);
+
+    /* The first 8 bytes (all the old 8-byte check saw) cannot tell HEIC, HEIF and AVIF apart. */
+    for (enum sniff_type t = SNIFF_HEIC; t <= SNIFF_AVIF; t++)
+        cr_assert(sniff_could_be(avif, 8, t));
+    /* A known major brand decides at 12 bytes, before the box is in. */
+    cr_assert(sniff_could_be(avif, 12, SNIFF_AVIF));
+    cr_assert_not(sniff_could_be(avif, 12, SNIFF_HEIC));
+    cr_assert_not(sniff_could_be(avif, 12, SNIFF_HEIF));
+    cr_assert_not(sniff_could_be(heic_iphone, 12, SNIFF_HEIF));
+
+    /* A foreign major brand: the compatible brands decide, so only the whole box can say no. */
+    static const char isom[] = "\x00\x00\x00\x1c"
+                               "ftypisom\x00\x00\x00\x00"
+                               "mp41mp42heic";
+    for (size_t n = 0; n < sizeof isom - 1; n++) {
+        cr_assert(sniff_could_be(isom, n, SNIFF_HEIC), "cut to %zu", n);
+        cr_assert(sniff_could_be(isom, n, SNIFF_HEIF), "cut to %zu", n);
+    }
+    cr_assert(sniff_could_be(isom, sizeof isom - 1, SNIFF_HEIC));
+    cr_assert_not(sniff_could_be(isom, sizeof isom - 1, SNIFF_HEIF));
+    static const char mp4[] = "\x00\x00\x00\x18"
+                              "ftypisom\x00\x00\x00\x00"
+                              "mp41mp42";
+    cr_assert(sniff_could_be(mp4, 20, SNIFF_HEIC));
+    cr_assert_not(sniff_could_be(mp4, sizeof mp4 - 1, SNIFF_HEIC)); /* a video */
+
+    /* Box heads that cannot be an ftyp box say no at once. */
+    cr_assert_not(sniff_could_be("\x00\x00\x00\x18moov", 8, SNIFF_HEIC));
+    cr_assert_not(sniff_could_be("\x00\x00\x00\x18"
+                                 "ftpy",
+                                 8, SNIFF_HEIC));
+    cr_assert_not(sniff_could_be("\x00\x00\x00\x0c", 4, SNIFF_HEIC)); /* under 16 */
+    cr_assert_not(sniff_could_be("\x00\x00\x00\x19", 4, SNIFF_HEIF)); /* half a brand */
+    cr_assert(sniff_could_be("\x00\x00\x00\x18"
+                             "ft",
+                             6, SNIFF_HEIF));
+}
+
+Test(sniff, could_be_past_sniff_max_is_sniff_bytes)
+{
+    /* A box longer than SNIFF_MAX: undecided until SNIFF_MAX bytes, then what sniff_bytes says,
+     * for every type. */
+    unsigned char b[SNIFF_MAX + 64];
+    memset(b, 'x', sizeof b);
+    memcpy(b,
+           "\x00\x00\x10\x00"
+           "ftypisom\x00\x00\x00\x00",
+           16);
+    memcpy(b + SNIFF_MAX - 4, "mif1", 4);
+    cr_assert(sniff_could_be(b, SNIFF_MAX - 1, SNIFF_HEIC));
+    for (size_t n = SNIFF_MAX; n <= sizeof b; n += 32)
+        for (enum sniff_type t = SNIFF_JPEG; t < SNIFF__COUNT; t++)
+            cr_assert_eq(sniff_could_be(b, n, t), sniff_bytes(b, n) == t, "%zu bytes as %d", n, t);
+    cr_assert_eq(sniff_bytes(b, sizeof b), SNIFF_HEIF);
 }
 
 Test(sniff, from_a_file)
