@@ -406,7 +406,8 @@ int64_t http_client_retry_after(const char *v, time_t now)
         for (; *p >= '0' && *p <= '9'; p++)
             if (s < INT64_C(1) << 40) s = s * 10 + (*p - '0');
         while (*p == ' ' || *p == '\t') p++;
-        return *p ? -1 : s;
+        if (*p) return -1;
+        return s > INT64_C(1) << 40 ? INT64_C(1) << 40 : s;
     }
     time_t t = curl_getdate(v, NULL);
     if (t == (time_t)-1) return -1;

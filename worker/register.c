@@ -165,9 +165,13 @@ static void clean_line(const char *s, char *out, size_t outlen)
         out[o++] = (char)ch;
         space = 0;
     }
-    if (*s) /* cut: do not leave half a character */
-        while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80) o--;
-    if (*s && o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0xC0) o--;
+    if (*s) { /* cut: drop the last character when only part of it fits */
+        size_t k = o;
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--;
+        unsigned char lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (k > 0 && o - (k - 1) < need) o = k - 1;
+    }
     while (o > 0 && out[o - 1] == ' ') o--;
     out[o] = 0;
 }
