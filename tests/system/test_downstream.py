@@ -208,10 +208,13 @@ def test_outage_503_then_every_registration_once_at_the_rate(redis, workers, sin
         assert all(e["t"] >= recover_at[0] or e["status"] == 503 for e in sink.entries(rid))
     assert states(rd, ids) == ["accepted"] * n
     assert rd("XLEN", DEAD) == 0
-    # The GCRA allows a burst of 1 + rate/20 on top of the rate; one more for the jitter
-    # between a job's start and its request reaching the sink.
+    # The GCRA allows a burst of 1 + rate/20 on top of the rate; two more for the jitter
+    # between a job's start and its request reaching the sink on a busy machine.
     peak = max_in_window([e["t"] for e in es])
-    assert peak <= rate + 2 + 1, (peak, len(es))
+    assert peak <= rate + 2 + 2, (peak, len(es))
+    # and over the whole recovery, on average, the rate itself (5 % for the clocks)
+    oks = sorted(e["t"] for e in es if e["status"] == 201)
+    assert (len(oks) - 1) / (oks[-1] - oks[0]) <= rate * 1.05, (len(oks), oks[-1] - oks[0])
     m = w.metrics()
     assert m[q("register", "antre_worker_jobs_processed_total")] == n
     assert m[q("register", "antre_worker_jobs_retried_total")] >= 1
