@@ -44,6 +44,7 @@ static const char *const level_choices[] = {"debug", "info", "warn", "error", NU
 static const char *const mode_choices[] = {"fifo", "passthrough", "reject", NULL};
 
 static int check_redis_url(const char *v, char *err, size_t errlen);
+static int check_downstream_url(const char *v, char *err, size_t errlen);
 
 #define MAX_INT 2147483647.0
 static const struct directive table[] = {
@@ -161,6 +162,20 @@ static const struct directive table[] = {
      NULL,
      "file holding the bearer token /metrics needs (empty: no token; keep admin_listen on "
      "loopback)"},
+
+    {"downstream", "url", T_STR, 0, CONF_STR - 1, "", 1, F(downstream.url), NULL,
+     check_downstream_url,
+     "where registrations are POSTed (http:// or https://); empty: accepted locally"},
+    {"downstream", "timeout_ms", T_INT, 100, 600000, "10000", 1, F(downstream.timeout_ms), NULL,
+     NULL, "one delivery attempt, connect included; a timeout is retried"},
+    {"downstream", "connect_timeout_ms", T_INT, 100, 600000, "3000", 1,
+     F(downstream.connect_timeout_ms), NULL, NULL, "TCP and TLS connect of one attempt"},
+    {"downstream", "max_response_bytes", T_SIZE, 1024, 16777216.0, "64K", 1,
+     F(downstream.max_response_bytes), NULL, NULL,
+     "longest answer read from the downstream; a longer one is a failed attempt"},
+    {"downstream", "signing_key_file", T_STR, 0, CONF_STR - 1, "", 0,
+     F(downstream.signing_key_file), NULL, NULL,
+     "key file (as secret_file) whose first key signs each body (X-Antre-Signature); empty: none"},
 
 /* [queue.NAME]: one block of rows per queue (I is its enum job_queue), all reloadable. */
 /* clang-format off */
@@ -285,6 +300,14 @@ int conf_time_parse(const char *s, int64_t *ms)
 static int check_redis_url(const char *v, char *err, size_t errlen)
 {
     return rconn_url_parse(v, NULL, err, errlen);
+}
+
+static int check_downstream_url(const char *v, char *err, size_t errlen)
+{
+    if (!v[0] || !strncasecmp(v, "http://", 7) || !strncasecmp(v, "https://", 8)) return 0;
+    /* The value is not quoted back: a URL may carry credentials. */
+    snprintf(err, errlen, "must start with http:// or https:// (or be empty)");
+    return -1;
 }
 
 int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t errlen)

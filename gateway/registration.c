@@ -485,14 +485,29 @@ static void answer_status(struct status *st)
         }
     }
     /* The worker's register job (worker/register.c) sets the record's state once the
-     * registration is accepted; until then it is being forwarded. It is not one of the
-     * applicant's steps, so it does not count towards "complete". */
-    if (!strcmp(field(st->reg, "state"), "accepted"))
+     * downstream (the registry) accepted or rejected the registration; until then it is being
+     * forwarded. It is not one of the applicant's steps, so it does not count towards
+     * "complete". A rejection carries the registry's own reason (cleaned and bounded by the
+     * worker), shown as it is, and what the applicant can do about it. */
+    const char *reg_state = field(st->reg, "state");
+    if (!strcmp(reg_state, "accepted"))
         json_object_set_new(checks, "registry",
                             check("accepted", NULL,
                                   en ? "Your registration was received."
                                      : "Pendaftaran Anda diterima."));
-    else
+    else if (!strcmp(reg_state, "rejected")) {
+        const char *why = field(st->reg, "reject_reason");
+        snprintf(hint, sizeof hint,
+                 en ? "The civil registry did not accept your registration: %s. Check that your "
+                      "NIK, KK number, name and date of birth are exactly as on your KTP and KK; "
+                      "if they are, contact %s and quote registration %s."
+                    : "Dukcapil tidak menerima pendaftaran Anda: %s. Pastikan NIK, nomor KK, "
+                      "nama, dan tanggal lahir sama persis dengan KTP dan KK Anda; jika sudah "
+                      "benar, hubungi %s dan sebutkan pendaftaran %s.",
+                 why[0] ? why : (en ? "no reason given" : "tanpa alasan"), prog->name, st->id);
+        json_object_set_new(checks, "registry", check("rejected", why[0] ? why : "rejected", hint));
+        json_array_append_new(next, json_string(hint));
+    } else
         json_object_set_new(checks, "registry",
                             check("pending", NULL,
                                   en ? "Your registration is being forwarded."

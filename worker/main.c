@@ -3,7 +3,8 @@
  *   antre-worker [-c FILE] [-t] [-j N]
  *
  * Each worker process connects to Redis (starting or joining the embedded one), runs a consumer
- * (queue.c) for every queue that has a handler (for now `register`, register.c; the upload
+ * (queue.c) for every queue that has a handler (for now `register`, register.c, which forwards
+ * registrations to [downstream] url through the libcurl client of http_client.c; the upload
  * queue waits for the photo pipeline), serves /metrics on [worker] admin_listen (admin.c),
  * re-reads the configuration on SIGHUP ([queue.NAME] changes take effect at the next read),
  * and on SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to
@@ -142,6 +143,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
                             .timeout_ms = conf->redis.timeout_ms,
                             .max_pending = conf->redis.max_pending};
     struct rconn *rc = rconn_new(w.base, &ro, err, sizeof err);
+    struct register_ctx *reg = NULL;
     w.rc = rc;
     w.drain_ev = evtimer_new(w.base, on_drain_tick, &w);
     if (rc) {
@@ -150,10 +152,21 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         snprintf(consumer, sizeof consumer, "%s:%ld", host, (long)getpid());
         srandom((unsigned)getpid() ^ (unsigned)time(NULL));
         struct admin_slot *stats = slots_at(&worker_slots, slot);
+        /* Each handler's context: the register queue's own, the others' the connection. */
+        void *ctx[JOB__QUEUES];
+        for (int i = 0; i < JOB__QUEUES; i++) ctx[i] = rc;
+        reg = register_new(w.base, rc, &w.conf, err, sizeof err);
+        if (!reg) {
+            log_error("worker: downstream: %s", err);
+            rconn_free(rc);
+            rc = NULL;
+            goto out;
+        }
+        ctx[JOB_REGISTER] = reg;
         for (int i = 0; i < JOB__QUEUES; i++)
             if (handlers[i])
                 w.queues[i] = queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
-                                        handlers[i], rc, &stats->q[i]);
+                                        handlers[i], ctx[i], &stats->q[i]);
         struct admin *adm = admin_new(w.base, &conf->worker.admin_listen, rc, &worker_slots,
                                       &w.admin_token, err, sizeof err);
         if (!adm) log_error("worker: admin listener: %s; /metrics is off process=%d", err, slot);
@@ -166,11 +179,13 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         for (int i = 0; i < JOB__QUEUES; i++)
             if (w.queues[i]) queue_abandon(w.queues[i]);
         rconn_free(rc);
+        register_free(reg);
         admin_free(adm);
         for (int i = 0; i < JOB__QUEUES; i++) queue_free(w.queues[i]);
     } else {
         log_error("worker: redis: %s", err);
     }
+out:
     event_free(w.drain_ev);
     for (int i = 0; i < 3; i++) event_free(ev[i]);
     event_base_free(w.base);

@@ -187,7 +187,9 @@ static void dead_letter(struct queue *q, struct finish *f, int attempts, const c
     send_finish(q, f, 3, keys, k, args);
 }
 
-void queue_done(struct queue_job *qj, enum queue_outcome o, const char *error)
+/* queue_done, with a retry due no earlier than MIN_DELAY_MS from now. */
+static void finish_job(struct queue_job *qj, enum queue_outcome o, const char *error,
+                       int64_t min_delay_ms)
 {
     struct queue *q = qj->q;
     struct finish *f = calloc(1, sizeof *f);
@@ -209,6 +211,7 @@ void queue_done(struct queue_job *qj, enum queue_outcome o, const char *error)
         for (int i = 1; i < qj->attempts && delay < q->conf->backoff_max_ms; i++) delay *= 2;
         if (delay > q->conf->backoff_max_ms) delay = q->conf->backoff_max_ms;
         delay = delay / 2 + (delay > 1 ? random() % (delay / 2 + 1) : 0);
+        if (delay < min_delay_ms) delay = min_delay_ms;
         char due[24];
         snprintf(due, sizeof due, "%lld", (long long)(clock_wall_ms() + delay));
         log_info("queue: retry queue=%s id=%s attempt=%d in_ms=%lld error=%s",
@@ -222,6 +225,16 @@ void queue_done(struct queue_job *qj, enum queue_outcome o, const char *error)
         int n = job_fields(&qj->job, fv, 2 * JOB_FIELDS_MAX, err, sizeof err);
         dead_letter(q, f, qj->attempts, error ? error : "failed", fv, n < 0 ? 0 : n);
     }
+}
+
+void queue_done(struct queue_job *qj, enum queue_outcome o, const char *error)
+{
+    finish_job(qj, o, error, 0);
+}
+
+void queue_retry_after(struct queue_job *qj, int64_t min_delay_ms, const char *error)
+{
+    finish_job(qj, QUEUE_RETRY, error, min_delay_ms);
 }
 
 /* Hand the entry E ({id, deliveries, {field, value, ...}}) to the handler, or dead-letter it. */

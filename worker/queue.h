@@ -60,6 +60,11 @@ int queue_in_hand(const struct queue *q);
  * queue_abandon it only forgets QJ (the entry stays pending, to be reclaimed). */
 void queue_done(struct queue_job *qj, enum queue_outcome o, const char *error);
 
+/* queue_done(QJ, QUEUE_RETRY, ERROR) with the retry due no earlier than MIN_DELAY_MS from now
+ * (the usual backoff when that is longer), for a dependency that said when to come back
+ * (Retry-After). After max_attempts deliveries QJ is dead-lettered as with queue_done. */
+void queue_retry_after(struct queue_job *qj, int64_t min_delay_ms, const char *error);
+
 /* From now on, queue_done acknowledges nothing (the drain timed out, or Redis is going away). */
 void queue_abandon(struct queue *q);
 

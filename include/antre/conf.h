@@ -96,6 +96,15 @@ struct conf_worker {
     char admin_token_file[CONF_STR];
 };
 
+/* [downstream]: where the worker forwards registrations (worker/register.c). */
+struct conf_downstream {
+    char url[CONF_STR];              /* "" : accepted locally */
+    int timeout_ms;                  /* one attempt, connect included */
+    int connect_timeout_ms;          /* TCP + TLS connect */
+    int64_t max_response_bytes;      /* longest answer read */
+    char signing_key_file[CONF_STR]; /* "": bodies are not signed */
+};
+
 /* One [queue.NAME] section: how the worker drains one queue. queue[] in struct conf is
  * indexed by enum job_queue (upload, register, verify). */
 struct conf_queue {
@@ -139,6 +148,7 @@ struct conf {
     struct conf_worker worker;
     struct conf_upload upload;
     struct conf_registration registration;
+    struct conf_downstream downstream;
     struct conf_queue queue[CONF_QUEUES];
     struct conf_room rooms[CONF_MAX_ROOMS];
     int nrooms;

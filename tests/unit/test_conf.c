@@ -400,6 +400,19 @@ Test(conf, unknown_directive)
     expect_error("gateway", "max_conections", "10", "unknown directive");
 }
 
+Test(conf, downstream_url_is_http_or_empty)
+{
+    expect_error("downstream", "url", "ftp://reg.example/in",
+                 "must start with http:// or https:// (or be empty)");
+    expect_error("downstream", "url", "reg.example/in",
+                 "must start with http:// or https:// (or be empty)");
+    struct conf c;
+    conf_defaults(&c);
+    cr_assert_str_empty(c.downstream.url, "the default accepts registrations locally");
+    cr_assert_eq(c.downstream.max_response_bytes, 65536);
+    cr_assert_eq(c.queue[1].rate, 23.0, "the civil registry's historical quota");
+}
+
 Test(conf, unknown_section) { expect_error("gatway", "max_connections", "10", "unknown section"); }
 
 Test(conf, bad_integer)
@@ -1041,7 +1054,9 @@ Test(conf, reload_merge_follows_the_table)
         else if (strcmp(name, "mode") == 0) snprintf(value, sizeof value, "reject");
         else if (strcmp(name, "paused") == 0 || strcmp(name, "reject_blurry") == 0)
             snprintf(value, sizeof value, "yes");
-        else if (strcmp(name, "url") == 0) snprintf(value, sizeof value, "unix:/tmp/x.sock");
+        else if (strcmp(name, "url") == 0)
+            snprintf(value, sizeof value, "%s",
+                     strcmp(section, "downstream") ? "unix:/tmp/x.sock" : "https://reg.example/in");
         else if (strcmp(name, "prequeue_from") == 0) {
             snprintf(value, sizeof value, "2030-01-01T00:00:00Z");
             snprintf(extra, sizeof extra, "opens_at = 2030-01-02T00:00:00Z\n");
