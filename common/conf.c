@@ -157,6 +157,8 @@ static const struct directive table[] = {
      NULL, "worker admin listener (/metrics)"},
     {"worker", "drain_timeout_ms", T_INT, 0, 600000, "10000", 1, F(worker.drain_timeout_ms), NULL,
      NULL, "on shutdown, how long jobs in hand may finish"},
+    {"worker", "photo_threads", T_INT, 0, 64, "0", 0, F(worker.photo_threads), NULL, NULL,
+     "threads checking photos in each worker process (0: the online CPUs, at most 4)"},
 
 /* [queue.NAME]: one block of rows per queue (I is its enum job_queue), all reloadable. */
 /* clang-format off */

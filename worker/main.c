@@ -3,13 +3,17 @@
  *   antre-worker [-c FILE] [-t] [-j N]
  *
  * Each worker process connects to Redis (starting or joining the embedded one), runs a consumer
- * (queue.c) for every queue that has a handler (for now `register`, register.c; the upload
- * queue waits for the photo pipeline), serves /metrics on [worker] admin_listen (admin.c),
- * re-reads the configuration on SIGHUP ([queue.NAME] changes take effect at the next read),
- * and on SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to
- * [worker] drain_timeout_ms, acknowledges nothing unfinished, and exits 0. It shares the gateway's configuration file and
- * start-up (common/program.c). With `[worker] processes` (or -j N) above 1, a supervisor
- * (common/supervisor.c) runs that many worker processes and restarts crashed ones. */
+ * (queue.c) for every queue that has a handler (`upload`, upload.c: photos checked on the
+ * process's thread pool, pool.c, of [worker] photo_threads threads; `register`, register.c),
+ * serves /metrics on [worker] admin_listen (admin.c), re-reads the configuration on SIGHUP
+ * ([queue.NAME] changes take effect at the next read, [upload] rules at the next photo), and on
+ * SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to [worker]
+ * drain_timeout_ms, then abandons the rest (a photo still on the pool finishes on its thread,
+ * but its verdict is neither recorded nor acknowledged: the entry stays pending), and exits 0.
+ * It shares the gateway's configuration file and start-up (common/program.c). With `[worker]
+ * processes` (or -j N) above 1, a supervisor (common/supervisor.c) runs that many worker
+ * processes and restarts crashed ones; libvips (photo_init) and the pool start in each process,
+ * after the fork. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,8 +31,11 @@
 #include "antre/redis_embed.h"
 #include "antre/slots.h"
 #include "antre/supervisor.h"
+#include "photo.h"
+#include "pool.h"
 #include "queue.h"
 #include "register.h"
+#include "upload.h"
 
 struct worker {
     struct conf conf;
@@ -36,6 +43,8 @@ struct worker {
     int slot;
     struct rconn *rc;
     struct queue *queues[JOB__QUEUES]; /* NULL: no handler for that queue yet */
+    struct pool *pool;                 /* the photo checks' threads */
+    struct upload *upload;
     struct event *drain_ev;
     int64_t drain_deadline_ms;
 };
@@ -44,7 +53,13 @@ struct worker {
 static struct slots worker_slots;
 
 /* The handler of each queue; NULL: the queue is not consumed (yet). */
-static queue_handler_fn *const handlers[JOB__QUEUES] = {[JOB_REGISTER] = register_handle};
+static queue_handler_fn *const handlers[JOB__QUEUES] =
+    {[JOB_UPLOAD] = upload_handle, [JOB_REGISTER] = register_handle};
+
+/* Photo jobs waiting for a pool thread, at most (beyond it a job is retried later). The jobs in
+ * hand are bounded first by [queue.upload] concurrency. */
+#define POOL_QUEUE_MAX 4096
+#define PHOTO_THREADS_AUTO_MAX 4
 
 static void on_redis_state(void *arg, enum rconn_state st)
 {
@@ -78,6 +93,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n) log_warn("worker: drain timeout; leaving jobs pending jobs=%d process=%d", n, w->slot);
+    /* No verdict of a photo still on the pool may be recorded from now on: its job is left. */
+    if (w->pool) pool_stop(w->pool);
     for (int i = 0; i < JOB__QUEUES; i++)
         if (w->queues[i]) queue_abandon(w->queues[i]);
     event_base_loopexit(w->base, NULL);
@@ -123,6 +140,22 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
     }
     supervisor_child_ready();
     char err[512];
+    /* libvips starts here, in the process that uses it, before any pool thread exists. */
+    if (photo_init(NULL, err, sizeof err) < 0) {
+        log_error("worker: %s", err);
+        for (int i = 0; i < 3; i++) event_free(ev[i]);
+        event_base_free(w.base);
+        return 1;
+    }
+    int threads = conf->worker.photo_threads ? conf->worker.photo_threads
+                                             : pool_default_threads(PHOTO_THREADS_AUTO_MAX);
+    w.pool = pool_new(w.base, threads, POOL_QUEUE_MAX, upload_thread_exit, err, sizeof err);
+    if (!w.pool) {
+        log_error("worker: %s", err);
+        for (int i = 0; i < 3; i++) event_free(ev[i]);
+        event_base_free(w.base);
+        return 1;
+    }
     struct rconn_opts ro = {.url = url,
                             .timeout_ms = conf->redis.timeout_ms,
                             .max_pending = conf->redis.max_pending};
@@ -135,26 +168,36 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         snprintf(consumer, sizeof consumer, "%s:%ld", host, (long)getpid());
         srandom((unsigned)getpid() ^ (unsigned)time(NULL));
         struct admin_slot *stats = slots_at(&worker_slots, slot);
+        w.upload = upload_new(rc, w.pool, &w.conf, &stats->photo);
         for (int i = 0; i < JOB__QUEUES; i++)
             if (handlers[i])
-                w.queues[i] = queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
-                                        handlers[i], rc, &stats->q[i]);
+                w.queues[i] =
+                    queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
+                              handlers[i], i == JOB_UPLOAD ? (void *)w.upload : (void *)rc,
+                              &stats->q[i]);
         struct admin *adm =
             admin_new(w.base, &conf->worker.admin_listen, rc, &worker_slots, err, sizeof err);
         if (!adm) log_error("worker: admin listener: %s; /metrics is off process=%d", err, slot);
         rconn_set_state_cb(rc, on_redis_state, &w);
-        log_info("worker: started redis=%s process=%d consumer=%s",
-                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot, consumer);
+        log_info("worker: started redis=%s process=%d consumer=%s photo_threads=%d",
+                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot, consumer, threads);
         event_base_dispatch(w.base);
         /* Every job still in hand is abandoned: freeing the connection calls its callbacks with
          * "closed", and queue_done then acknowledges nothing. */
+        pool_stop(w.pool);
         for (int i = 0; i < JOB__QUEUES; i++)
             if (w.queues[i]) queue_abandon(w.queues[i]);
+        /* Running photo work ends on its thread; every job not delivered is reported cancelled
+         * and forgotten (pending in Redis). Before rconn_free: a cancelled job calls no Redis. */
+        pool_free(w.pool);
+        w.pool = NULL;
         rconn_free(rc);
         admin_free(adm);
         for (int i = 0; i < JOB__QUEUES; i++) queue_free(w.queues[i]);
+        upload_free(w.upload);
     } else {
         log_error("worker: redis: %s", err);
+        pool_free(w.pool);
     }
     event_free(w.drain_ev);
     for (int i = 0; i < 3; i++) event_free(ev[i]);

@@ -93,6 +93,7 @@ struct conf_worker {
     int processes;
     struct conf_addr admin_listen;
     int drain_timeout_ms;
+    int photo_threads; /* threads checking photos per process; 0: the online CPUs, at most 4 */
 };
 
 /* One [queue.NAME] section: how the worker drains one queue. queue[] in struct conf is
