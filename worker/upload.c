@@ -110,6 +110,17 @@ static void finish(struct upload_job *j, enum queue_outcome o, const char *why)
     free(j);
 }
 
+/* Retry J after a Redis failure: ERR from the connection, or R an error or unexpected reply. */
+static void retry_redis(struct upload_job *j, const redisReply *r, const char *err)
+{
+    char why[300];
+    snprintf(why, sizeof why, "redis: %s",
+             err                                 ? err
+             : r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                 : "unexpected reply");
+    finish(j, QUEUE_RETRY, why);
+}
+
 static void count(struct upload *u, const struct photo_result *r)
 {
     int i = UPLOAD_DECISIONS - 1;
@@ -125,14 +136,9 @@ static void count(struct upload *u, const struct photo_result *r)
 static void on_recorded(void *arg, const redisReply *r, const char *err)
 {
     struct upload_job *j = arg;
-    char why[300];
     if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
-        snprintf(why, sizeof why, "redis: %s",
-                 err                                 ? err
-                 : r && r->type == REDIS_REPLY_ERROR ? r->str
-                                                     : "unexpected reply");
-        finish(j, QUEUE_RETRY, why);
+        retry_redis(j, r, err);
         return;
     }
     const char *what = r->element[0]->str;
@@ -250,13 +256,8 @@ static const redisReply *hfield(const redisReply *r, const char *name)
 static void on_record_read(void *arg, const redisReply *r, const char *err)
 {
     struct upload_job *j = arg;
-    char why[300];
     if (err || !r || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(why, sizeof why, "redis: %s",
-                 err                                 ? err
-                 : r && r->type == REDIS_REPLY_ERROR ? r->str
-                                                     : "unexpected reply");
-        finish(j, QUEUE_RETRY, why);
+        retry_redis(j, r, err);
         return;
     }
     if (r->elements == 0) {
