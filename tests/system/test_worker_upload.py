@@ -398,3 +398,40 @@ def test_sigterm_mid_photo_leaves_the_job_pending_and_the_record_processing(work
     assert r["state"] == "accepted" and int(r["bytes_stored"]) <= 2 * MIB, r
     assert not os.path.exists(path)
     assert b.stop() == 0
+
+
+def test_upload_rules_reload_on_sighup(workdir, rd, workers):
+    """[upload] rules come from the live configuration: a SIGHUP applies to the next photo."""
+    spool = os.path.join(workdir, "spool")
+    os.makedirs(spool)
+    src = noise(os.path.join(workdir, "src.jpg"), KTP_W, KTP_H, seed=7)
+    w = workers({"upload.min_width": 2000}).start()
+    first = put_direct(rd, shutil.copy(src, os.path.join(spool, "first")))
+    wait_for(lambda: drained(rd), timeout=HANG, what="first photo")
+    r = upload_record(rd, first)
+    assert (r["state"], r["reason"]) == ("rejected", "too_small"), r
+    w.write_conf({"upload.min_width": 600})
+    w.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in w.read_log(), timeout=HANG, what="reload")
+    second = put_direct(rd, shutil.copy(src, os.path.join(spool, "second")))
+    wait_for(lambda: drained(rd), timeout=HANG, what="second photo")
+    assert upload_record(rd, second)["state"] == "accepted"
+    assert w.stop() == 0
+
+
+def test_sigterm_mid_photo_with_time_to_drain_finishes_it(workdir, rd, workers):
+    spool = os.path.join(workdir, "spool")
+    os.makedirs(spool)
+    path = noise(os.path.join(spool, "slow.jpg"), 3000, 2000, q=95, seed=8)
+    uid = put_direct(rd, path)
+    w = workers({"worker.drain_timeout_ms": 30000, "worker.photo_threads": 1}).start()
+    wait_for(lambda: pending_count(rd) == 1, timeout=HANG, what="the job delivered")
+    time.sleep(0.2)
+    w.proc.send_signal(signal.SIGTERM)
+    assert w.proc.wait(HANG) == 0
+    log = w.read_log()
+    assert "drain timeout" not in log
+    # the verdict came after the signal: the job was in hand, and it was finished
+    assert log.index("received; stopping") < log.index("upload: recorded"), log
+    assert upload_record(rd, uid)["state"] == "accepted"
+    assert drained(rd) and not os.path.exists(path)
