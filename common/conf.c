@@ -162,6 +162,8 @@ static const struct directive table[] = {
      NULL,
      "file holding the bearer token /metrics needs (empty: no token; keep admin_listen on "
      "loopback)"},
+    {"worker", "photo_threads", T_INT, 0, 64, "0", 0, F(worker.photo_threads), NULL, NULL,
+     "threads checking photos in each worker process (0: the online CPUs, at most 4)"},
 
     {"downstream", "url", T_STR, 0, CONF_STR - 1, "", 1, F(downstream.url), NULL,
      check_downstream_url,

@@ -397,6 +397,25 @@ static json_t *check(const char *state, const char *reason, const char *hint)
     return json_pack("{s:s, s:s?, s:s}", "state", state, "reason", reason, "hint", hint);
 }
 
+/* The worker's hint for upload record U in the applicant's language (hint_en, hint_id; a record
+ * written before both were kept has one `hint`), or "". */
+static const char *doc_hint(json_t *u, int en)
+{
+    const char *h = field(u, en ? "hint_en" : "hint_id");
+    return h[0] ? h : field(u, "hint");
+}
+
+/* CK with the `quality` object of upload record U (the worker's compact JSON) when it has one.
+ * Returns CK. */
+static json_t *with_quality(json_t *ck, json_t *u)
+{
+    const char *q = field(u, "quality");
+    json_t *j = q[0] ? json_loads(q, 0, NULL) : NULL;
+    if (json_is_object(j)) json_object_set_new(ck, "quality", j);
+    else json_decref(j);
+    return ck;
+}
+
 static void answer_status(struct status *st)
 {
     struct conn *c = st->c;
@@ -452,23 +471,26 @@ static void answer_status(struct status *st)
             json_object_set_new(checks, doc_kinds[k], check("missing", "not_uploaded", hint));
             json_array_append_new(next, json_string(hint));
         } else if (!strcmp(state, "accepted")) {
-            const char *h = field(u, "hint");
+            const char *h = doc_hint(u, en), *reason = field(u, "reason");
             json_object_set_new(checks, doc_kinds[k],
-                                check("accepted", NULL,
-                                      h[0] ? h
-                                      : en ? "Done."
-                                           : "Selesai."));
+                                with_quality(check("accepted", reason[0] ? reason : NULL,
+                                                   h[0] ? h
+                                                   : en ? "Done."
+                                                        : "Selesai."),
+                                             u));
             done++;
         } else if (!strcmp(state, "rejected")) {
-            const char *h = field(u, "hint");
+            const char *h = doc_hint(u, en);
             snprintf(hint, sizeof hint, "%s",
                      h[0] ? h
                      : en ? "The photo could not be used; upload it again."
                           : "Foto tidak dapat dipakai; unggah ulang.");
             json_object_set_new(checks, doc_kinds[k],
-                                check("rejected",
-                                      field(u, "reason")[0] ? field(u, "reason") : "rejected",
-                                      hint));
+                                with_quality(check("rejected",
+                                                   field(u, "reason")[0] ? field(u, "reason")
+                                                                         : "rejected",
+                                                   hint),
+                                             u));
             json_array_append_new(next, json_string(hint));
         } else {
             if (en)

@@ -2,11 +2,11 @@
  * request per connection, in Prometheus text: per queue, the counters every worker process keeps
  * in its shared-memory slot (summed), and what Redis knows (XINFO GROUPS lag and pending, the
  * oldest pending entry's age, retries waiting), read by common/lua/queue.lua 'stats' when the
- * scrape comes. Without Redis the counters are still given and antre_worker_redis_up is 0.
- * With [worker] admin_token_file set, a scrape needs `Authorization: Bearer <token>` (compared
- * in constant time, common/bearer.c; 401 otherwise). Listens on loopback by default; it takes
- * no input beyond a request head of at most HEAD_MAX bytes, and drops a client that does not
- * send it within a few seconds. */
+ * scrape comes, and the photo decisions by state and reason (upload.c). Without Redis the
+ * counters are still given and antre_worker_redis_up is 0. With [worker] admin_token_file set,
+ * a scrape needs `Authorization: Bearer <token>` (compared in constant time, common/bearer.c;
+ * 401 otherwise). Listens on loopback by default; it takes no input beyond a request head of at
+ * most HEAD_MAX bytes, and drops a client that does not send it within a few seconds. */
 #include "admin.h"
 
 #include <event2/buffer.h>
@@ -93,6 +93,25 @@ static void family(struct evbuffer *b, const char *name, enum prom_type t, const
     }
 }
 
+/* Photo decisions by state and reason, and warnings on accepted photos, every process summed. */
+static void render_photo(struct evbuffer *b, const struct upload_stats *p)
+{
+    prom_family(b, "antre_worker_photo_decisions_total", PROM_COUNTER,
+                "photo verdicts recorded, by state and reason");
+    for (int i = 0; i < UPLOAD_DECISIONS; i++) {
+        const char *state;
+        const char *reason = upload_decision_name(i, &state);
+        struct prom_label l[2] = {{"state", state}, {"reason", reason}};
+        prom_u64(b, "antre_worker_photo_decisions_total", l, 2, p->decisions[i]);
+    }
+    prom_family(b, "antre_worker_photo_warnings_total", PROM_COUNTER,
+                "photo verdicts recorded with a quality warning, by warning");
+    for (int k = 0; k < PHOTO_WARN__COUNT; k++) {
+        struct prom_label l = {"warning", photo_warning_name(1u << k)};
+        prom_u64(b, "antre_worker_photo_warnings_total", &l, 1, p->warnings[k]);
+    }
+}
+
 static void render(struct scrape *s)
 {
     struct admin_slot sum;
@@ -115,6 +134,7 @@ static void render(struct scrape *s)
            "entries moved to the dead-letter stream", v);
     EACH(sum.q[i].in_flight);
     family(b, "antre_worker_jobs_in_flight", PROM_GAUGE, "jobs in hand now, all processes", v);
+    render_photo(b, &sum.photo);
     prom_family(b, "antre_worker_redis_up", PROM_GAUGE,
                 "1 when Redis answered this scrape's queue figures");
     prom_i64(b, "antre_worker_redis_up", NULL, 0, s->redis_ok);

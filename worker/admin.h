@@ -9,10 +9,12 @@
 #include "antre/rconn.h"
 #include "antre/slots.h"
 #include "queue.h"
+#include "upload.h"
 
 /* What one worker process counts, in its shared-memory slot. */
 struct admin_slot {
     struct queue_stats q[JOB__QUEUES];
+    struct upload_stats photo; /* the upload queue's verdicts (upload.c) */
 };
 
 struct event_base;

@@ -3,14 +3,18 @@
  *   antre-worker [-c FILE] [-t] [-j N]
  *
  * Each worker process connects to Redis (starting or joining the embedded one), runs a consumer
- * (queue.c) for every queue that has a handler (for now `register`, register.c, which forwards
- * registrations to [downstream] url through the libcurl client of http_client.c; the upload
- * queue waits for the photo pipeline), serves /metrics on [worker] admin_listen (admin.c),
- * re-reads the configuration on SIGHUP ([queue.NAME] changes take effect at the next read),
- * and on SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to
- * [worker] drain_timeout_ms, acknowledges nothing unfinished, and exits 0. It shares the gateway's configuration file and
- * start-up (common/program.c). With `[worker] processes` (or -j N) above 1, a supervisor
- * (common/supervisor.c) runs that many worker processes and restarts crashed ones. */
+ * (queue.c) for every queue that has a handler (`upload`, upload.c: photos checked on the
+ * process's thread pool, pool.c, of [worker] photo_threads threads; `register`, register.c,
+ * which forwards registrations to [downstream] url through the libcurl client of
+ * http_client.c), serves /metrics on [worker] admin_listen (admin.c), re-reads the
+ * configuration on SIGHUP ([queue.NAME] changes take effect at the next read, [upload] rules at
+ * the next photo), and on SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to
+ * [worker] drain_timeout_ms, then abandons the rest (a photo still on the pool finishes on its
+ * thread, but its verdict is neither recorded nor acknowledged: the entry stays pending), and
+ * exits 0. It shares the gateway's configuration file and start-up (common/program.c). With
+ * `[worker] processes` (or -j N) above 1, a supervisor (common/supervisor.c) runs that many
+ * worker processes and restarts crashed ones; libvips (photo_init) and the pool start in each
+ * process, after the fork. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,8 +33,11 @@
 #include "antre/redis_embed.h"
 #include "antre/slots.h"
 #include "antre/supervisor.h"
+#include "photo.h"
+#include "pool.h"
 #include "queue.h"
 #include "register.h"
+#include "upload.h"
 
 struct worker {
     struct conf conf;
@@ -38,6 +45,8 @@ struct worker {
     int slot;
     struct rconn *rc;
     struct queue *queues[JOB__QUEUES]; /* NULL: no handler for that queue yet */
+    struct pool *pool;                 /* the photo checks' threads */
+    struct upload *upload;
     struct event *drain_ev;
     int64_t drain_deadline_ms;
     struct bearer admin_token; /* what /metrics asks for ([worker] admin_token_file) */
@@ -47,7 +56,13 @@ struct worker {
 static struct slots worker_slots;
 
 /* The handler of each queue; NULL: the queue is not consumed (yet). */
-static queue_handler_fn *const handlers[JOB__QUEUES] = {[JOB_REGISTER] = register_handle};
+static queue_handler_fn *const handlers[JOB__QUEUES] =
+    {[JOB_UPLOAD] = upload_handle, [JOB_REGISTER] = register_handle};
+
+/* Photo jobs waiting for a pool thread, at most (beyond it a job is retried later). The jobs in
+ * hand are bounded first by [queue.upload] concurrency. */
+#define POOL_QUEUE_MAX 4096
+#define PHOTO_THREADS_AUTO_MAX 4
 
 static void on_redis_state(void *arg, enum rconn_state st)
 {
@@ -81,6 +96,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n) log_warn("worker: drain timeout; leaving jobs pending jobs=%d process=%d", n, w->slot);
+    /* No verdict of a photo still on the pool may be recorded from now on: its job is left. */
+    if (w->pool) pool_stop(w->pool);
     for (int i = 0; i < JOB__QUEUES; i++)
         if (w->queues[i]) queue_abandon(w->queues[i]);
     event_base_loopexit(w->base, NULL);
@@ -124,6 +141,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
     w.conf = *conf;
     w.slot = slot;
     signal(SIGPIPE, SIG_IGN);
+    if (load_admin_token(&w) < 0) return 1;
     w.base = event_base_new();
     if (!w.base) {
         log_error("worker: cannot create the event loop");
@@ -137,8 +155,23 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         event_add(ev[i], NULL);
     }
     supervisor_child_ready();
-    if (load_admin_token(&w) < 0) return 1;
     char err[512];
+    /* libvips starts here, in the process that uses it, before any pool thread exists. */
+    if (photo_init(NULL, err, sizeof err) < 0) {
+        log_error("worker: %s", err);
+        for (int i = 0; i < 3; i++) event_free(ev[i]);
+        event_base_free(w.base);
+        return 1;
+    }
+    int threads = conf->worker.photo_threads ? conf->worker.photo_threads
+                                             : pool_default_threads(PHOTO_THREADS_AUTO_MAX);
+    w.pool = pool_new(w.base, threads, POOL_QUEUE_MAX, upload_thread_exit, err, sizeof err);
+    if (!w.pool) {
+        log_error("worker: %s", err);
+        for (int i = 0; i < 3; i++) event_free(ev[i]);
+        event_base_free(w.base);
+        return 1;
+    }
     struct rconn_opts ro = {.url = url,
                             .timeout_ms = conf->redis.timeout_ms,
                             .max_pending = conf->redis.max_pending};
@@ -152,14 +185,19 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         snprintf(consumer, sizeof consumer, "%s:%ld", host, (long)getpid());
         srandom((unsigned)getpid() ^ (unsigned)time(NULL));
         struct admin_slot *stats = slots_at(&worker_slots, slot);
-        /* Each handler's context: the register queue's own, the others' the connection. */
+        /* Each handler's context: the upload and register queues' own, the others' the
+         * connection. */
         void *ctx[JOB__QUEUES];
         for (int i = 0; i < JOB__QUEUES; i++) ctx[i] = rc;
+        w.upload = upload_new(rc, w.pool, &w.conf, &stats->photo);
+        ctx[JOB_UPLOAD] = w.upload;
         reg = register_new(w.base, rc, &w.conf, err, sizeof err);
         if (!reg) {
             log_error("worker: downstream: %s", err);
             rconn_free(rc);
             rc = NULL;
+            upload_free(w.upload);
+            pool_free(w.pool);
             goto out;
         }
         ctx[JOB_REGISTER] = reg;
@@ -171,19 +209,26 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
                                       &w.admin_token, err, sizeof err);
         if (!adm) log_error("worker: admin listener: %s; /metrics is off process=%d", err, slot);
         rconn_set_state_cb(rc, on_redis_state, &w);
-        log_info("worker: started redis=%s process=%d consumer=%s",
-                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot, consumer);
+        log_info("worker: started redis=%s process=%d consumer=%s photo_threads=%d",
+                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot, consumer, threads);
         event_base_dispatch(w.base);
         /* Every job still in hand is abandoned: freeing the connection calls its callbacks with
          * "closed", and queue_done then acknowledges nothing. */
+        pool_stop(w.pool);
         for (int i = 0; i < JOB__QUEUES; i++)
             if (w.queues[i]) queue_abandon(w.queues[i]);
+        /* Running photo work ends on its thread; every job not delivered is reported cancelled
+         * and forgotten (pending in Redis). Before rconn_free: a cancelled job calls no Redis. */
+        pool_free(w.pool);
+        w.pool = NULL;
         rconn_free(rc);
         register_free(reg);
         admin_free(adm);
         for (int i = 0; i < JOB__QUEUES; i++) queue_free(w.queues[i]);
+        upload_free(w.upload);
     } else {
         log_error("worker: redis: %s", err);
+        pool_free(w.pool);
     }
 out:
     event_free(w.drain_ev);

@@ -94,6 +94,7 @@ struct conf_worker {
     struct conf_addr admin_listen;
     int drain_timeout_ms;
     char admin_token_file[CONF_STR];
+    int photo_threads; /* threads checking photos per process; 0: the online CPUs, at most 4 */
 };
 
 /* [downstream]: where the worker forwards registrations (worker/register.c). */

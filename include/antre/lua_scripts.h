@@ -7,5 +7,6 @@ extern const char lua_room[];
 extern const char lua_intake[];
 extern const char lua_queue[];
 extern const char lua_register[];
+extern const char lua_upload[];
 
 #endif
