@@ -374,18 +374,32 @@ static const struct {
     {"hint", 0},  {"sha256", 0},          {"width", 1}, {"height", 1}, {"bytes_stored", 1},
 };
 
-json_t *upload_status_json(const char *upload_id, const redisReply *rec)
+json_t *upload_status_json(const char *upload_id, const redisReply *rec, int lang_en)
 {
+    /* The worker writes its hint in both languages; the applicant reads theirs (an older
+     * record's single `hint` is shown as it is). */
+    const char *hint_field = lang_en ? "hint_en" : "hint_id";
     if (!rec || rec->type != REDIS_REPLY_ARRAY || rec->elements < 2) return NULL;
     json_t *o = json_object();
     json_object_set_new(o, "upload_id", json_string(upload_id));
     for (size_t i = 0; i + 1 < rec->elements; i += 2) {
         const redisReply *f = rec->element[i], *v = rec->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (!strcmp(f->str, hint_field)) {
+            json_object_set_new(o, "hint", json_stringn(v->str, v->len));
+            continue;
+        }
+        if (!strcmp(f->str, "quality")) {
+            json_t *q = json_loadb(v->str, v->len, 0, NULL);
+            if (json_is_object(q)) json_object_set_new(o, "quality", q);
+            else json_decref(q);
+            continue;
+        }
         for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
             if (strcmp(f->str, shown[k].name) != 0) continue;
             char *end;
             long long n = shown[k].number ? strtoll(v->str, &end, 10) : 0;
+            if (!strcmp(f->str, "hint") && json_object_get(o, "hint")) break;
             if (shown[k].number && v->len > 0 && *end == 0)
                 json_object_set_new(o, f->str, json_integer(n));
             else json_object_set_new(o, f->str, json_stringn(v->str, v->len));
@@ -423,7 +437,7 @@ static void status_reply(void *arg, const redisReply *reply, const char *err)
         reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return;
     }
-    json_t *body = upload_status_json(s->id, reply);
+    json_t *body = upload_status_json(s->id, reply, c->lang_en);
     if (!body) {
         free(s);
         unknown_upload(c);

@@ -81,8 +81,10 @@ void upload_set_offset_source(int (*fn)(struct gw *gw, const char *id, uint64_t 
 
 /* The body of GET /v1/uploads/{id} for upload UPLOAD_ID from the reply REC of HGETALL on its
  * record (keys_upload): {"upload_id", "state", ...} with whichever of registration_id, kind,
- * offset, reason, hint, sha256, width, height, bytes_stored the record holds (numbers as JSON
- * integers). NULL when REC is not a non-empty array (no such record). Free with json_decref. */
-json_t *upload_status_json(const char *upload_id, const redisReply *rec);
+ * offset, reason, hint, sha256, width, height, bytes_stored, quality the record holds (numbers
+ * as JSON integers; quality as the worker's JSON object; hint from the record's hint_en when
+ * LANG_EN, else hint_id, else its plain hint). NULL when REC is not a non-empty array (no such
+ * record). Free with json_decref. */
+json_t *upload_status_json(const char *upload_id, const redisReply *rec, int lang_en);
 
 #endif

@@ -3,7 +3,9 @@
  *
  * A job's life, all on the loop thread except step 2:
  *   1. HGETALL the upload record (written by common/lua/intake.lua 'upload': registration_id,
- *      kind, path, bytes, content_type, state). Already accepted or rejected: a redelivery of a
+ *      kind, path, bytes, content_type, state). A path that is not a file directly in [upload]
+ *      spool_dir is never read nor deleted: the job is dead-lettered at once. Already accepted
+ *      or rejected: a redelivery of a
  *      job whose verdict was recorded before its acknowledgement was lost; the spool file is
  *      removed if still there, and the job is done. No record: a retryable failure (it ends in
  *      the dead-letter stream after max_attempts).
@@ -253,6 +255,17 @@ static const redisReply *hfield(const redisReply *r, const char *name)
     return NULL;
 }
 
+/* 1 when PATH names a file directly inside DIR (the configured spool directory, as the gateway
+ * spells it in the record): DIR, one slash, then a name with no slash that is not "." or "..". */
+static int in_spool_dir(const char *dir, const char *path)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    if (strncmp(path, dir, dl) != 0 || path[dl] != '/') return 0;
+    const char *name = path + dl + 1;
+    return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
+}
+
 static void on_record_read(void *arg, const redisReply *r, const char *err)
 {
     struct upload_job *j = arg;
@@ -271,6 +284,15 @@ static void on_record_read(void *arg, const redisReply *r, const char *err)
     }
     memcpy(j->path, path->str, path->len);
     j->path[path->len] = '\0';
+    if (!in_spool_dir(j->u->conf->upload.spool_dir, j->path)) {
+        /* Never read or delete a file the gateway could not have written: a record naming
+         * another place is damaged or forged. */
+        log_error("upload: record names a file outside [upload] spool_dir; not touched "
+                  "upload=%s",
+                  j->qj->job.upload_id);
+        finish(j, QUEUE_PERMANENT, "upload record's path is outside [upload] spool_dir");
+        return;
+    }
     if (state && (!strcmp(state->str, "accepted") || !strcmp(state->str, "rejected"))) {
         remove_spool(j->path);
         finish(j, QUEUE_DONE, NULL);

@@ -109,6 +109,7 @@ def put_direct(rd, path, kind="ktp", rid=None, ctype="image/jpeg"):
 
 def worker_settings(workdir, **extra):
     s = {"upload.store_dir": os.path.join(workdir, "store"),
+         "upload.spool_dir": os.path.join(workdir, "spool"),
          "queue.upload.backoff_base_ms": 20,
          "queue.upload.backoff_max_ms": 200}
     s.update(extra)
@@ -137,6 +138,15 @@ def rd(redis):
     c = conftest.Resp(redis.port)
     yield c
     c.close()
+
+
+def upload_status(g, tok, uid, lang=None):
+    h = {"Authorization": f"Bearer {tok}"}
+    if lang:
+        h["Accept-Language"] = lang
+    r = requests.get(g.url(f"/v1/uploads/{uid}"), headers=h, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def checklist(g, tok, rid, lang=None):
@@ -252,6 +262,16 @@ def test_photos_through_the_gateway(make_gateway, workdir, rd, workers):
     assert j["checks"]["ktp"] == {"state": "rejected", "reason": "corrupt",
                                   "hint": c["hint_en"]}, j
     assert c["hint_en"] in j["next_steps"]
+    # GET /v1/uploads/{id} says the same, in the applicant's language
+    tok, rid, uid = sent["big"]
+    for lang, hint in (("en", b["hint_en"]), (None, b["hint_id"])):
+        u = upload_status(g, tok, uid, lang)
+        assert (u["state"], u["hint"], u["sha256"]) == ("accepted", hint, b["sha256"]), u
+        assert u["quality"] == json.loads(b["quality"]), u
+        assert "hint_en" not in u and "hint_id" not in u and "path" not in u, u
+    tok, rid, uid = sent["corrupt"]
+    u = upload_status(g, tok, uid, "en")
+    assert (u["state"], u["reason"], u["hint"]) == ("rejected", "corrupt", c["hint_en"]), u
 
     m = w.metrics()
     dec = 'antre_worker_photo_decisions_total{state="%s",reason="%s"}'
@@ -435,3 +455,27 @@ def test_sigterm_mid_photo_with_time_to_drain_finishes_it(workdir, rd, workers):
     assert log.index("received; stopping") < log.index("upload: recorded"), log
     assert upload_record(rd, uid)["state"] == "accepted"
     assert drained(rd) and not os.path.exists(path)
+
+
+def test_a_record_naming_a_file_outside_the_spool_is_never_touched(workdir, rd, workers):
+    """A damaged or forged record whose path leads out of [upload] spool_dir: the worker neither
+    reads nor deletes that file; the job goes to the dead-letter stream at once."""
+    spool = os.path.join(workdir, "spool")
+    os.makedirs(spool)
+    outside = noise(os.path.join(workdir, "precious.jpg"), KTP_W, KTP_H, seed=9)
+    before = open(outside, "rb").read()
+    sneaky = [outside, os.path.join(spool, "..", "precious.jpg"), spool + "/", spool]
+    uids = [put_direct(rd, p) for p in sneaky]
+    w = workers({"queue.upload.max_attempts": 5}).start()
+    wait_for(lambda: rd("XLEN", DEAD) == len(uids), timeout=HANG, what="dead-lettered")
+    assert drained(rd)
+    assert open(outside, "rb").read() == before
+    for u in uids:
+        assert upload_record(rd, u)["state"] == "processing"
+    entries = rd("XRANGE", DEAD, "-", "+")
+    for _, fv in entries:
+        f = dict(zip(fv[::2], fv[1::2]))
+        assert f[b"attempts"] == b"1", f
+        assert b"outside [upload] spool_dir" in f[b"last_error"], f
+    assert "outside [upload] spool_dir" in w.read_log()
+    assert w.stop() == 0
