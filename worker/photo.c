@@ -218,8 +218,12 @@ int photo_jpeg_strip(const unsigned char *in, size_t len, unsigned char *out, si
             /* APP1-APP15 other than Adobe: dropped */
         } else if (m == 0xfe) {
             /* COM: dropped */
-        } else if (m >= 0xf0 && m <= 0xfd) {
-            return -1; /* JPGn extensions: not in any photo; let the re-encode path judge */
+        } else if ((m >= 0xf0 && m <= 0xfd) || (m >= 0xc3 && m <= 0xcf && m != 0xc4) || m == 0xde ||
+                   m == 0xdf) {
+            /* Only baseline, extended and progressive Huffman frames (SOF0-2) are kept as they
+             * are: browsers do not show arithmetic-coded, lossless or hierarchical JPEG (SOF3,
+             * SOF5-15, DAC, DHP, EXP), and JPGn extensions are in no photo. Re-encode those. */
+            return -1;
         } else {
             put(out, &olen, in + pos - 2, seglen + 2);
             if (m == 0xda) in_scan = 1;

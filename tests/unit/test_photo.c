@@ -699,7 +699,8 @@ Test(photo, jpeg_strip_marker_walk)
              "\xff\x01"
              "\xff\xda\x00\x03\x09\x55\xff\xd9");
     /* Refused: not a JPEG, a segment longer than the file, a length under 2, a second SOI, a
-     * JPGn extension, EOI before any scan, a byte that is no marker between segments. */
+     * JPGn extension, EOI before any scan, a byte that is no marker between segments, a cut
+     * segment length, an arithmetic-coded frame (SOF9), DAC, a lossless frame (SOF3). */
     static const struct {
         const char *s;
         size_t n;
@@ -714,6 +715,9 @@ Test(photo, jpeg_strip_marker_walk)
         {"\xff\xd8\xff\xd9", 4},
         {"\xff\xd8\x00\xff\xda\x00\x02\xff\xd9", 9},
         {"\xff\xd8\xff\xe1\x00", 5},
+        {"\xff\xd8\xff\xc9\x00\x03\x08\xff\xda\x00\x02\xff\xd9", 13},
+        {"\xff\xd8\xff\xcc\x00\x02\xff\xda\x00\x02\xff\xd9", 12},
+        {"\xff\xd8\xff\xc3\x00\x02\xff\xda\x00\x02\xff\xd9", 12},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned char o[256];
