@@ -20,9 +20,9 @@
  *   5. turn it upright by its EXIF orientation (vips_autorot), convert to 8-bit sRGB and
  *      flatten any alpha onto white (JPEG has neither 16 bits nor alpha);
  *   6. measure sharpness and brightness (photo_quality.c) and set the warnings;
- *   7. encode as JPEG with strip (no EXIF, GPS, XMP, ICC or comment survives); while the JPEG is
- *      over store_max_bytes, scale the image down by the square root of the excess (JPEG size
- *      goes roughly with the pixel count) and encode again;
+ *   7. encode as JPEG (quality 85) with strip (no EXIF, GPS, XMP, ICC or comment survives); over
+ *      store_max_bytes, encode again at quality 75, and while still over, scale the image down
+ *      by the square root of the excess (JPEG size goes roughly with the pixel count);
  *   8. store it by SHA-256 (photo_store.c). */
 #include "photo.h"
 
@@ -41,6 +41,9 @@
 #include "antre/sniff.h"
 
 #define JPEG_QUALITY 85
+/* The quality a photo over store_max_bytes is encoded at before it is made smaller (libvips'
+ * own default). */
+#define JPEG_QUALITY_FIT 75
 #define MAX_SHRINK_ROUNDS 8
 /* The long side the quality measures are defined on (photo_quality.c). */
 #define MEASURE_LONG_SIDE 640
@@ -316,6 +319,35 @@ static int lossless_candidate(VipsImage *img, const struct photo_opts *o, const 
            stat(path, &st) == 0 && st.st_size <= o->store_max_bytes;
 }
 
+/* Decode the JPEG in BUF (LEN bytes) or, when BUF is NULL, at PATH, at the reduced scale the
+ * quality measures need (libjpeg's DCT scaling: still every scan and every coefficient read,
+ * fail_on error) and measure it into Q; the aspect is that of the full size W x H. Why not
+ * measure the full-size image the re-encode path holds anyway: its box shrink to 1/4 was 40%
+ * of that path's instructions (libvips 8.14's vips_shrinkh), a decode at 1/4 costs a fraction
+ * of it, and both paths then measure exactly alike. The orientation does not matter: the
+ * measures do not change under a quarter turn. Returns 0, 1 when the JPEG does not decode
+ * (corrupt), or -1 with ERR. */
+static int measure_jpeg_reduced(const void *buf, size_t len, const char *path, int w, int h,
+                                struct photo_quality *q, char *err, size_t errlen)
+{
+    int lng = w > h ? w : h, sht = w > h ? h : w;
+    int f = load_shrink_for(lng, MEASURE_LONG_SIDE);
+    VipsImage *img = NULL, *mem = NULL;
+    if ((buf ? vips_jpegload_buffer((void *)buf, len, &img, "shrink", f, "fail_on",
+                                    VIPS_FAIL_ON_ERROR, NULL)
+             : vips_jpegload(path, &img, "shrink", f, "fail_on", VIPS_FAIL_ON_ERROR, NULL)) ||
+        !(mem = vips_image_copy_memory(img))) {
+        if (img) g_object_unref(img);
+        vips_error_clear();
+        return 1;
+    }
+    g_object_unref(img);
+    int rc = photo_quality_measure(mem, q, err, errlen);
+    g_object_unref(mem);
+    if (rc == 0) q->aspect = (double)lng / sht;
+    return rc < 0 ? -1 : 0;
+}
+
 /* Results of lossless(): stored, a verdict (rejected), or take the re-encode path. */
 enum lossless_rc { LOSSLESS_DONE = 0, LOSSLESS_ERROR = -1, LOSSLESS_REENCODE = 1 };
 
@@ -333,22 +365,15 @@ static int lossless(const struct photo_opts *o, const char *in_path, enum photo_
     unsigned char *st = malloc(len);
     if (!st) abort();
     int rc = LOSSLESS_REENCODE;
-    VipsImage *img = NULL, *mem = NULL;
     if (photo_jpeg_strip(in, len, st, len, &slen) < 0) goto out;
-    int lng = out->width > out->height ? out->width : out->height;
-    int f = load_shrink_for(lng, MEASURE_LONG_SIDE);
     /* What is stored is what is checked: the stripped bytes, every scan decoded. */
-    if (vips_jpegload_buffer(st, slen, &img, "shrink", f, "fail_on", VIPS_FAIL_ON_ERROR, NULL) ||
-        !(mem = vips_image_copy_memory(img))) {
-        vips_error_clear();
-        rc = reject(out, "corrupt", &hint_corrupt);
+    int m =
+        measure_jpeg_reduced(st, slen, NULL, out->width, out->height, &out->quality, err, errlen);
+    if (m != 0) {
+        rc = m > 0 ? reject(out, "corrupt", &hint_corrupt) : LOSSLESS_ERROR;
         goto out;
     }
     rc = LOSSLESS_ERROR;
-    if (photo_quality_measure(mem, &out->quality, err, errlen) < 0) goto out;
-    /* The measure saw a reduced image: the aspect is the header's. */
-    int sht = out->width > out->height ? out->height : out->width;
-    out->quality.aspect = (double)lng / sht;
     photo_quality_judge(o, kind, &out->quality);
     if (o->reject_blurry && (out->quality.warnings & PHOTO_WARN_BLURRY)) {
         rc = reject(out, "blurry", &warnings[0].hint);
@@ -361,8 +386,6 @@ static int lossless(const struct photo_opts *o, const char *in_path, enum photo_
     out->lossless = 1;
     rc = finish_accepted(out);
 out:
-    if (mem) g_object_unref(mem);
-    if (img) g_object_unref(img);
     free(st);
     free(in);
     return rc;
@@ -392,33 +415,43 @@ out:
     return res;
 }
 
-/* Encode IMG as JPEG, first at SCALE (at most 1), then scaled down until it fits MAX bytes.
- * On success *BUF (g_free it), *LEN, the stored size in *W x *H and *SHRUNK. Returns 0 or -1
- * (libvips error pending).
+/* Encode IMG as JPEG so that it fits MAX bytes: at JPEG_QUALITY, then at JPEG_QUALITY_FIT,
+ * then at that quality scaled down until it fits. On success *BUF (g_free it), *LEN, the
+ * stored size in *W x *H and *SHRUNK (1 when it had to be re-encoded at a lower quality or
+ * size). Returns 0 or -1 (libvips error pending).
  *
- * Why no optimize_coding: the second Huffman pass makes the file about 5% smaller but the
- * encode 2.5 times slower (0.106 s instead of 0.040 s for 12 MP on the bench machine), and the
- * store limit is met either way. */
-static int encode_fitting(VipsImage *img, int64_t max, double scale, void **buf, size_t *len,
-                          int *w, int *h, int *shrunk)
+ * Why a lower quality before a smaller size: most phone photos over the limit (2-6 MB at
+ * quality 90-95) fit at quality 75 with every pixel kept, which reads better than the same
+ * bytes at 85 with 10-30% fewer pixels per side, and an encode of 12 MP costs 0.04 s where the
+ * lanczos3 resize before it costs 0.2 s. Why no optimize_coding: the second Huffman pass makes
+ * the file about 5% smaller but the encode 2.5 times slower (0.106 s instead of 0.040 s for
+ * 12 MP on the bench machine), and the store limit is met either way. */
+static int encode_fitting(VipsImage *img, int64_t max, void **buf, size_t *len, int *w, int *h,
+                          int *shrunk)
 {
-    *shrunk = scale < 1.0;
+    double scale = 1.0;
+    int q = JPEG_QUALITY;
+    *shrunk = 0;
     for (int round = 0; round <= MAX_SHRINK_ROUNDS; round++) {
         VipsImage *scaled = NULL;
         if (scale < 1.0 ? vips_resize(img, &scaled, scale, NULL) : vips_copy(img, &scaled, NULL))
             return -1;
-        int bad = vips_jpegsave_buffer(scaled, buf, len, "Q", JPEG_QUALITY, "strip", TRUE, NULL);
+        int bad = vips_jpegsave_buffer(scaled, buf, len, "Q", q, "strip", TRUE, NULL);
         *w = vips_image_get_width(scaled);
         *h = vips_image_get_height(scaled);
         g_object_unref(scaled);
         if (bad) return -1;
         if ((int64_t)*len <= max) return 0;
-        /* JPEG bytes grow about with the pixel count: shrink each side by the square root of
-         * the excess, 5% more so that one round usually suffices. */
-        scale *= sqrt((double)max / (double)*len) * 0.95;
         *shrunk = 1;
         g_free(*buf);
         *buf = NULL;
+        if (q != JPEG_QUALITY_FIT) {
+            q = JPEG_QUALITY_FIT;
+            continue;
+        }
+        /* JPEG bytes grow about with the pixel count: shrink each side by the square root of
+         * the excess, 5% more so that one round usually suffices. */
+        scale *= sqrt((double)max / (double)*len) * 0.95;
         if (*w * scale < 16 || *h * scale < 16) break;
     }
     vips_error("photo", "cannot fit the photo in %lld bytes", (long long)max);
@@ -443,11 +476,13 @@ static int finish_accepted(struct photo_result *out)
     return 0;
 }
 
-/* The shrink-on-load factor for a JPEG of FILE_BYTES that is over O->store_max_bytes: JPEG
- * bytes go about with the pixel count, and the stored quality is no higher than a phone's, so
- * each side needs a scale of at most sqrt(max / bytes) (when the re-encode needs less, the
- * encode loop goes on from there). Loading at 1/2, 1/4 or 1/8 is only done when that scale is
- * at least that small, and never below the minimum size. */
+/* The shrink-on-load factor for a JPEG of FILE_BYTES that is over O->store_max_bytes. JPEG
+ * bytes go about with the pixel count and the stored quality (75-85) is no higher than a
+ * phone's (90-95), so a scale of sqrt(max / bytes) per side always fits: loading at 1/2, 1/4 or
+ * 1/8 when that is still no smaller never goes below what fits, and a decode at 1/2 costs a
+ * fraction of a full one. It may keep fewer pixels than the least reduction would (a 12 MB
+ * 48 MP photo is stored at 12 MP), which neither a card nor a face needs. Never below the
+ * minimum size, nor below the 640 px the quality measures use. */
 static int reencode_shrink_for(const struct photo_opts *o, int64_t file_bytes, int w, int h)
 {
     if (file_bytes <= o->store_max_bytes) return 1;
@@ -460,18 +495,6 @@ static int reencode_shrink_for(const struct photo_opts *o, int64_t file_bytes, i
            sht / (f * 2) >= min_sht && lng / (f * 2) >= MEASURE_LONG_SIDE)
         f *= 2;
     return f;
-}
-
-/* The scale of the first encode of a JPEG of FILE_BYTES loaded at 1/LOAD_SHRINK. A phone's
- * JPEG (quality 90-95) re-encoded at JPEG_QUALITY takes about half its bytes at the same size
- * (4.7 MB -> 2.35 MB on the bench's photo), so one over store_max_bytes is first encoded at the
- * scale that estimate fits, 5% under, instead of at full size only to find it too big: one
- * encode instead of two. A file that re-encodes larger than that is caught by the loop. */
-static double first_scale(const struct photo_opts *o, int64_t file_bytes, int load_shrink)
-{
-    double est = 0.5 * (double)file_bytes / ((double)load_shrink * load_shrink);
-    if (est <= (double)o->store_max_bytes) return 1.0;
-    return 0.95 * sqrt((double)o->store_max_bytes / est);
 }
 
 int photo_process(const struct photo_opts *o, const char *in_path, enum photo_kind kind,
@@ -536,7 +559,17 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
     int rc = -1;
     void *buf = NULL;
     size_t len = 0;
-    if (photo_quality_measure(up, &out->quality, err, errlen) < 0) goto out;
+    if (t == SNIFF_JPEG) {
+        int m = measure_jpeg_reduced(NULL, 0, in_path, out->width, out->height, &out->quality, err,
+                                     errlen);
+        if (m > 0) {
+            rc = reject(out, "corrupt", &hint_corrupt);
+            goto out;
+        }
+        if (m < 0) goto out;
+    } else if (photo_quality_measure(up, &out->quality, err, errlen) < 0) {
+        goto out;
+    }
     photo_quality_judge(o, kind, &out->quality);
     if (o->reject_blurry && (out->quality.warnings & PHOTO_WARN_BLURRY)) {
         out->width = vips_image_get_width(up);
@@ -545,9 +578,8 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
         rc = 0;
         goto out;
     }
-    if (encode_fitting(up, o->store_max_bytes,
-                       t == SNIFF_JPEG ? first_scale(o, file_bytes, load_shrink) : 1.0, &buf, &len,
-                       &out->width, &out->height, &out->shrunk) < 0) {
+    if (encode_fitting(up, o->store_max_bytes, &buf, &len, &out->width, &out->height,
+                       &out->shrunk) < 0) {
         errbuf_set(err, errlen, "photo: encode %s: %s", in_path, vips_error_buffer());
         vips_error_clear();
         goto out;

@@ -54,9 +54,9 @@ struct photo_result {
     /* What the applicant can do, Indonesian and English (static; NULL when nothing to say): the
      * reason's hint when rejected, else the first warning's, else "we made it smaller". */
     const char *hint_id, *hint_en;
-    int shrunk;             /* 1 when re-encoded smaller than full size to fit store_max_bytes */
-    int lossless;           /* 1 when the JPEG's own coded data was stored (no re-encode) */
-    char sha256[65];        /* of the stored JPEG, hex; "" when rejected */
+    int shrunk;      /* 1 when re-encoded at a lower quality or size to fit store_max_bytes */
+    int lossless;    /* 1 when the JPEG's own coded data was stored (no re-encode) */
+    char sha256[65]; /* of the stored JPEG, hex; "" when rejected */
     char stored_path[4096]; /* where it is (store_dir/ab/<sha256>.jpg); "" when rejected */
     int width, height;      /* stored (upright) when accepted, from the header when rejected */
     int64_t bytes_stored;   /* 0 when rejected */
