@@ -731,3 +731,41 @@ Test(photo, jpeg_strip_marker_walk)
                                   sizeof o, &ol),
                  -1);
 }
+
+/* The size of IMG encoded as photo_process encodes it (quality Q, strip). */
+static size_t encoded_size(VipsImage *img, int q)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    cr_assert_eq(vips_jpegsave_buffer(img, &buf, &len, "Q", q, "strip", TRUE, NULL), 0, "%s",
+                 vips_error_buffer());
+    g_free(buf);
+    return len;
+}
+
+/* A photo over store_max_bytes that fits at quality 75 keeps every pixel: a lower quality
+ * comes before a smaller size. */
+Test(photo, over_the_limit_fits_at_a_lower_quality_with_every_pixel)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "q95.jpg");
+    VipsImage *img = mosaic(2000, 1500, 20.0);
+    save(img, jpg, 95);
+    g_object_unref(img);
+    VipsImage *in = vips_image_new_from_file(jpg, NULL);
+    cr_assert_not_null(in);
+    size_t q85 = encoded_size(in, 85), q75 = encoded_size(in, 75);
+    g_object_unref(in);
+    struct stat st;
+    cr_assert_eq(stat(jpg, &st), 0);
+    cr_assert_lt(q75, q85);
+    opts.store_max_bytes = (int64_t)(q75 + q85) / 2;
+    cr_assert_gt(st.st_size, opts.store_max_bytes, "the input must be over the limit");
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 2000, 1500);
+    cr_assert(r.shrunk, "re-encoded to fit");
+    cr_assert_eq(r.lossless, 0);
+    cr_assert_eq((size_t)r.bytes_stored, q75, "stored %lld, quality 75 gives %zu",
+                 (long long)r.bytes_stored, q75);
+    cr_assert_not_null(strstr(r.hint_en, "smaller"), "%s", r.hint_en);
+}
