@@ -13,16 +13,20 @@
  *      (shrink-on-load to the power of two that keeps the long side at 640 or more): every
  *      scan and every coefficient is still read, so a truncated or damaged file fails here
  *      (corrupt), and the quality measures run on that reduced image;
- *   4. otherwise decode the whole image into memory with fail_on=error: a truncated or damaged
- *      file fails here (corrupt). The memory is bounded by max_pixels x bands. A JPEG so much
- *      larger than store_max_bytes that it must shrink by half or more is loaded at that
- *      reduced scale (shrink-on-load), which costs a fraction of a full decode;
+ *   4. otherwise re-encode. A plain upright JPEG (the common case: a phone photo over the
+ *      limit) is measured on the same reduced decode (step 6; it also catches a truncated or
+ *      damaged file: corrupt) and then decoded again and streamed to the encoder, never whole
+ *      in memory. Anything else (PNG, WebP, HEIC, a JPEG with an orientation to apply, CMYK)
+ *      is decoded whole into memory with fail_on=error (corrupt when that fails; the memory is
+ *      bounded by max_pixels x bands). A JPEG at least 4 times over store_max_bytes is loaded
+ *      at 1/2, 1/4 or 1/8 (shrink-on-load), a fraction of the cost of a full decode;
  *   5. turn it upright by its EXIF orientation (vips_autorot), convert to 8-bit sRGB and
  *      flatten any alpha onto white (JPEG has neither 16 bits nor alpha);
  *   6. measure sharpness and brightness (photo_quality.c) and set the warnings;
- *   7. encode as JPEG (quality 85) with strip (no EXIF, GPS, XMP, ICC or comment survives); over
- *      store_max_bytes, encode again at quality 75, and while still over, scale the image down
- *      by the square root of the excess (JPEG size goes roughly with the pixel count);
+ *   7. encode as JPEG (quality 85, or 75 at once when the file is twice the limit or more)
+ *      with strip (no EXIF, GPS, XMP, ICC or comment survives); over store_max_bytes, encode
+ *      again at quality 75, and while still over, scale the image down by the square root of
+ *      the excess (JPEG size goes roughly with the pixel count);
  *   8. store it by SHA-256 (photo_store.c). */
 #include "photo.h"
 
@@ -244,17 +248,22 @@ static int reject(struct photo_result *out, const char *reason, const struct hin
     return 0;
 }
 
+/* The options every load is made with: a truncated or damaged file is an error, and the pixels
+ * are read once, top to bottom, so that the loader keeps no whole-image buffer of its own
+ * beside the one photo.c renders (or none, when the JPEG is streamed to the encoder). */
+#define SEQ "fail_on", VIPS_FAIL_ON_ERROR, "access", VIPS_ACCESS_SEQUENTIAL
+
 /* Open PATH with the loader of type T (header only), or NULL with the libvips error pending. */
 static VipsImage *open_header(const char *path, enum sniff_type t)
 {
     VipsImage *img = NULL;
     int rc = -1;
     switch (t) {
-    case SNIFF_JPEG: rc = vips_jpegload(path, &img, "fail_on", VIPS_FAIL_ON_ERROR, NULL); break;
-    case SNIFF_PNG: rc = vips_pngload(path, &img, "fail_on", VIPS_FAIL_ON_ERROR, NULL); break;
-    case SNIFF_WEBP: rc = vips_webpload(path, &img, "fail_on", VIPS_FAIL_ON_ERROR, NULL); break;
+    case SNIFF_JPEG: rc = vips_jpegload(path, &img, SEQ, NULL); break;
+    case SNIFF_PNG: rc = vips_pngload(path, &img, SEQ, NULL); break;
+    case SNIFF_WEBP: rc = vips_webpload(path, &img, SEQ, NULL); break;
     case SNIFF_HEIC:
-    case SNIFF_HEIF: rc = vips_heifload(path, &img, "fail_on", VIPS_FAIL_ON_ERROR, NULL); break;
+    case SNIFF_HEIF: rc = vips_heifload(path, &img, SEQ, NULL); break;
     default: break;
     }
     return rc == 0 ? img : NULL;
@@ -306,17 +315,16 @@ static unsigned char *read_bounded(const char *path, int64_t max, size_t *len, i
     return buf;
 }
 
-/* Whether the JPEG whose header is IMG may keep its own coded data: upright already, 8-bit
- * with 1 (grey) or 3 (YCbCr or RGB) components, not CMYK, small enough to store as it is. */
-static int lossless_candidate(VipsImage *img, const struct photo_opts *o, const char *path)
+/* Whether the JPEG whose header is IMG is upright already (no EXIF orientation, or 1), 8-bit
+ * with 1 (grey) or 3 (YCbCr or RGB) components, not CMYK: it can be stored as it is, or
+ * streamed from decoder to encoder with nothing to turn or convert. */
+static int plain_upright_jpeg(VipsImage *img)
 {
-    struct stat st;
     VipsInterpretation in = vips_image_get_interpretation(img);
     return vips_image_get_orientation(img) == 1 &&
            vips_image_get_format(img) == VIPS_FORMAT_UCHAR &&
            (vips_image_get_bands(img) == 1 || vips_image_get_bands(img) == 3) &&
-           (in == VIPS_INTERPRETATION_sRGB || in == VIPS_INTERPRETATION_B_W) &&
-           stat(path, &st) == 0 && st.st_size <= o->store_max_bytes;
+           (in == VIPS_INTERPRETATION_sRGB || in == VIPS_INTERPRETATION_B_W);
 }
 
 /* Decode the JPEG in BUF (LEN bytes) or, when BUF is NULL, at PATH, at the reduced scale the
@@ -333,9 +341,8 @@ static int measure_jpeg_reduced(const void *buf, size_t len, const char *path, i
     int lng = w > h ? w : h, sht = w > h ? h : w;
     int f = load_shrink_for(lng, MEASURE_LONG_SIDE);
     VipsImage *img = NULL, *mem = NULL;
-    if ((buf ? vips_jpegload_buffer((void *)buf, len, &img, "shrink", f, "fail_on",
-                                    VIPS_FAIL_ON_ERROR, NULL)
-             : vips_jpegload(path, &img, "shrink", f, "fail_on", VIPS_FAIL_ON_ERROR, NULL)) ||
+    if ((buf ? vips_jpegload_buffer((void *)buf, len, &img, "shrink", f, SEQ, NULL)
+             : vips_jpegload(path, &img, "shrink", f, SEQ, NULL)) ||
         !(mem = vips_image_copy_memory(img))) {
         if (img) g_object_unref(img);
         vips_error_clear();
@@ -415,10 +422,31 @@ out:
     return res;
 }
 
-/* Encode IMG as JPEG so that it fits MAX bytes: at JPEG_QUALITY, then at JPEG_QUALITY_FIT,
- * then at that quality scaled down until it fits. On success *BUF (g_free it), *LEN, the
- * stored size in *W x *H and *SHRUNK (1 when it had to be re-encoded at a lower quality or
- * size). Returns 0 or -1 (libvips error pending).
+/* Where encode_fitting takes its pixels for each try: the upright image in memory (MEM), or
+ * else the plain upright JPEG at PATH, decoded again at 1/SHRINK and streamed to the encoder
+ * (no whole image in memory: the common re-encode of a phone photo needs one try). */
+struct source {
+    VipsImage *mem;
+    const char *path;
+    int shrink;
+};
+
+static VipsImage *source_open(const struct source *src)
+{
+    VipsImage *img = NULL;
+    if (src->mem) {
+        g_object_ref(src->mem);
+        return src->mem;
+    }
+    return vips_jpegload(src->path, &img, "shrink", src->shrink, SEQ, NULL) ? NULL : img;
+}
+
+/* Encode SRC as JPEG so that it fits MAX bytes: at quality Q (JPEG_QUALITY, or JPEG_QUALITY_FIT
+ * straight away when the caller knows the first would not fit), then at JPEG_QUALITY_FIT, then
+ * at that quality scaled down until it fits. On success *BUF (g_free it), *LEN, the stored
+ * size in *W x *H and *SHRUNK (1 when encoded at a lower quality or size to fit). Returns 0,
+ * -1 when libvips failed (its error pending; from a streamed source, the decode), or -2 when
+ * no size fits.
  *
  * Why a lower quality before a smaller size: most phone photos over the limit (2-6 MB at
  * quality 90-95) fit at quality 75 with every pixel kept, which reads better than the same
@@ -426,17 +454,19 @@ out:
  * lanczos3 resize before it costs 0.2 s. Why no optimize_coding: the second Huffman pass makes
  * the file about 5% smaller but the encode 2.5 times slower (0.106 s instead of 0.040 s for
  * 12 MP on the bench machine), and the store limit is met either way. */
-static int encode_fitting(VipsImage *img, int64_t max, void **buf, size_t *len, int *w, int *h,
-                          int *shrunk)
+static int encode_fitting(const struct source *src, int64_t max, int q, void **buf, size_t *len,
+                          int *w, int *h, int *shrunk)
 {
     double scale = 1.0;
-    int q = JPEG_QUALITY;
-    *shrunk = 0;
+    *shrunk = q != JPEG_QUALITY;
     for (int round = 0; round <= MAX_SHRINK_ROUNDS; round++) {
-        VipsImage *scaled = NULL;
-        if (scale < 1.0 ? vips_resize(img, &scaled, scale, NULL) : vips_copy(img, &scaled, NULL))
-            return -1;
-        int bad = vips_jpegsave_buffer(scaled, buf, len, "Q", q, "strip", TRUE, NULL);
+        VipsImage *img = source_open(src), *scaled = NULL;
+        if (!img) return -1;
+        int bad =
+            scale < 1.0 ? vips_resize(img, &scaled, scale, NULL) : vips_copy(img, &scaled, NULL);
+        g_object_unref(img);
+        if (bad) return -1;
+        bad = vips_jpegsave_buffer(scaled, buf, len, "Q", q, "strip", TRUE, NULL);
         *w = vips_image_get_width(scaled);
         *h = vips_image_get_height(scaled);
         g_object_unref(scaled);
@@ -455,7 +485,7 @@ static int encode_fitting(VipsImage *img, int64_t max, void **buf, size_t *len, 
         if (*w * scale < 16 || *h * scale < 16) break;
     }
     vips_error("photo", "cannot fit the photo in %lld bytes", (long long)max);
-    return -1;
+    return -2;
 }
 
 /* Mark OUT accepted (stored already) and give it the hint of its first warning, else the
@@ -532,7 +562,7 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
         g_object_unref(img);
         return reject(out, "too_small", &hint_too_small);
     }
-    if (t == SNIFF_JPEG && lossless_candidate(img, o, in_path)) {
+    if (t == SNIFF_JPEG && plain_upright_jpeg(img) && file_bytes <= o->store_max_bytes) {
         int lrc = lossless(o, in_path, kind, out, err, errlen);
         if (lrc != LOSSLESS_REENCODE) {
             g_object_unref(img);
@@ -540,22 +570,35 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
         }
     }
 
+    /* The re-encode path. A plain upright JPEG is measured on a reduced decode (which also
+     * catches a truncated or damaged file) and then streamed from decoder to encoder; anything
+     * else is decoded into memory, turned upright and converted first. */
     int load_shrink =
         t == SNIFF_JPEG ? reencode_shrink_for(o, file_bytes, out->width, out->height) : 1;
-    if (load_shrink > 1) {
-        g_object_unref(img);
-        if (vips_jpegload(in_path, &img, "shrink", load_shrink, "fail_on", VIPS_FAIL_ON_ERROR,
-                          NULL)) {
+    /* A phone's JPEG re-encoded at JPEG_QUALITY takes about half its bytes (at the same
+     * scale): one that would still be over goes to JPEG_QUALITY_FIT at once, saving a try. */
+    int q = t == SNIFF_JPEG && 0.5 * (double)file_bytes / ((double)load_shrink * load_shrink) >
+                                   (double)o->store_max_bytes
+                ? JPEG_QUALITY_FIT
+                : JPEG_QUALITY;
+    struct source src = {NULL, in_path, load_shrink};
+    int streamed = t == SNIFF_JPEG && plain_upright_jpeg(img);
+    if (!streamed) {
+        if (load_shrink > 1) {
+            g_object_unref(img);
+            if (vips_jpegload(in_path, &img, "shrink", load_shrink, SEQ, NULL)) {
+                vips_error_clear();
+                return reject(out, "corrupt", &hint_corrupt);
+            }
+        }
+        src.mem = decode_upright(img);
+        if (!src.mem) {
+            g_object_unref(img);
             vips_error_clear();
             return reject(out, "corrupt", &hint_corrupt);
         }
     }
-    VipsImage *up = decode_upright(img);
     g_object_unref(img);
-    if (!up) {
-        vips_error_clear();
-        return reject(out, "corrupt", &hint_corrupt);
-    }
     int rc = -1;
     void *buf = NULL;
     size_t len = 0;
@@ -567,19 +610,27 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
             goto out;
         }
         if (m < 0) goto out;
-    } else if (photo_quality_measure(up, &out->quality, err, errlen) < 0) {
+    } else if (photo_quality_measure(src.mem, &out->quality, err, errlen) < 0) {
         goto out;
     }
     photo_quality_judge(o, kind, &out->quality);
     if (o->reject_blurry && (out->quality.warnings & PHOTO_WARN_BLURRY)) {
-        out->width = vips_image_get_width(up);
-        out->height = vips_image_get_height(up);
-        reject(out, "blurry", &warnings[0].hint);
-        rc = 0;
+        if (src.mem) {
+            out->width = vips_image_get_width(src.mem);
+            out->height = vips_image_get_height(src.mem);
+        }
+        rc = reject(out, "blurry", &warnings[0].hint);
         goto out;
     }
-    if (encode_fitting(up, o->store_max_bytes, &buf, &len, &out->width, &out->height,
-                       &out->shrunk) < 0) {
+    int e = encode_fitting(&src, o->store_max_bytes, q, &buf, &len, &out->width, &out->height,
+                           &out->shrunk);
+    if (e == -1 && streamed) {
+        /* The reduced decode read every scan, but the full one failed: damaged data. */
+        vips_error_clear();
+        rc = reject(out, "corrupt", &hint_corrupt);
+        goto out;
+    }
+    if (e < 0) {
         errbuf_set(err, errlen, "photo: encode %s: %s", in_path, vips_error_buffer());
         vips_error_clear();
         goto out;
@@ -592,6 +643,6 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
     rc = finish_accepted(out);
 out:
     if (buf) g_free(buf);
-    g_object_unref(up);
+    if (src.mem) g_object_unref(src.mem);
     return rc;
 }

@@ -578,8 +578,9 @@ Test(photo, lossless_path_keeps_the_coded_data_and_drops_the_metadata)
     cr_assert_lt(fabs(r.quality.aspect - q.aspect), 1e-9);
 }
 
-/* A JPEG cut short, baseline and progressive, is corrupt on the lossless path: the walk copies
- * it to its end, and the shrink-on-load decode of the copy still reads every scan. */
+/* A JPEG cut short, baseline and progressive, is corrupt on the lossless path (the walk copies
+ * it to its end, and the shrink-on-load decode of the copy still reads every scan) and on the
+ * streamed re-encode path. */
 Test(photo, truncated_jpeg_corrupt_on_the_lossless_path)
 {
     VipsImage *img = mosaic(2400, 1600, 4.0);
@@ -614,6 +615,13 @@ Test(photo, truncated_jpeg_corrupt_on_the_lossless_path)
         free(buf);
         struct photo_result r = process(jpg, PHOTO_KTP);
         cr_assert_eq(r.state, PHOTO_REJECTED, "progressive %d", progressive);
+        cr_assert_str_eq(r.reason, "corrupt");
+        /* Over the limit, the same file takes the streamed re-encode path: corrupt too. */
+        int64_t keep = opts.store_max_bytes;
+        opts.store_max_bytes = (int64_t)cut / 2;
+        r = process(jpg, PHOTO_KTP);
+        opts.store_max_bytes = keep;
+        cr_assert_eq(r.state, PHOTO_REJECTED, "re-encode path, progressive %d", progressive);
         cr_assert_str_eq(r.reason, "corrupt");
     }
     g_object_unref(img);
