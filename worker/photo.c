@@ -13,11 +13,11 @@
  *      (shrink-on-load to the power of two that keeps the long side at 640 or more): every
  *      scan and every coefficient is still read, so a truncated or damaged file fails here
  *      (corrupt), and the quality measures run on that reduced image;
- *   4. otherwise re-encode. A plain upright JPEG (the common case: a phone photo over the
- *      limit) is measured on the same reduced decode (step 6; it also catches a truncated or
- *      damaged file: corrupt) and then decoded again and streamed to the encoder, never whole
- *      in memory. Anything else (PNG, WebP, HEIC, a JPEG with an orientation to apply, CMYK)
- *      is decoded whole into memory with fail_on=error (corrupt when that fails; the memory is
+ *   4. otherwise re-encode. Every JPEG but CMYK is measured on the same reduced decode (step
+ *      6; the measures do not change under a quarter turn; it also catches a truncated or
+ *      damaged file: corrupt). A plain upright JPEG (a phone photo over the limit) is then
+ *      decoded again and streamed to the encoder, never whole in memory. Anything else (PNG,
+ *      WebP, HEIC, a JPEG with an orientation to apply, CMYK) is decoded whole into memory with fail_on=error (corrupt when that fails; the memory is
  *      bounded by max_pixels x bands). A JPEG at least 4 times over store_max_bytes is loaded
  *      at 1/2, 1/4 or 1/8 (shrink-on-load), a fraction of the cost of a full decode;
  *   5. turn it upright by its EXIF orientation (vips_autorot), convert to 8-bit sRGB and
@@ -315,16 +315,21 @@ static unsigned char *read_bounded(const char *path, int64_t max, size_t *len, i
     return buf;
 }
 
-/* Whether the JPEG whose header is IMG is upright already (no EXIF orientation, or 1), 8-bit
- * with 1 (grey) or 3 (YCbCr or RGB) components, not CMYK: it can be stored as it is, or
- * streamed from decoder to encoder with nothing to turn or convert. */
-static int plain_upright_jpeg(VipsImage *img)
+/* Whether the JPEG whose header is IMG is 8-bit with 1 (grey) or 3 (YCbCr or RGB) components,
+ * not CMYK: its reduced decode can be measured as it is. */
+static int plain_jpeg(VipsImage *img)
 {
     VipsInterpretation in = vips_image_get_interpretation(img);
-    return vips_image_get_orientation(img) == 1 &&
-           vips_image_get_format(img) == VIPS_FORMAT_UCHAR &&
+    return vips_image_get_format(img) == VIPS_FORMAT_UCHAR &&
            (vips_image_get_bands(img) == 1 || vips_image_get_bands(img) == 3) &&
            (in == VIPS_INTERPRETATION_sRGB || in == VIPS_INTERPRETATION_B_W);
+}
+
+/* Whether that JPEG is also upright already (no EXIF orientation, or 1): it can be stored as
+ * it is, or streamed from decoder to encoder with nothing to turn or convert. */
+static int plain_upright_jpeg(VipsImage *img)
+{
+    return plain_jpeg(img) && vips_image_get_orientation(img) == 1;
 }
 
 /* Decode the JPEG in BUF (LEN bytes) or, when BUF is NULL, at PATH, at the reduced scale the
@@ -583,6 +588,7 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
                 : JPEG_QUALITY;
     struct source src = {NULL, in_path, load_shrink};
     int streamed = t == SNIFF_JPEG && plain_upright_jpeg(img);
+    int measure_reduced = t == SNIFF_JPEG && plain_jpeg(img);
     if (!streamed) {
         if (load_shrink > 1) {
             g_object_unref(img);
@@ -602,7 +608,7 @@ int photo_process(const struct photo_opts *o, const char *in_path, enum photo_ki
     int rc = -1;
     void *buf = NULL;
     size_t len = 0;
-    if (t == SNIFF_JPEG) {
+    if (measure_reduced) {
         int m = measure_jpeg_reduced(NULL, 0, in_path, out->width, out->height, &out->quality, err,
                                      errlen);
         if (m > 0) {

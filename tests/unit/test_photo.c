@@ -777,3 +777,40 @@ Test(photo, over_the_limit_fits_at_a_lower_quality_with_every_pixel)
                  (long long)r.bytes_stored, q75);
     cr_assert_not_null(strstr(r.hint_en, "smaller"), "%s", r.hint_en);
 }
+
+/* A CMYK JPEG (as some scanners and print tools write) is neither kept as it is nor measured
+ * on its ink bands: it is converted and stored as an sRGB JPEG, and a white page is not
+ * "too dark". */
+Test(photo, cmyk_jpeg_converted_and_measured_in_srgb)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "cmyk.jpg");
+    /* No ink at all (C = M = Y = K = 0) with a little texture: a white page. */
+    VipsImage *m = mosaic_of(1200, 800, 4.0, 2.0), *ink = NULL, *four = NULL, *cmyk = NULL;
+    cr_assert_eq(vips_linear1(m, &ink, 0.1, 0.0, NULL), 0);
+    VipsImage *ink8 = NULL;
+    cr_assert_eq(vips_cast_uchar(ink, &ink8, NULL), 0);
+    VipsImage *k = NULL;
+    cr_assert_eq(vips_extract_band(ink8, &k, 0, NULL), 0);
+    VipsImage *bands[2] = {ink8, k};
+    cr_assert_eq(vips_bandjoin(bands, &four, 2, NULL), 0);
+    cr_assert_eq(vips_copy(four, &cmyk, "interpretation", VIPS_INTERPRETATION_CMYK, NULL), 0);
+    cr_assert_eq(vips_image_get_bands(cmyk), 4);
+    cr_assert_eq(vips_jpegsave(cmyk, jpg, "Q", 90, NULL), 0, "%s", vips_error_buffer());
+    VipsImage *objs[] = {m, ink, ink8, k, four, cmyk};
+    for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) g_object_unref(objs[i]);
+    VipsImage *back = vips_image_new_from_file(jpg, NULL);
+    cr_assert_not_null(back);
+    cr_assert_eq(vips_image_get_bands(back), 4, "the test file is not CMYK");
+    g_object_unref(back);
+
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 1200, 800);
+    cr_assert_eq(r.lossless, 0);
+    VipsImage *st = vips_image_new_from_file(r.stored_path, NULL);
+    cr_assert_not_null(st);
+    cr_assert_eq(vips_image_get_bands(st), 3);
+    g_object_unref(st);
+    cr_assert_gt(r.quality.brightness, 200, "brightness %.1f", r.quality.brightness);
+    cr_assert_eq(r.quality.warnings & PHOTO_WARN_TOO_DARK, 0);
+}
