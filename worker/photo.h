@@ -1,7 +1,8 @@
 /* photo.h: the worker's check of one uploaded photo (a KTP card or a selfie), as a library the
  * queue consumer calls: sniff the type, read the size from the header, decode, turn it upright,
  * strip every metadata block, shrink it under store_max_bytes, measure sharpness and brightness,
- * and store the JPEG by SHA-256 (worker/photo_store.c). The measures live in
+ * and store the JPEG by SHA-256 (worker/photo_store.c). An upright JPEG that fits keeps its own
+ * coded data (the lossless path: only its metadata segments go); anything else is re-encoded. The measures live in
  * worker/photo_quality.c.
  *
  * Threads: photo_init() once per process before any other call (it starts libvips, turns off
@@ -53,8 +54,9 @@ struct photo_result {
     /* What the applicant can do, Indonesian and English (static; NULL when nothing to say): the
      * reason's hint when rejected, else the first warning's, else "we made it smaller". */
     const char *hint_id, *hint_en;
-    int shrunk;             /* 1 when re-encoded smaller than full size to fit store_max_bytes */
-    char sha256[65];        /* of the stored JPEG, hex; "" when rejected */
+    int shrunk;      /* 1 when re-encoded at a lower quality or size to fit store_max_bytes */
+    int lossless;    /* 1 when the JPEG's own coded data was stored (no re-encode) */
+    char sha256[65]; /* of the stored JPEG, hex; "" when rejected */
     char stored_path[4096]; /* where it is (store_dir/ab/<sha256>.jpg); "" when rejected */
     int width, height;      /* stored (upright) when accepted, from the header when rejected */
     int64_t bytes_stored;   /* 0 when rejected */
@@ -75,6 +77,16 @@ void photo_opts_from_conf(struct photo_opts *o, const struct conf *c);
  * stored (unreadable spool file, full disk, libvips failure on a good file): retry later. */
 int photo_process(const struct photo_opts *o, const char *in_path, enum photo_kind kind,
                   struct photo_result *out, char *err, size_t errlen);
+
+/* Copy the JPEG of LEN bytes at IN to OUT (OUTCAP bytes, at least LEN: the copy is never
+ * longer) without its metadata, keeping its coded data byte for byte: every APPn segment and
+ * every COM is dropped, wherever it sits, and everything after EOI; APP0 JFIF is rewritten
+ * without its thumbnail and APP14 Adobe (the colour transform) is kept. A file cut short is
+ * copied to its end (the decoder that checks the copy says it is corrupt). Sets *OUTLEN and
+ * returns 0, or -1 when IN's marker structure is not one this walk copies safely (not a JPEG,
+ * a segment running past the end, a marker where none may be): re-encode it instead. */
+int photo_jpeg_strip(const unsigned char *in, size_t len, unsigned char *out, size_t outcap,
+                     size_t *outlen);
 
 /* The name of warning bit W ("blurry", "too_dark", "overexposed", "ktp_aspect"), or NULL. */
 const char *photo_warning_name(unsigned w);

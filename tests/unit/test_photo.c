@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,7 @@ Test(photo, exif_orientation_applied_and_metadata_stripped)
 
     struct photo_result r = process(jpg, PHOTO_KTP);
     assert_accepted_jpeg(&r, 800, 1200);
+    cr_assert_eq(r.lossless, 0, "a sideways photo is re-encoded upright, not kept as it is");
     /* Turned clockwise: the white block is now at the top right. */
     VipsImage *st = vips_image_new_from_file(r.stored_path, NULL);
     cr_assert_not_null(st);
@@ -475,4 +477,340 @@ Test(photo, ktp_aspect_warned_only_for_a_ktp)
     cr_assert(r.quality.warnings & PHOTO_WARN_KTP_ASPECT);
     r = process(jpg, PHOTO_SELFIE);
     cr_assert_eq(r.quality.warnings & PHOTO_WARN_KTP_ASPECT, 0);
+}
+
+/* The whole file at PATH in a new buffer (free it); *LEN its size. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    cr_assert_gt(n, 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Offset of the last SOS marker (FF DA) in BUF: in entropy-coded data FF is always followed by
+ * 00 or RSTn, so the last one is the frame's last scan, not one in an EXIF thumbnail. */
+static size_t last_sos(const unsigned char *buf, size_t len)
+{
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (buf[i] == 0xff && buf[i + 1] == 0xda) at = i;
+    cr_assert_gt(at, 0, "no SOS");
+    return at;
+}
+
+/* The largest difference between the pixels of the two files (decoded in full). */
+static double max_pixel_diff(const char *a, const char *b)
+{
+    VipsImage *ia = vips_image_new_from_file(a, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    VipsImage *ib = vips_image_new_from_file(b, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    cr_assert(ia && ib, "%s", vips_error_buffer());
+    VipsImage *d = NULL, *ad = NULL;
+    double mx = -1;
+    cr_assert_eq(vips_subtract(ia, ib, &d, NULL), 0, "%s", vips_error_buffer());
+    cr_assert_eq(vips_abs(d, &ad, NULL), 0);
+    cr_assert_eq(vips_max(ad, &mx, NULL), 0, "%s", vips_error_buffer());
+    g_object_unref(ad);
+    g_object_unref(d);
+    g_object_unref(ia);
+    g_object_unref(ib);
+    return mx;
+}
+
+/* An upright phone JPEG within store_max_bytes, with EXIF (GPS, camera), XMP, a comment and an
+ * ICC profile: stored without re-encoding (its entropy-coded data byte for byte, the same
+ * pixels) and without any of that metadata. */
+Test(photo, lossless_path_keeps_the_coded_data_and_drops_the_metadata)
+{
+    need_tool("exiftool", "libimage-exiftool-perl");
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "upright.jpg");
+    VipsImage *img = mosaic(1600, 1200, 4.0);
+    cr_assert_eq(vips_jpegsave(img, jpg, "Q", 92, "profile", "srgb", "interlace", TRUE, NULL), 0,
+                 "%s", vips_error_buffer());
+    g_object_unref(img);
+    RUN("exiftool -q -overwrite_original -Orientation#=1 -Make=Phone -Model=X1 "
+        "-SerialNumber=SN123 -GPSLatitude=6.2 -GPSLatitudeRef=S -GPSLongitude=106.8 "
+        "-GPSLongitudeRef=E -XMP:Description=secret -Comment=secret '%s'%s",
+        jpg, "");
+    RUN("exiftool -s -s -s -GPSLatitude -ProfileDescription -Comment '%s' | grep -c . | grep -qx "
+        "3%s",
+        jpg, "");
+
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 1600, 1200);
+    cr_assert_eq(r.lossless, 1, "an upright JPEG that fits is kept as coded");
+    cr_assert_eq(r.shrunk, 0);
+    size_t ilen, slen;
+    unsigned char *in = slurp(jpg, &ilen), *st = slurp(r.stored_path, &slen);
+    cr_assert_lt(slen, ilen);
+    size_t isos = last_sos(in, ilen), ssos = last_sos(st, slen);
+    cr_assert_eq(ilen - isos, slen - ssos, "the last scan differs in length");
+    cr_assert_eq(memcmp(in + isos, st + ssos, ilen - isos), 0, "the last scan differs");
+    free(in);
+    free(st);
+    cr_assert_eq(max_pixel_diff(jpg, r.stored_path), 0.0, "the pixels differ");
+    RUN("! exiftool -a -G1 -s '%s' | grep -E "
+        "'^\\[(IFD0|ExifIFD|GPS|XMP|XMP-[a-z]+|IFD1|ICC_Profile|ICC-header)\\]|Orientation|"
+        "Comment|secret|SN123|Phone'%s",
+        r.stored_path, "");
+    /* The same photo judged the same as by the full decode: the measure of the 1/2-scale
+     * decode is within 15% of that of the full image. */
+    VipsImage *full = vips_image_new_from_file(jpg, NULL);
+    cr_assert_not_null(full);
+    VipsImage *mem = vips_image_copy_memory(full);
+    struct photo_quality q;
+    char err[256];
+    cr_assert_eq(photo_quality_measure(mem, &q, err, sizeof err), 0, "%s", err);
+    g_object_unref(mem);
+    g_object_unref(full);
+    cr_assert_lt(fabs(r.quality.sharpness - q.sharpness) / q.sharpness, 0.15,
+                 "lossless %.1f, full %.1f", r.quality.sharpness, q.sharpness);
+    cr_assert_lt(fabs(r.quality.brightness - q.brightness), 2.0);
+    cr_assert_lt(fabs(r.quality.aspect - q.aspect), 1e-9);
+}
+
+/* A JPEG cut short, baseline and progressive, is corrupt on the lossless path (the walk copies
+ * it to its end, and the shrink-on-load decode of the copy still reads every scan) and on the
+ * streamed re-encode path. */
+Test(photo, truncated_jpeg_corrupt_on_the_lossless_path)
+{
+    VipsImage *img = mosaic(2400, 1600, 4.0);
+    for (int progressive = 0; progressive < 2; progressive++) {
+        char jpg[300];
+        path_of(jpg, sizeof jpg, progressive ? "p.jpg" : "b.jpg");
+        cr_assert_eq(vips_jpegsave(img, jpg, "Q", 90, "interlace", progressive, NULL), 0);
+        size_t len;
+        unsigned char *buf = slurp(jpg, &len);
+        /* Cut at 90%: all the headers and most scans are there. */
+        size_t cut = len * 9 / 10;
+        FILE *f = fopen(jpg, "wb");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(buf, 1, cut, f), cut);
+        fclose(f);
+        unsigned char *st = malloc(cut);
+        size_t slen = 0;
+        cr_assert_eq(photo_jpeg_strip(buf, cut, st, cut, &slen), 0);
+        size_t tail = cut - last_sos(buf, cut);
+        cr_assert_geq(slen, tail);
+        cr_assert_eq(memcmp(st + slen - tail, buf + cut - tail, tail), 0,
+                     "the scans are copied to the cut");
+        VipsImage *small = NULL;
+        cr_assert_eq(vips_jpegload_buffer(st, slen, &small, "shrink", 4, "fail_on",
+                                          VIPS_FAIL_ON_ERROR, NULL),
+                     0);
+        double avg;
+        cr_assert_neq(vips_avg(small, &avg, NULL), 0, "the 1/4 decode did not see the cut");
+        vips_error_clear();
+        g_object_unref(small);
+        free(st);
+        free(buf);
+        struct photo_result r = process(jpg, PHOTO_KTP);
+        cr_assert_eq(r.state, PHOTO_REJECTED, "progressive %d", progressive);
+        cr_assert_str_eq(r.reason, "corrupt");
+        /* Over the limit, the same file takes the streamed re-encode path: corrupt too. */
+        int64_t keep = opts.store_max_bytes;
+        opts.store_max_bytes = (int64_t)cut / 2;
+        r = process(jpg, PHOTO_KTP);
+        opts.store_max_bytes = keep;
+        cr_assert_eq(r.state, PHOTO_REJECTED, "re-encode path, progressive %d", progressive);
+        cr_assert_str_eq(r.reason, "corrupt");
+    }
+    g_object_unref(img);
+}
+
+/* A JPEG far over store_max_bytes loads at a reduced scale (shrink-on-load) and still fits,
+ * with its aspect ratio. */
+Test(photo, far_too_big_jpeg_shrunk_on_load)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "huge.jpg");
+    VipsImage *img = mosaic(4000, 3000, 40.0);
+    save(img, jpg, 95);
+    g_object_unref(img);
+    opts.store_max_bytes = 400 * 1024;
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    cr_assert_eq(r.state, PHOTO_ACCEPTED);
+    cr_assert(r.shrunk);
+    cr_assert_eq(r.lossless, 0);
+    cr_assert_leq(r.bytes_stored, 400 * 1024);
+    cr_assert_leq(r.width, 2000, "%dx%d", r.width, r.height);
+    cr_assert_geq(r.width, 640);
+    double aspect = (double)r.width / r.height;
+    cr_assert_lt(fabs(aspect - 4.0 / 3), 0.01, "%dx%d", r.width, r.height);
+    assert_accepted_jpeg(&r, r.width, r.height);
+}
+
+/* Run photo_jpeg_strip on the LEN bytes at IN; returns its result, the copy in OUT (256). */
+static int strip(const char *in, size_t len, unsigned char *out, size_t *olen)
+{
+    cr_assert_leq(len, 256);
+    return photo_jpeg_strip((const unsigned char *)in, len, out, 256, olen);
+}
+
+#define STRIP_EQ(in, want)                                                                         \
+    do {                                                                                           \
+        unsigned char o_[256];                                                                     \
+        size_t ol_ = 0;                                                                            \
+        cr_assert_eq(strip(in, sizeof in - 1, o_, &ol_), 0);                                       \
+        cr_assert_eq(ol_, sizeof want - 1, "length %zu, want %zu", ol_, sizeof want - 1);          \
+        cr_assert_eq(memcmp(o_, want, ol_), 0);                                                    \
+    } while (0)
+
+/* The marker walk on hand-made streams: what goes, what stays, what it refuses. */
+Test(photo, jpeg_strip_marker_walk)
+{
+    /* APP1 (EXIF), COM, APP2 (ICC) dropped; DQT, SOF0 copied; fill bytes before a marker
+     * dropped; stuffed FF 00 and RST0 in the scan kept; COM between scans dropped; the
+     * trailer after EOI (a motion photo's video) dropped. */
+    STRIP_EQ("\xff\xd8"
+             "\xff\xe1\x00\x08"
+             "Exif\x00\x00"
+             "\xff\xfe\x00\x05"
+             "abc"
+             "\xff\xff\xff\xe2\x00\x04"
+             "ab"
+             "\xff\xdb\x00\x04\x01\x02"
+             "\xff\xc0\x00\x03\x07"
+             "\xff\xda\x00\x03\x09"
+             "\x11\xff\x00\x22\xff\xd0\x33\xff\xff\xd1"
+             "\xff\xfe\x00\x03x"
+             "\xff\xda\x00\x03\x0a\x44"
+             "\xff\xff\xd9MP4 video",
+             "\xff\xd8"
+             "\xff\xdb\x00\x04\x01\x02"
+             "\xff\xc0\x00\x03\x07"
+             "\xff\xda\x00\x03\x09"
+             "\x11\xff\x00\x22\xff\xd0\x33\xff\xff\xd1"
+             "\xff\xda\x00\x03\x0a\x44"
+             "\xff\xd9");
+    /* JFIF rewritten without its 1x1 thumbnail; JFXX dropped; Adobe APP14 and TEM kept. */
+    STRIP_EQ("\xff\xd8"
+             "\xff\xe0\x00\x13JFIF\x00\x01\x02\x01\x00\x48\x00\x48\x01\x01\xaa\xbb\xcc"
+             "\xff\xe0\x00\x08JFXX\x00\x10"
+             "\xff\xee\x00\x0e"
+             "Adobe\x00\x64\x00\x00\x00\x00\x01"
+             "\xff\x01"
+             "\xff\xda\x00\x03\x09\x55\xff\xd9",
+             "\xff\xd8"
+             "\xff\xe0\x00\x10JFIF\x00\x01\x02\x01\x00\x48\x00\x48\x00\x00"
+             "\xff\xee\x00\x0e"
+             "Adobe\x00\x64\x00\x00\x00\x00\x01"
+             "\xff\x01"
+             "\xff\xda\x00\x03\x09\x55\xff\xd9");
+    /* Refused: not a JPEG, a segment longer than the file, a length under 2, a second SOI, a
+     * JPGn extension, EOI before any scan, a byte that is no marker between segments, a cut
+     * segment length, an arithmetic-coded frame (SOF9), DAC, a lossless frame (SOF3). */
+    static const struct {
+        const char *s;
+        size_t n;
+    } bad[] = {
+        {"\x89PNG\r\n\x1a\n", 8},
+        {"\xff\xd8\xff\xe1\x01\x00"
+         "Exif",
+         10},
+        {"\xff\xd8\xff\xdb\x00\x01\xff\xd9", 8},
+        {"\xff\xd8\xff\xd8\xff\xd9", 6},
+        {"\xff\xd8\xff\xf7\x00\x02\xff\xda\x00\x02\xff\xd9", 12},
+        {"\xff\xd8\xff\xd9", 4},
+        {"\xff\xd8\x00\xff\xda\x00\x02\xff\xd9", 9},
+        {"\xff\xd8\xff\xe1\x00", 5},
+        {"\xff\xd8\xff\xc9\x00\x03\x08\xff\xda\x00\x02\xff\xd9", 13},
+        {"\xff\xd8\xff\xcc\x00\x02\xff\xda\x00\x02\xff\xd9", 12},
+        {"\xff\xd8\xff\xc3\x00\x02\xff\xda\x00\x02\xff\xd9", 12},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned char o[256];
+        size_t ol = 0;
+        cr_assert_eq(strip(bad[i].s, bad[i].n, o, &ol), -1, "case %zu accepted", i);
+    }
+    /* An output buffer smaller than the input is refused rather than overrun. */
+    unsigned char o[4];
+    size_t ol = 0;
+    cr_assert_eq(photo_jpeg_strip((const unsigned char *)"\xff\xd8\xff\xda\x00\x02\xff\xd9", 8, o,
+                                  sizeof o, &ol),
+                 -1);
+}
+
+/* The size of IMG encoded as photo_process encodes it (quality Q, strip). */
+static size_t encoded_size(VipsImage *img, int q)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    cr_assert_eq(vips_jpegsave_buffer(img, &buf, &len, "Q", q, "strip", TRUE, NULL), 0, "%s",
+                 vips_error_buffer());
+    g_free(buf);
+    return len;
+}
+
+/* A photo over store_max_bytes that fits at quality 75 keeps every pixel: a lower quality
+ * comes before a smaller size. */
+Test(photo, over_the_limit_fits_at_a_lower_quality_with_every_pixel)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "q95.jpg");
+    VipsImage *img = mosaic(2000, 1500, 20.0);
+    save(img, jpg, 95);
+    g_object_unref(img);
+    VipsImage *in = vips_image_new_from_file(jpg, NULL);
+    cr_assert_not_null(in);
+    size_t q85 = encoded_size(in, 85), q75 = encoded_size(in, 75);
+    g_object_unref(in);
+    struct stat st;
+    cr_assert_eq(stat(jpg, &st), 0);
+    cr_assert_lt(q75, q85);
+    opts.store_max_bytes = (int64_t)(q75 + q85) / 2;
+    cr_assert_gt(st.st_size, opts.store_max_bytes, "the input must be over the limit");
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 2000, 1500);
+    cr_assert(r.shrunk, "re-encoded to fit");
+    cr_assert_eq(r.lossless, 0);
+    cr_assert_eq((size_t)r.bytes_stored, q75, "stored %lld, quality 75 gives %zu",
+                 (long long)r.bytes_stored, q75);
+    cr_assert_not_null(strstr(r.hint_en, "smaller"), "%s", r.hint_en);
+}
+
+/* A CMYK JPEG (as some scanners and print tools write) is neither kept as it is nor measured
+ * on its ink bands: it is converted and stored as an sRGB JPEG, and a white page is not
+ * "too dark". */
+Test(photo, cmyk_jpeg_converted_and_measured_in_srgb)
+{
+    char jpg[300];
+    path_of(jpg, sizeof jpg, "cmyk.jpg");
+    /* No ink at all (C = M = Y = K = 0) with a little texture: a white page. */
+    VipsImage *m = mosaic_of(1200, 800, 4.0, 2.0), *ink = NULL, *four = NULL, *cmyk = NULL;
+    cr_assert_eq(vips_linear1(m, &ink, 0.1, 0.0, NULL), 0);
+    VipsImage *ink8 = NULL;
+    cr_assert_eq(vips_cast_uchar(ink, &ink8, NULL), 0);
+    VipsImage *k = NULL;
+    cr_assert_eq(vips_extract_band(ink8, &k, 0, NULL), 0);
+    VipsImage *bands[2] = {ink8, k};
+    cr_assert_eq(vips_bandjoin(bands, &four, 2, NULL), 0);
+    cr_assert_eq(vips_copy(four, &cmyk, "interpretation", VIPS_INTERPRETATION_CMYK, NULL), 0);
+    cr_assert_eq(vips_image_get_bands(cmyk), 4);
+    cr_assert_eq(vips_jpegsave(cmyk, jpg, "Q", 90, NULL), 0, "%s", vips_error_buffer());
+    VipsImage *objs[] = {m, ink, ink8, k, four, cmyk};
+    for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) g_object_unref(objs[i]);
+    VipsImage *back = vips_image_new_from_file(jpg, NULL);
+    cr_assert_not_null(back);
+    cr_assert_eq(vips_image_get_bands(back), 4, "the test file is not CMYK");
+    g_object_unref(back);
+
+    struct photo_result r = process(jpg, PHOTO_SELFIE);
+    assert_accepted_jpeg(&r, 1200, 800);
+    cr_assert_eq(r.lossless, 0);
+    VipsImage *st = vips_image_new_from_file(r.stored_path, NULL);
+    cr_assert_not_null(st);
+    cr_assert_eq(vips_image_get_bands(st), 3);
+    g_object_unref(st);
+    cr_assert_gt(r.quality.brightness, 200, "brightness %.1f", r.quality.brightness);
+    cr_assert_eq(r.quality.warnings & PHOTO_WARN_TOO_DARK, 0);
 }
