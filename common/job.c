@@ -33,6 +33,7 @@ static const struct field register_fields[] = {
     FIELD(JOB_F_REGISTRATION_ID, registration_id, V_ID),
 };
 static const struct field verify_fields[] = {
+    FIELD(JOB_F_VERIFICATION_ID, verification_id, V_ID),
     FIELD(JOB_F_REGISTRATION_ID, registration_id, V_ID),
     FIELD(JOB_F_CHANNEL, channel, V_CHANNEL),
 };
@@ -45,7 +46,7 @@ static const struct {
 } queues[JOB__QUEUES] = {
     [JOB_UPLOAD] = {"upload", KEYS_STREAM_UPLOAD, upload_fields, 3},
     [JOB_REGISTER] = {"register", KEYS_STREAM_REGISTER, register_fields, 1},
-    [JOB_VERIFY] = {"verify", KEYS_STREAM_VERIFY, verify_fields, 2},
+    [JOB_VERIFY] = {"verify", KEYS_STREAM_VERIFY, verify_fields, 3},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -94,7 +95,7 @@ static int value_ok(enum value_kind k, const char *v, size_t len)
     case V_KIND:
         return (len == 3 && memcmp(v, "ktp", 3) == 0) || (len == 6 && memcmp(v, "selfie", 6) == 0);
     case V_CHANNEL:
-        return (len == 5 && memcmp(v, "email", 5) == 0) || (len == 5 && memcmp(v, "phone", 5) == 0);
+        return (len == 5 && memcmp(v, "email", 5) == 0) || (len == 3 && memcmp(v, "sms", 3) == 0);
     }
     return 0;
 }
@@ -174,7 +175,7 @@ int job_idempotency_id(const struct job *j, char *buf, size_t len)
     switch (j->queue) {
     case JOB_UPLOAD: n = snprintf(buf, len, "%s", j->upload_id); break;
     case JOB_REGISTER: n = snprintf(buf, len, "%s", j->registration_id); break;
-    case JOB_VERIFY: n = snprintf(buf, len, "%s:%s", j->registration_id, j->channel); break;
+    case JOB_VERIFY: n = snprintf(buf, len, "%s", j->verification_id); break;
     default: return -1;
     }
     return n < 0 || (size_t)n >= len ? -1 : n;

@@ -5,10 +5,10 @@
  * Queues. One Redis stream per queue (key names are built in keys.c, keys_stream):
  *   upload    a finished document to check and store;  fields upload_id, registration_id, kind
  *   register  a registration to forward downstream;    fields registration_id
- *   verify    a one-time code to send (to come: nothing produces it yet);
- *                                                      fields registration_id, channel
+ *   verify    a one-time code to send;                  fields verification_id, registration_id,
+ *                                                      channel
  * Every field is required, each once; no other field is allowed. Ids are the gateway's
- * (ident.h: JOB_ID_LEN lower-case hex digits); kind is ktp|selfie; channel is email|phone.
+ * (ident.h: JOB_ID_LEN lower-case hex digits); kind is ktp|selfie; channel is email|sms.
  * An entry carries references only: what a job needs beyond them (the spool file's path, the
  * registration's fields) is in the upload or registration record, written by the same script
  * that adds the entry (common/lua/intake.lua), so the entry and its record appear together.
@@ -16,8 +16,8 @@
  * Idempotency. Delivery is at least once (a worker may die after the effect and before XACK),
  * so every effect is keyed by the job's idempotency id (job_idempotency_id): the upload id for
  * `upload` (the document is stored, and its record updated, once per upload), the registration
- * id for `register` (sent downstream as Idempotency-Key), registration id and channel for
- * `verify`. The stream entry's own id is not it: the gateway may queue one upload twice after a
+ * id for `register` (sent downstream as Idempotency-Key), the verification id for `verify` (a
+ * resend is a new verification, so a new effect; one verification's message is sent once). The stream entry's own id is not it: the gateway may queue one upload twice after a
  * lost reply, as two entries.
  *
  * Consumers. One consumer group per stream, JOB_GROUP; consumer name "host:pid".
@@ -45,6 +45,7 @@ enum job_queue { JOB_UPLOAD, JOB_REGISTER, JOB_VERIFY, JOB__QUEUES };
 #define JOB_F_REGISTRATION_ID "registration_id"
 #define JOB_F_KIND "kind"
 #define JOB_F_CHANNEL "channel"
+#define JOB_F_VERIFICATION_ID "verification_id"
 /* Field names a dead letter adds. */
 #define JOB_F_ORIGINAL_ID "original_id"
 #define JOB_F_ATTEMPTS "attempts"
@@ -64,8 +65,9 @@ struct job {
     enum job_queue queue;
     char upload_id[JOB_ID_LEN + 1];
     char registration_id[JOB_ID_LEN + 1];
+    char verification_id[JOB_ID_LEN + 1];
     char kind[8];    /* ktp | selfie */
-    char channel[8]; /* email | phone */
+    char channel[8]; /* email | sms */
 };
 
 /* A dead letter: the failed job and why. */

@@ -56,9 +56,10 @@ Test(job, build_then_parse_round_trip)
     char err[256];
     struct job in[3] = {upload_job(), {.queue = JOB_REGISTER}, {.queue = JOB_VERIFY}};
     strcpy(in[1].registration_id, RID);
+    strcpy(in[2].verification_id, UID);
     strcpy(in[2].registration_id, RID);
-    strcpy(in[2].channel, "phone");
-    static const int items[3] = {6, 2, 4};
+    strcpy(in[2].channel, "sms");
+    static const int items[3] = {6, 2, 6};
     for (int i = 0; i < 3; i++) {
         const char *fv[8];
         int n = job_fields(&in[i], fv, 8, err, sizeof err);
@@ -118,8 +119,9 @@ Test(job, build_refuses_invalid_jobs)
     j.queue = JOB__QUEUES;
     cr_assert_eq(job_fields(&j, fv, 8, err, sizeof err), -1);
     struct job v = {.queue = JOB_VERIFY};
+    strcpy(v.verification_id, UID);
     strcpy(v.registration_id, RID);
-    strcpy(v.channel, "sms");
+    strcpy(v.channel, "phone"); /* the API's channels are email and sms */
     cr_assert_eq(job_fields(&v, fv, 8, err, sizeof err), -1);
 }
 
@@ -173,10 +175,11 @@ Test(job, idempotency_ids)
     job_idempotency_id(&r, buf, sizeof buf);
     cr_assert_str_eq(buf, RID);
     struct job v = {.queue = JOB_VERIFY};
+    strcpy(v.verification_id, UID);
     strcpy(v.registration_id, RID);
     strcpy(v.channel, "email");
     job_idempotency_id(&v, buf, sizeof buf);
-    cr_assert_str_eq(buf, RID ":email");
+    cr_assert_str_eq(buf, UID);
     cr_assert_eq(job_idempotency_id(&u, buf, JOB_ID_LEN), -1); /* no room for the NUL */
 }
 
