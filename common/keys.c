@@ -71,3 +71,8 @@ int keys_upload(char *buf, const char *id)
 {
     return snprintf(buf, KEYS_MAX, "antre:{intake}:upl:%s", id);
 }
+
+int keys_verification(char *buf, const char *id)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:ver:%s", id);
+}

@@ -67,4 +67,8 @@ int keys_idempotency(char *buf, const char *owner, const char *key_hash_hex);
 /* An upload's record (hash). */
 int keys_upload(char *buf, const char *id);
 
+/* A verification's record (hash): one code sent to one contact (docs/design.md, "Verification
+ * codes"). */
+int keys_verification(char *buf, const char *id);
+
 #endif
