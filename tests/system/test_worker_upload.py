@@ -396,27 +396,64 @@ def test_sigkill_mid_1000_uploads_then_another_worker_finishes(workdir, rd, work
     assert b.stop() == 0
 
 
-def test_sigterm_mid_photo_leaves_the_job_pending_and_the_record_processing(workdir, rd, workers):
+def held_and_queued(workdir, rd):
+    """Two uploads that are in hand at a moment the test chooses, with no timing: the first's
+    spool file is a FIFO, so its check blocks the single pool thread opening it (held) until the
+    test opens the other end (release); the second (a real photo) waits on the pool behind it. Returns the
+    FIFO's path, the photo's path and bytes, and both upload ids."""
     spool = os.path.join(workdir, "spool")
     os.makedirs(spool)
-    path = noise(os.path.join(spool, "slow.jpg"), 4000, 3000, q=95, seed=6)
-    uid = put_direct(rd, path)
-    w = workers({"worker.drain_timeout_ms": 1, "worker.photo_threads": 1}).start()
-    wait_for(lambda: pending_count(rd) == 1, timeout=HANG, what="the job delivered")
-    time.sleep(0.3)  # the photo is on the pool now (it takes seconds)
+    fifo = os.path.join(spool, "held")
+    os.mkfifo(fifo)
+    path = noise(os.path.join(spool, "queued.jpg"), KTP_W, KTP_H, seed=6)
+    return fifo, path, open(path, "rb").read(), put_direct(rd, fifo), put_direct(rd, path)
+
+
+def held(pid):
+    """1 when a thread of process PID sleeps opening a FIFO for reading (waiting for a writer:
+    the kernel shows it as wchan wait_for_partner)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                if f.read().strip() == "wait_for_partner":
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def release(fifo):
+    """Let the check held opening FIFO go on: it opens an empty file."""
+    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_sigterm_mid_photo_leaves_the_job_pending_and_the_record_processing(workdir, rd, workers):
+    """Drain timeout (1 ms) with one photo being checked and one waiting on the pool: the
+    running one finishes on its thread after the timeout, the waiting one never starts, and
+    neither verdict is recorded nor acknowledged; the next worker finishes both."""
+    fifo, path, photo, u_held, u_queued = held_and_queued(workdir, rd)
+    w = workers({"worker.drain_timeout_ms": 1, "worker.photo_threads": 1,
+                 "queue.upload.concurrency": 2}).start()
+    wait_for(lambda: pending_count(rd) == 2, timeout=HANG, what="both jobs delivered")
+    wait_for(lambda: held(w.proc.pid), timeout=HANG, what="the check held on the FIFO")
     w.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "drain timeout" in w.read_log(), timeout=HANG, what="the drain timed out")
+    release(fifo)  # the running check ends now, after the drain gave up
     assert w.proc.wait(HANG) == 0
-    log = w.read_log()
-    assert "drain timeout" in log and "worker: stopped" in log, log
-    assert upload_record(rd, uid)["state"] == "processing"
-    assert pending_count(rd) == 1 and rd("XLEN", STREAM) == 1
+    assert "worker: stopped" in w.read_log()
+    for u in (u_held, u_queued):
+        assert upload_record(rd, u)["state"] == "processing"
+    assert pending_count(rd) == 2 and rd("XLEN", STREAM) == 2
     assert os.path.exists(path)
-    # the next worker takes it over and finishes it
+    # the next worker takes both over and finishes them (the FIFO now a plain file)
+    os.remove(fifo)
+    with open(fifo, "wb") as f:
+        f.write(photo)
     b = workers({"queue.upload.visibility_timeout_s": 1}).start()
-    wait_for(lambda: drained(rd), timeout=HANG, what="the job finished by the next worker")
-    r = upload_record(rd, uid)
-    assert r["state"] == "accepted" and int(r["bytes_stored"]) <= 2 * MIB, r
-    assert not os.path.exists(path)
+    wait_for(lambda: drained(rd), timeout=HANG, what="the jobs finished by the next worker")
+    for u in (u_held, u_queued):
+        assert upload_record(rd, u)["state"] == "accepted"
+    assert not os.path.exists(path) and not os.path.exists(fifo)
     assert b.stop() == 0
 
 
@@ -440,20 +477,23 @@ def test_upload_rules_reload_on_sighup(workdir, rd, workers):
 
 
 def test_sigterm_mid_photo_with_time_to_drain_finishes_it(workdir, rd, workers):
-    spool = os.path.join(workdir, "spool")
-    os.makedirs(spool)
-    path = noise(os.path.join(spool, "slow.jpg"), 3000, 2000, q=95, seed=8)
-    uid = put_direct(rd, path)
-    w = workers({"worker.drain_timeout_ms": 30000, "worker.photo_threads": 1}).start()
-    wait_for(lambda: pending_count(rd) == 1, timeout=HANG, what="the job delivered")
-    time.sleep(0.2)
+    """As above, with time to drain: the photo being checked and the one waiting on the pool at
+    SIGTERM are both finished, recorded and acknowledged after the signal."""
+    fifo, path, photo, u_held, u_queued = held_and_queued(workdir, rd)
+    w = workers({"worker.drain_timeout_ms": 30000, "worker.photo_threads": 1,
+                 "queue.upload.concurrency": 2}).start()
+    wait_for(lambda: pending_count(rd) == 2, timeout=HANG, what="both jobs delivered")
+    wait_for(lambda: held(w.proc.pid), timeout=HANG, what="the check held on the FIFO")
     w.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "received; stopping" in w.read_log(), timeout=HANG, what="the signal taken")
+    release(fifo)
     assert w.proc.wait(HANG) == 0
     log = w.read_log()
     assert "drain timeout" not in log
-    # the verdict came after the signal: the job was in hand, and it was finished
+    # the verdicts came after the signal: the jobs were in hand, and they were finished
     assert log.index("received; stopping") < log.index("upload: recorded"), log
-    assert upload_record(rd, uid)["state"] == "accepted"
+    assert upload_record(rd, u_held)["state"] == "rejected"  # an empty file
+    assert upload_record(rd, u_queued)["state"] == "accepted"
     assert drained(rd) and not os.path.exists(path)
 
 
