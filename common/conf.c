@@ -154,7 +154,7 @@ static const struct directive table[] = {
 
     {"verify", "code_digits", T_INT, 4, 10, "6", 1, F(verify.code_digits), NULL, NULL,
      "digits of a verification code"},
-    {"verify", "code_ttl_s", T_INT, 10, 86400, "600", 1, F(verify.code_ttl_s), NULL, NULL,
+    {"verify", "code_ttl_s", T_INT, 2, 86400, "600", 1, F(verify.code_ttl_s), NULL, NULL,
      "a verification code confirms for this long after it was asked for"},
     {"verify", "resend_interval_s", T_INT, 1, 86400, "60", 1, F(verify.resend_interval_s), NULL,
      NULL, "one code per this many seconds to a destination and for a registration"},

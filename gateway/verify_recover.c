@@ -1,0 +1,192 @@
+/* verify_recover.c: POST /v1/registrations/recover, a way back in for a locked-out NIK.
+ *
+ * A registration whose session expired (or whose answer was lost) keeps its NIK taken: a new
+ * session gets 409 duplicate_nik. Here the new session names the NIK and a channel; a code goes
+ * to that contact on file, through a `recover` verification owned by the new session, and
+ * confirming it (verify_confirm.c) makes the new session the registration's owner.
+ *
+ * The answer must not tell whether the NIK is registered: it is the same 202 either way (no
+ * masked destination), and the work is the same: the NIK's dedupe key is read, then a
+ * registration record (a decoy key that does not exist when the NIK is unknown), then one
+ * script writes a verification record either way ('recover' in verify.lua). Only a real one
+ * gets a job, so a decoy is never sent; confirming it answers wrong_code like a real recovery
+ * whose code was not received. The limits are per NIK (its HMAC) and per client address, both
+ * counted whether the NIK exists or not. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "antre/keys.h"
+#include "antre/log.h"
+#include "antre/validate.h"
+#include "conn.h"
+#include "gate.h"
+#include "gateway.h"
+#include "registration.h"
+#include "reply.h"
+#include "router.h"
+#include "verify_mask.h"
+#include "verify_priv.h"
+
+struct recover {
+    struct conn *c;
+    const char *channel; /* static */
+    char vid[IDENT_LEN + 1];
+    char rid[IDENT_LEN + 1]; /* "" when the NIK is unknown */
+    char knik[KEYS_MAX];
+    char nik_hex[65];
+};
+
+static void on_recover(void *arg, const redisReply *r, const char *err)
+{
+    struct recover *rc = arg;
+    struct conn *c = rc->c;
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        log_warn("verify: recover failed err=%s", err ? err : r && r->str ? r->str : "?");
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
+    } else {
+        const char *st = r->element[0]->str;
+        long long ms = r->element[1]->integer;
+        if (!strcmp(st, "created"))
+            verify_answer_created(c, rc->vid, rc->channel, NULL, c->gw->conf.verify.code_ttl_s, ms);
+        else if (!strcmp(st, "nik_limit")) verify_refuse_wait(c, ERR_SEND_LIMIT, ms);
+        else verify_refuse_wait(c, ERR_RATE_LIMITED, ms);
+    }
+    free(rc);
+}
+
+/* The reply to HMGET email phone of the registration (or of the decoy key). */
+static void on_contact(void *arg, const redisReply *r, const char *err)
+{
+    struct recover *rc = arg;
+    struct conn *c = rc->c;
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
+        free(rc);
+        return;
+    }
+    int sms = !strcmp(rc->channel, "sms");
+    const redisReply *d = r->element[sms ? 1 : 0];
+    const char *dest = d->type == REDIS_REPLY_STRING ? d->str : "";
+    char masked[VERIFY_MASKED_MAX], addr[64], addr_hex[65];
+    if (sms) verify_mask_phone(dest, masked, sizeof masked);
+    else verify_mask_email(dest, masked, sizeof masked);
+    conn_peer_text(c, addr, sizeof addr);
+    if (verify_hmac_hex(c, "vaddr", addr, addr_hex) < 0) {
+        free(rc);
+        return;
+    }
+    const struct conf_verify *v = &c->gw->conf.verify;
+    char kreg[KEYS_MAX], kver[KEYS_MAX], ktn[KEYS_MAX], kta[KEYS_MAX], kstream[KEYS_MAX];
+    keys_registration(kreg, rc->rid[0] ? rc->rid : rc->vid);
+    keys_verification(kver, rc->vid);
+    keys_verify_throttle(ktn, "rnik", rc->nik_hex);
+    keys_verify_throttle(kta, "raddr", addr_hex);
+    job_stream_key(kstream, JOB_VERIFY);
+    int64_t now = verify_now_ms(), expires = now + (int64_t)v->code_ttl_s * 1000;
+    long long nik_t = VERIFY_DAY_MS / v->recover_per_nik_day;
+    long long addr_t = 3600000LL / v->recover_per_addr_hour;
+    char snow[24], snt[24], sntau[24], sat[24], satau[24], skeep[24], sexp[24];
+    snprintf(snow, sizeof snow, "%lld", (long long)now);
+    snprintf(snt, sizeof snt, "%lld", nik_t);
+    snprintf(sntau, sizeof sntau, "%lld", VERIFY_DAY_MS - nik_t);
+    snprintf(sat, sizeof sat, "%lld", addr_t);
+    snprintf(satau, sizeof satau, "%lld", 3600000LL - addr_t);
+    snprintf(skeep, sizeof skeep, "%lld", (long long)expires + VERIFY_DAY_MS);
+    snprintf(sexp, sizeof sexp, "%lld", (long long)expires);
+    const char *owner = gate_session(c)->owner;
+    const char *keys[6] = {rc->knik, kreg, kver, ktn, kta, kstream};
+    const char *args[8] = {"recover", rc->rid, snow, snt, sntau, sat, satau, skeep};
+    const char *rec[] = {"registration_id",
+                         rc->rid,
+                         "channel",
+                         rc->channel,
+                         "purpose",
+                         "recover",
+                         "owner",
+                         owner,
+                         "destination",
+                         dest,
+                         "masked",
+                         masked,
+                         "lang",
+                         c->lang_en ? "en" : "id",
+                         "created_ms",
+                         snow,
+                         "expires_ms",
+                         sexp,
+                         "attempts",
+                         "0",
+                         "state",
+                         "queued"};
+    /* A decoy's job names the decoy key's id; it is never added (verify.lua). */
+    struct job j = {.queue = JOB_VERIFY};
+    memcpy(j.verification_id, rc->vid, sizeof j.verification_id);
+    memcpy(j.registration_id, rc->rid[0] ? rc->rid : rc->vid, sizeof j.registration_id);
+    snprintf(j.channel, sizeof j.channel, "%s", rc->channel);
+    if (verify_call(c, 6, keys, args, 8, &j, rec, (int)(sizeof rec / sizeof rec[0]), on_recover,
+                    rc) < 0)
+        free(rc);
+}
+
+static void on_nik(void *arg, const redisReply *r, const char *err)
+{
+    struct recover *rc = arg;
+    struct conn *c = rc->c;
+    if (err || !r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
+        free(rc);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING && ident_valid(r->str, r->len))
+        memcpy(rc->rid, r->str, IDENT_LEN);
+    char kreg[KEYS_MAX];
+    keys_registration(kreg, rc->rid[0] ? rc->rid : rc->vid);
+    if (rconn_command(c->gw->redis, on_contact, rc, "HMGET %s email phone", kreg) < 0) {
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
+        free(rc);
+    }
+}
+
+void verify_recover_route(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)r;
+    (void)p;
+    json_t *doc = verify_body(c);
+    if (!doc) return;
+    const char *channel = verify_channel(c, doc);
+    if (!channel) {
+        json_decref(doc);
+        return;
+    }
+    struct validate_error e;
+    memset(&e, 0, sizeof e);
+    const char *nik = json_string_value(json_object_get(doc, "nik"));
+    if (!nik) {
+        json_decref(doc);
+        reply_err_msg(c, ERR_INVALID_FIELD, "nik", "Kolom nik wajib diisi dengan NIK Anda.",
+                      "The field nik is required: your NIK.", NULL);
+        return;
+    }
+    if (validate_nik(nik, &e) < 0) {
+        json_decref(doc);
+        reply_field_error(c, &e, NULL);
+        return;
+    }
+    struct recover *rc = calloc(1, sizeof *rc);
+    if (!rc) abort();
+    rc->c = c;
+    rc->channel = channel;
+    int bad = registration_nik_key(c->gw, nik, rc->knik, rc->nik_hex);
+    json_decref(doc);
+    if (bad || ident_new(c->gw, "ver", gate_session(c)->owner, rc->vid) < 0) {
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        free(rc);
+        return;
+    }
+    if (rconn_command(c->gw->redis, on_nik, rc, "GET %s", rc->knik) < 0) {
+        reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
+        free(rc);
+    }
+}
