@@ -87,27 +87,66 @@ int verify_hmac_hex(struct conn *c, const char *label, const char *value, char h
     return 0;
 }
 
-int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *const *args,
-                int nhead, const struct job *j, const char *const *tail, int ntail, rconn_cb *cb,
-                void *arg)
+const char *verify_num(char buf[24], long long v)
 {
+    snprintf(buf, 24, "%lld", v);
+    return buf;
+}
+
+int64_t verify_keep_ms(struct conn *c, int64_t now_ms)
+{
+    return now_ms + (int64_t)c->gw->conf.verify.code_ttl_s * 1000 + VERIFY_DAY_MS;
+}
+
+int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *const *args,
+                int nhead, const struct verify_new *n, rconn_cb *cb, void *arg)
+{
+    char snow[24], sexp[24];
+    const char *rec[] = {"registration_id",
+                         n->rid,
+                         "channel",
+                         n->channel,
+                         "purpose",
+                         n->purpose,
+                         "owner",
+                         n->owner,
+                         "destination",
+                         n->destination,
+                         "masked",
+                         n->masked,
+                         "lang",
+                         c->lang_en ? "en" : "id",
+                         "created_ms",
+                         verify_num(snow, n->now_ms),
+                         "expires_ms",
+                         verify_num(sexp,
+                                    n->now_ms + (int64_t)c->gw->conf.verify.code_ttl_s * 1000),
+                         "attempts",
+                         "0",
+                         "state",
+                         "queued"};
+    const int nrec = (int)(sizeof rec / sizeof rec[0]);
+    struct job j = {.queue = JOB_VERIFY};
+    snprintf(j.verification_id, sizeof j.verification_id, "%s", n->vid);
+    snprintf(j.registration_id, sizeof j.registration_id, "%s", n->job_rid);
+    snprintf(j.channel, sizeof j.channel, "%s", n->channel);
     const char *argv[SCRIPT_MAX_ARGS];
     char njob[4], err[128];
-    if (nhead + JOB_ARGV_MAX + ntail > SCRIPT_MAX_ARGS - nkeys) {
+    if (nhead + JOB_ARGV_MAX + nrec > SCRIPT_MAX_ARGS - nkeys) {
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return -1;
     }
     memcpy(argv, args, (size_t)nhead * sizeof *argv);
-    int n = job_argv(j, njob, argv + nhead, err, sizeof err);
-    if (n < 0) {
+    int k = job_argv(&j, njob, argv + nhead, err, sizeof err);
+    if (k < 0) {
         log_error("verify: %s", err);
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return -1;
     }
-    n += nhead;
-    memcpy(argv + n, tail, (size_t)ntail * sizeof *argv);
-    n += ntail;
-    if (script_call(c->gw->redis, verify_script(), cb, arg, nkeys, keys, n, argv) < 0) {
+    k += nhead;
+    memcpy(argv + k, rec, (size_t)nrec * sizeof *argv);
+    k += nrec;
+    if (script_call(c->gw->redis, verify_script(), cb, arg, nkeys, keys, k, argv) < 0) {
         reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         return -1;
     }
@@ -224,49 +263,30 @@ static void on_registration(void *arg, const redisReply *r, const char *err)
     job_stream_key(kstream, JOB_VERIFY);
 
     const struct conf_verify *v = &c->gw->conf.verify;
-    int64_t now = verify_now_ms(), expires = now + (int64_t)v->code_ttl_s * 1000;
+    int64_t now = verify_now_ms();
     long long day_t = VERIFY_DAY_MS / v->max_sends_per_day;
-    char snow[24], sint[24], sdt[24], sdtau[24], skeep[24], sexp[24];
-    snprintf(snow, sizeof snow, "%lld", (long long)now);
-    snprintf(sint, sizeof sint, "%lld", (long long)v->resend_interval_s * 1000);
-    snprintf(sdt, sizeof sdt, "%lld", day_t);
-    snprintf(sdtau, sizeof sdtau, "%lld", VERIFY_DAY_MS - day_t);
-    snprintf(skeep, sizeof skeep, "%lld", (long long)expires + VERIFY_DAY_MS);
-    snprintf(sexp, sizeof sexp, "%lld", (long long)expires);
+    char snow[24], sint[24], sdt[24], sdtau[24], skeep[24];
     const char *keys[6] = {kreg, kver, kprev, kthd, kthr, kstream};
-    const char *args[10] = {"create", owner,   sms ? "phone" : "email",
-                            prev_vid, cr->vid, snow,
-                            sint,     sdt,     sdtau,
-                            skeep};
-    const char *rec[] = {"registration_id",
-                         cr->rid,
-                         "channel",
-                         cr->channel,
-                         "purpose",
-                         "verify",
-                         "owner",
-                         owner,
-                         "destination",
-                         dest,
-                         "masked",
-                         cr->masked,
-                         "lang",
-                         c->lang_en ? "en" : "id",
-                         "created_ms",
-                         snow,
-                         "expires_ms",
-                         sexp,
-                         "attempts",
-                         "0",
-                         "state",
-                         "queued"};
-    struct job j = {.queue = JOB_VERIFY};
-    memcpy(j.verification_id, cr->vid, sizeof j.verification_id);
-    memcpy(j.registration_id, cr->rid, sizeof j.registration_id);
-    snprintf(j.channel, sizeof j.channel, "%s", cr->channel);
-    if (verify_call(c, 6, keys, args, 10, &j, rec, (int)(sizeof rec / sizeof rec[0]), on_created,
-                    cr) < 0)
-        free(cr);
+    const char *args[10] = {"create",
+                            owner,
+                            sms ? "phone" : "email",
+                            prev_vid,
+                            cr->vid,
+                            verify_num(snow, now),
+                            verify_num(sint, (long long)v->resend_interval_s * 1000),
+                            verify_num(sdt, day_t),
+                            verify_num(sdtau, VERIFY_DAY_MS - day_t),
+                            verify_num(skeep, verify_keep_ms(c, now))};
+    struct verify_new n = {.vid = cr->vid,
+                           .channel = cr->channel,
+                           .purpose = "verify",
+                           .owner = owner,
+                           .destination = dest,
+                           .masked = cr->masked,
+                           .rid = cr->rid,
+                           .job_rid = cr->rid,
+                           .now_ms = now};
+    if (verify_call(c, 6, keys, args, 10, &n, on_created, cr) < 0) free(cr);
 }
 
 static void create_route(struct conn *c, struct request *r, const struct route_params *p)

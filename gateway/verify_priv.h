@@ -37,12 +37,26 @@ const char *verify_channel(struct conn *c, json_t *doc);
  * 500. */
 int verify_hmac_hex(struct conn *c, const char *label, const char *value, char hex[65]);
 
+/* A verification record to write (docs/design.md, "Verification codes"), all borrowed. */
+struct verify_new {
+    const char *vid, *channel, *purpose, *owner, *destination, *masked;
+    const char *rid;     /* the record's registration_id ("" for a recovery decoy) */
+    const char *job_rid; /* the job's registration_id (a valid id even for a decoy) */
+    int64_t now_ms;
+};
+
+/* V as a decimal string in BUF (24 bytes), which is returned. */
+const char *verify_num(char buf[24], long long v);
+
 /* Run verify.lua on C's Redis with NKEYS KEYS and the arguments ARGS[0..NHEAD-1], then the job
- * entry of J (job_argv), then TAIL[0..NTAIL-1] (the record's pairs). 0, or -1 after answering
- * (the job was malformed: 500; Redis refused: 503). CB gets ARG as rconn_command_argv says. */
+ * entry of N (job_argv), then N's record as field/value pairs (state queued, expires_ms = now
+ * + [verify] code_ttl_s). 0, or -1 after answering (a malformed job: 500; Redis refused: 503).
+ * CB gets ARG as rconn_command_argv says. */
 int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *const *args,
-                int nhead, const struct job *j, const char *const *tail, int ntail, rconn_cb *cb,
-                void *arg);
+                int nhead, const struct verify_new *n, rconn_cb *cb, void *arg);
+
+/* Until when a record made at NOW_MS is kept (its expiry and a day, for the checklist). */
+int64_t verify_keep_ms(struct conn *c, int64_t now_ms);
 
 /* The 202 of a new verification: its id, CHANNEL, expires_in_s, resend_after_s (from
  * RESEND_MS, rounded up) and MASKED as "destination" when not NULL. */

@@ -84,50 +84,30 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
     keys_verify_throttle(ktn, "rnik", rc->nik_hex);
     keys_verify_throttle(kta, "raddr", addr_hex);
     job_stream_key(kstream, JOB_VERIFY);
-    int64_t now = verify_now_ms(), expires = now + (int64_t)v->code_ttl_s * 1000;
+    int64_t now = verify_now_ms();
     long long nik_t = VERIFY_DAY_MS / v->recover_per_nik_day;
     long long addr_t = 3600000LL / v->recover_per_addr_hour;
-    char snow[24], snt[24], sntau[24], sat[24], satau[24], skeep[24], sexp[24];
-    snprintf(snow, sizeof snow, "%lld", (long long)now);
-    snprintf(snt, sizeof snt, "%lld", nik_t);
-    snprintf(sntau, sizeof sntau, "%lld", VERIFY_DAY_MS - nik_t);
-    snprintf(sat, sizeof sat, "%lld", addr_t);
-    snprintf(satau, sizeof satau, "%lld", 3600000LL - addr_t);
-    snprintf(skeep, sizeof skeep, "%lld", (long long)expires + VERIFY_DAY_MS);
-    snprintf(sexp, sizeof sexp, "%lld", (long long)expires);
-    const char *owner = gate_session(c)->owner;
+    char snow[24], snt[24], sntau[24], sat[24], satau[24], skeep[24];
     const char *keys[6] = {rc->knik, kreg, kver, ktn, kta, kstream};
-    const char *args[8] = {"recover", rc->rid, snow, snt, sntau, sat, satau, skeep};
-    const char *rec[] = {"registration_id",
-                         rc->rid,
-                         "channel",
-                         rc->channel,
-                         "purpose",
-                         "recover",
-                         "owner",
-                         owner,
-                         "destination",
-                         dest,
-                         "masked",
-                         masked,
-                         "lang",
-                         c->lang_en ? "en" : "id",
-                         "created_ms",
-                         snow,
-                         "expires_ms",
-                         sexp,
-                         "attempts",
-                         "0",
-                         "state",
-                         "queued"};
+    const char *args[8] = {"recover",
+                           rc->rid,
+                           verify_num(snow, now),
+                           verify_num(snt, nik_t),
+                           verify_num(sntau, VERIFY_DAY_MS - nik_t),
+                           verify_num(sat, addr_t),
+                           verify_num(satau, 3600000LL - addr_t),
+                           verify_num(skeep, verify_keep_ms(c, now))};
     /* A decoy's job names the decoy key's id; it is never added (verify.lua). */
-    struct job j = {.queue = JOB_VERIFY};
-    memcpy(j.verification_id, rc->vid, sizeof j.verification_id);
-    memcpy(j.registration_id, rc->rid[0] ? rc->rid : rc->vid, sizeof j.registration_id);
-    snprintf(j.channel, sizeof j.channel, "%s", rc->channel);
-    if (verify_call(c, 6, keys, args, 8, &j, rec, (int)(sizeof rec / sizeof rec[0]), on_recover,
-                    rc) < 0)
-        free(rc);
+    struct verify_new n = {.vid = rc->vid,
+                           .channel = rc->channel,
+                           .purpose = "recover",
+                           .owner = gate_session(c)->owner,
+                           .destination = dest,
+                           .masked = masked,
+                           .rid = rc->rid,
+                           .job_rid = rc->rid[0] ? rc->rid : rc->vid,
+                           .now_ms = now};
+    if (verify_call(c, 6, keys, args, 8, &n, on_recover, rc) < 0) free(rc);
 }
 
 static void on_nik(void *arg, const redisReply *r, const char *err)
