@@ -35,7 +35,8 @@
 --           Marks the verification verified (code_mac deleted) if its MAC is still that one; a
 --           `verify` one marks the registration's contact verified (when it is still the
 --           current verification), a `recover` one gives the registration to the owner of the
---           verification. Returns {'ok'} or {'stale'}.
+--           verification. Returns {'ok'}, or {'stale'} (replaced or burned meanwhile, or a
+--           `verify` code of a registration that another session recovered since).
 -- 'burn'    KEYS: 1 verification. ARGV: 2 why (attempts). Burns it unless final.
 
 local op = ARGV[1]
@@ -155,6 +156,9 @@ elseif op == 'attempt' then
 elseif op == 'verified' then
     local r = redis.call('HMGET', KEYS[1], 'state', 'code_mac', 'purpose', 'channel', 'owner')
     if r[1] == 'verified' or r[1] == 'burned' or r[2] ~= ARGV[2] then return {'stale'} end
+    -- A code asked by a session that has since lost the registration (to a recovery) no
+    -- longer verifies its contact.
+    if r[3] ~= 'recover' and redis.call('HGET', KEYS[2], 'owner') ~= r[5] then return {'stale'} end
     redis.call('HSET', KEYS[1], 'state', 'verified', 'verified_ms', ARGV[3])
     redis.call('HDEL', KEYS[1], 'code_mac')
     local contact = r[4] == 'sms' and 'phone' or 'email'

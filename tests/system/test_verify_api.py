@@ -318,10 +318,12 @@ def test_owner_only(make_gateway, redis):
 # --- recovery ----------------------------------------------------------------------------------
 
 def test_recovery_end_to_end(make_gateway, redis):
-    g, rd = start(make_gateway, redis)
+    g, rd = start(make_gateway, redis, resend_interval_s=1)
     old = Client(g)
     nik = nik_for("1990-05-12")
     rid = old.register(nik=nik, email="budi@example.com")
+    old_vid = old.ask(rid).json()["verification_id"]
+    old_code = play_worker(g, rd, old_vid)
     # The session is lost; a new one cannot register the same NIK.
     new = Client(g)
     r = new.post("/v1/registrations", body(nik=nik))
@@ -335,7 +337,7 @@ def test_recovery_end_to_end(make_gateway, redis):
     rec = rd.hash(ver_key(vid))
     assert rec["purpose"] == "recover" and rec["registration_id"] == rid, rec
     assert rec["destination"] == "budi@example.com", rec
-    assert rd.jobs() == [["verification_id", vid, "registration_id", rid, "channel", "email"]]
+    assert rd.jobs()[-1] == ["verification_id", vid, "registration_id", rid, "channel", "email"]
     code = play_worker(g, rd, vid)
     # The old session cannot confirm the new session's recovery.
     assert old.confirm(vid, code).status_code == 404
@@ -346,9 +348,13 @@ def test_recovery_end_to_end(make_gateway, redis):
     assert r.status_code == 200 and r.json()["id"] == rid, r.text
     r = old.status(rid)
     assert r.status_code == 403 and code_of(r) == "not_owner", r.text
-    # The new owner can ask for codes; the old one cannot.
-    assert new.ask(rid).status_code == 202
+    # The old session's code no longer verifies the contact; the new owner asks for its own.
+    r = old.confirm(old_vid, old_code)
+    assert r.status_code == 410 and code_of(r) == "code_replaced", r.text
+    assert rd.hash(reg_key(rid))["email_state"] != "verified"
     assert old.ask(rid).status_code == 403
+    time.sleep(1.05)
+    assert new.ask(rid).status_code == 202
 
 
 def test_recovery_answers_alike_for_an_unknown_nik(make_gateway, redis):
