@@ -9,7 +9,10 @@
  * [registration] idempotency_ttl_s.
  *
  * The status checklist reads the record and its documents' upload records and tells the
- * applicant what is done, what is wrong and exactly what to do next. */
+ * applicant what is done, what is wrong and exactly what to do next, including where each
+ * verification code stands (gateway/verify.c, the worker's verify queue). It answers only the
+ * record's `owner`: the creating session, or the one that recovered the registration since
+ * (gateway/verify_recover.c). */
 #include "registration.h"
 
 #include <jansson.h>
