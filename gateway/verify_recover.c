@@ -56,19 +56,21 @@ static void on_recover(void *arg, const redisReply *r, const char *err)
     free(rc);
 }
 
-/* The reply to HMGET email phone of the registration (or of the decoy key). */
+/* The reply to HMGET email phone email_verification phone_verification of the registration
+ * (or of the decoy key). */
 static void on_contact(void *arg, const redisReply *r, const char *err)
 {
     struct recover *rc = arg;
     struct conn *c = rc->c;
-    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
         reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         free(rc);
         return;
     }
     int sms = !strcmp(rc->channel, "sms");
-    const redisReply *d = r->element[sms ? 1 : 0];
+    const redisReply *d = r->element[sms ? 1 : 0], *p = r->element[sms ? 3 : 2];
     const char *dest = d->type == REDIS_REPLY_STRING ? d->str : "";
+    const char *prev = p->type == REDIS_REPLY_STRING && ident_valid(p->str, p->len) ? p->str : "";
     char masked[VERIFY_MASKED_MAX], addr[64], addr_hex[65];
     if (sms) verify_mask_phone(dest, masked, sizeof masked);
     else verify_mask_email(dest, masked, sizeof masked);
@@ -78,9 +80,11 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
         return;
     }
     const struct conf_verify *v = &c->gw->conf.verify;
-    char kreg[KEYS_MAX], kver[KEYS_MAX], ktn[KEYS_MAX], kta[KEYS_MAX], kstream[KEYS_MAX];
+    char kreg[KEYS_MAX], kver[KEYS_MAX], ktn[KEYS_MAX], kta[KEYS_MAX], kstream[KEYS_MAX],
+        kprev[KEYS_MAX];
     keys_registration(kreg, rc->rid[0] ? rc->rid : rc->vid);
     keys_verification(kver, rc->vid);
+    keys_verification(kprev, prev[0] ? prev : rc->vid);
     keys_verify_throttle(ktn, "rnik", rc->nik_hex);
     keys_verify_throttle(kta, "raddr", addr_hex);
     job_stream_key(kstream, JOB_VERIFY);
@@ -88,15 +92,18 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
     long long nik_t = VERIFY_DAY_MS / v->recover_per_nik_day;
     long long addr_t = 3600000LL / v->recover_per_addr_hour;
     char snow[24], snt[24], sntau[24], sat[24], satau[24], skeep[24];
-    const char *keys[6] = {rc->knik, kreg, kver, ktn, kta, kstream};
-    const char *args[8] = {"recover",
-                           rc->rid,
-                           verify_num(snow, now),
-                           verify_num(snt, nik_t),
-                           verify_num(sntau, VERIFY_DAY_MS - nik_t),
-                           verify_num(sat, addr_t),
-                           verify_num(satau, 3600000LL - addr_t),
-                           verify_num(skeep, verify_keep_ms(c, now))};
+    const char *keys[7] = {rc->knik, kreg, kver, ktn, kta, kstream, kprev};
+    const char *args[11] = {"recover",
+                            rc->rid,
+                            verify_num(snow, now),
+                            verify_num(snt, nik_t),
+                            verify_num(sntau, VERIFY_DAY_MS - nik_t),
+                            verify_num(sat, addr_t),
+                            verify_num(satau, 3600000LL - addr_t),
+                            verify_num(skeep, verify_keep_ms(c, now)),
+                            sms ? "phone" : "email",
+                            prev,
+                            rc->vid};
     /* A decoy's job names the decoy key's id; it is never added (verify.lua). */
     struct verify_new n = {.vid = rc->vid,
                            .channel = rc->channel,
@@ -107,7 +114,7 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
                            .rid = rc->rid,
                            .job_rid = rc->rid[0] ? rc->rid : rc->vid,
                            .now_ms = now};
-    if (verify_call(c, 6, keys, args, 8, &n, on_recover, rc) < 0) free(rc);
+    if (verify_call(c, 7, keys, args, 11, &n, on_recover, rc) < 0) free(rc);
 }
 
 static void on_nik(void *arg, const redisReply *r, const char *err)
@@ -123,7 +130,8 @@ static void on_nik(void *arg, const redisReply *r, const char *err)
         memcpy(rc->rid, r->str, IDENT_LEN);
     char kreg[KEYS_MAX];
     keys_registration(kreg, rc->rid[0] ? rc->rid : rc->vid);
-    if (rconn_command(c->gw->redis, on_contact, rc, "HMGET %s email phone", kreg) < 0) {
+    if (rconn_command(c->gw->redis, on_contact, rc,
+                      "HMGET %s email phone email_verification phone_verification", kreg) < 0) {
         reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         free(rc);
     }

@@ -21,21 +21,24 @@
 --           {'busy'} (another create changed the current verification since the caller read it).
 --           Burns the previous verification (burned_by = replaced) unless it is final.
 -- 'recover' KEYS: 1 NIK dedupe key, 2 registration (a decoy key when the NIK is unknown),
---           3 new verification, 4 NIK throttle, 5 address throttle, 6 verify stream.
+--           3 new verification, 4 NIK throttle, 5 address throttle, 6 verify stream, 7 the
+--           contact's previous verification (3 again when none).
 --           ARGV: 2 registration id the caller found ('' none), 3 now, 4 NIK T, 5 NIK tau,
---           6 address T, 7 address tau, 8 keep-until ms, 9.. the job entry, then the record's
---           pairs. The record is written either way (a decoy when the NIK is unknown or changed
---           since the caller read it, with no job), so both cases do the same work.
+--           6 address T, 7 address tau, 8 keep-until ms, 9 contact (email|phone), 10 previous
+--           vid ('' none), 11 new vid, 12.. the job entry, then the record's pairs. The record
+--           is written either way (a decoy when the NIK is unknown or changed since the caller
+--           read it, with no job), so both cases do the same work. A real one becomes the
+--           contact's current verification (the previous one burned), as with 'create'.
 --           Returns {'created', ms} or {'nik_limit', ms} or {'addr_limit', ms}.
 -- 'attempt' KEYS: 1 verification. ARGV: 2 owner, 3 now, 4 max attempts.
 --           Counts one confirm attempt. Returns {'missing'} (no record, or another owner's),
 --           {'verified'}, {'burned', why}, {'expired'}, {'not_sent', state, send_error}, or
 --           {'check', code_mac ('' when none), attempts so far, registration id}.
 -- 'verified' KEYS: 1 verification, 2 registration. ARGV: 2 the MAC that matched, 3 now, 4 vid.
---           Marks the verification verified (code_mac deleted) if its MAC is still that one; a
---           `verify` one marks the registration's contact verified (when it is still the
---           current verification), a `recover` one gives the registration to the owner of the
---           verification. Returns {'ok'}, or {'stale'} (replaced or burned meanwhile, or a
+--           Marks the verification verified (code_mac deleted) if its MAC is still that one, and
+--           the registration's contact verified when it is still the contact's current
+--           verification; a `recover` one also gives the registration to the verification's
+--           owner. Returns {'ok'}, or {'stale'} (replaced or burned meanwhile, or a
 --           `verify` code of a registration that another session recovered since).
 -- 'burn'    KEYS: 1 verification. ARGV: 2 why (attempts). Burns it unless final.
 
@@ -118,14 +121,22 @@ elseif op == 'recover' then
     local rid, now = ARGV[2], tonumber(ARGV[3])
     local nik_t, nik_tau = tonumber(ARGV[4]), tonumber(ARGV[5])
     local addr_t, addr_tau, keep = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+    local contact, prev_vid, vid = ARGV[9], ARGV[10], ARGV[11]
     local wa, taa = gcra(taddr, 'day_ms', now, addr_t, addr_tau)
     if wa > 0 then return {'addr_limit', wa} end
     local wn, tan = gcra(tnik, 'day_ms', now, nik_t, nik_tau)
     if wn > 0 then return {'nik_limit', wn} end
     local real = rid ~= '' and redis.call('GET', nik) == rid and redis.call('EXISTS', reg) == 1
-    local job, rest = job_at(9)
+    local job, rest = job_at(12)
     write_record(ver, rest, keep)
     if real then
+        -- The recovery becomes the contact's current verification, as a new code would: the
+        -- worker sends only a registration's current one, and the checklist follows it.
+        if prev_vid ~= '' and redis.call('HGET', reg, contact .. '_verification') == prev_vid then
+            burn(KEYS[7], 'replaced')
+        end
+        redis.call('HSET', reg, contact .. '_verification', vid, contact .. '_state', 'sending')
+        redis.call('HDEL', reg, contact .. '_error', contact .. '_sent_ms')
         redis.call('XADD', stream, '*', unpack(job))
     else
         redis.call('HSET', ver, 'registration_id', '', 'destination', '', 'masked', '')
@@ -156,15 +167,17 @@ elseif op == 'attempt' then
 elseif op == 'verified' then
     local r = redis.call('HMGET', KEYS[1], 'state', 'code_mac', 'purpose', 'channel', 'owner')
     if r[1] == 'verified' or r[1] == 'burned' or r[2] ~= ARGV[2] then return {'stale'} end
-    -- A code asked by a session that has since lost the registration (to a recovery) no
-    -- longer verifies its contact.
-    if r[3] ~= 'recover' and redis.call('HGET', KEYS[2], 'owner') ~= r[5] then return {'stale'} end
+    local exists = redis.call('EXISTS', KEYS[2]) == 1
+    if r[3] == 'recover' then
+        if exists then redis.call('HSET', KEYS[2], 'owner', r[5]) end
+    elseif redis.call('HGET', KEYS[2], 'owner') ~= r[5] then
+        -- Asked by a session that has since lost the registration to a recovery.
+        return {'stale'}
+    end
     redis.call('HSET', KEYS[1], 'state', 'verified', 'verified_ms', ARGV[3])
     redis.call('HDEL', KEYS[1], 'code_mac')
     local contact = r[4] == 'sms' and 'phone' or 'email'
-    if r[3] == 'recover' then
-        if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'owner', r[5]) end
-    elseif redis.call('HGET', KEYS[2], contact .. '_verification') == ARGV[4] then
+    if exists and redis.call('HGET', KEYS[2], contact .. '_verification') == ARGV[4] then
         redis.call('HSET', KEYS[2], contact .. '_state', 'verified')
     end
     return {'ok'}
