@@ -76,3 +76,8 @@ int keys_verification(char *buf, const char *id)
 {
     return snprintf(buf, KEYS_MAX, "antre:{intake}:ver:%s", id);
 }
+
+int keys_verify_throttle(char *buf, const char *scope, const char *who)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:vthr:%s:%s", scope, who);
+}

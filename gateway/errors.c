@@ -149,6 +149,44 @@ static const struct error_def table[ERR__COUNT] = {
                                     "new key.",
                                     NONE, 0},
 
+    /* Verification codes (gateway/verify*.c); the 429s carry the computed wait. */
+    [ERR_RESEND_TOO_SOON] = {"resend_too_soon", 429,
+                             "Kode baru saja dikirim; tunggu sebentar sebelum meminta lagi.",
+                             "A code was sent a moment ago; wait before asking for another.", NONE,
+                             60},
+    [ERR_SEND_LIMIT] = {"send_limit", 429,
+                        "Batas pengiriman kode untuk hari ini tercapai; coba lagi nanti.",
+                        "The limit of codes for today is reached; try again later.", NONE, 3600},
+    [ERR_UNKNOWN_VERIFICATION] = {"unknown_verification", 404,
+                                  "Kode verifikasi ini tidak ditemukan untuk sesi Anda; minta kode "
+                                  "baru.",
+                                  "There is no such verification for your session; ask for a new "
+                                  "code.",
+                                  NONE, 0},
+    [ERR_WRONG_CODE] = {"wrong_code", 422, "Kode salah; periksa lalu coba lagi.",
+                        "The code is wrong; check it and try again.", NONE, 0},
+    [ERR_TOO_MANY_ATTEMPTS] = {"too_many_attempts", 429,
+                               "Terlalu banyak kode salah, jadi kode ini dibatalkan; minta kode "
+                               "baru.",
+                               "Too many wrong codes, so this code was cancelled; ask for a new "
+                               "one.",
+                               NONE, 60},
+    [ERR_CODE_EXPIRED] = {"code_expired", 410, "Kode ini sudah kedaluwarsa; minta kode baru.",
+                          "This code has expired; ask for a new one.", NONE, 0},
+    [ERR_CODE_REPLACED] = {"code_replaced", 410,
+                           "Kode ini sudah diganti dengan kode yang lebih baru; pakai kode "
+                           "terakhir yang Anda terima.",
+                           "This code was replaced by a newer one; use the last code you "
+                           "received.",
+                           NONE, 0},
+    [ERR_CODE_NOT_SENT] = {"code_not_sent", 409,
+                           "Kode ini belum terkirim; tunggu pesannya, atau minta kode baru.",
+                           "This code has not been sent yet; wait for the message, or ask for a "
+                           "new code.",
+                           NONE, 0},
+    [ERR_ALREADY_VERIFIED] = {"already_verified", 409, "Kode ini sudah dipakai dan terverifikasi.",
+                              "This code was already used and verified.", NONE, 0},
+
     [ERR_UNKNOWN_DOCUMENT] = {"unknown_document", 404,
                               "Jenis dokumen tidak dikenal; gunakan ktp atau selfie.",
                               "Unknown document kind; use ktp or selfie.", NONE, 0},

@@ -9,10 +9,14 @@
  * [registration] idempotency_ttl_s.
  *
  * The status checklist reads the record and its documents' upload records and tells the
- * applicant what is done, what is wrong and exactly what to do next. */
+ * applicant what is done, what is wrong and exactly what to do next, including where each
+ * verification code stands (gateway/verify.c, the worker's verify queue). It answers only the
+ * record's `owner`: the creating session, or the one that recovered the registration since
+ * (gateway/verify_recover.c). */
 #include "registration.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,7 @@
 #include "metrics.h"
 #include "reply.h"
 #include "router.h"
+#include "verify_mask.h"
 
 #define IDEM_KEY_MAX 128
 
@@ -109,23 +114,29 @@ static void on_registered(void *arg, const redisReply *r, const char *err)
     free(cr);
 }
 
+int registration_nik_key(struct gw *gw, const char *nik, char key[KEYS_MAX], char hex[65])
+{
+    /* The dedupe key is an HMAC of the NIK, never the NIK itself. */
+    uint8_t h[TOKEN_HMAC_BYTES];
+    char msg[32];
+    int ml = snprintf(msg, sizeof msg, "nik\n%.16s", nik);
+    if (token_hmac(gw->keys, msg, (size_t)ml, h) < 0) return -1;
+    codec_hex_encode(h, sizeof h, hex, 65);
+    keys_nik(key, hex);
+    return 0;
+}
+
 static void write_registration(struct create *cr)
 {
     struct conn *c = cr->c;
-    uint8_t h[TOKEN_HMAC_BYTES];
     char nik_hex[65], knik[KEYS_MAX], kreg[KEYS_MAX], kstream[KEYS_MAX], ttl[16], now[24];
-    /* The dedupe key is an HMAC of the NIK, never the NIK itself. */
-    char msg[32];
-    int ml = snprintf(msg, sizeof msg, "nik\n%s", cr->nik);
-    if (token_hmac(c->gw->keys, msg, (size_t)ml, h) < 0) {
+    if (registration_nik_key(c->gw, cr->nik, knik, nik_hex) < 0) {
         log_error("registration: the key file has no pepper; cannot hash NIKs");
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         release_claim(cr);
         free(cr);
         return;
     }
-    codec_hex_encode(h, sizeof h, nik_hex, sizeof nik_hex);
-    keys_nik(knik, nik_hex);
     keys_registration(kreg, cr->id);
     job_stream_key(kstream, JOB_REGISTER);
     snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
@@ -361,6 +372,7 @@ struct status {
     json_t *reg;     /* the record as an object */
     json_t *docs[2]; /* ktp, selfie upload records (or NULL) */
     int waiting;
+    int marked; /* the id carries the session owner's mark */
 };
 
 static const char *const doc_kinds[2] = {"ktp", "selfie"};
@@ -378,18 +390,6 @@ static const char *field(json_t *o, const char *name)
 {
     json_t *v = o ? json_object_get(o, name) : NULL;
     return v && json_is_string(v) ? json_string_value(v) : "";
-}
-
-/* "s***@example.com", "+62812****7890": enough to recognise, not to harvest. */
-static void mask(const char *v, int email, char *out, size_t len)
-{
-    size_t n = strlen(v);
-    if (email) {
-        const char *at = strchr(v, '@');
-        snprintf(out, len, "%c***%s", n ? v[0] : '?', at ? at : "");
-    } else {
-        snprintf(out, len, "%.5s****%s", v, n > 4 ? v + n - 4 : "");
-    }
 }
 
 static json_t *check(const char *state, const char *reason, const char *hint)
@@ -416,41 +416,99 @@ static json_t *with_quality(json_t *ck, json_t *u)
     return ck;
 }
 
+/* The check of contact K (0 email, 1 phone) of ST into CHECKS, its hint into NEXT when the
+ * applicant has something to do. The contact's state is written by the gateway (sending,
+ * verified; gateway/verify.c) and the worker (code_sent with C_sent_ms, send_failed with
+ * C_error in plain words). Returns 1 when the contact is verified. */
+static int contact_check(struct status *st, int k, json_t *checks, json_t *next)
+{
+    struct conn *c = st->c;
+    int en = c->lang_en;
+    const char *name = k ? "phone" : "email";
+    const struct conf_programme *prog = &c->gw->conf.programme;
+    const char *sender = prog->sender_name[0] ? prog->sender_name : prog->name;
+    char f[32], masked[96], hint[768], when[32] = "";
+    snprintf(f, sizeof f, "%s_state", name);
+    const char *state = field(st->reg, f);
+    const char *value = field(st->reg, name);
+    if (k) verify_mask_phone(value, masked, sizeof masked);
+    else verify_mask_email(value, masked, sizeof masked);
+    if (!strcmp(state, "verified")) {
+        json_object_set_new(checks, name, check("verified", NULL, en ? "Done." : "Selesai."));
+        return 1;
+    }
+    snprintf(f, sizeof f, "%s_sent_ms", name);
+    time_t sent = (time_t)(atoll(field(st->reg, f)) / 1000);
+    struct tm tm;
+    if (sent > 0 && gmtime_r(&sent, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(f, sizeof f, "%s_error", name);
+    const char *why = field(st->reg, f);
+    json_t *ck;
+    if (!strcmp(state, "sending")) {
+        snprintf(hint, sizeof hint,
+                 en ? "A code is being sent to %s; it should arrive within a few minutes."
+                    : "Kode sedang dikirim ke %s; seharusnya tiba dalam beberapa menit.",
+                 masked);
+        ck = check("sending", NULL, hint);
+    } else if (!strcmp(state, "code_sent")) {
+        if (k == 0)
+            snprintf(hint, sizeof hint,
+                     en ? "A code was sent to %s at %s (UTC). If it is not in your inbox, look in "
+                          "the spam folder and search for \"%s\"; then enter the code here."
+                        : "Kode dikirim ke %s pada %s (UTC). Jika tidak ada di kotak masuk, lihat "
+                          "folder spam dan cari \"%s\"; lalu masukkan kodenya di sini.",
+                     masked, when[0] ? when : "?", sender);
+        else
+            snprintf(hint, sizeof hint,
+                     en ? "A code was sent by SMS to %s at %s (UTC); enter it here. If it has not "
+                          "arrived in 5 minutes, check that the phone has signal and ask again."
+                        : "Kode dikirim lewat SMS ke %s pada %s (UTC); masukkan di sini. Jika "
+                          "belum tiba dalam 5 menit, pastikan ponsel ada sinyal lalu minta lagi.",
+                     masked, when[0] ? when : "?");
+        ck = check("code_sent", NULL, hint);
+        if (when[0]) json_object_set_new(ck, "sent_at", json_string(when));
+    } else if (!strcmp(state, "send_failed")) {
+        snprintf(hint, sizeof hint,
+                 en ? "The code to %s could not be sent: %s. Check that the %s is right; if it "
+                      "is, ask for a new code in a few minutes."
+                    : "Kode ke %s tidak dapat dikirim: %s. Pastikan %s benar; jika sudah, minta "
+                      "kode baru beberapa menit lagi.",
+                 masked, why[0] ? why : (en ? "no reason given" : "tanpa alasan"),
+                 k ? (en ? "phone number" : "nomor ponsel")
+                   : (en ? "email address" : "alamat email"));
+        ck = check("send_failed", why[0] ? why : "send_failed", hint);
+    } else if (k == 0) {
+        snprintf(hint, sizeof hint,
+                 en ? "Request a code to %s. If it does not arrive within 5 minutes, check "
+                      "your spam folder for a message from %s, then request again."
+                    : "Minta kode ke %s. Jika tidak datang dalam 5 menit, periksa folder spam "
+                      "untuk pesan dari %s, lalu minta ulang.",
+                 masked, sender);
+        ck = check("unverified", "not_verified", hint);
+    } else {
+        snprintf(hint, sizeof hint,
+                 en ? "Request an SMS code to %s; make sure the phone is on and has signal."
+                    : "Minta kode SMS ke %s; pastikan ponsel aktif dan ada sinyal.",
+                 masked);
+        ck = check("unverified", "not_verified", hint);
+    }
+    json_object_set_new(ck, "destination", json_string(masked));
+    json_object_set_new(checks, name, ck);
+    json_array_append_new(next, json_string(hint));
+    return 0;
+}
+
 static void answer_status(struct status *st)
 {
     struct conn *c = st->c;
     int en = c->lang_en;
     json_t *checks = json_object(), *next = json_array();
-    char masked[300], hint[512];
+    char hint[512];
     int done = 0;
     const struct conf_programme *prog = &c->gw->conf.programme;
-    const char *sender = prog->sender_name[0] ? prog->sender_name : prog->name;
 
-    const char *contacts[2][2] = {{"email", "email_state"}, {"phone", "phone_state"}};
     for (int k = 0; k < 2; k++) {
-        const char *value = field(st->reg, contacts[k][0]);
-        const char *state = field(st->reg, contacts[k][1]);
-        mask(value, k == 0, masked, sizeof masked);
-        if (!strcmp(state, "verified")) {
-            json_object_set_new(checks, contacts[k][0],
-                                check("verified", NULL, en ? "Done." : "Selesai."));
-            done++;
-            continue;
-        }
-        if (k == 0)
-            snprintf(hint, sizeof hint,
-                     en ? "Request a code to %s. If it does not arrive within 5 minutes, check "
-                          "your spam folder for a message from %s, then request again."
-                        : "Minta kode ke %s. Jika tidak datang dalam 5 menit, periksa folder spam "
-                          "untuk pesan dari %s, lalu minta ulang.",
-                     masked, sender);
-        else
-            snprintf(hint, sizeof hint,
-                     en ? "Request an SMS code to %s; make sure the phone is on and has signal."
-                        : "Minta kode SMS ke %s; pastikan ponsel aktif dan ada sinyal.",
-                     masked);
-        json_object_set_new(checks, contacts[k][0], check("unverified", "not_verified", hint));
-        json_array_append_new(next, json_string(hint));
+        if (contact_check(st, k, checks, next)) done++;
     }
 
     long max_mb = (long)(c->gw->conf.upload.max_bytes / (1024 * 1024));
@@ -564,6 +622,12 @@ static void on_doc(void *arg, const redisReply *r, const char *err)
     status_free(st);
 }
 
+static void reply_not_owner(struct conn *c)
+{
+    reply_err_msg(c, ERR_NOT_OWNER, NULL, "Pendaftaran ini bukan milik sesi Anda.",
+                  "This registration does not belong to your session.", NULL);
+}
+
 static void on_record(void *arg, const redisReply *r, const char *err)
 {
     struct status *st = arg;
@@ -573,12 +637,19 @@ static void on_record(void *arg, const redisReply *r, const char *err)
         status_free(st);
         return;
     }
-    if (r->elements == 0) {
-        reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
+    st->reg = hash_to_json(r);
+    /* The record's owner decides (a recovery moves it to a new session: verify_recover.c); a
+     * record without one, or no record, falls back on the id's mark. */
+    const char *owner = field(st->reg, "owner"), *mine = gate_session(c)->owner;
+    int owned = owner[0]
+                    ? strlen(owner) == strlen(mine) && CRYPTO_memcmp(owner, mine, strlen(mine)) == 0
+                    : st->marked;
+    if (!owned || r->elements == 0) {
+        if (!owned) reply_not_owner(c);
+        else reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
         status_free(st);
         return;
     }
-    st->reg = hash_to_json(r);
     /* Read the documents' upload records; answer when both replies are in. */
     st->waiting = 1;
     for (int k = 0; k < 2; k++) {
@@ -610,16 +681,14 @@ static void status_route(struct conn *c, struct request *r, const struct route_p
     (void)p;
     size_t len;
     const char *id = conn_param(c, "id", &len);
-    if (!ident_owned(c->gw, "reg", id, len, gate_session(c)->owner)) {
-        if (ident_valid(id, len))
-            reply_err_msg(c, ERR_NOT_OWNER, NULL, "Pendaftaran ini bukan milik sesi Anda.",
-                          "This registration does not belong to your session.", NULL);
-        else reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
+    if (!ident_valid(id, len)) {
+        reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
         return;
     }
     struct status *st = calloc(1, sizeof *st);
     if (!st) abort();
     st->c = c;
+    st->marked = ident_owned(c->gw, "reg", id, len, gate_session(c)->owner);
     memcpy(st->id, id, IDENT_LEN);
     char key[KEYS_MAX];
     keys_registration(key, st->id);

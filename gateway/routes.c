@@ -9,6 +9,7 @@
 #include "router.h"
 #include "tus.h"
 #include "upload.h"
+#include "verify.h"
 #include "wroom.h"
 
 void routes_install(struct router *pub, struct router *admin)
@@ -18,6 +19,7 @@ void routes_install(struct router *pub, struct router *admin)
     router_set_gate(pub, wroom_gate);
     wroom_register(pub);
     page_register(pub);
+    verify_register(pub); /* POST /v1/registrations/recover before GET .../{id} */
     registration_register(pub);
     tus_register(pub); /* before upload_register: a GET route also answers HEAD */
     upload_register(pub);

@@ -89,6 +89,17 @@ struct conf_registration {
     int idempotency_ttl_s;            /* how long an Idempotency-Key's answer is kept */
 };
 
+/* One-time verification codes (issue 9; docs/design.md, "Verification codes"). */
+struct conf_verify {
+    int code_digits;           /* digits of a code (the worker makes it, the gateway checks it) */
+    int code_ttl_s;            /* a code confirms for this long after it was asked for */
+    int resend_interval_s;     /* one code per this many seconds per destination and registration */
+    int max_sends_per_day;     /* codes per destination and per registration in any 24 hours */
+    int max_attempts;          /* wrong confirms that burn a code */
+    int recover_per_nik_day;   /* recovery codes asked for one NIK in any 24 hours */
+    int recover_per_addr_hour; /* recovery requests from one client address in any hour */
+};
+
 struct conf_worker {
     int processes;
     struct conf_addr admin_listen;
@@ -149,6 +160,7 @@ struct conf {
     struct conf_worker worker;
     struct conf_upload upload;
     struct conf_registration registration;
+    struct conf_verify verify;
     struct conf_downstream downstream;
     struct conf_queue queue[CONF_QUEUES];
     struct conf_room rooms[CONF_MAX_ROOMS];

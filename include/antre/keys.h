@@ -71,4 +71,10 @@ int keys_upload(char *buf, const char *id);
  * codes"). */
 int keys_verification(char *buf, const char *id);
 
+/* A send throttle of verification codes (hash: GCRA arrival times `next_ms`, `day_ms`), for
+ * SCOPE "dest" (WHO: the HMAC in hex of a destination, never the address itself), "reg" (a
+ * registration id), "rnik" (a NIK's HMAC in hex) or "raddr" (the HMAC in hex of a client
+ * address). */
+int keys_verify_throttle(char *buf, const char *scope, const char *who);
+
 #endif
