@@ -21,6 +21,7 @@ struct req {
     struct http_client *c;
     struct curl_slist *headers;
     char *body; /* the request body, owned (libcurl does not copy CURLOPT_POSTFIELDS) */
+    size_t body_len;
     http_client_cb *cb;
     void *arg;
     char *resp; /* response body, up to max bytes + NUL */
@@ -85,6 +86,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 static void req_free(struct req *r)
 {
     curl_slist_free_all(r->headers);
+    if (r->body) explicit_bzero(r->body, r->body_len); /* it may hold a code */
     free(r->body);
     free(r->resp);
     free(r);
@@ -186,6 +188,7 @@ int http_client_request(struct http_client *c, const struct http_request *req, h
         r->body = malloc(req->body_len ? req->body_len : 1);
         if (!r->body) abort();
         memcpy(r->body, req->body, req->body_len);
+        r->body_len = req->body_len;
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         SET(CURLOPT_POSTFIELDS, r->body);
     }

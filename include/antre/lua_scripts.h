@@ -8,5 +8,6 @@ extern const char lua_intake[];
 extern const char lua_queue[];
 extern const char lua_register[];
 extern const char lua_upload[];
+extern const char lua_verify_send[];
 
 #endif
