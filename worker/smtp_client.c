@@ -1,9 +1,10 @@
 /* smtp_client.c: SMTP sends on the worker's libcurl loop (see smtp_client.h).
  *
- * libcurl speaks the protocol (EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO, DATA); this file gives it
- * the message from memory (CURLOPT_READFUNCTION), and keeps the server's last reply line from the
- * protocol trace (CURLOPT_DEBUGFUNCTION, CURLINFO_HEADER_IN: the server's replies; nothing sent
- * by us, so neither the login nor the message, is looked at) so that a refusal can be explained.
+ * libcurl speaks the protocol (EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO, DATA); this file gives
+ * it the message from memory (CURLOPT_READFUNCTION), and keeps the server's refusal or last reply
+ * line from the protocol trace (CURLOPT_DEBUGFUNCTION, CURLINFO_HEADER_IN: the server's
+ * replies; nothing sent by us, so neither the login nor the message, is looked at) so that a
+ * refusal can be explained.
  * The reply code is libcurl's CURLINFO_RESPONSE_CODE: the last one the server gave. */
 #include "smtp_client.h"
 
@@ -32,6 +33,7 @@ struct send {
     size_t len, off;
     struct curl_slist *rcpt;
     char reply[SMTP_CLIENT_REPLY_MAX + 1];
+    int refused; /* REPLY is a 4xx or 5xx line */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -45,12 +47,13 @@ static size_t on_read(char *buf, size_t size, size_t n, void *arg)
     return want;
 }
 
-/* Keep the last line the server sent, as one clean line. */
+/* Keep the server's first refusal (a 4xx or 5xx line), or else its last line, as one clean
+ * line: the QUIT's "221 Bye" that follows a refusal does not hide it. */
 static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
 {
     (void)easy;
     struct send *s = arg;
-    if (type != CURLINFO_HEADER_IN) return 0;
+    if (type != CURLINFO_HEADER_IN || s->refused) return 0;
     size_t o = 0;
     for (size_t i = 0; i < size && o < SMTP_CLIENT_REPLY_MAX; i++) {
         unsigned char ch = (unsigned char)data[i];
@@ -58,6 +61,7 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
         s->reply[o++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
     }
     if (o) s->reply[o] = 0;
+    s->refused = o && (s->reply[0] == '4' || s->reply[0] == '5');
     return 0;
 }
 
