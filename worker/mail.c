@@ -152,17 +152,15 @@ struct mail_templates *mail_templates_load(const char *dir, char *err, size_t er
             fclose(f);
             s[n > TEMPLATE_MAX ? TEMPLATE_MAX : n] = 0;
             t->text[l][k] = s;
-            int line;
-            const char *why = bad                                   ? "read error"
-                              : n > TEMPLATE_MAX                    ? "larger than 64 KiB"
-                              : memchr(s, 0, n)                     ? "holds a NUL byte"
-                              : render(s, NULL, 0, NULL, &line) < 0 ? "unknown {{name}} (code, "
-                                                                      "programme, minutes)"
-                                                                    : NULL;
+            int line = 0;
+            const char *why = bad                ? "read error"
+                              : n > TEMPLATE_MAX ? "larger than 64 KiB"
+                              : memchr(s, 0, n)  ? "holds a NUL byte"
+                              : render(s, NULL, 0, NULL, &line) < 0
+                                  ? "unknown {{name}} (code, programme, minutes)"
+                                  : NULL;
             if (why) {
-                if (!bad && n <= TEMPLATE_MAX && !memchr(s, 0, n) &&
-                    render(s, NULL, 0, NULL, &line) < 0)
-                    snprintf(err, errlen, "%s:%d: %s", path, line, why);
+                if (line) snprintf(err, errlen, "%s:%d: %s", path, line, why);
                 else snprintf(err, errlen, "%s: %s", path, why);
                 mail_templates_free(t);
                 return NULL;
