@@ -224,6 +224,29 @@ int curl_loop_add(struct curl_loop *l, CURL *easy, curl_loop_done_fn *done, void
     return 0;
 }
 
+CURLcode curl_loop_setup(CURL *e, const char *url, const char *protocols, long timeout_ms,
+                         long connect_timeout_ms, char *errbuf)
+{
+    CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, url);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    return rc;
+}
+
+int curl_loop_start(struct curl_loop *l, CURL *easy, CURLcode setup, curl_loop_done_fn *done,
+                    void *arg, char *err, size_t errlen)
+{
+    if (setup == CURLE_OK) return curl_loop_add(l, easy, done, arg, err, errlen);
+    snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(setup));
+    curl_easy_cleanup(easy);
+    return -1;
+}
+
 int curl_loop_running(const struct curl_loop *l) { return l->running; }
 
 void curl_loop_free(struct curl_loop *l)

@@ -37,6 +37,18 @@ struct curl_loop *curl_loop_new(struct event_base *base, char *err, size_t errle
 int curl_loop_add(struct curl_loop *l, CURL *easy, curl_loop_done_fn *done, void *arg, char *err,
                   size_t errlen);
 
+/* The options every transfer of the worker sets on EASY: URL, the PROTOCOLS allowed ("http,https"),
+ * no signals, TLS peers verified (host name included), the whole transfer's TIMEOUT_MS and the
+ * CONNECT_TIMEOUT_MS, and libcurl's detail of a failure in ERRBUF (CURL_ERROR_SIZE bytes,
+ * borrowed until the transfer ends). Returns the first option libcurl refused, or CURLE_OK. */
+CURLcode curl_loop_setup(CURL *easy, const char *url, const char *protocols, long timeout_ms,
+                         long connect_timeout_ms, char *errbuf);
+
+/* curl_loop_add(L, EASY, ...) when SETUP (the result of setting EASY's options) is CURLE_OK;
+ * otherwise EASY is cleaned up and -1 returned with "libcurl: <why>" in ERR. */
+int curl_loop_start(struct curl_loop *l, CURL *easy, CURLcode setup, curl_loop_done_fn *done,
+                    void *arg, char *err, size_t errlen);
+
 /* Transfers running (accepted, callback not called yet). */
 int curl_loop_running(const struct curl_loop *l);
 

@@ -18,7 +18,6 @@
 #define DEFAULT_MAX_RESPONSE 65536
 
 struct req {
-    struct http_client *c;
     struct curl_slist *headers;
     char *body; /* the request body, owned (libcurl does not copy CURLOPT_POSTFIELDS) */
     size_t body_len;
@@ -34,7 +33,6 @@ struct req {
 struct http_client {
     struct curl_loop *loop;
     int max_in_flight;
-    int in_flight;
     char user_agent[128];
     int freeing; /* inside http_client_free: a callback's second free is ignored */
 };
@@ -119,7 +117,6 @@ static void on_done(void *arg, CURL *easy, int code)
         r->out.body_len = r->len;
     }
     /* The client is not touched after the callback: it may free it. */
-    r->c->in_flight--;
     r->cb(r->arg, err ? NULL : &r->out, err);
     req_free(r);
 }
@@ -144,8 +141,8 @@ struct http_client *http_client_new(struct event_base *base, const struct http_c
 int http_client_request(struct http_client *c, const struct http_request *req, http_client_cb *cb,
                         void *arg, char *err, size_t errlen)
 {
-    if (c->in_flight >= c->max_in_flight) {
-        snprintf(err, errlen, "too many requests in flight (%d)", c->in_flight);
+    if (curl_loop_running(c->loop) >= c->max_in_flight) {
+        snprintf(err, errlen, "too many requests in flight (%d)", curl_loop_running(c->loop));
         return -1;
     }
     if (!req->url ||
@@ -155,7 +152,6 @@ int http_client_request(struct http_client *c, const struct http_request *req, h
     }
     struct req *r = calloc(1, sizeof *r);
     if (!r) abort();
-    r->c = c;
     r->cb = cb;
     r->arg = arg;
     r->max = req->max_response_bytes ? req->max_response_bytes : DEFAULT_MAX_RESPONSE;
@@ -163,26 +159,21 @@ int http_client_request(struct http_client *c, const struct http_request *req, h
     CURL *e = curl_easy_init();
     if (!r->resp || !e) abort();
     r->resp[0] = 0;
-    CURLcode rc = CURLE_OK;
+    CURLcode rc = curl_loop_setup(e, req->url, "http,https",
+                                  req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS,
+                                  req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                                              : DEFAULT_CONNECT_TIMEOUT_MS,
+                                  r->errbuf);
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
         if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val);                                    \
     } while (0)
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS));
-    SET(CURLOPT_CONNECTTIMEOUT_MS,
-        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS));
     SET(CURLOPT_USERAGENT, c->user_agent);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, r);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, r);
-    SET(CURLOPT_ERRORBUFFER, r->errbuf);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
     if (req->body) {
         r->body = malloc(req->body_len ? req->body_len : 1);
@@ -201,21 +192,14 @@ int http_client_request(struct http_client *c, const struct http_request *req, h
     if (!r->headers) abort();
     SET(CURLOPT_HTTPHEADER, r->headers);
 #undef SET
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(rc));
-        curl_easy_cleanup(e);
+    if (curl_loop_start(c->loop, e, rc, on_done, r, err, errlen) < 0) {
         req_free(r);
         return -1;
     }
-    if (curl_loop_add(c->loop, e, on_done, r, err, errlen) < 0) {
-        req_free(r);
-        return -1;
-    }
-    c->in_flight++;
     return 0;
 }
 
-int http_client_in_flight(const struct http_client *c) { return c->in_flight; }
+int http_client_in_flight(const struct http_client *c) { return curl_loop_running(c->loop); }
 
 void http_client_free(struct http_client *c)
 {

@@ -21,12 +21,10 @@
 
 struct smtp_client {
     struct curl_loop *loop;
-    int in_flight;
     int freeing;
 };
 
 struct send {
-    struct smtp_client *c;
     smtp_client_cb *cb;
     void *arg;
     char *msg; /* owned copy */
@@ -93,7 +91,6 @@ static void on_done(void *arg, CURL *easy, int code)
                  s->errbuf[0] ? s->errbuf : curl_easy_strerror((CURLcode)code));
         err = why;
     }
-    s->c->in_flight--;
     s->cb(s->arg, (int)reply, s->reply, err);
     send_free(s);
 }
@@ -120,7 +117,6 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_send *m, smtp_clie
     }
     struct send *s = calloc(1, sizeof *s);
     if (!s) abort();
-    s->c = c;
     s->cb = cb;
     s->arg = arg;
     s->len = m->msg_len;
@@ -133,20 +129,16 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_send *m, smtp_clie
     s->rcpt = curl_slist_append(NULL, addr);
     if (!s->rcpt) abort();
     snprintf(addr, sizeof addr, "<%s>", m->from);
-    CURLcode rc = CURLE_OK;
+    CURLcode rc = curl_loop_setup(e, m->url, "smtp,smtps",
+                                  m->timeout_ms > 0 ? m->timeout_ms : DEFAULT_TIMEOUT_MS,
+                                  m->connect_timeout_ms > 0 ? m->connect_timeout_ms
+                                                            : DEFAULT_CONNECT_TIMEOUT_MS,
+                                  s->errbuf);
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
         if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val);                                    \
     } while (0)
-    SET(CURLOPT_URL, m->url);
-    SET(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
     if (!tls && m->starttls) SET(CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
-    SET(CURLOPT_TIMEOUT_MS, (long)(m->timeout_ms > 0 ? m->timeout_ms : DEFAULT_TIMEOUT_MS));
-    SET(CURLOPT_CONNECTTIMEOUT_MS,
-        (long)(m->connect_timeout_ms > 0 ? m->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS));
     if (m->user) {
         SET(CURLOPT_USERNAME, m->user);
         SET(CURLOPT_PASSWORD, m->password ? m->password : "");
@@ -160,23 +152,15 @@ int smtp_client_send(struct smtp_client *c, const struct smtp_send *m, smtp_clie
     SET(CURLOPT_DEBUGFUNCTION, on_debug);
     SET(CURLOPT_DEBUGDATA, s);
     SET(CURLOPT_VERBOSE, 1L); /* feeds on_debug only; nothing is printed */
-    SET(CURLOPT_ERRORBUFFER, s->errbuf);
 #undef SET
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(rc));
-        curl_easy_cleanup(e);
+    if (curl_loop_start(c->loop, e, rc, on_done, s, err, errlen) < 0) {
         send_free(s);
         return -1;
     }
-    if (curl_loop_add(c->loop, e, on_done, s, err, errlen) < 0) {
-        send_free(s);
-        return -1;
-    }
-    c->in_flight++;
     return 0;
 }
 
-int smtp_client_in_flight(const struct smtp_client *c) { return c->in_flight; }
+int smtp_client_in_flight(const struct smtp_client *c) { return curl_loop_running(c->loop); }
 
 void smtp_client_free(struct smtp_client *c)
 {
