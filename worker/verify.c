@@ -575,7 +575,12 @@ void verify_handle(void *ctx, struct queue_job *qj)
     d->qj = qj;
     d->sms = !strcmp(qj->job.channel, "sms");
     const char *url = d->sms ? v->conf->sms.url : v->conf->smtp.url;
-    if (!url[0] || !v->has_key) {
+    if (url[0] && (!v->has_key || !v->tmpl)) {
+        /* a channel turned on by a reload: its key and templates load at start */
+        retry(d, 0, "the channel was turned on by a reload: restart the worker");
+        return;
+    }
+    if (!url[0]) {
         settle_failed(d,
                       d->sms ? "sending codes by SMS is not set up; try email"
                              : "sending codes by email is not set up; try SMS",

@@ -5,7 +5,8 @@
 --
 -- 'claim'  ARGV: 2 vid, 3 now ms, 4 the new code's MAC (hex), 5 the channel's rate per second
 --          (0: unlimited). Sends nothing when the record is gone, not `queued`, expired
---          (expires_ms <= now) or no longer the registration's current one: {'drop', why}.
+--          (expires_ms <= now) or (purpose verify) no longer the registration's current one:
+--          {'drop', why}.
 --          Else takes one slot of the channel's rate (GCRA shared by every worker, a burst of
 --          1 + rate/20): none free gives {'wait', ms} and changes nothing. Else stores code_mac
 --          (a retry overwrites the MAC of a code that was never delivered), counts send_tries
@@ -23,7 +24,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     if op == 'claim' then return {'drop', 'gone'} end
     return {'missing'}
 end
-local h = redis.call('HMGET', KEYS[1], 'state', 'expires_ms', 'channel', 'destination', 'lang')
+local h = redis.call('HMGET', KEYS[1], 'state', 'expires_ms', 'channel', 'destination', 'lang',
+                    'purpose')
 local state, expires, channel = h[1], tonumber(h[2] or '0') or 0, h[3]
 local contact = (channel == 'sms') and 'phone' or 'email'
 local current = redis.call('HGET', KEYS[2], contact .. '_verification') == vid
@@ -31,7 +33,9 @@ local current = redis.call('HGET', KEYS[2], contact .. '_verification') == vid
 if op == 'claim' then
     if state ~= 'queued' then return {'drop', 'state ' .. tostring(state)} end
     if expires <= now then return {'drop', 'expired'} end
-    if not current then return {'drop', 'replaced'} end
+    -- a recovery code goes to the contact on file whatever the registration's own verification
+    -- is; replacing one burns it (the state check above)
+    if not current and h[6] ~= 'recover' then return {'drop', 'replaced'} end
     local rate = tonumber(ARGV[5])
     if rate > 0 then
         local t = 1000 / rate

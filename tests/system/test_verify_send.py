@@ -425,3 +425,53 @@ def test_the_channel_rate_holds_across_workers(redis, rd, keys, sms_sink, worker
     assert measured <= rate * 1.1, measured
     assert measured >= rate * 0.7, measured
     wait_for(lambda: pending(rd) == 0, timeout=HANG, what="acknowledged")
+
+
+def test_a_recovery_code_goes_to_the_contact_on_file(redis, rd, keys, smtp, workers):
+    """A `recover` verification is sent even though the registration's own email verification is
+    another one (the recovering session is not the registration's owner yet)."""
+    sink = smtp()
+    rid, vid = put_verification(rd, "email", dest="owner@example.test", current=False)
+    rd("HSET", f"antre:{{intake}}:ver:{vid}", "purpose", "recover")
+    workers(worker_settings(keys, smtp_port=sink.port)).start()
+    wait_for(lambda: ver(rd, vid).get("state") == "sent", timeout=HANG, what="recovery sent")
+    assert [m[1] for m in sink.messages] == [["owner@example.test"]]
+    assert reg(rd, rid)["email_state"] == "sending", "not the registration's own verification"
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_the_login_of_login_file_is_used_and_a_wrong_one_is_retried(redis, rd, keys, workdir,
+                                                                    workers):
+    from aiosmtpd.smtp import AuthResult
+
+    seen = []
+
+    def auth(server, session, envelope, mechanism, data):
+        seen.append((data.login, data.password))
+        return AuthResult(success=data.login == b"mailer" and data.password == b"pa:ss")
+
+    handler = Handler()
+    port = free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port, authenticator=auth,
+                     auth_required=True, auth_require_tls=False)
+    ctl.start()
+    try:
+        login = os.path.join(workdir, "login")
+        with open(login, "w") as f:
+            f.write("mailer:wrong\n")
+        os.chmod(login, 0o600)
+        w = workers(worker_settings(keys, smtp_port=port, extra={"smtp.login_file": login}))
+        w.start()
+        rid, vid = put_verification(rd, "email")
+        wait_for(lambda: int(ver(rd, vid).get("send_tries", "0")) >= 2, timeout=HANG,
+                 what="retries with the wrong password")
+        assert ver(rd, vid)["state"] == "queued" and not handler.messages
+        with open(login, "w") as f:
+            f.write("mailer:pa:ss\n")
+        w.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: ver(rd, vid).get("state") == "sent", timeout=HANG,
+                 what="sent with the reloaded login")
+        assert (b"mailer", b"pa:ss") in seen and len(handler.messages) == 1
+        assert "pa:ss" not in w.read_log() and "wrong" not in w.read_log()
+    finally:
+        ctl.stop()
