@@ -22,7 +22,8 @@
  *      after its Retry-After, timeouts, connect errors, a login refused, STARTTLS missing) →
  *      retried with the queue's backoff, with a new code at the next delivery.
  * A worker killed between the server's acceptance and 'sent' sends again at the next delivery
- * (at least once); killed after 'sent', it sends nothing more. Nothing of the code, the address,
+ * (at least once); killed after 'sent', it sends nothing more. An outcome Redis could not record
+ * is asked again (SETTLE_TRIES times, SETTLE_PAUSE_MS apart) before the job is retried. Nothing of the code, the address,
  * the number, the login or the URLs is logged. */
 #include "verify.h"
 
@@ -51,6 +52,8 @@
 #define HEADERS_MAX 32
 #define PROVIDER_ID_MAX 120
 #define REASON_MAX 300
+#define SETTLE_TRIES 20     /* attempts at recording an outcome before the job is retried */
+#define SETTLE_PAUSE_MS 250 /* between them */
 
 struct verify_ctx {
     struct event_base *base;
@@ -78,6 +81,9 @@ struct delivery {
     int64_t expires_ms;
     int64_t waited_ms; /* spent waiting for the channel's rate */
     struct event *timer;
+    char op[8]; /* the outcome to record: "sent" or "failed", with its arguments */
+    char arg1[REASON_MAX], arg2[24];
+    int settle_tries;
 };
 
 static struct script verify_script;
@@ -251,12 +257,29 @@ static int call(struct delivery *d, rconn_cb *cb, const char *const *args, int n
     return script_call(d->v->rc, &verify_script, cb, d, 3, keys, nargs, args);
 }
 
+static void settle(struct delivery *d);
+
+static void on_settle_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    settle(arg);
+}
+
 static void on_settled(void *arg, const redisReply *r, const char *err)
 {
     struct delivery *d = arg;
     if (err || !r || r->type != REDIS_REPLY_ARRAY) {
-        /* The message went; its record could not say so. The retry finds the record still
-         * queued and sends again: at least once. */
+        /* The message went (or was refused for good) and the record could not say so yet.
+         * Asking again (Redis reconnects within a second or so) keeps the send from being
+         * repeated; a retry of the job would make and send a new code. */
+        if (++d->settle_tries < SETTLE_TRIES && (!err || strcmp(err, "closed"))) {
+            if (!d->timer) d->timer = evtimer_new(d->v->base, on_settle_again, d);
+            else evtimer_assign(d->timer, d->v->base, on_settle_again, d);
+            struct timeval tv = {0, SETTLE_PAUSE_MS * 1000};
+            evtimer_add(d->timer, &tv);
+            return;
+        }
         char why[300];
         snprintf(why, sizeof why, "redis: %s", err ? err : "unexpected reply");
         queue_done(d->qj, QUEUE_RETRY, why);
@@ -264,23 +287,32 @@ static void on_settled(void *arg, const redisReply *r, const char *err)
     delivery_free(d);
 }
 
-static void settle_sent(struct delivery *d, const char *provider_id)
+/* Record the outcome kept in D (sent or failed). */
+static void settle(struct delivery *d)
 {
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)clock_wall_ms());
-    const char *args[] = {"sent", d->qj->job.verification_id, now, provider_id};
+    const char *args[] = {d->op, d->qj->job.verification_id, now, d->arg1, d->arg2};
+    if (call(d, on_settled, args, strcmp(d->op, "sent") ? 5 : 4) < 0)
+        on_settled(d, NULL, "not connected");
+}
+
+static void settle_sent(struct delivery *d, const char *provider_id)
+{
+    snprintf(d->op, sizeof d->op, "sent");
+    snprintf(d->arg1, sizeof d->arg1, "%s", provider_id);
     log_info("verify: sent channel=%s entry=%s", d->sms ? "sms" : "email", d->qj->id);
-    if (call(d, on_settled, args, 4) < 0) on_settled(d, NULL, "not connected");
+    settle(d);
 }
 
 static void settle_failed(struct delivery *d, const char *reason, const char *code)
 {
-    char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)clock_wall_ms());
-    const char *args[] = {"failed", d->qj->job.verification_id, now, reason, code};
+    snprintf(d->op, sizeof d->op, "failed");
+    snprintf(d->arg1, sizeof d->arg1, "%s", reason);
+    snprintf(d->arg2, sizeof d->arg2, "%s", code);
     log_warn("verify: send failed for good channel=%s entry=%s code=%s", d->sms ? "sms" : "email",
              d->qj->id, code);
-    if (call(d, on_settled, args, 5) < 0) on_settled(d, NULL, "not connected");
+    settle(d);
 }
 
 static void retry(struct delivery *d, int64_t after_ms, const char *why)
