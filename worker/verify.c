@@ -195,6 +195,10 @@ struct verify_ctx *verify_new(struct event_base *base, struct rconn *rc, const s
     v->smtp = v->http ? smtp_client_new(base, err, errlen) : NULL;
     if (!v->smtp) goto fail;
     if (!conf->smtp.url[0] && !conf->sms.url[0]) return v; /* nothing to send with */
+    if (conf->smtp.url[0] && !strchr(conf->smtp.from, '@')) {
+        snprintf(err, errlen, "[smtp] from must be the sender's address (name@domain)");
+        goto fail;
+    }
     if (load_key(v, err, errlen) < 0 || load_login(v, err, errlen) < 0 ||
         load_headers(v, err, errlen) < 0)
         goto fail;
