@@ -10,10 +10,11 @@
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson inih libcrypto libssl
 TEST_PKGS := criterion
-# The worker's photo checks (worker/photo*.c) need libvips and its HTTP client
-# (worker/http_client.c) libcurl; only the worker and the unit tests (which link the worker's
-# archive) are built with them, the gateway is not.
-WORKER_PKGS := vips libcurl
+# The worker's photo checks (worker/photo*.c) need libvips, its HTTP and SMTP clients
+# (worker/curl_loop.c) libcurl and its DKIM signatures (worker/dkim.c) libopendkim; only the
+# worker and the unit tests (which link the worker's archive) are built with them, the gateway
+# is not.
+WORKER_PKGS := vips libcurl opendkim
 
 # Debian package that ships each pkg-config module (or header), for the "missing" message.
 DEB_libevent          := libevent-dev
@@ -26,15 +27,17 @@ DEB_libssl            := libssl-dev
 DEB_criterion         := libcriterion-dev
 DEB_vips              := libvips-dev
 DEB_libcurl           := libcurl4-openssl-dev
+DEB_opendkim          := libopendkim-dev
 
 # What `make deps` installs (to build and run), and what `make test-deps` adds (to test).
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
-                libhttp-parser-dev libinih-dev libssl-dev libvips-dev libcurl4-openssl-dev redis-server \
+                libhttp-parser-dev libinih-dev libssl-dev libvips-dev libcurl4-openssl-dev libopendkim-dev redis-server \
                 curl util-linux
 # heif-enc, cwebp and exiftool make and inspect the photos of tests/unit/test_photo.c; promtool
 # (prometheus) checks the worker's /metrics.
 DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format \
-                     libheif-examples webp libimage-exiftool-perl prometheus
+                     libheif-examples webp libimage-exiftool-perl prometheus \
+                     python3-aiosmtpd python3-dkim
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san

@@ -42,9 +42,11 @@ struct directive {
 static const char *const fsync_choices[] = {"everysec", "always", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const mode_choices[] = {"fifo", "passthrough", "reject", NULL};
+static const char *const sms_method_choices[] = {"POST", "PUT", NULL};
 
 static int check_redis_url(const char *v, char *err, size_t errlen);
 static int check_downstream_url(const char *v, char *err, size_t errlen);
+static int check_smtp_url(const char *v, char *err, size_t errlen);
 
 #define MAX_INT 2147483647.0
 static const struct directive table[] = {
@@ -194,6 +196,45 @@ static const struct directive table[] = {
      F(downstream.signing_key_file), NULL, NULL,
      "key file (as secret_file) whose first key signs each body (X-Antre-Signature); empty: none"},
 
+    {"smtp", "url", T_STR, 0, CONF_STR - 1, "", 1, F(smtp.url), NULL, check_smtp_url,
+     "the mail server: smtps://host:465 (TLS from the start) or smtp://host:587; empty: no email"},
+    {"smtp", "starttls", T_BOOL, 0, 0, "yes", 1, F(smtp.starttls), NULL, NULL,
+     "an smtp:// URL must switch to TLS with STARTTLS (no: plain text, for a relay on this host)"},
+    {"smtp", "login_file", T_STR, 0, CONF_STR - 1, "", 0, F(smtp.login_file), NULL, NULL,
+     "file whose first line is user:password for the mail server; empty: no login"},
+    {"smtp", "from", T_STR, 0, CONF_STR - 1, "", 1, F(smtp.from), NULL, NULL,
+     "the sender's address (its domain names the Message-ID); the name is [programme] "
+     "sender_name"},
+    {"smtp", "dkim_domain", T_STR, 0, CONF_STR - 1, "", 0, F(smtp.dkim_domain), NULL, NULL,
+     "the DKIM signing domain (d=); empty: mail is not signed"},
+    {"smtp", "dkim_selector", T_STR, 0, 63, "", 0, F(smtp.dkim_selector), NULL, NULL,
+     "the DKIM selector (s=): the public key is at SELECTOR._domainkey.DOMAIN"},
+    {"smtp", "dkim_key_file", T_STR, 0, CONF_STR - 1, "", 0, F(smtp.dkim_key_file), NULL, NULL,
+     "the RSA private key (PEM) that signs (rsa-sha256, relaxed/relaxed)"},
+    {"smtp", "templates_dir", T_STR, 1, CONF_STR - 1, "conf/templates", 0, F(smtp.templates_dir),
+     NULL, NULL, "where verify-code.LANG.subject, .txt, .html and .sms are (LANG: id, en)"},
+    {"smtp", "timeout_ms", T_INT, 1000, 600000, "30000", 1, F(smtp.timeout_ms), NULL, NULL,
+     "one send, connect included; a timeout is retried"},
+    {"smtp", "rate", T_DOUBLE, 0, 1e6, "0", 1, F(smtp.rate), NULL, NULL,
+     "emails sent per second, shared by every worker process (0: unlimited)"},
+
+    {"sms", "url", T_STR, 0, CONF_STR - 1, "", 1, F(sms.url), NULL, check_downstream_url,
+     "the SMS provider's API (http:// or https://); empty: no SMS"},
+    {"sms", "method", T_ENUM, 0, 0, "POST", 1, F(sms.method), sms_method_choices, NULL,
+     "the HTTP method of a send"},
+    {"sms", "headers_file", T_STR, 0, CONF_STR - 1, "", 0, F(sms.headers_file), NULL, NULL,
+     "file of `Name: value` lines sent with every request (an API key stays out of this file)"},
+    {"sms", "body_template", T_STR, 0, CONF_STR - 1,
+     "{\"to\":\"{{number}}\",\"text\":\"{{text}}\",\"reference\":\"{{reference}}\"}", 1,
+     F(sms.body_template), NULL, NULL,
+     "the JSON body; {{number}}, {{text}} and {{reference}} (the verification id) are filled in"},
+    {"sms", "id_field", T_STR, 0, 63, "message_id", 1, F(sms.id_field), NULL, NULL,
+     "the field of the provider's JSON answer holding its message id (a.b for a nested one)"},
+    {"sms", "timeout_ms", T_INT, 100, 600000, "10000", 1, F(sms.timeout_ms), NULL, NULL,
+     "one request, connect included; a timeout is retried"},
+    {"sms", "rate", T_DOUBLE, 0, 1e6, "0", 1, F(sms.rate), NULL, NULL,
+     "SMS sent per second, shared by every worker process (0: unlimited)"},
+
 /* [queue.NAME]: one block of rows per queue (I is its enum job_queue), all reloadable. */
 /* clang-format off */
 #define QROW(sec, i, field, type, lo, hi, def, help) \
@@ -324,6 +365,13 @@ static int check_downstream_url(const char *v, char *err, size_t errlen)
     if (!v[0] || !strncasecmp(v, "http://", 7) || !strncasecmp(v, "https://", 8)) return 0;
     /* The value is not quoted back: a URL may carry credentials. */
     snprintf(err, errlen, "must start with http:// or https:// (or be empty)");
+    return -1;
+}
+
+static int check_smtp_url(const char *v, char *err, size_t errlen)
+{
+    if (!v[0] || !strncasecmp(v, "smtp://", 7) || !strncasecmp(v, "smtps://", 8)) return 0;
+    snprintf(err, errlen, "must start with smtp:// or smtps:// (or be empty)");
     return -1;
 }
 

@@ -1,45 +1,26 @@
-/* http_client.c: libcurl's multi interface driven by libevent (see http_client.h).
- *
- * libcurl owns the transfers; this file only tells it about readiness and time. For every
- * socket libcurl wants watched (CURLMOPT_SOCKETFUNCTION) there is one persistent event, made
- * again when the wanted direction changes and freed on CURL_POLL_REMOVE; libcurl's single
- * timeout (CURLMOPT_TIMERFUNCTION) is one evtimer. Both end in curl_multi_socket_action, after
- * which finished transfers are collected with curl_multi_info_read and their callbacks called.
- *
- * Why the timer callback never calls curl_multi_socket_action itself: libcurl asks for a zero
- * timeout from inside curl_multi_add_handle, and acting from there would re-enter libcurl (and
- * could call a request's callback from inside http_client_request, which the contract forbids).
- * A zero timeout is simply an evtimer due at the next loop iteration.
- *
- * Freeing from inside a callback: http_client_free fails every request still in flight, then,
- * when it is called while callbacks are being dispatched, leaves the last release of the multi
- * handle and of the struct to the dispatch loop, which stops at once. */
+/* http_client.c: HTTP requests on the worker's libcurl loop (see http_client.h; the
+ * multi/libevent plumbing is curl_loop.c's). This file sets up each easy handle (protocols,
+ * timeouts, TLS checks, headers, body), keeps the response body up to its bound and the headers
+ * it reports, and turns libcurl's result into the callback's answer or short error string. */
 #include "http_client.h"
 
 #include <curl/curl.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "curl_loop.h"
 
 #define DEFAULT_MAX_IN_FLIGHT 64
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_MAX_RESPONSE 65536
 
-struct sock {
-    struct http_client *c;
-    curl_socket_t fd;
-    struct event *ev;
-    struct sock *next, *prev;
-};
-
 struct req {
-    struct http_client *c;
-    CURL *easy;
     struct curl_slist *headers;
     char *body; /* the request body, owned (libcurl does not copy CURLOPT_POSTFIELDS) */
+    size_t body_len;
     http_client_cb *cb;
     void *arg;
     char *resp; /* response body, up to max bytes + NUL */
@@ -47,96 +28,14 @@ struct req {
     int too_large; /* the body went past max: the transfer was cut */
     struct http_response out;
     char errbuf[CURL_ERROR_SIZE];
-    struct req *next, *prev;
 };
 
 struct http_client {
-    struct event_base *base;
-    CURLM *multi;
-    struct event *timer;
+    struct curl_loop *loop;
     int max_in_flight;
-    int in_flight;
     char user_agent[128];
-    struct req *reqs;   /* in flight */
-    struct sock *socks; /* watched */
-    int dispatching;    /* inside collect(): a free is finished there */
-    int freed;          /* http_client_free was called */
+    int freeing; /* inside http_client_free: a callback's second free is ignored */
 };
-
-static void collect(struct http_client *c);
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct http_client *c = arg;
-    int running;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    collect(c);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct http_client *c = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(c->timer);
-        return 0;
-    }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    evtimer_add(c->timer, &tv);
-    return 0;
-}
-
-static void on_socket(evutil_socket_t fd, short what, void *arg)
-{
-    struct sock *s = arg;
-    struct http_client *c = s->c;
-    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    /* S may be freed inside this call (CURL_POLL_REMOVE): only C is used afterwards. */
-    curl_multi_socket_action(c->multi, fd, flags, &running);
-    collect(c);
-}
-
-static void sock_free(struct sock *s)
-{
-    struct http_client *c = s->c;
-    if (s->ev) event_free(s->ev);
-    if (s->prev) s->prev->next = s->next;
-    else c->socks = s->next;
-    if (s->next) s->next->prev = s->prev;
-    free(s);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct http_client *c = userp;
-    struct sock *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) sock_free(s);
-        curl_multi_assign(c->multi, fd, NULL);
-        return 0;
-    }
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) abort();
-        s->c = c;
-        s->fd = fd;
-        s->next = c->socks;
-        if (c->socks) c->socks->prev = s;
-        c->socks = s;
-        curl_multi_assign(c->multi, fd, s);
-    }
-    if (s->ev) event_free(s->ev);
-    short ev =
-        EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    s->ev = event_new(c->base, fd, ev, on_socket, s);
-    if (!s->ev) abort();
-    event_add(s->ev, NULL);
-    return 0;
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -182,118 +81,68 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-static void req_unlink_free(struct req *r)
+static void req_free(struct req *r)
 {
-    struct http_client *c = r->c;
-    curl_multi_remove_handle(c->multi, r->easy);
-    curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
-    if (r->prev) r->prev->next = r->next;
-    else c->reqs = r->next;
-    if (r->next) r->next->prev = r->prev;
-    c->in_flight--;
+    if (r->body) explicit_bzero(r->body, r->body_len); /* it may hold a code */
     free(r->body);
     free(r->resp);
     free(r);
 }
 
-/* Finish R with CODE: its callback, then its memory. */
-static void finish(struct req *r, CURLcode code)
+/* The loop finished R's transfer with CODE: its callback, then its memory. */
+static void on_done(void *arg, CURL *easy, int code)
 {
+    struct req *r = arg;
     char why[CURL_ERROR_SIZE + 64];
     const char *err = NULL;
-    if (r->too_large || code == CURLE_FILESIZE_EXCEEDED) err = "response too large";
+    if (code == CURL_LOOP_CLOSED) err = "closed";
+    else if (r->too_large || code == CURLE_FILESIZE_EXCEEDED) err = "response too large";
     else if (code == CURLE_OPERATION_TIMEDOUT) err = "timeout";
     else if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
              code == CURLE_COULDNT_RESOLVE_PROXY) {
         /* libcurl's detail names the host and port, never the path or credentials. */
         snprintf(why, sizeof why, "connect failed: %s",
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
+                 r->errbuf[0] ? r->errbuf : curl_easy_strerror((CURLcode)code));
         err = why;
     } else if (code != CURLE_OK) {
-        snprintf(why, sizeof why, "%s", curl_easy_strerror(code));
+        snprintf(why, sizeof why, "%s", curl_easy_strerror((CURLcode)code));
         err = why;
     }
     if (!err) {
         long status = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         r->out.status = (int)status;
         r->out.body = r->resp;
         r->out.body_len = r->len;
     }
-    http_client_cb *cb = r->cb;
-    void *arg = r->arg;
-    struct http_client *c = r->c; /* alive until collect() returns */
-    /* The callback sees R's response; R is released afterwards, unless the callback freed the
-     * client, which released it already. */
-    r->cb = NULL;
-    cb(arg, err ? NULL : &r->out, err);
-    if (!c->freed) req_unlink_free(r);
-}
-
-static void collect(struct http_client *c)
-{
-    c->dispatching++;
-    CURLMsg *m;
-    int left;
-    while (!c->freed && (m = curl_multi_info_read(c->multi, &left))) {
-        if (m->msg != CURLMSG_DONE) continue;
-        struct req *r = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (r && r->cb) finish(r, m->data.result);
-    }
-    c->dispatching--;
-    if (c->freed && !c->dispatching) {
-        curl_multi_cleanup(c->multi);
-        while (c->socks) sock_free(c->socks);
-        event_free(c->timer);
-        free(c);
-    }
+    /* The client is not touched after the callback: it may free it. */
+    r->cb(r->arg, err ? NULL : &r->out, err);
+    req_free(r);
 }
 
 struct http_client *http_client_new(struct event_base *base, const struct http_client_opts *opts,
                                     char *err, size_t errlen)
 {
-    static int global_done;
-    if (!global_done) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-            snprintf(err, errlen, "libcurl: global initialisation failed");
-            return NULL;
-        }
-        global_done = 1;
-    }
     struct http_client *c = calloc(1, sizeof *c);
     if (!c) abort();
-    c->base = base;
     c->max_in_flight =
         opts && opts->max_in_flight > 0 ? opts->max_in_flight : DEFAULT_MAX_IN_FLIGHT;
     snprintf(c->user_agent, sizeof c->user_agent, "%s",
              opts && opts->user_agent ? opts->user_agent : "antre-worker");
-    c->multi = curl_multi_init();
-    c->timer = evtimer_new(base, on_timer, c);
-    if (!c->multi || !c->timer) {
-        snprintf(err, errlen, "libcurl: cannot create a multi handle");
-        if (c->multi) curl_multi_cleanup(c->multi);
-        if (c->timer) event_free(c->timer);
+    c->loop = curl_loop_new(base, err, errlen);
+    if (!c->loop) {
         free(c);
         return NULL;
     }
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     return c;
 }
 
 int http_client_request(struct http_client *c, const struct http_request *req, http_client_cb *cb,
                         void *arg, char *err, size_t errlen)
 {
-    if (c->freed) {
-        snprintf(err, errlen, "closed");
-        return -1;
-    }
-    if (c->in_flight >= c->max_in_flight) {
-        snprintf(err, errlen, "too many requests in flight (%d)", c->in_flight);
+    if (curl_loop_running(c->loop) >= c->max_in_flight) {
+        snprintf(err, errlen, "too many requests in flight (%d)", curl_loop_running(c->loop));
         return -1;
     }
     if (!req->url ||
@@ -303,41 +152,34 @@ int http_client_request(struct http_client *c, const struct http_request *req, h
     }
     struct req *r = calloc(1, sizeof *r);
     if (!r) abort();
-    r->c = c;
     r->cb = cb;
     r->arg = arg;
     r->max = req->max_response_bytes ? req->max_response_bytes : DEFAULT_MAX_RESPONSE;
     r->resp = malloc(r->max + 1);
-    r->easy = curl_easy_init();
-    if (!r->resp || !r->easy) abort();
+    CURL *e = curl_easy_init();
+    if (!r->resp || !e) abort();
     r->resp[0] = 0;
-    CURL *e = r->easy;
-    CURLcode rc = CURLE_OK;
+    CURLcode rc = curl_loop_setup(e, req->url, "http,https",
+                                  req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS,
+                                  req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                                              : DEFAULT_CONNECT_TIMEOUT_MS,
+                                  r->errbuf);
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
         if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val);                                    \
     } while (0)
-    SET(CURLOPT_URL, req->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    SET(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS));
-    SET(CURLOPT_CONNECTTIMEOUT_MS,
-        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS));
     SET(CURLOPT_USERAGENT, c->user_agent);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, r);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, r);
-    SET(CURLOPT_ERRORBUFFER, r->errbuf);
-    SET(CURLOPT_PRIVATE, r);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
     if (req->body) {
         r->body = malloc(req->body_len ? req->body_len : 1);
         if (!r->body) abort();
         memcpy(r->body, req->body, req->body_len);
+        r->body_len = req->body_len;
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         SET(CURLOPT_POSTFIELDS, r->body);
     }
@@ -350,48 +192,22 @@ int http_client_request(struct http_client *c, const struct http_request *req, h
     if (!r->headers) abort();
     SET(CURLOPT_HTTPHEADER, r->headers);
 #undef SET
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(rc));
-        curl_easy_cleanup(e);
-        curl_slist_free_all(r->headers);
-        free(r->body);
-        free(r->resp);
-        free(r);
-        return -1;
-    }
-    r->next = c->reqs;
-    if (c->reqs) c->reqs->prev = r;
-    c->reqs = r;
-    c->in_flight++;
-    CURLMcode mc = curl_multi_add_handle(c->multi, e);
-    if (mc != CURLM_OK) {
-        snprintf(err, errlen, "libcurl: %s", curl_multi_strerror(mc));
-        req_unlink_free(r);
+    if (curl_loop_start(c->loop, e, rc, on_done, r, err, errlen) < 0) {
+        req_free(r);
         return -1;
     }
     return 0;
 }
 
-int http_client_in_flight(const struct http_client *c) { return c->in_flight; }
+int http_client_in_flight(const struct http_client *c) { return curl_loop_running(c->loop); }
 
 void http_client_free(struct http_client *c)
 {
-    if (!c || c->freed) return;
-    c->freed = 1;
-    /* Each request is unlinked before its callback, so a callback that looks at the client
-     * sees it shrinking and nothing is failed twice. */
-    while (c->reqs) {
-        struct req *r = c->reqs;
-        http_client_cb *cb = r->cb;
-        void *arg = r->arg;
-        r->cb = NULL;
-        req_unlink_free(r);
-        if (cb) cb(arg, NULL, "closed");
-    }
-    if (c->dispatching) return; /* collect() finishes the free */
-    curl_multi_cleanup(c->multi);
-    while (c->socks) sock_free(c->socks);
-    event_free(c->timer);
+    if (!c || c->freeing) return;
+    c->freeing = 1;
+    /* Every request in flight gets "closed" here; the loop's memory goes when the dispatch
+     * that may be running returns. */
+    curl_loop_free(c->loop);
     free(c);
 }
 

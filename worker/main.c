@@ -6,7 +6,8 @@
  * (queue.c) for every queue that has a handler (`upload`, upload.c: photos checked on the
  * process's thread pool, pool.c, of [worker] photo_threads threads; `register`, register.c,
  * which forwards registrations to [downstream] url through the libcurl client of
- * http_client.c), serves /metrics on [worker] admin_listen (admin.c), re-reads the
+ * http_client.c; `verify`, verify.c, which sends verification codes by email and SMS), serves
+ * /metrics on [worker] admin_listen (admin.c), re-reads the
  * configuration on SIGHUP ([queue.NAME] changes take effect at the next read, [upload] rules at
  * the next photo), and on SIGTERM/SIGINT stops reading, lets the jobs in hand finish for up to
  * [worker] drain_timeout_ms, then abandons the rest (a photo still on the pool finishes on its
@@ -38,6 +39,7 @@
 #include "queue.h"
 #include "register.h"
 #include "upload.h"
+#include "verify.h"
 
 struct worker {
     struct conf conf;
@@ -50,6 +52,7 @@ struct worker {
     struct event *drain_ev;
     int64_t drain_deadline_ms;
     struct bearer admin_token; /* what /metrics asks for ([worker] admin_token_file) */
+    struct verify_ctx *verify; /* the verify queue's sender */
 };
 
 /* Counters of every worker process, mapped before the fork (admin.h: struct admin_slot). */
@@ -57,7 +60,7 @@ static struct slots worker_slots;
 
 /* The handler of each queue; NULL: the queue is not consumed (yet). */
 static queue_handler_fn *const handlers[JOB__QUEUES] =
-    {[JOB_UPLOAD] = upload_handle, [JOB_REGISTER] = register_handle};
+    {[JOB_UPLOAD] = upload_handle, [JOB_REGISTER] = register_handle, [JOB_VERIFY] = verify_handle};
 
 /* Photo jobs waiting for a pool thread, at most (beyond it a job is retried later). The jobs in
  * hand are bounded first by [queue.upload] concurrency. */
@@ -120,6 +123,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGHUP) {
         if (program_reload(&w->conf, "worker", 1) == 0) {
             load_admin_token(w);
+            char err[CONF_STR + 200];
+            if (w->verify && verify_reload(w->verify, err, sizeof err) < 0)
+                log_error("worker: verify: %s; keeping the keys in use", err);
             log_info("worker: configuration reloaded path=%s", w->conf.path);
         }
         return;
@@ -201,6 +207,17 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
             goto out;
         }
         ctx[JOB_REGISTER] = reg;
+        w.verify = verify_new(w.base, rc, &w.conf, err, sizeof err);
+        if (!w.verify) {
+            log_error("worker: verify: %s", err);
+            register_free(reg);
+            rconn_free(rc);
+            rc = NULL;
+            upload_free(w.upload);
+            pool_free(w.pool);
+            goto out;
+        }
+        ctx[JOB_VERIFY] = w.verify;
         for (int i = 0; i < JOB__QUEUES; i++)
             if (handlers[i])
                 w.queues[i] = queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
@@ -223,6 +240,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
         w.pool = NULL;
         rconn_free(rc);
         register_free(reg);
+        verify_free(w.verify);
         admin_free(adm);
         for (int i = 0; i < JOB__QUEUES; i++) queue_free(w.queues[i]);
         upload_free(w.upload);

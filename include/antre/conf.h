@@ -117,6 +117,32 @@ struct conf_downstream {
     char signing_key_file[CONF_STR]; /* "": bodies are not signed */
 };
 
+/* [smtp]: how the worker sends verification codes by email (worker/smtp_client.c, mail.c,
+ * dkim.c, verify.c). */
+struct conf_smtp {
+    char url[CONF_STR];           /* smtp://host:port or smtps://host:port; "": email off */
+    int starttls;                 /* smtp:// must upgrade with STARTTLS */
+    char login_file[CONF_STR];    /* "user:password" on its first line; "": no login */
+    char from[CONF_STR];          /* the sender's address */
+    char dkim_domain[CONF_STR];   /* "": not signed */
+    char dkim_selector[64];       /* DNS selector of the public key */
+    char dkim_key_file[CONF_STR]; /* PEM RSA private key */
+    char templates_dir[CONF_STR]; /* verify-code.LANG.{subject,txt,html,sms} */
+    int timeout_ms;               /* one send, connect included */
+    double rate;                  /* messages per second over all workers; 0: unlimited */
+};
+
+/* [sms]: how the worker sends verification codes by SMS through an HTTP provider. */
+struct conf_sms {
+    char url[CONF_STR];           /* http:// or https://; "": SMS off */
+    char method[8];               /* POST or PUT */
+    char headers_file[CONF_STR];  /* "Name: value" lines sent with every request */
+    char body_template[CONF_STR]; /* JSON with {{number}}, {{text}}, {{reference}} */
+    char id_field[64];            /* where the answer has the message id ("a.b" for nested) */
+    int timeout_ms;               /* one request, connect included */
+    double rate;                  /* messages per second over all workers; 0: unlimited */
+};
+
 /* One [queue.NAME] section: how the worker drains one queue. queue[] in struct conf is
  * indexed by enum job_queue (upload, register, verify). */
 struct conf_queue {
@@ -162,6 +188,8 @@ struct conf {
     struct conf_registration registration;
     struct conf_verify verify;
     struct conf_downstream downstream;
+    struct conf_smtp smtp;
+    struct conf_sms sms;
     struct conf_queue queue[CONF_QUEUES];
     struct conf_room rooms[CONF_MAX_ROOMS];
     int nrooms;

@@ -9,5 +9,6 @@ extern const char lua_queue[];
 extern const char lua_register[];
 extern const char lua_upload[];
 extern const char lua_verify[];
+extern const char lua_verify_send[];
 
 #endif

@@ -1054,9 +1054,13 @@ Test(conf, reload_merge_follows_the_table)
         else if (strcmp(name, "mode") == 0) snprintf(value, sizeof value, "reject");
         else if (strcmp(name, "paused") == 0 || strcmp(name, "reject_blurry") == 0)
             snprintf(value, sizeof value, "yes");
+        else if (strcmp(name, "starttls") == 0) snprintf(value, sizeof value, "no");
+        else if (strcmp(name, "method") == 0) snprintf(value, sizeof value, "PUT");
         else if (strcmp(name, "url") == 0)
             snprintf(value, sizeof value, "%s",
-                     strcmp(section, "downstream") ? "unix:/tmp/x.sock" : "https://reg.example/in");
+                     !strcmp(section, "smtp")    ? "smtp://mail.example:587"
+                     : !strcmp(section, "redis") ? "unix:/tmp/x.sock"
+                                                 : "https://reg.example/in");
         else if (strcmp(name, "prequeue_from") == 0) {
             snprintf(value, sizeof value, "2030-01-01T00:00:00Z");
             snprintf(extra, sizeof extra, "opens_at = 2030-01-02T00:00:00Z\n");
