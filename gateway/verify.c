@@ -259,7 +259,10 @@ static void on_registration(void *arg, const redisReply *r, const char *err)
     if (prev_vid[0]) keys_verification(kprev, prev_vid);
     else memcpy(kprev, kver, sizeof kprev);
     keys_verify_throttle(kthd, "dest", dest_hex);
-    keys_verify_throttle(kthr, "reg", cr->rid);
+    /* Per registration and channel: verifying the email, then the phone, is no resend. */
+    char reg_channel[IDENT_LEN + 8];
+    snprintf(reg_channel, sizeof reg_channel, "%s:%s", cr->rid, cr->channel);
+    keys_verify_throttle(kthr, "reg", reg_channel);
     job_stream_key(kstream, JOB_VERIFY);
 
     const struct conf_verify *v = &c->gw->conf.verify;

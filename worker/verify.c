@@ -2,7 +2,7 @@
  * (smtp_client.c, mail.c, dkim.c) or SMS (an HTTP provider through http_client.c).
  *
  * One job (verification_id, registration_id, channel) goes:
- *   1. A fresh code (vcode_generate, VERIFY_CODE_DIGITS digits) and its MAC (vcode_mac, key from
+ *   1. A fresh code (vcode_generate, [verify] code_digits digits) and its MAC (vcode_mac, key from
  *      the pepper of [gateway] secret_file, as the gateway derives it).
  *   2. common/lua/verify_send.lua 'claim': nothing is sent, and the job is acknowledged, when the
  *      record is gone, expired, replaced by a newer verification or no longer `queued` (sent,
@@ -623,7 +623,7 @@ void verify_handle(void *ctx, struct queue_job *qj)
                       "not_configured");
         return;
     }
-    if (vcode_generate(VERIFY_CODE_DIGITS, d->code, sizeof d->code) < 0) {
+    if (vcode_generate(v->conf->verify.code_digits, d->code, sizeof d->code) < 0) {
         retry(d, 0, "no random bytes");
         return;
     }

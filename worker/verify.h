@@ -12,8 +12,6 @@
 struct event_base;
 struct verify_ctx; /* opaque */
 
-#define VERIFY_CODE_DIGITS 6 /* the gateway's [verify] code_digits default */
-
 /* The handler's context on BASE and RC (borrowed, must outlive it). CONF is borrowed and read
  * at every job ([smtp] and [sms] url, from, timeouts, rates, body template change on reload).
  * When [smtp] url or [sms] url is set, loads now (blocking): the code key from the pepper of
