@@ -34,10 +34,11 @@ DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansso
                 libhttp-parser-dev libinih-dev libssl-dev libvips-dev libcurl4-openssl-dev libopendkim-dev redis-server \
                 curl util-linux
 # heif-enc, cwebp and exiftool make and inspect the photos of tests/unit/test_photo.c; promtool
-# (prometheus) checks the worker's /metrics.
+# (prometheus) checks the worker's /metrics; aiosmtpd is the SMTP server the codes are sent to,
+# python3-dkim checks their signatures, made with keys from the openssl command.
 DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format \
                      libheif-examples webp libimage-exiftool-perl prometheus \
-                     python3-aiosmtpd python3-dkim
+                     python3-aiosmtpd python3-dkim openssl
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
