@@ -112,6 +112,25 @@ static void render_photo(struct evbuffer *b, const struct upload_stats *p)
     }
 }
 
+/* Verification codes by channel and outcome, every process summed. */
+static void render_codes(struct evbuffer *b, const struct verify_stats *v)
+{
+    static const char *const channels[VERIFY__CHANNELS] = {"email", "sms"};
+    prom_family(
+        b, "antre_worker_codes_total", PROM_COUNTER,
+        "verification codes by channel and outcome (sent, failed for good, dropped unsent)");
+    for (int c = 0; c < VERIFY__CHANNELS; c++) {
+        const struct {
+            const char *name;
+            uint64_t n;
+        } out[] = {{"sent", v->sent[c]}, {"failed", v->failed[c]}, {"dropped", v->dropped[c]}};
+        for (size_t k = 0; k < sizeof out / sizeof out[0]; k++) {
+            struct prom_label l[2] = {{"channel", channels[c]}, {"outcome", out[k].name}};
+            prom_u64(b, "antre_worker_codes_total", l, 2, out[k].n);
+        }
+    }
+}
+
 static void render(struct scrape *s)
 {
     struct admin_slot sum;
@@ -135,6 +154,7 @@ static void render(struct scrape *s)
     EACH(sum.q[i].in_flight);
     family(b, "antre_worker_jobs_in_flight", PROM_GAUGE, "jobs in hand now, all processes", v);
     render_photo(b, &sum.photo);
+    render_codes(b, &sum.code);
     prom_family(b, "antre_worker_redis_up", PROM_GAUGE,
                 "1 when Redis answered this scrape's queue figures");
     prom_i64(b, "antre_worker_redis_up", NULL, 0, s->redis_ok);

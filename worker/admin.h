@@ -10,11 +10,13 @@
 #include "antre/slots.h"
 #include "queue.h"
 #include "upload.h"
+#include "verify.h"
 
 /* What one worker process counts, in its shared-memory slot. */
 struct admin_slot {
     struct queue_stats q[JOB__QUEUES];
     struct upload_stats photo; /* the upload queue's verdicts (upload.c) */
+    struct verify_stats code;  /* the verify queue's codes (verify.c) */
 };
 
 struct event_base;

@@ -207,7 +207,7 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
             goto out;
         }
         ctx[JOB_REGISTER] = reg;
-        w.verify = verify_new(w.base, rc, &w.conf, err, sizeof err);
+        w.verify = verify_new(w.base, rc, &w.conf, &stats->code, err, sizeof err);
         if (!w.verify) {
             log_error("worker: verify: %s", err);
             register_free(reg);

@@ -56,6 +56,7 @@
 #define SETTLE_PAUSE_MS 250 /* between them */
 
 struct verify_ctx {
+    struct verify_stats *stats; /* what was sent, refused and dropped, per channel */
     struct event_base *base;
     struct rconn *rc;
     const struct conf *conf;
@@ -183,7 +184,7 @@ static int load_headers(struct verify_ctx *v, char *err, size_t errlen)
 }
 
 struct verify_ctx *verify_new(struct event_base *base, struct rconn *rc, const struct conf *conf,
-                              char *err, size_t errlen)
+                              struct verify_stats *stats, char *err, size_t errlen)
 {
     if (!verify_script.src) script_init(&verify_script, lua_verify_send);
     struct verify_ctx *v = calloc(1, sizeof *v);
@@ -191,6 +192,7 @@ struct verify_ctx *verify_new(struct event_base *base, struct rconn *rc, const s
     v->base = base;
     v->rc = rc;
     v->conf = conf;
+    v->stats = stats;
     v->http = http_client_new(base, &(struct http_client_opts){.max_in_flight = 1024}, err, errlen);
     v->smtp = v->http ? smtp_client_new(base, err, errlen) : NULL;
     if (!v->smtp) goto fail;
@@ -287,7 +289,12 @@ static void on_settled(void *arg, const redisReply *r, const char *err)
         char why[300];
         snprintf(why, sizeof why, "redis: %s", err ? err : "unexpected reply");
         queue_done(d->qj, QUEUE_RETRY, why);
-    } else queue_done(d->qj, QUEUE_DONE, NULL);
+    } else {
+        int ch = d->sms ? VERIFY_SMS : VERIFY_EMAIL;
+        if (!strcmp(d->op, "sent")) d->v->stats->sent[ch]++;
+        else d->v->stats->failed[ch]++;
+        queue_done(d->qj, QUEUE_DONE, NULL);
+    }
     delivery_free(d);
 }
 
@@ -565,6 +572,7 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
     if (!strcmp(what, "drop")) {
         log_info("verify: not sent channel=%s entry=%s why=%s", d->sms ? "sms" : "email", qj->id,
                  r->element[1]->str);
+        d->v->stats->dropped[d->sms ? VERIFY_SMS : VERIFY_EMAIL]++;
         queue_done(qj, QUEUE_DONE, NULL);
         delivery_free(d);
         return;

@@ -4,6 +4,7 @@
 #define WORKER_VERIFY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "antre/conf.h"
 #include "antre/rconn.h"
@@ -12,14 +13,25 @@
 struct event_base;
 struct verify_ctx; /* opaque */
 
-/* The handler's context on BASE and RC (borrowed, must outlive it). CONF is borrowed and read
+/* Codes by channel (VERIFY_EMAIL, VERIFY_SMS): sent, refused for good (send_failed), and
+ * dropped unsent (expired, replaced or settled before their turn). 64-bit words, kept in the
+ * process's shared-memory slot and summed by admin.c. */
+enum { VERIFY_EMAIL, VERIFY_SMS, VERIFY__CHANNELS };
+struct verify_stats {
+    uint64_t sent[VERIFY__CHANNELS];
+    uint64_t failed[VERIFY__CHANNELS];
+    uint64_t dropped[VERIFY__CHANNELS];
+};
+
+/* The handler's context on BASE and RC (borrowed, must outlive it); what it sends is counted in
+ * STATS (borrowed; typically in a shared slot). CONF is borrowed and read
  * at every job ([smtp] and [sms] url, from, timeouts, rates, body template change on reload).
  * When [smtp] url or [sms] url is set, loads now (blocking): the code key from the pepper of
  * [gateway] secret_file, the templates of [smtp] templates_dir, [smtp] login_file, the DKIM key
  * and [sms] headers_file. Returns the context (free with verify_free) or NULL with the reason in
  * ERR. */
 struct verify_ctx *verify_new(struct event_base *base, struct rconn *rc, const struct conf *conf,
-                              char *err, size_t errlen);
+                              struct verify_stats *stats, char *err, size_t errlen);
 
 /* Read the key file's pepper and [smtp] login_file again (SIGHUP). On failure the ones in use
  * stay and -1 is returned with the reason in ERR; else 0. */

@@ -7,6 +7,7 @@ test_verify_api.py and test_verify_send.py; this file checks that they agree.
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -97,6 +98,13 @@ def test_email_and_sms_codes_confirm_through_the_gateway(deployment):
     for text in (g.read_log(), w.read_log()):
         assert code not in text
     assert "code_mac" not in rd.hash(ver_key(vid))
+    m = w.metrics()
+    for ch in ("email", "sms"):
+        assert m[f'antre_worker_codes_total{{channel="{ch}",outcome="sent"}}'] == 1, m
+        assert m[f'antre_worker_codes_total{{channel="{ch}",outcome="failed"}}'] == 0, m
+    p = subprocess.run(["promtool", "check", "metrics"], input=w.metrics_text(), text=True,
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
     assert w.stop() == 0
 
 

@@ -367,7 +367,7 @@ def test_expired_and_replaced_verifications_are_not_sent(redis, rd, keys, smtp, 
     rid_e, vid_e = put_verification(rd, "email", dest="expired@example.test", ttl_ms=-1)
     rid_r, vid_r = put_verification(rd, "email", dest="old@example.test", current=False)
     rd("HSET", f"antre:{{intake}}:reg:{rid_r}", "email_verification", uuid.uuid4().hex)
-    workers(worker_settings(keys, smtp_port=sink.port)).start()
+    w = workers(worker_settings(keys, smtp_port=sink.port)).start()
     _, vid_ok = put_verification(rd, "email", dest="fresh@example.test")
     wait_for(lambda: ver(rd, vid_ok).get("state") == "sent", timeout=HANG, what="fresh one sent")
     wait_for(lambda: pending(rd) == 0 and rd("XLEN", STREAM) == 0, timeout=HANG,
@@ -377,6 +377,9 @@ def test_expired_and_replaced_verifications_are_not_sent(redis, rd, keys, smtp, 
         rec = ver(rd, vid)
         assert rec["state"] == "queued" and "code_mac" not in rec
     assert reg(rd, rid_r)["email_state"] == "sending"
+    m = w.metrics()
+    assert m['antre_worker_codes_total{channel="email",outcome="dropped"}'] == 2, m
+    assert m['antre_worker_codes_total{channel="email",outcome="sent"}'] == 1, m
 
 
 def test_sigkill_after_the_send_is_recorded_sends_nothing_again(redis, rd, keys, smtp, workers):
