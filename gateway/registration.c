@@ -25,6 +25,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/job.h"
 #include "antre/keys.h"
@@ -450,6 +451,17 @@ static int contact_check(struct status *st, int k, json_t *checks, json_t *next)
                     : "Kode sedang dikirim ke %s; seharusnya tiba dalam beberapa menit.",
                  masked);
         ck = check("sending", NULL, hint);
+    } else if (!strcmp(state, "code_sent") && sent > 0 &&
+               (int64_t)sent * 1000 + (int64_t)c->gw->conf.verify.code_ttl_s * 1000 <
+                   clock_wall_ms()) {
+        /* sent_ms is after the code was made, so this says "expired" at most the send's delay
+         * late, never early. */
+        snprintf(hint, sizeof hint,
+                 en ? "The code sent to %s at %s (UTC) has expired; ask for a new one."
+                    : "Kode yang dikirim ke %s pada %s (UTC) sudah kedaluwarsa; minta kode baru.",
+                 masked, when[0] ? when : "?");
+        ck = check("code_sent", "code_expired", hint);
+        if (when[0]) json_object_set_new(ck, "sent_at", json_string(when));
     } else if (!strcmp(state, "code_sent")) {
         if (k == 0)
             snprintf(hint, sizeof hint,

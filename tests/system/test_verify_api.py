@@ -241,10 +241,16 @@ def test_expired_code(make_gateway, redis):
     assert r.json()["expires_in_s"] == 2
     vid = r.json()["verification_id"]
     code = play_worker(g, rd, vid)
+    ck = a.status(rid).json()["checks"]["email"]
+    assert ck["state"] == "code_sent" and ck["reason"] is None, ck
     time.sleep(2.2)
     r = a.confirm(vid, code)
     assert r.status_code == 410 and code_of(r) == "code_expired", r.text
     assert rd.hash(ver_key(vid))["attempts"] == "0"
+    # The checklist says so too, and what to do.
+    ck = a.status(rid).json()["checks"]["email"]
+    assert ck["state"] == "code_sent" and ck["reason"] == "code_expired", ck
+    assert "kedaluwarsa" in ck["hint"], ck
 
 
 def test_resend_throttles(make_gateway, redis):
