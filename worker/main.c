@@ -48,11 +48,13 @@ struct worker {
     struct rconn *rc;
     struct queue *queues[JOB__QUEUES]; /* NULL: no handler for that queue yet */
     struct pool *pool;                 /* the photo checks' threads */
-    struct upload *upload;
+    struct upload *upload;             /* the upload queue's handler */
+    struct register_ctx *reg;          /* the register queue's handler (the downstream) */
+    struct verify_ctx *verify;         /* the verify queue's sender */
+    struct admin *admin;               /* /metrics; NULL when its address could not be bound */
     struct event *drain_ev;
     int64_t drain_deadline_ms;
     struct bearer admin_token; /* what /metrics asks for ([worker] admin_token_file) */
-    struct verify_ctx *verify; /* the verify queue's sender */
 };
 
 /* Counters of every worker process, mapped before the fork (admin.h: struct admin_slot). */
@@ -138,6 +140,77 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     on_drain_tick(-1, 0, w);
 }
 
+/* Start W's parts on its loop: libvips and the photo pool (here, in the process that uses them,
+ * before any pool thread exists), the Redis connection to URL, each queue's handler and
+ * consumer, the admin listener. 0, or -1 with the reason in ERR; worker_stop undoes whatever was
+ * started either way. */
+static int worker_start(struct worker *w, const char *url, char *err, size_t errlen)
+{
+    const struct conf *conf = &w->conf;
+    if (photo_init(NULL, err, errlen) < 0) return -1;
+    int threads = conf->worker.photo_threads ? conf->worker.photo_threads
+                                             : pool_default_threads(PHOTO_THREADS_AUTO_MAX);
+    w->pool = pool_new(w->base, threads, POOL_QUEUE_MAX, upload_thread_exit, err, errlen);
+    if (!w->pool) return -1;
+    struct rconn_opts ro = {.url = url,
+                            .timeout_ms = conf->redis.timeout_ms,
+                            .max_pending = conf->redis.max_pending};
+    char why[400];
+    if (!(w->rc = rconn_new(w->base, &ro, why, sizeof why))) {
+        snprintf(err, errlen, "redis: %s", why);
+        return -1;
+    }
+    struct admin_slot *stats = slots_at(&worker_slots, w->slot);
+    w->upload = upload_new(w->rc, w->pool, &w->conf, &stats->photo);
+    if (!(w->reg = register_new(w->base, w->rc, &w->conf, why, sizeof why))) {
+        snprintf(err, errlen, "downstream: %s", why);
+        return -1;
+    }
+    if (!(w->verify = verify_new(w->base, w->rc, &w->conf, &stats->code, why, sizeof why))) {
+        snprintf(err, errlen, "verify: %s", why);
+        return -1;
+    }
+    void *ctx[JOB__QUEUES] =
+        {[JOB_UPLOAD] = w->upload, [JOB_REGISTER] = w->reg, [JOB_VERIFY] = w->verify};
+    char host[256] = "localhost", consumer[300];
+    gethostname(host, sizeof host - 1);
+    snprintf(consumer, sizeof consumer, "%s:%ld", host, (long)getpid());
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    for (int i = 0; i < JOB__QUEUES; i++)
+        if (handlers[i])
+            w->queues[i] = queue_new(w->base, w->rc, (enum job_queue)i, &w->conf.queue[i], consumer,
+                                     handlers[i], ctx[i], &stats->q[i]);
+    w->admin = admin_new(w->base, &conf->worker.admin_listen, w->rc, &worker_slots, &w->admin_token,
+                         why, sizeof why);
+    if (!w->admin)
+        log_error("worker: admin listener: %s; /metrics is off process=%d", why, w->slot);
+    rconn_set_state_cb(w->rc, on_redis_state, w);
+    log_info("worker: started redis=%s process=%d consumer=%s photo_threads=%d",
+             strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", w->slot, consumer, threads);
+    return 0;
+}
+
+/* Undo worker_start, whatever part of it ran. Every job still in hand is abandoned: no verdict of
+ * a photo still on the pool is delivered (pool_stop), queue_done acknowledges nothing, running
+ * photo work ends on its thread and what was not delivered is reported cancelled (pool_free,
+ * before rconn_free: a cancelled job calls no Redis); freeing the connection then calls its
+ * pending callbacks with "closed". */
+static void worker_stop(struct worker *w)
+{
+    if (w->pool) pool_stop(w->pool);
+    for (int i = 0; i < JOB__QUEUES; i++)
+        if (w->queues[i]) queue_abandon(w->queues[i]);
+    pool_free(w->pool);
+    w->pool = NULL;
+    if (w->rc) rconn_free(w->rc);
+    w->rc = NULL;
+    register_free(w->reg);
+    verify_free(w->verify);
+    admin_free(w->admin);
+    for (int i = 0; i < JOB__QUEUES; i++) queue_free(w->queues[i]);
+    upload_free(w->upload);
+}
+
 /* One worker process (slot SLOT) with its own copy of CONF. 0 after SIGTERM/SIGINT, 1 when it
  * could not start. */
 static int worker_process(const struct conf *conf, int slot, void *arg)
@@ -162,97 +235,15 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
     }
     supervisor_child_ready();
     char err[512];
-    /* libvips starts here, in the process that uses it, before any pool thread exists. */
-    if (photo_init(NULL, err, sizeof err) < 0) {
-        log_error("worker: %s", err);
-        for (int i = 0; i < 3; i++) event_free(ev[i]);
-        event_base_free(w.base);
-        return 1;
-    }
-    int threads = conf->worker.photo_threads ? conf->worker.photo_threads
-                                             : pool_default_threads(PHOTO_THREADS_AUTO_MAX);
-    w.pool = pool_new(w.base, threads, POOL_QUEUE_MAX, upload_thread_exit, err, sizeof err);
-    if (!w.pool) {
-        log_error("worker: %s", err);
-        for (int i = 0; i < 3; i++) event_free(ev[i]);
-        event_base_free(w.base);
-        return 1;
-    }
-    struct rconn_opts ro = {.url = url,
-                            .timeout_ms = conf->redis.timeout_ms,
-                            .max_pending = conf->redis.max_pending};
-    struct rconn *rc = rconn_new(w.base, &ro, err, sizeof err);
-    struct register_ctx *reg = NULL;
-    w.rc = rc;
     w.drain_ev = evtimer_new(w.base, on_drain_tick, &w);
-    if (rc) {
-        char host[256] = "localhost", consumer[300];
-        gethostname(host, sizeof host - 1);
-        snprintf(consumer, sizeof consumer, "%s:%ld", host, (long)getpid());
-        srandom((unsigned)getpid() ^ (unsigned)time(NULL));
-        struct admin_slot *stats = slots_at(&worker_slots, slot);
-        /* Each handler's context: the upload and register queues' own, the others' the
-         * connection. */
-        void *ctx[JOB__QUEUES];
-        for (int i = 0; i < JOB__QUEUES; i++) ctx[i] = rc;
-        w.upload = upload_new(rc, w.pool, &w.conf, &stats->photo);
-        ctx[JOB_UPLOAD] = w.upload;
-        reg = register_new(w.base, rc, &w.conf, err, sizeof err);
-        if (!reg) {
-            log_error("worker: downstream: %s", err);
-            rconn_free(rc);
-            rc = NULL;
-            upload_free(w.upload);
-            pool_free(w.pool);
-            goto out;
-        }
-        ctx[JOB_REGISTER] = reg;
-        w.verify = verify_new(w.base, rc, &w.conf, &stats->code, err, sizeof err);
-        if (!w.verify) {
-            log_error("worker: verify: %s", err);
-            register_free(reg);
-            rconn_free(rc);
-            rc = NULL;
-            upload_free(w.upload);
-            pool_free(w.pool);
-            goto out;
-        }
-        ctx[JOB_VERIFY] = w.verify;
-        for (int i = 0; i < JOB__QUEUES; i++)
-            if (handlers[i])
-                w.queues[i] = queue_new(w.base, rc, (enum job_queue)i, &w.conf.queue[i], consumer,
-                                        handlers[i], ctx[i], &stats->q[i]);
-        struct admin *adm = admin_new(w.base, &conf->worker.admin_listen, rc, &worker_slots,
-                                      &w.admin_token, err, sizeof err);
-        if (!adm) log_error("worker: admin listener: %s; /metrics is off process=%d", err, slot);
-        rconn_set_state_cb(rc, on_redis_state, &w);
-        log_info("worker: started redis=%s process=%d consumer=%s photo_threads=%d",
-                 strncmp(url, "unix:", 5) == 0 ? "unix" : "tcp", slot, consumer, threads);
-        event_base_dispatch(w.base);
-        /* Every job still in hand is abandoned: freeing the connection calls its callbacks with
-         * "closed", and queue_done then acknowledges nothing. */
-        pool_stop(w.pool);
-        for (int i = 0; i < JOB__QUEUES; i++)
-            if (w.queues[i]) queue_abandon(w.queues[i]);
-        /* Running photo work ends on its thread; every job not delivered is reported cancelled
-         * and forgotten (pending in Redis). Before rconn_free: a cancelled job calls no Redis. */
-        pool_free(w.pool);
-        w.pool = NULL;
-        rconn_free(rc);
-        register_free(reg);
-        verify_free(w.verify);
-        admin_free(adm);
-        for (int i = 0; i < JOB__QUEUES; i++) queue_free(w.queues[i]);
-        upload_free(w.upload);
-    } else {
-        log_error("worker: redis: %s", err);
-        pool_free(w.pool);
-    }
-out:
+    int ok = worker_start(&w, url, err, sizeof err) == 0;
+    if (ok) event_base_dispatch(w.base);
+    else log_error("worker: %s process=%d", err, slot);
+    worker_stop(&w);
     event_free(w.drain_ev);
     for (int i = 0; i < 3; i++) event_free(ev[i]);
     event_base_free(w.base);
-    if (!rc) return 1;
+    if (!ok) return 1;
     log_info("worker: stopped process=%d", slot);
     return 0;
 }
