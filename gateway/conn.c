@@ -180,6 +180,21 @@ static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s,
     reply_err_full(c, e, NULL, NULL, NULL, NULL, retry_after_s, refusal);
 }
 
+/* The head is accepted: ask for the body (100-continue) and let the parser go on. */
+static void head_go(struct conn *c, int has_body)
+{
+    struct request *r = &c->req;
+    if (has_body) {
+        if (r->expect_continue) {
+            evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            flush_now(c);
+        }
+        c->state = CONN_BODY;
+        arm(c, c->gw->tv_body);
+    }
+    request_resume(r);
+}
+
 static void on_head(struct conn *c)
 {
     struct gw *gw = c->gw;
@@ -262,24 +277,35 @@ static void on_head(struct conn *c)
     r->body_fn = body_sink;
     r->body_arg = c;
     if (c->route->head) {
-        /* The route may refuse from the head alone, or stream the body itself. */
+        /* The route may refuse from the head alone, stream the body itself, or decide later. */
         unsigned was = c->close_after;
         if (has_body) c->close_after = 1;
-        if (c->route->head(c, r, &c->params) < 0) {
+        int rc = c->route->head(c, r, &c->params);
+        if (rc < 0) {
             if (c->state != CONN_CLOSING && has_body) bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        if (rc > 0) {
+            /* Pending (conn_head_continue): the body stays unparsed, the header timeout runs
+             * again for the decision. */
+            c->state = CONN_HEAD_WAIT;
+            c->wait_close = was;
+            c->wait_body = has_body ? 1 : 0;
+            arm(c, gw->tv_header);
             return;
         }
         c->close_after = was;
     }
-    if (has_body) {
-        if (r->expect_continue) {
-            evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-            flush_now(c);
-        }
-        c->state = CONN_BODY;
-        arm(c, gw->tv_body);
-    }
-    request_resume(r);
+    head_go(c, has_body);
+}
+
+void conn_head_continue(struct conn *c)
+{
+    if (c->state != CONN_HEAD_WAIT) abort();
+    c->close_after = c->wait_close || c->gw->draining || c->peer_eof;
+    c->state = CONN_HEAD;
+    head_go(c, c->wait_body);
+    if (!c->in_input) process_input(c);
 }
 
 static void on_error(struct conn *c)
@@ -387,6 +413,11 @@ static void process_input(struct conn *c)
         finish_close(c);
         return;
     }
+    if (c->state == CONN_BODY && c->peer_eof) {
+        /* The client closed while its head was pending and sent not all of the body. */
+        conn_free(c);
+        return;
+    }
     /* A head still incomplete gets header_timeout_ms from its first byte; later bytes do not
      * extend it (that is what cuts a slowloris client). A body may pause body_timeout_ms. */
     if (c->state == CONN_HEAD && !c->head_timer) {
@@ -434,6 +465,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             c->close_after = 1;
             return;
         }
+        if (c->state == CONN_HEAD_WAIT) {
+            /* What it sent before closing may be all of the request: the decision goes on,
+             * and the connection closes after it (or at once when the body is short). */
+            c->peer_eof = 1;
+            c->close_after = 1;
+            return;
+        }
         if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
             return;
         conn_free(c);
@@ -459,6 +497,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case CONN_BODY:
         run_abort(c);
         refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_BODY_TIMEOUT); /* C may be gone now */
+        break;
+    case CONN_HEAD_WAIT: /* the decision did not come (the route's abort hook drops it) */
+        run_abort(c);
+        refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_HEADER_TIMEOUT); /* C may be gone now */
         break;
     case CONN_HANDLE: break;
     case CONN_IDLE:

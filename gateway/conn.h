@@ -7,7 +7,15 @@
  * Timers: IDLE waits idle_timeout_ms; HEAD must complete within header_timeout_ms of its first
  * byte (slowloris); BODY may pause at most body_timeout_ms; a write that makes no progress for
  * write_timeout_ms closes the connection. While a handler waits on Redis (HANDLE) the
- * connection is never freed: a peer that goes away is noted and the free happens at reply. */
+ * connection is never freed: a peer that goes away is noted and the free happens at reply.
+ *
+ * HEAD_WAIT: a route's head hook decides asynchronously (returned 1, see route_head_fn). The
+ * body is not parsed meanwhile and no 100 Continue is sent; the route then calls
+ * conn_head_continue (on to BODY as if the hook had returned 0) or refuses by answering. The
+ * decision must come within header_timeout_ms (else 408 and close). Unlike HANDLE, a client that
+ * fails or goes away frees the connection at once: the route's abort hook (conn_set_abort) runs
+ * first and must make the pending callback find the connection gone. A client that only
+ * half-closes is answered, then the connection closes. */
 #ifndef ANTRE_CONN_H
 #define ANTRE_CONN_H
 
@@ -25,7 +33,7 @@ struct evbuffer;
 /* Bytes of per-request application context a connection carries (conn_app). */
 #define CONN_APP_BYTES 160
 
-enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_HANDLE, CONN_CLOSING };
+enum conn_state { CONN_IDLE, CONN_HEAD, CONN_HEAD_WAIT, CONN_BODY, CONN_HANDLE, CONN_CLOSING };
 
 struct conn {
     struct gw *gw;
@@ -41,6 +49,9 @@ struct conn {
     unsigned lang_en : 1;     /* messages in English (Accept-Language) */
     unsigned head_timer : 1;  /* the header deadline of this request is armed */
     unsigned lingering : 1;   /* answered and half-closed: waiting for the client's FIN */
+    unsigned peer_eof : 1;    /* the peer half-closed while the head was pending */
+    unsigned wait_close : 1;  /* HEAD_WAIT: close_after as it was before the head hook */
+    unsigned wait_body : 1;   /* HEAD_WAIT: the request has a body */
     struct request req;
     const struct route *route;
     struct route_params params;
@@ -72,6 +83,13 @@ void conn_close(struct conn *c);
 
 /* Draining: close C if it is idle; otherwise mark it to close after its current answer. */
 void conn_drain(struct conn *c);
+
+/* The route's head hook returned 1 (pending) and now accepts the head: go on as if it had
+ * returned 0 (100 Continue when asked, the body timer, parsing what is buffered). C must be in
+ * HEAD_WAIT; the route must not touch C after the call (the request may be answered and C freed
+ * within it). To refuse instead, the route just answers (reply_*): with a body the connection
+ * closes after the answer, the body unread, as for a refusal returned by the hook. */
+void conn_head_continue(struct conn *c);
 
 /* Called by reply.c once an answer has been queued on C's output. */
 void conn_answered(struct conn *c);

@@ -30,7 +30,12 @@ typedef void route_fn(struct conn *c, struct request *r, const struct route_para
 /* Optional: called when the head is complete, after the limits and the session gate and before
  * any body byte is read. It may refuse by answering (reply_*) and returning -1 (the body stays
  * unread and the connection closes), or take the body itself by setting r->body_fn/body_arg
- * (a streaming sink; see conn_set_abort for clean-up if the client goes away) and return 0. */
+ * (a streaming sink; see conn_set_abort for clean-up if the client goes away) and return 0.
+ * It may also decide later (after Redis) by returning 1 without answering: the connection waits
+ * in HEAD_WAIT (conn.h), body unread, until the route calls conn_head_continue or answers. The
+ * route must then set an abort hook (conn_set_abort): if the client goes away or the header
+ * timeout passes first, the hook runs and the connection is freed, so the route's pending
+ * callback must find it gone (and not touch it). A hook that answers returns -1, never 1. */
 typedef int route_head_fn(struct conn *c, struct request *r, const struct route_params *params);
 
 enum route_flags {

@@ -230,9 +230,9 @@ void spool_discard(struct spool *s)
     spool_release(s);
 }
 
-int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *kind,
-                  const char *path, uint64_t bytes, const char *content_type, rconn_cb *cb,
-                  void *arg)
+int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
+                  const char *kind, const char *path, uint64_t bytes, const char *content_type,
+                  rconn_cb *cb, void *arg)
 {
     if (!intake_script.src) script_init(&intake_script, lua_intake);
     /* The stream entry is the job contract's (job.h); the record holds the rest. */
@@ -256,8 +256,8 @@ int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, cons
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof now, "%lld", (long long)tv.tv_sec);
     const char *keys[3] = {kupl, kreg, kstream};
-    const char *args[4 + JOB_ARGV_MAX + 12] = {"upload", upload_id, reg_id, kind};
-    int n = 4;
+    const char *args[5 + JOB_ARGV_MAX + 12] = {"upload", upload_id, reg_id, kind, owner};
+    int n = 5;
     for (int i = 0; i < nj; i++) args[n++] = jobv[i];
     const char *rec[] = {"registration_id", reg_id, "kind",         kind,         "path",      path,
                          "bytes",           nbytes, "content_type", content_type, "queued_at", now};

@@ -55,11 +55,13 @@ void spool_discard(struct spool *s);
 
 /* Queue the finished document PATH (BYTES, CONTENT_TYPE) of upload UPLOAD_ID for registration
  * REG_ID, KIND "ktp" or "selfie": one script writes the upload record ('processing'), the
- * registration's pointer and the `upload` stream entry (its fields: job.h). CB is called once
- * with the reply; same contract as rconn_command (-1: refused at once, or not a valid job
+ * registration's pointer and the `upload` stream entry (its fields: job.h), unless the
+ * registration's record names an owner other than OWNER (the session's; a recovery moved it
+ * since the upload began): then nothing is written and the reply is {"not_owner"}. CB is called
+ * once with the reply; same contract as rconn_command (-1: refused at once, or not a valid job
  * (logged); CB not called). */
-int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *kind,
-                  const char *path, uint64_t bytes, const char *content_type, rconn_cb *cb,
-                  void *arg);
+int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
+                  const char *kind, const char *path, uint64_t bytes, const char *content_type,
+                  rconn_cb *cb, void *arg);
 
 #endif

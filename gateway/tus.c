@@ -369,8 +369,8 @@ int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tu
     return 0;
 }
 
-/* Parse Upload-Metadata (V, LEN; V may be NULL) into IN and check that the registration is the
- * session's. 0, or -1 after answering. */
+/* Parse Upload-Metadata (V, LEN; V may be NULL) into IN. 0, or -1 after answering. (Whose the
+ * registration is, the record decides: on_owner.) */
 static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_info *in)
 {
     struct tus_meta_error e;
@@ -380,11 +380,6 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_
             reply_header(c, "Tus-Resumable", TUS_VERSION);
             upload_refuse_declared(c);
         } else fail_msg(c, e.code, e.field, e.msg_id, e.msg_en, NULL);
-        return -1;
-    }
-    if (!ident_owned(c->gw, "reg", in->reg, IDENT_LEN, gate_session(c)->owner)) {
-        fail_msg(c, ERR_NOT_OWNER, "registration_id", "Pendaftaran ini bukan milik sesi Anda.",
-                 "This registration does not belong to your session.", NULL);
         return -1;
     }
     return 0;
@@ -421,6 +416,7 @@ static void on_created(void *arg, const redisReply *rep, const char *err)
     free(cr);
 }
 
+/* The registration exists (or not): create the upload. */
 static void on_registration(void *arg, const redisReply *rep, const char *err)
 {
     struct create *cr = arg;
@@ -472,6 +468,35 @@ broken:
     free(cr);
 }
 
+/* The registration's owner field: the record decides whose it is (a recovery moves it), the
+ * id's mark for a record without one. Then whether it exists. */
+static void on_owner(void *arg, const redisReply *rep, const char *err)
+{
+    struct create *cr = arg;
+    struct conn *c = cr->c;
+    struct gw *gw = c->gw;
+    if (err || !rep || rep->type == REDIS_REPLY_ERROR) {
+        spool_budget_release(gw, cr->info.length);
+        redis_down(c);
+        free(cr);
+        return;
+    }
+    if (!upload_owner_check(c, cr->info.reg, rep)) {
+        spool_budget_release(gw, cr->info.length);
+        fail_msg(c, ERR_NOT_OWNER, "registration_id", "Pendaftaran ini bukan milik sesi Anda.",
+                 "This registration does not belong to your session.", NULL);
+        free(cr);
+        return;
+    }
+    char key[KEYS_MAX];
+    keys_registration(key, cr->info.reg);
+    if (rconn_command(gw->redis, on_registration, cr, "EXISTS %s", key) < 0) {
+        spool_budget_release(gw, cr->info.length);
+        redis_refused(c);
+        free(cr);
+    }
+}
+
 static void create_route(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
@@ -520,7 +545,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     }
     char key[KEYS_MAX];
     keys_registration(key, cr->info.reg);
-    if (rconn_command(gw->redis, on_registration, cr, "EXISTS %s", key) < 0) {
+    if (rconn_command(gw->redis, on_owner, cr, "HGET %s owner", key) < 0) {
         spool_budget_release(gw, length);
         free(cr);
         redis_refused(c);
@@ -580,6 +605,18 @@ static void finalize_failed(struct op *j, const char *why)
 static void on_enqueued(void *arg, const redisReply *rep, const char *err)
 {
     struct op *j = arg;
+    if (!err && rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "not_owner") == 0) {
+        /* A recovery moved the registration while the upload came: its bytes go, no job. */
+        log_info("tus: registration changed owner id=%s", j->id);
+        tus_store_unlink(j->gw, j->id);
+        tus_store_release(j->gw, j->id);
+        reply_header(j->c, "Tus-Resumable", TUS_VERSION);
+        upload_refuse_not_owner(j->c);
+        op_free(j);
+        return;
+    }
     if (err || !rep || rep->type == REDIS_REPLY_ERROR) {
         finalize_failed(j, err ? err : rep && rep->str ? rep->str : "?");
         return;
@@ -602,8 +639,8 @@ static void on_state(void *arg, const redisReply *rep, const char *err)
     }
     char path[PATH_LEN];
     tus_store_path(j->gw, path, sizeof path, j->id, 0);
-    if (spool_enqueue(j->gw, j->id, j->info.reg, j->info.kind, path, j->info.length,
-                      j->content_type, on_enqueued, j) < 0)
+    if (spool_enqueue(j->gw, j->id, j->info.reg, gate_session(j->c)->owner, j->info.kind, path,
+                      j->info.length, j->content_type, on_enqueued, j) < 0)
         finalize_failed(j, "refused");
 }
 

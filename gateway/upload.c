@@ -2,10 +2,13 @@
  *
  * A KTP or selfie photo arrives as the whole body of one PUT. Everything that can be decided
  * from the head is decided there, before a body byte is read, so a refused phone does not send
- * megabytes for nothing: the owner of the registration (from the id itself, see ident.h), the
- * document kind, the length (411 without one), the size limit (413), a declared type that is not
+ * megabytes for nothing: the document kind, the length (411 without one), the size limit (413), a declared type that is not
  * a photo we take (415; see upload.h), whether Redis can take the job, and the per-process upload
- * budget (503 + Retry-After). An accepted body streams into a spool file named by a fresh upload
+ * budget (503 + Retry-After), and last the owner of the registration: the record's `owner` field
+ * (a recovery moves it to a new session, verify_recover.c), read with one HGET while the head
+ * waits (conn_head_continue), or the id's mark (ident.h) for a record without one. The enqueue
+ * script checks that owner again, so a recovery between the head and the end is refused too
+ * (403, no job, no file). An accepted body streams into a spool file named by a fresh upload
  * id, never whole in memory. When it is complete its first bytes decide its type (sniff.h): one
  * of the five taken types, whatever was declared, recorded as the job's content_type (else 415
  * naming what it is); the file is fsynced, the job is queued by one script (upload record, the
@@ -22,6 +25,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "antre/keys.h"
 #include "antre/log.h"
@@ -41,9 +46,11 @@
 /* One upload in progress, from the head to the answer. Freed by exactly one of: the abort hook
  * (the request ended unanswered), a refusal at completion, or the enqueue callback. */
 struct upload {
-    struct conn *c;
+    struct conn *c; /* NULL once the client went away while the head waited */
+    struct gw *gw;
     struct spool *spool;
     uint64_t reserved; /* bytes taken from the spool budget */
+    int budgeted;      /* the budget was taken (put_decide) */
     uint64_t max;      /* [upload] max_bytes when the head arrived */
     uint64_t received;
     const char *ctype; /* declared (upload_declared), "" or NULL; at completion the detected */
@@ -57,7 +64,7 @@ struct upload {
 
 static void upload_free(struct upload *u)
 {
-    spool_budget_release(u->c->gw, u->reserved);
+    if (u->budgeted) spool_budget_release(u->gw, u->reserved);
     free(u);
 }
 
@@ -183,6 +190,17 @@ static const char *declared_type(const char *v, size_t len)
     return end == v ? "" : upload_declared(v, (size_t)(end - v));
 }
 
+int upload_owner_check(struct conn *c, const char *reg_id, const redisReply *owner)
+{
+    const char *mine = gate_session(c)->owner;
+    size_t n = strlen(mine);
+    if (owner && owner->type == REDIS_REPLY_STRING && owner->len > 0)
+        return owner->len == n && CRYPTO_memcmp(owner->str, mine, n) == 0;
+    return ident_owned(c->gw, "reg", reg_id, IDENT_LEN, mine);
+}
+
+void upload_refuse_not_owner(struct conn *c) { refuse_not_owner(c, "Pendaftaran", "registration"); }
+
 /* The client went away, the body timed out or broke a limit: no file, no job. */
 static void put_abort(struct conn *c, void *arg)
 {
@@ -223,23 +241,16 @@ fail:
     return -1;
 }
 
-static int put_head(struct conn *c, struct request *r, const struct route_params *p)
+/* The rest of the head, once the owner is known: 0 with U ready for the body, or -1 after
+ * answering (U is the caller's to free). */
+static int put_decide(struct conn *c, struct request *r, struct upload *u)
 {
-    (void)p;
     struct gw *gw = c->gw;
-    const struct conf_upload *cu = &gw->conf.upload;
-    size_t idlen, kindlen, ctlen;
-    const char *id = conn_param(c, "id", &idlen);
+    size_t kindlen, ctlen;
     const char *kind = conn_param(c, "kind", &kindlen);
-
-    if (!id || !ident_owned(gw, "reg", id, idlen, gate_session(c)->owner)) {
-        refuse_not_owner(c, "Pendaftaran", "registration");
-        return -1;
-    }
-    const char *k = NULL;
-    if (kind && kindlen == 3 && memcmp(kind, "ktp", 3) == 0) k = "ktp";
-    else if (kind && kindlen == 6 && memcmp(kind, "selfie", 6) == 0) k = "selfie";
-    if (!k) {
+    if (kind && kindlen == 3 && memcmp(kind, "ktp", 3) == 0) u->kind = "ktp";
+    else if (kind && kindlen == 6 && memcmp(kind, "selfie", 6) == 0) u->kind = "selfie";
+    if (!u->kind) {
         reply_err(c, ERR_UNKNOWN_DOCUMENT, NULL, NULL);
         return -1;
     }
@@ -247,16 +258,16 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
         reply_err(c, ERR_LENGTH_REQUIRED, NULL, NULL);
         return -1;
     }
-    uint64_t max = (uint64_t)cu->max_bytes;
-    if (r->content_length_seen && r->content_length > max) {
-        refuse_too_large(c, r->content_length, max);
+    u->max = (uint64_t)gw->conf.upload.max_bytes;
+    if (r->content_length_seen && r->content_length > u->max) {
+        refuse_too_large(c, r->content_length, u->max);
         return -1;
     }
     const char *ct = request_header(r, "content-type", &ctlen);
     /* No Content-Type, or an empty one, says nothing, like application/octet-stream: the bytes
      * decide. */
-    const char *ctype = ct ? declared_type(ct, ctlen) : NULL;
-    if (ct && !ctype) {
+    u->ctype = ct ? declared_type(ct, ctlen) : NULL;
+    if (ct && !u->ctype) {
         upload_refuse_declared(c);
         return -1;
     }
@@ -266,25 +277,17 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
         return -1;
     }
     /* A chunked body may run up to the limit, so that much is reserved for it. */
-    uint64_t reserve = r->chunked ? max : r->content_length;
+    uint64_t reserve = r->chunked ? u->max : r->content_length;
     if (spool_budget_take(gw, reserve) < 0) {
         reply_err(c, ERR_UPLOAD_BUDGET, NULL, NULL);
         return -1;
     }
-
-    struct upload *u = calloc(1, sizeof *u);
-    if (!u) abort();
-    u->c = c;
     u->reserved = reserve;
-    u->max = max;
-    u->ctype = ctype;
-    u->kind = k;
-    memcpy(u->reg_id, id, IDENT_LEN);
+    u->budgeted = 1;
     char err[256] = "no pepper in the key file";
     if (ident_new(gw, "upl", gate_session(c)->owner, u->id) < 0 ||
         !(u->spool = spool_open(gw, u->id, 0, err, sizeof err))) {
         log_error("upload: cannot start an upload err=%s", err);
-        upload_free(u);
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return -1;
     }
@@ -296,10 +299,86 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
     return 0;
 }
 
+/* The client went away (or the head timed out) while the owner was being read. */
+static void owner_abort(struct conn *c, void *arg)
+{
+    (void)c;
+    struct upload *u = arg;
+    u->c = NULL; /* owner_read frees U */
+}
+
+/* The registration's owner is in: refuse, or decide the rest of the head and take the body. */
+static void owner_read(void *arg, const redisReply *reply, const char *err)
+{
+    struct upload *u = arg;
+    struct conn *c = u->c;
+    if (!c) {
+        free(u);
+        return;
+    }
+    conn_set_abort(c, NULL, NULL);
+    if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
+        free(u);
+        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
+        return;
+    }
+    if (!upload_owner_check(c, u->reg_id, reply)) {
+        free(u);
+        refuse_not_owner(c, "Pendaftaran", "registration");
+        return;
+    }
+    if (put_decide(c, &c->req, u) < 0) {
+        upload_free(u);
+        return;
+    }
+    conn_head_continue(c);
+}
+
+/* The owner comes first (then kind, length, size, type, Redis, budget: put_decide), read from
+ * the registration's record while the head waits. */
+static int put_head(struct conn *c, struct request *r, const struct route_params *p)
+{
+    (void)r;
+    (void)p;
+    struct gw *gw = c->gw;
+    size_t idlen;
+    const char *id = conn_param(c, "id", &idlen);
+    /* Not an id at all: no registration to own. (A valid id's mark decides nothing yet: a
+     * recovery gives the registration to a session that has no mark on it.) */
+    if (!id || !ident_valid(id, idlen)) {
+        refuse_not_owner(c, "Pendaftaran", "registration");
+        return -1;
+    }
+    struct upload *u = calloc(1, sizeof *u);
+    if (!u) abort();
+    u->c = c;
+    u->gw = gw;
+    memcpy(u->reg_id, id, IDENT_LEN);
+    char key[KEYS_MAX];
+    keys_registration(key, u->reg_id);
+    if (rconn_command(gw->redis, owner_read, u, "HGET %s owner", key) < 0) {
+        free(u);
+        reply_redis_refusal(c, rconn_last_refusal(gw->redis));
+        return -1;
+    }
+    conn_set_abort(c, owner_abort, u);
+    return 1;
+}
+
 static void put_enqueued(void *arg, const redisReply *reply, const char *err)
 {
     struct upload *u = arg;
     struct conn *c = u->c;
+    if (!err && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "not_owner") == 0) {
+        /* A recovery moved the registration while the body came: no job, no file. */
+        log_info("upload: registration changed owner upload=%s", u->id);
+        unlink(u->path);
+        upload_free(u);
+        refuse_not_owner(c, "Pendaftaran", "registration");
+        return;
+    }
     if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
         /* No 202 without a job: the file goes too. (On "timeout" the script may still have run;
          * the worker then finds no file and rejects that job, and the applicant retries.) */
@@ -332,8 +411,8 @@ static void put_synced(void *arg, int rc)
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
-    if (spool_enqueue(c->gw, u->id, u->reg_id, u->kind, u->path, u->received, u->ctype,
-                      put_enqueued, u) < 0) {
+    if (spool_enqueue(c->gw, u->id, u->reg_id, gate_session(c)->owner, u->kind, u->path,
+                      u->received, u->ctype, put_enqueued, u) < 0) {
         unlink(u->path);
         upload_free(u);
         reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
