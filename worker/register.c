@@ -42,6 +42,7 @@
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
 #include "http_client.h"
+#include "textline.h"
 
 #define RETRY_AFTER_MAX_S 3600 /* a longer Retry-After is cut to this */
 #define REFERENCE_MAX 64
@@ -149,33 +150,6 @@ char *register_body(const char *id, const redisReply *rec)
     return s;
 }
 
-/* Copy S into OUT (OUTLEN bytes) as one clean line: control characters become spaces, runs of
- * spaces one, no leading or trailing space, cut at a UTF-8 character boundary. */
-static void clean_line(const char *s, char *out, size_t outlen)
-{
-    size_t o = 0;
-    int space = 1; /* drop leading spaces */
-    for (; *s && o + 1 < outlen; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 0x20 || ch == 0x7f || ch == ' ') {
-            if (!space) out[o++] = ' ';
-            space = 1;
-            continue;
-        }
-        out[o++] = (char)ch;
-        space = 0;
-    }
-    if (*s) { /* cut: drop the last character when only part of it fits */
-        size_t k = o;
-        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80) k--;
-        unsigned char lead = k > 0 ? (unsigned char)out[k - 1] : 0;
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (k > 0 && o - (k - 1) < need) o = k - 1;
-    }
-    while (o > 0 && out[o - 1] == ' ') o--;
-    out[o] = 0;
-}
-
 void register_reason(const char *body, size_t len, int status, char *out, size_t outlen)
 {
     json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
@@ -190,7 +164,7 @@ void register_reason(const char *body, size_t len, int status, char *out, size_t
             if (json_is_string(m)) s = json_string_value(m);
         }
     }
-    if (s) clean_line(s, out, outlen);
+    if (s) textline_clean(s, out, outlen);
     if (!s || !out[0]) snprintf(out, outlen, "refused by the registry (HTTP %d)", status);
     json_decref(doc);
 }

@@ -46,6 +46,7 @@
 #include "http_client.h"
 #include "mail.h"
 #include "smtp_client.h"
+#include "textline.h"
 
 #define RETRY_AFTER_MAX_S 3600
 #define LOGIN_MAX 512
@@ -332,22 +333,13 @@ static void retry(struct delivery *d, int64_t after_ms, const char *why)
     delivery_free(d);
 }
 
-/* Copy S into OUT as one printable line (control characters become spaces), cut to OUTLEN-1. */
-static void clean(const char *s, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (; s && *s && o + 1 < outlen; s++)
-        out[o++] = (unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s;
-    out[o] = 0;
-}
-
 /* ---- email --------------------------------------------------------------------------------- */
 
 static void on_smtp(void *arg, int code, const char *reply, const char *err)
 {
     struct delivery *d = arg;
     char why[REASON_MAX + 64], line[SMTP_CLIENT_REPLY_MAX + 1];
-    clean(reply, line, sizeof line);
+    textline_clean(reply, line, sizeof line);
     if (!err && code >= 200 && code < 300) {
         line[PROVIDER_ID_MAX] = 0;
         settle_sent(d, line);
@@ -476,7 +468,7 @@ static void field_of(json_t *doc, const char *path, char *out, size_t outlen)
     for (char *save = NULL, *t = strtok_r(p, ".", &save); t && v; t = strtok_r(NULL, ".", &save))
         v = json_is_object(v) ? json_object_get(v, t) : NULL;
     if (json_is_integer(v)) snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
-    else if (json_is_string(v)) clean(json_string_value(v), out, outlen);
+    else if (json_is_string(v)) textline_clean(json_string_value(v), out, outlen);
 }
 
 static void on_sms(void *arg, const struct http_response *resp, const char *err)
@@ -594,7 +586,7 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
         retry(d, 0, "verify_send.lua: unexpected reply");
         return;
     }
-    clean(r->element[1]->str, d->dest, sizeof d->dest);
+    textline_clean(r->element[1]->str, d->dest, sizeof d->dest);
     snprintf(d->lang, sizeof d->lang, "%s", r->element[2]->str);
     d->expires_ms = strtoll(r->element[3]->str, NULL, 10);
     if (d->sms) send_sms(d);
