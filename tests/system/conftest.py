@@ -226,6 +226,14 @@ def redis(workdir):
 
 
 @pytest.fixture
+def rd(redis):
+    """A plain RESP client of the test's Redis."""
+    c = Resp(redis.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def make_gateway(workdir, redis):
     """Factory: make_gateway(settings=None, start=True) -> Gateway; all stopped at teardown."""
     made = []

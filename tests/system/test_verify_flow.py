@@ -41,9 +41,7 @@ def deployment(make_gateway, redis, workdir):
     try:
         yield g, rd, smtp, sms, w
     finally:
-        if w.proc.poll() is None:
-            w.kill()
-        w.log.close()
+        w.cleanup()
         smtp.stop()
         sms.stop()
 

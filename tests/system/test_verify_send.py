@@ -27,7 +27,7 @@ from aiosmtpd.controller import Controller
 
 import conftest
 from conftest import ROOT, free_port, wait_for
-from test_worker import Worker
+from test_worker import make_workers
 
 STREAM = "antre:{intake}:q:verify"
 DEAD = "antre:{intake}:dead:verify"
@@ -158,13 +158,6 @@ def keys(workdir):
             "sms_headers": headers}
 
 
-@pytest.fixture
-def rd(redis):
-    c = conftest.Resp(redis.port)
-    yield c
-    c.close()
-
-
 def worker_settings(keys, smtp_port=None, sms_port=None, extra=None):
     s = {"gateway.secret_file": keys["secret"],
          "programme.name": "Beasiswa Kota",
@@ -191,18 +184,7 @@ def worker_settings(keys, smtp_port=None, sms_port=None, extra=None):
 
 @pytest.fixture
 def workers(workdir, redis):
-    made = []
-
-    def factory(settings, name=None):
-        w = Worker(workdir, redis, settings, name or f"vworker{len(made)}")
-        made.append(w)
-        return w
-    yield factory
-    for w in made:
-        if w.proc and w.proc.poll() is None:
-            w.kill()
-        if w.proc:
-            w.log.close()
+    yield from make_workers(workdir, redis, prefix="vworker")
 
 
 def now_ms():

@@ -82,6 +82,13 @@ class Worker:
         self.proc.kill()
         self.proc.wait()
 
+    def cleanup(self):
+        """At a test's end: kill it if it still runs, close its log."""
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+        if self.proc:
+            self.log.close()
+
     def metrics_text(self):
         url = f"http://127.0.0.1:{self.admin_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -97,20 +104,23 @@ class Worker:
         return out
 
 
-@pytest.fixture
-def workers(workdir, redis):
+def make_workers(workdir, redis, settings_of=lambda s: s, prefix="worker"):
+    """The body of a `workers` fixture: yields factory(settings=None, name=None) -> Worker, whose
+    settings go through SETTINGS_OF first; every worker made is cleaned up at the end."""
     made = []
 
     def factory(settings=None, name=None):
-        w = Worker(workdir, redis, settings, name or f"worker{len(made)}")
+        w = Worker(workdir, redis, settings_of(settings), name or f"{prefix}{len(made)}")
         made.append(w)
         return w
     yield factory
     for w in made:
-        if w.proc and w.proc.poll() is None:
-            w.kill()
-        if w.proc:
-            w.log.close()
+        w.cleanup()
+
+
+@pytest.fixture
+def workers(workdir, redis):
+    yield from make_workers(workdir, redis)
 
 
 def put_registrations(rd, n):

@@ -32,7 +32,7 @@ import conftest
 from conftest import wait_for
 from test_registration import body
 from test_upload import put, session, start
-from test_worker import Worker
+from test_worker import make_workers
 
 STREAM = "antre:{intake}:q:upload"
 DEAD = "antre:{intake}:dead:upload"
@@ -118,26 +118,7 @@ def worker_settings(workdir, **extra):
 
 @pytest.fixture
 def workers(workdir, redis):
-    made = []
-
-    def factory(settings=None, name=None):
-        w = Worker(workdir, redis, worker_settings(workdir, **(settings or {})),
-                   name or f"worker{len(made)}")
-        made.append(w)
-        return w
-    yield factory
-    for w in made:
-        if w.proc and w.proc.poll() is None:
-            w.kill()
-        if w.proc:
-            w.log.close()
-
-
-@pytest.fixture
-def rd(redis):
-    c = conftest.Resp(redis.port)
-    yield c
-    c.close()
+    yield from make_workers(workdir, redis, lambda s: worker_settings(workdir, **(s or {})))
 
 
 def upload_status(g, tok, uid, lang=None):
