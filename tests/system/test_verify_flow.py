@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, wait_for
 from test_registration import body
-from test_verify_api import Client, Resp, code_of, reg_key, ver_key
+from test_verify_api import Client, code_of, reg_key, ver_key
 from test_verify_api import start as start_gateway
 from test_verify_send import HttpSink, SmtpSink, parts
 from test_worker import Worker

@@ -25,7 +25,6 @@ import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
-import conftest
 from conftest import ROOT, free_port, wait_for
 from test_worker import make_workers
 

@@ -28,7 +28,6 @@ import zlib
 import pytest
 import requests
 
-import conftest
 from conftest import wait_for
 from test_registration import body
 from test_upload import put, session, start
