@@ -8,7 +8,7 @@
 #   make WERROR=1     turn warnings into errors (CI does)
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads hiredis jansson inih libcrypto libssl
+PKGS    := libevent libevent_pthreads hiredis jansson inih libcrypto libssl libjwt
 TEST_PKGS := criterion
 # The worker's photo checks (worker/photo*.c) need libvips, its HTTP and SMTP clients
 # (worker/curl_loop.c) libcurl and its DKIM signatures (worker/dkim.c) libopendkim; only the
@@ -28,17 +28,20 @@ DEB_criterion         := libcriterion-dev
 DEB_vips              := libvips-dev
 DEB_libcurl           := libcurl4-openssl-dev
 DEB_opendkim          := libopendkim-dev
+DEB_libjwt            := libjwt-dev
 
 # What `make deps` installs (to build and run), and what `make test-deps` adds (to test).
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
-                libhttp-parser-dev libinih-dev libssl-dev libvips-dev libcurl4-openssl-dev libopendkim-dev redis-server \
+                libhttp-parser-dev libinih-dev libssl-dev libvips-dev libcurl4-openssl-dev libopendkim-dev libjwt-dev redis-server \
                 curl util-linux
 # heif-enc, cwebp and exiftool make and inspect the photos of tests/unit/test_photo.c; promtool
 # (prometheus) checks the worker's /metrics; aiosmtpd is the SMTP server the codes are sent to,
-# python3-dkim checks their signatures, made with keys from the openssl command.
+# python3-dkim checks their signatures, made with keys from the openssl command. nginx (with its
+# stream module) stands in front of the gateway as a real proxy; slowhttptest plays the slow client.
 DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format \
                      libheif-examples webp libimage-exiftool-perl prometheus \
-                     python3-aiosmtpd python3-dkim openssl
+                     python3-aiosmtpd python3-dkim openssl \
+                     nginx libnginx-mod-stream slowhttptest
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
