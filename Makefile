@@ -155,14 +155,15 @@ fuzz: $(if $(LUA_SRC),$(BUILD)/gen/lua_scripts.c)
 deps test-deps: PKGLIST = $(DEB_PACKAGES) $(if $(filter test-deps,$@),$(DEB_TEST_PACKAGES))
 # The browser and tus tests drive Chromium and tus-js-client from Node.js: any Node.js with npm
 # will do, so nodejs and npm are asked for only when there is no npm. One `apt-get update` first:
-# a fresh machine may have no package lists at all.
+# a fresh machine may have no package lists at all. RUNLEVEL=1 keeps invoke-rc.d from starting the
+# services packages bring (nginx is a test partner the tests start themselves, not a daemon on :80).
 deps test-deps:
 	@missing=$$(for p in $(PKGLIST); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ "$@" = test-deps ] && ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	missing=$$(echo $$missing); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then echo "deps: installing $$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  apt-get update -q && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	else echo "deps: missing Debian packages: $$missing"; \
 	  echo "deps: run: sudo apt-get install $$missing"; exit 1; fi
 
