@@ -47,6 +47,7 @@ static const char *const sms_method_choices[] = {"POST", "PUT", NULL};
 static int check_redis_url(const char *v, char *err, size_t errlen);
 static int check_downstream_url(const char *v, char *err, size_t errlen);
 static int check_smtp_url(const char *v, char *err, size_t errlen);
+static int check_continue_url(const char *v, char *err, size_t errlen);
 
 #define MAX_INT 2147483647.0
 static const struct directive table[] = {
@@ -271,6 +272,11 @@ static const struct directive room_table[] = {
      "most sessions at once (active + admitted but not yet redeemed)"},
     {"room.*", "session_ttl_s", T_INT, 10, 86400, "1800", 1, R(session_ttl_s), NULL, NULL,
      "how long an admitted applicant's session lasts"},
+    {"room.*", "continue_url", T_STR, 0, CONF_STR - 1, "", 1, R(continue_url), NULL,
+     check_continue_url,
+     "where the page sends an admitted applicant: https:// URL (http:// on loopback) or /path"},
+    {"room.*", "handoff_key_file", T_STR, 0, CONF_STR - 1, "", 1, R(handoff_key_file), NULL, NULL,
+     "key file (as secret_file) signing the hand-off to a continue_url of another origin"},
     {"room.*", "redeem_window_s", T_INT, 1, 86400, "300", 1, R(redeem_window_s), NULL, NULL,
      "an admitted ticket must be redeemed within this, or it expires (410)"},
     {"room.*", "paused", T_BOOL, 0, 0, "no", 1, R(paused), NULL, NULL,
@@ -373,6 +379,86 @@ static int check_smtp_url(const char *v, char *err, size_t errlen)
     if (!v[0] || !strncasecmp(v, "smtp://", 7) || !strncasecmp(v, "smtps://", 8)) return 0;
     snprintf(err, errlen, "must start with smtp:// or smtps:// (or be empty)");
     return -1;
+}
+
+/* A loopback host of an http:// continue_url: localhost, 127.0.0.0/8 or [::1]. */
+static int loopback_host(const char *h, size_t n)
+{
+    if ((n == 9 && !memcmp(h, "localhost", 9)) || (n == 5 && !memcmp(h, "[::1]", 5))) return 1;
+    char buf[16];
+    struct in_addr a;
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, h, n);
+    buf[n] = 0;
+    return inet_pton(AF_INET, buf, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+/* [room.*] continue_url: empty, a same-origin path, or an absolute URL whose origin is written
+ * as browsers write location.origin (it becomes the hand-off token's audience, compared as
+ * text by the site). The fragment is the gateway's, for the token. */
+static int check_continue_url(const char *v, char *err, size_t errlen)
+{
+    if (!v[0]) return 0;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("\"'<>\\`#{}|^", *p)) {
+            snprintf(err, errlen,
+                     "must not hold spaces, quotes, < > \\ ` { } | ^, control characters or a "
+                     "fragment (#: the hand-off token goes there)");
+            return -1;
+        }
+    if (v[0] == '/') {
+        if (v[1] == '/') {
+            snprintf(err, errlen, "a path must not start with // (that names another host)");
+            return -1;
+        }
+        return 0;
+    }
+    int https = !strncmp(v, "https://", 8);
+    if (!https && strncmp(v, "http://", 7) != 0) {
+        snprintf(err, errlen,
+                 "must be an https:// URL, an http:// URL on a loopback host, or a path "
+                 "starting with / (lowercase scheme)");
+        return -1;
+    }
+    const char *host = v + (https ? 8 : 7);
+    size_t alen = strcspn(host, "/?");
+    size_t hlen = alen;
+    if (host[0] == '[') {
+        const char *close = memchr(host, ']', alen);
+        hlen = close ? (size_t)(close - host) + 1 : alen;
+    } else {
+        const char *colon = memchr(host, ':', alen);
+        if (colon) hlen = (size_t)(colon - host);
+    }
+    const char *port = host + hlen;
+    size_t plen = alen - hlen;
+    int bad_host = hlen == 0 || memchr(host, '@', alen) != NULL;
+    for (size_t i = 0; i < hlen && !bad_host; i++) bad_host = host[i] >= 'A' && host[i] <= 'Z';
+    int bad_port = plen && (plen < 2 || port[0] != ':' || plen > 6 ||
+                            strspn(port + 1, "0123456789") < plen - 1 || port[1] == '0' ||
+                            atoi(port + 1) > 65535);
+    if (bad_host || bad_port) {
+        snprintf(err, errlen,
+                 "the origin must be written as browsers write it: a lowercase host, no user or "
+                 "password, a port only when it is not the scheme's default");
+        return -1;
+    }
+    if ((https && plen == 4 && !memcmp(port, ":443", 4)) ||
+        (!https && plen == 3 && !memcmp(port, ":80", 3))) {
+        snprintf(err, errlen, "leave out the scheme's default port (%.*s)", (int)plen, port);
+        return -1;
+    }
+    if ((size_t)(host - v) + alen > 100) {
+        snprintf(err, errlen, "the origin (scheme://host:port) is longer than 100 characters");
+        return -1;
+    }
+    if (!https && !loopback_host(host, hlen)) {
+        snprintf(err, errlen,
+                 "http:// only for a loopback host (localhost, 127.x.x.x, [::1]): "
+                 "use https://");
+        return -1;
+    }
+    return 0;
 }
 
 int conf_addr_parse(struct conf_addr *a, const char *text, char *err, size_t errlen)
@@ -740,6 +826,8 @@ static void check_whole(struct load *ld)
             add_error(ld, sec, "prequeue_from", "must be before opens_at");
         if (r->closes_at && r->opens_at && r->closes_at <= r->opens_at)
             add_error(ld, sec, "closes_at", "must be after opens_at");
+        if (r->continue_url[0] && r->continue_url[0] != '/' && !r->handoff_key_file[0])
+            add_error(ld, sec, "continue_url", "another origin: needs handoff_key_file");
     }
 }
 

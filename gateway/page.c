@@ -2,8 +2,10 @@
  *
  * The page shows what the applicant's ticket (cookie antre_ticket) means now: not joined yet (a
  * join button, a plain HTML form), waiting (position, ETA, progress, the room's state), in the
- * pre-queue (when the room opens, and that places are drawn fairly then), or admitted (a link to
- * continue). Everything comes from the waiting room's cache (wroom_view_ticket): rendering sends
+ * pre-queue (when the room opens, and that places are drawn fairly then), or admitted: a link on
+ * to the registration site when the room has a continue_url (through GET /rooms/{room}/continue,
+ * which redeems the ticket and carries the session there, wroom_form.c and handoff.c), else
+ * what the session is for (the API), never a link back to the page itself. Everything comes from the waiting room's cache (wroom_view_ticket): rendering sends
  * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
  * wins over the header).
  *
@@ -61,7 +63,7 @@ enum var_id {
     V_PROGRESS_PCT,    /* 0..100 */
     V_OPENS_AT,        /* "2026-11-28 20:00 UTC" ("" when the room has no opening time) */
     V_OPENS_AT_ISO,    /* "2026-11-28T20:00:00Z" */
-    V_CONTINUE_URL,    /* where an admitted applicant goes on */
+    V_CONTINUE_URL,    /* the continue route: redeems the ticket, then on to continue_url */
     V_ERROR_MESSAGE,   /* why a no-JavaScript form was refused (with flag has_error) */
     V_COUNT
 };
@@ -84,8 +86,9 @@ enum flag_id {
     F_CAN_JOIN, /* the room takes joins now (pre-queue, open or paused) */
     F_HAS_ETA,
     F_HAS_OPENS_AT,
-    F_HAS_SESSION, /* admitted by a session cookie (already redeemed) */
-    F_HAS_ERROR,   /* a form route refused: error_message says why */
+    F_HAS_SESSION,  /* admitted by a session cookie (already redeemed) */
+    F_HAS_ERROR,    /* a form route refused: error_message says why */
+    F_HAS_CONTINUE, /* the room has a continue_url: the way on is a link to continue_url */
     F_COUNT
 };
 
@@ -100,7 +103,7 @@ static const char *const flag_names[F_COUNT] = {
     "lang_id",        "lang_en",      "state_none",  "state_waiting", "state_prequeue",
     "state_admitted", "unknown_room", "refresh",     "stale",         "room_scheduled",
     "room_prequeue",  "room_open",    "room_paused", "room_closed",   "can_join",
-    "has_eta",        "has_opens_at", "has_session", "has_error",
+    "has_eta",        "has_opens_at", "has_session", "has_error",     "has_continue",
 };
 
 static const struct tmpl_names names = {var_names, V_COUNT, flag_names, F_COUNT};
@@ -139,8 +142,15 @@ static const char builtin_template[] =
     "{{#state_prequeue}}<p>{{#lang_id}}Antrean dibuka pada {{opens_at}}; tempat Anda akan "
     "diundi secara adil saat itu.{{/lang_id}}{{#lang_en}}The queue opens at {{opens_at}}; your "
     "place will be drawn fairly at opening.{{/lang_en}}</p>{{/state_prequeue}}"
-    "{{#state_admitted}}<p><a href=\"{{continue_url}}\">{{#lang_id}}Lanjutkan pendaftaran"
-    "{{/lang_id}}{{#lang_en}}Continue registration{{/lang_en}}</a></p>{{/state_admitted}}"
+    "{{#state_admitted}}{{#has_continue}}<p><a id=\"continue\" href=\"{{continue_url}}\">"
+    "{{#lang_id}}Lanjutkan pendaftaran{{/lang_id}}{{#lang_en}}Continue registration{{/lang_en}}"
+    "</a></p>{{/has_continue}}{{^has_continue}}<p id=\"session-use\">{{#lang_id}}Anda sudah "
+    "diterima. Pendaftaran, unggahan dokumen, dan verifikasi dibuat dengan sesi ini melalui API "
+    "pendaftaran.{{/lang_id}}{{#lang_en}}You have been admitted. Registrations, documents and "
+    "verification are made with this session through the registration API.{{/lang_en}}</p>"
+    "{{^has_session}}<p><a id=\"redeem\" href=\"{{continue_url}}\">{{#lang_id}}Aktifkan sesi "
+    "Anda{{/lang_id}}{{#lang_en}}Activate your session{{/lang_en}}</a></p>{{/has_session}}"
+    "{{/has_continue}}{{/state_admitted}}"
     "</main></body></html>\n";
 
 static const char *dir_or_default(void)
@@ -334,6 +344,8 @@ static void render_page(struct conn *c, struct request *r, int status, const cha
     flags[F_HAS_OPENS_AT] = v.opens_at_ms > 0;
     flags[F_HAS_SESSION] = by_session;
     flags[F_HAS_ERROR] = msg_id && msg_en;
+    const struct conf_room *cr = conf_room_find(&c->gw->conf, rn, rlen);
+    flags[F_HAS_CONTINUE] = cr && cr->continue_url[0];
 
     /* Without JavaScript the page asks again by itself: at poll_after_s while a ticket waits,
      * every 30 s while the room has not opened yet (to offer the join button when it does).
@@ -383,11 +395,12 @@ static void render_page(struct conn *c, struct request *r, int status, const cha
     vars[V_PROGRESS_PCT] = pct;
     vars[V_OPENS_AT] = opens;
     vars[V_OPENS_AT_ISO] = opens_iso;
-    /* Holding a session: on to registration. Only an admitted ticket: redeem it first (the
-     * no-JavaScript path; the script redeems through the status API itself). */
+    /* One way on, whatever is held: the continue route redeems an admitted ticket (the
+     * no-JavaScript path; the script redeems through the status API itself) and sends a
+     * session on to continue_url. Never the page itself, never a guessed "/". */
     char cont[96];
     snprintf(cont, sizeof cont, "/rooms/%s/continue", room);
-    vars[V_CONTINUE_URL] = v.has_session || by_session ? "/" : cont;
+    vars[V_CONTINUE_URL] = cont;
     vars[V_ERROR_MESSAGE] = flags[F_HAS_ERROR] ? (en ? msg_en : msg_id) : "";
 
     struct tmpl_out out = {0};

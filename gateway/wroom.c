@@ -18,6 +18,7 @@
 #include "antre/token.h"
 #include "conn.h"
 #include "gateway.h"
+#include "handoff.h"
 #include "metrics.h"
 #include "reply.h"
 #include "router.h"
@@ -243,6 +244,7 @@ static struct wroom *room_new(struct gw *gw, const struct conf_room *cr, int idx
 
 static int load_keys(struct gw *gw)
 {
+    if (handoff_reload(&gw->conf) < 0 && !gw->keys) return -1; /* at start: refuse to run */
     char err[512];
     struct token_keys *k;
     if (token_keys_load(gw->conf.gateway.secret_file, &k, err, sizeof err) < 0) {
@@ -324,4 +326,5 @@ void wroom_free(struct gw *gw)
     gw->rooms = NULL;
     token_keys_free(gw->keys);
     gw->keys = NULL;
+    handoff_free();
 }

@@ -151,5 +151,9 @@ void wroom_form_continue(struct conn *c, struct request *r, const struct route_p
 void wroom_gate_session_route(struct conn *c, struct request *r, const struct route_params *p);
 /* On a form route: answer 303 back to W's page (cookies already set) and return 1; else 0. */
 int wroom_form_redirect(struct conn *c, const struct wroom *w);
+/* An admitted answer with the signed SESSION (its cookie already set): on the continue route,
+ * 303 on to W's continue_url (handoff.h); on another form route, back to the page. 1 when
+ * answered, 0 when the route is not a form route. */
+int wroom_form_admitted(struct conn *c, const struct wroom *w, const char *session);
 
 #endif

@@ -197,7 +197,7 @@ void wroom_view_session(struct conn *c, struct wroom *w, const char *sid, int64_
     int64_t left_s = (exp_ms - clock_wall_ms()) / 1000;
     wroom_ticket_cookie(c, "antre_session", tok, left_s > 0 ? (int)left_s : 0);
     wroom_ticket_cookie(c, "antre_ticket", "", 0);
-    if (wroom_form_redirect(c, w)) return;
+    if (wroom_form_admitted(c, w, tok)) return;
     char exp[32];
     time_t s = (time_t)(exp_ms / 1000);
     struct tm tm;

@@ -169,6 +169,8 @@ struct conf_room {
     double admit_rate_per_min;
     int max_active;
     int session_ttl_s;
+    char continue_url[CONF_STR];     /* "", a same-origin path, or an absolute URL */
+    char handoff_key_file[CONF_STR]; /* signs the hand-off to another origin ("" none) */
     int redeem_window_s;
     int paused; /* 1: the controller admits no one (joins still queue) */
     int64_t prequeue_from;

@@ -1061,6 +1061,7 @@ Test(conf, reload_merge_follows_the_table)
                      !strcmp(section, "smtp")    ? "smtp://mail.example:587"
                      : !strcmp(section, "redis") ? "unix:/tmp/x.sock"
                                                  : "https://reg.example/in");
+        else if (strcmp(name, "continue_url") == 0) snprintf(value, sizeof value, "/daftar");
         else if (strcmp(name, "prequeue_from") == 0) {
             snprintf(value, sizeof value, "2030-01-01T00:00:00Z");
             snprintf(extra, sizeof extra, "opens_at = 2030-01-02T00:00:00Z\n");
