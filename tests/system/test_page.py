@@ -8,8 +8,18 @@ nothing here is skipped.
 
 Capacity is what makes an applicant wait: the room admits one session at a time (max_active 1),
 the test holds that session itself, and releases it with leave while the browser waits.
+
+The way on ([room.NAME] continue_url) is followed to a registration site played by a small
+HTTP server of the test on another port of 127.0.0.1 (another origin), whose page posts back
+what its script reads of the fragment; the hand-off token found there is checked by
+verify_handoff below, written from docs/api.md ("Hand-off to the registration site") as a site
+would write it, with the standard library only.
 """
+import base64
+import hashlib
+import hmac
 import html
+import http.server
 import json
 import os
 import queue
@@ -19,6 +29,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -36,6 +47,7 @@ ROOM = {
     "room.w.max_active": 1,
     "room.w.session_ttl_s": 600,
     "room.w.redeem_window_s": 120,
+    "room.w.continue_url": "/daftar",
 }
 
 
@@ -377,8 +389,13 @@ def test_page_when_admitted_links_to_continue(page_gateway):
     assert r.status_code == 303 and r.headers["Location"] == "/rooms/w"
     doc = s.get(g.url("/rooms/w"), timeout=5).text
     assert shown(doc, "admitted"), "a session cookie shows the admitted page"
-    assert '<a id="continue" class="button" href="/">Lanjutkan pendaftaran</a>' in doc
+    assert ('<a id="continue" class="button" href="/rooms/w/continue">Lanjutkan pendaftaran</a>'
+            in doc)
     assert meta_refresh(doc) is None
+    # The link goes on to continue_url, a path of this origin: the session cookie travels
+    # itself, and no token is added.
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303 and r.headers["Location"] == "/daftar", r.headers
 
 
 def test_page_stale_when_redis_is_gone(page_gateway, redis):
@@ -624,3 +641,379 @@ def test_built_in_page_shows_the_configured_programme_name(make_gateway):
     g = make_gateway(dict(ROOM, **{"programme.name": "Program Bawaan"}))
     assert "serving the built-in waiting page" in g.read_log()
     assert "<strong>Program Bawaan</strong>" in requests.get(g.url("/rooms/w"), timeout=5).text
+
+
+# ---- the way on: continue_url and the hand-off -------------------------------------------------
+
+HANDOFF_KEY = "5f1e0c3a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+
+
+class HandoffRefused(Exception):
+    pass
+
+
+def read_handoff_keys(path):
+    """The hand-off key file as a site reads it (docs/api.md): `kid hex` lines, `#` comments,
+    every key verifies; a `pepper` line is not a key."""
+    keys = {}
+    with open(path) as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            if len(words) == 2 and words[0] != "pepper":
+                keys[words[0]] = bytes.fromhex(words[1])
+    return keys
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text):
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise HandoffRefused("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def handoff_from_fragment(fragment):
+    """The token of a page address's fragment ("#antre_handoff=..."), as the site's script
+    reads location.hash."""
+    got = urllib.parse.parse_qs(fragment.lstrip("#")).get("antre_handoff")
+    if not got:
+        raise HandoffRefused("no antre_handoff in the fragment")
+    return got[0]
+
+
+def verify_handoff(token, keys, audience, room, now=None):
+    """What a registration site does with a hand-off token (docs/api.md): the MAC under the key
+    the kid names, then typ, aud (the site's own origin), room and exp. Returns the claims."""
+    parts = token.split(".")
+    if len(parts) != 4 or parts[0] != "v1":
+        raise HandoffRefused("malformed")
+    _, kid, payload, mac = parts
+    if kid not in keys:
+        raise HandoffRefused("unknown key")
+    want = hmac.new(keys[kid], f"v1.{kid}.{payload}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(unb64url(mac), want):
+        raise HandoffRefused("bad signature")
+    claims = json.loads(unb64url(payload))
+    if claims.get("typ") != "antre-handoff":
+        raise HandoffRefused("not a hand-off")
+    if claims.get("aud") != audience:
+        raise HandoffRefused("another audience")
+    if claims.get("room") != room:
+        raise HandoffRefused("another room")
+    if not (now if now is not None else time.time()) < claims["exp"]:
+        raise HandoffRefused("expired")
+    return claims
+
+
+class Site:
+    """The registration site on another origin: serves /landing (a page whose script posts
+    location.hash back to /record) and keeps what it saw."""
+
+    PAGE = (b"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Daftar</title></head>"
+            b"<body><p id=\"landed\">landed</p><script>"
+            b"fetch('/record', {method: 'POST', body: location.hash}).then(function () {"
+            b"document.getElementById('landed').textContent = 'recorded'; });"
+            b"</script></body></html>")
+
+    def __init__(self):
+        self.requests = []  # (path, headers) of every GET, as the server saw them
+        self.fragments = []  # what the page's script read of location.hash
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                site.requests.append((self.path, dict(self.headers)))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(Site.PAGE)))
+                self.end_headers()
+                self.wfile.write(Site.PAGE)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                site.fragments.append(self.rfile.read(n).decode())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def site():
+    s = Site()
+    yield s
+    s.close()
+
+
+def handoff_keyfile(workdir):
+    path = os.path.join(workdir, "handoff.key")
+    with open(path, "w") as f:
+        f.write(f"# shared with the registration site\nh1 {HANDOFF_KEY}\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture
+def handoff_gateway(make_gateway, workdir, site):
+    with_templates(workdir)
+    return make_gateway(dict(ROOM, **{
+        "room.w.continue_url": f"{site.origin}/landing?from=antre",
+        "room.w.handoff_key_file": handoff_keyfile(workdir),
+    }))
+
+
+def admitted_ticket(g):
+    """A ticket cookie whose place has been reached (not yet redeemed): requests session."""
+    hold = hold_the_slot(g)
+    s, _ = waiting_ticket(g)
+    release(g, hold)
+    wait_for(lambda: requests.get(g.url("/v1/rooms/w/status"),
+                                  headers={"Authorization": f"Bearer {s.cookies['antre_ticket']}"},
+                                  timeout=5).json().get("state") == "admitted",
+             timeout=10, what="admitted")
+    return s
+
+
+def check_session_works(g, session):
+    r = requests.get(g.url("/v1/rooms/w/session"),
+                     headers={"Authorization": f"Bearer {session}"}, timeout=5)
+    assert r.status_code == 200 and r.json()["state"] == "admitted", r.text
+
+
+def test_continue_in_chromium_hands_the_session_to_another_origin(handoff_gateway, site,
+                                                                  browsers, workdir):
+    g = handoff_gateway
+    keys = read_handoff_keys(os.path.join(workdir, "handoff.key"))
+    holder = hold_the_slot(g)
+    b = browsers("handoff")
+    b.cmd("goto", url=g.url("/rooms/w"))
+    b.cmd("click", selector="#join")
+    b.wait_text("#position", r"^\s*1\s*$")
+    release(g, holder)
+    b.wait_text("#continue", "Lanjutkan pendaftaran", timeout_s=30)
+    session = json.loads(b.cmd("local_storage")["antre:w:session"])["session"]
+
+    landed = b.cmd("click", selector="#continue")
+    assert landed.startswith(f"{site.origin}/landing?from=antre#antre_handoff="), landed
+    b.wait_text("#landed", "^recorded$")
+    # The site's server never saw the token: it lives in the fragment, which stays in the
+    # browser (no request line, no Referer); the site's script read it.
+    (path, headers), = [(p, h) for p, h in site.requests if p != "/favicon.ico"]
+    assert path == "/landing?from=antre"
+    assert "antre_handoff" not in json.dumps(headers)
+    fragment, = site.fragments
+    assert landed.endswith(fragment)
+    token = handoff_from_fragment(fragment)
+
+    before = time.time()
+    claims = verify_handoff(token, keys, site.origin, "w")
+    assert claims["session"] == session
+    assert re.fullmatch(r"[0-9a-f]{32}", claims["sid"]) and claims["owner"] == ""
+    assert claims["exp"] - claims["iat"] <= 60 and claims["exp"] > before
+    assert abs(claims["iat"] - before) < 30
+    check_session_works(g, claims["session"])
+
+    # What a site must refuse: an expired token, another audience or room, a changed payload,
+    # a token signed with another key.
+    with pytest.raises(HandoffRefused, match="expired"):
+        verify_handoff(token, keys, site.origin, "w", now=claims["exp"])
+    with pytest.raises(HandoffRefused, match="another audience"):
+        verify_handoff(token, keys, "https://daftar.example.go.id", "w")
+    with pytest.raises(HandoffRefused, match="another room"):
+        verify_handoff(token, keys, site.origin, "other")
+    v, kid, payload, mac = token.split(".")
+    forged = dict(claims, exp=claims["exp"] + 3600)
+    tampered = ".".join([v, kid, b64url(json.dumps(forged).encode()), mac])
+    with pytest.raises(HandoffRefused, match="bad signature"):
+        verify_handoff(tampered, keys, site.origin, "w")
+    with pytest.raises(HandoffRefused, match="bad signature"):
+        verify_handoff(token, {kid: bytes(32)}, site.origin, "w")
+    with pytest.raises(HandoffRefused, match="bad signature"):
+        verify_handoff(token[:-2] + ("AA" if token[-2:] != "AA" else "BA"), keys, site.origin,
+                       "w")
+
+
+def test_continue_without_javascript_redirects_with_the_token(handoff_gateway, site, workdir):
+    g = handoff_gateway
+    keys = read_handoff_keys(os.path.join(workdir, "handoff.key"))
+    s = admitted_ticket(g)
+    doc = s.get(g.url("/rooms/w"), timeout=5).text
+    assert shown(doc, "admitted")
+    assert 'id="continue" class="button" href="/rooms/w/continue"' in doc
+
+    # The form route redeems the ticket and goes straight on, with the session cookie and the
+    # token in the fragment; the answer is never cached and passes on no Referer.
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    loc = r.headers["Location"]
+    target, _, fragment = loc.partition("#")
+    assert target == f"{site.origin}/landing?from=antre"
+    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    session = s.cookies.get("antre_session")
+    assert session and not s.cookies.get("antre_ticket")
+    claims = verify_handoff(handoff_from_fragment(fragment), keys, site.origin, "w")
+    assert claims["session"] == session
+    check_session_works(g, session)
+
+    # Later, with the session cookie: on again, with a fresh token for the same session.
+    time.sleep(1.1)
+    r2 = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r2.status_code == 303
+    again = verify_handoff(handoff_from_fragment(r2.headers["Location"].partition("#")[2]), keys,
+                           site.origin, "w")
+    assert again["session"] == session and again["sid"] == claims["sid"]
+    assert again["iat"] > claims["iat"]
+    # HEAD answers the same way.
+    h = s.head(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert h.status_code == 303 and h.headers["Location"].startswith(target + "#antre_handoff=")
+    # A session of another room, or none, is not handed off: back to the page.
+    r3 = requests.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r3.status_code == 303 and r3.headers["Location"] == "/rooms/w"
+    r4 = requests.get(g.url("/rooms/w/continue"), cookies={"antre_session": session + "x"},
+                      allow_redirects=False, timeout=5)
+    assert r4.status_code == 303 and r4.headers["Location"] == "/rooms/w"
+
+
+def test_continue_without_javascript_lands_on_the_site_in_chromium(handoff_gateway, site,
+                                                                   browsers, workdir):
+    g = handoff_gateway
+    keys = read_handoff_keys(os.path.join(workdir, "handoff.key"))
+    holder = hold_the_slot(g)
+    b = browsers("nojs-handoff", js=False)
+    b.cmd("goto", url=g.url("/rooms/w"))
+    b.cmd("click", selector="#join")
+    release(g, holder)
+    b.wait_text("#continue", "Lanjutkan pendaftaran", timeout_s=30)
+    landed = b.cmd("click", selector="#continue")
+    target, _, fragment = landed.partition("#")
+    assert target == f"{site.origin}/landing?from=antre"
+    claims = verify_handoff(handoff_from_fragment(fragment), keys, site.origin, "w")
+    cookies = {c["name"]: c["value"] for c in b.cmd("cookies")}
+    assert claims["session"] == cookies["antre_session"]
+    assert [p for p, _ in site.requests if p != "/favicon.ico"] == ["/landing?from=antre"]
+
+
+def no_self_link(doc):
+    """No link of the admitted page leads back to the page (or to a guessed "/")."""
+    _, body = section(doc, "admitted")
+    hrefs = re.findall(r'href="([^"]*)"', body)
+    assert not [h for h in hrefs if h in ("/", "/rooms/w", "?", "")], hrefs
+    assert 'id="continue"' not in body
+
+
+def test_page_without_continue_url_says_what_the_session_is_for(make_gateway, workdir, browsers):
+    with_templates(workdir)
+    room = {k: v for k, v in ROOM.items() if k != "room.w.continue_url"}
+    g = make_gateway(room)
+    holder = hold_the_slot(g)
+    b = browsers("no-continue")
+    b.cmd("goto", url=g.url("/rooms/w"))
+    b.cmd("click", selector="#join")
+    b.wait_text("#position", r"^\s*1\s*$")
+    release(g, holder)
+    text = b.wait_text("#session-use", "Pendaftaran, unggahan dokumen", timeout_s=30)
+    assert "sesi" in text and "/v1/registrations" in text
+    assert not b.probe("#continue")["found"]
+    assert not b.probe("#redeem")["visible"], "the script holds the session: nothing to activate"
+    no_self_link(b.cmd("html"))
+    b.cmd("goto", url=g.url("/rooms/w?lang=en"))
+    text = b.wait_text("#session-use", "Registrations, document uploads", timeout_s=10)
+    assert "this session" in text and "registration API" in text
+    assert not b.probe("#continue")["found"]
+
+    # As plain HTML with the session cookie: the same text, no link at all.
+    s = requests.Session()
+    s.cookies.set("antre_session", next(c["value"] for c in b.cmd("cookies")
+                                        if c["name"] == "antre_session"))
+    doc = s.get(g.url("/rooms/w"), timeout=5).text
+    assert shown(doc, "admitted") and "Pendaftaran, unggahan dokumen" in doc
+    no_self_link(doc)
+    assert not re.findall(r'href="[^"]*"', section(doc, "admitted")[1])
+    # The continue route without continue_url keeps the session and goes back to the page.
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303 and r.headers["Location"] == "/rooms/w"
+
+
+def test_page_without_continue_url_still_lets_a_ticket_be_redeemed(make_gateway, workdir):
+    with_templates(workdir)
+    g = make_gateway({k: v for k, v in ROOM.items() if k != "room.w.continue_url"})
+    s = admitted_ticket(g)
+    # Without JavaScript an admitted ticket must be redeemed (within redeem_window_s): the page
+    # offers that, and says what the session is for.
+    doc = s.get(g.url("/rooms/w?lang=en"), timeout=5).text
+    no_self_link(doc)
+    body = text_of(section(doc, "admitted")[1])
+    assert "Registrations, document uploads and email or phone verification" in body
+    assert '<a id="redeem" class="button" href="/rooms/w/continue">Activate your session</a>' in doc
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303 and r.headers["Location"] == "/rooms/w"
+    assert s.cookies.get("antre_session")
+    doc = s.get(g.url("/rooms/w"), timeout=5).text
+    assert 'id="redeem"' not in doc and "Pendaftaran, unggahan dokumen" in doc
+
+
+def test_built_in_page_follows_continue_url(make_gateway):
+    """The built-in page (no template) links on only with a continue_url."""
+    g = make_gateway({k: v for k, v in ROOM.items() if k != "room.w.continue_url"})
+    s = requests.Session()
+    s.post(g.url("/rooms/w/join"), allow_redirects=False, timeout=5)
+    doc = s.get(g.url("/rooms/w"), timeout=5).text
+    assert 'id="session-use"' in doc and 'id="continue"' not in doc and 'href="/"' not in doc
+    g2 = make_gateway({"room.v.continue_url": "/daftar"})  # the same Redis: another room
+    s = requests.Session()
+    s.post(g2.url("/rooms/v/join"), allow_redirects=False, timeout=5)
+    doc = s.get(g2.url("/rooms/v"), timeout=5).text
+    assert '<a id="continue" href="/rooms/v/continue">' in doc and 'id="session-use"' not in doc
+
+
+@pytest.mark.parametrize("url, why", [
+    ("ftp://daftar.example.go.id/", "must be an https:// URL"),
+    ("http://daftar.example.go.id/", "http:// only for a loopback host"),
+    ("https://Daftar.example.go.id/", "as browsers write it"),
+    ("https://daftar.example.go.id:443/", "default port"),
+    ("https://user@daftar.example.go.id/", "no user or password"),
+    ("//daftar.example.go.id/x", "must not start with //"),
+    ("/daftar#top", "fragment"),
+    ("daftar", "must be an https:// URL"),
+])
+def test_bad_continue_url_is_refused_at_start_with_its_line(make_gateway, workdir, url, why):
+    g = make_gateway(dict(ROOM, **{"room.w.continue_url": url,
+                                   "room.w.handoff_key_file": handoff_keyfile(workdir)}),
+                     start=False)
+    g.start(wait=False)
+    assert g.proc.wait(15) == 1
+    lines = open(g.conf_path).read().splitlines()
+    lineno = next(i for i, l in enumerate(lines, 1) if l.startswith("continue_url ="))
+    log = g.read_log()
+    assert re.search(rf"^{re.escape(g.conf_path)}:{lineno}: \[room\.w\] continue_url: .*"
+                     rf"{re.escape(why)}", log, re.M), log
+
+
+def test_continue_url_of_another_origin_needs_its_own_key(make_gateway, workdir):
+    g = make_gateway(dict(ROOM, **{"room.w.continue_url": "https://daftar.example.go.id/"}),
+                     start=False)
+    g.start(wait=False)
+    assert g.proc.wait(15) == 1
+    assert "[room.w] continue_url: another origin: needs handoff_key_file" in g.read_log()
+    # The gateway's own secret_file never signs a hand-off: it would have to leave the gateway.
+    g = make_gateway(dict(ROOM, **{"room.w.continue_url": "https://daftar.example.go.id/",
+                                   "room.w.handoff_key_file": os.path.join(workdir, "secret")}),
+                     start=False)
+    g.start(wait=False)
+    assert g.proc.wait(15) != 0
+    assert "is the gateway's secret_file, which must not leave the gateway" in g.read_log()
