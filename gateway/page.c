@@ -5,9 +5,9 @@
  * pre-queue (when the room opens, and that places are drawn fairly then), or admitted: a link on
  * to the registration site when the room has a continue_url (through GET /rooms/{room}/continue,
  * which redeems the ticket and carries the session there, wroom_form.c and handoff.c), else
- * what the session is for (the API), never a link back to the page itself. Everything comes from the waiting room's cache (wroom_view_ticket): rendering sends
- * no Redis command. Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id
- * wins over the header).
+ * what the session is for (the API), never a link back to the page itself. Everything comes
+ * from the waiting room's cache (wroom_view_ticket): rendering sends no Redis command.
+ * Indonesian unless ?lang=en, or Accept-Language prefers English (?lang=id wins over the header).
  *
  * The no-JavaScript form routes (the join here, continue in wroom_form.c) answer their errors with
  * this page too, under the error's status and with its message shown (form_error).
