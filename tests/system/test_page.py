@@ -1017,3 +1017,40 @@ def test_continue_url_of_another_origin_needs_its_own_key(make_gateway, workdir)
     g.start(wait=False)
     assert g.proc.wait(15) != 0
     assert "is the gateway's secret_file, which must not leave the gateway" in g.read_log()
+
+
+def test_continue_url_and_its_key_reload_with_sighup(make_gateway, workdir, site):
+    with_templates(workdir)
+    g = make_gateway({k: v for k, v in ROOM.items() if k != "room.w.continue_url"})
+    s = requests.Session()
+    s.post(g.url("/rooms/w/join"), allow_redirects=False, timeout=5)  # admitted at once
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303 and r.headers["Location"] == "/rooms/w"
+
+    def reloads():
+        return g.metrics().get('antre_config_reloads_total{result="ok"}', 0)
+
+    ok = reloads()
+    g.write_conf({"room.w.continue_url": f"{site.origin}/landing",
+                  "room.w.handoff_key_file": handoff_keyfile(workdir)})
+    g.signal(signal.SIGHUP)
+    wait_for(lambda: reloads() > ok, timeout=10, what="reload")
+    assert 'id="continue"' in s.get(g.url("/rooms/w"), timeout=5).text
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    assert r.status_code == 303, r.text[:300]
+    keys = read_handoff_keys(os.path.join(workdir, "handoff.key"))
+    claims = verify_handoff(handoff_from_fragment(r.headers["Location"].partition("#")[2]), keys,
+                            site.origin, "w")
+    assert claims["session"] == s.cookies["antre_session"]
+
+    # A new first key line signs from the next reload on; a site holding both lines verifies.
+    with open(os.path.join(workdir, "handoff.key"), "w") as f:
+        f.write(f"h2 {'ab' * 32}\nh1 {HANDOFF_KEY}\n")
+    ok = reloads()
+    g.signal(signal.SIGHUP)
+    wait_for(lambda: reloads() > ok, timeout=10, what="reload")
+    r = s.get(g.url("/rooms/w/continue"), allow_redirects=False, timeout=5)
+    token = handoff_from_fragment(r.headers["Location"].partition("#")[2])
+    assert token.split(".")[1] == "h2"
+    verify_handoff(token, read_handoff_keys(os.path.join(workdir, "handoff.key")), site.origin,
+                   "w")
