@@ -29,6 +29,7 @@
 #include "antre/shuffle.h"
 #include "wroom.h"
 
+struct applicant_key;
 struct conn;
 struct event;
 struct gw;
@@ -66,6 +67,9 @@ struct wroom {
     struct join_req *batch, **batch_tail;
     int nbatch;
     struct event *flush;
+
+    /* Verifies applicant tokens (applicant.h); NULL: joins naming an applicant are refused. */
+    struct applicant_key *applicant_key;
 };
 
 enum ticket_kind { TK_PLACE = 'T', TK_PRE = 'P', TK_SESSION = 'S' };
