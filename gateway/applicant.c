@@ -252,9 +252,9 @@ const char *applicant_alg_name(enum applicant_alg alg)
 /* ---- verifying ---- */
 
 /* Check the shape of the compact JWS TOKEN (LEN bytes): three strict base64url parts; a JSON
- * header without `crit` whose alg is WANT (and typ, if any, JWT); a JSON object as payload, its claims into *CLAIMS
- * (free with json_decref; NULL unless APPLICANT_OK). Duplicate members are refused: a token
- * must not mean two things. */
+ * header without `crit` whose alg is WANT (and typ, if any, JWT); a JSON object as payload,
+ * its claims into *CLAIMS (free with json_decref; NULL unless APPLICANT_OK). Duplicate members
+ * are refused: a token must not mean two things. */
 static int check_shape(const char *token, size_t len, const char *want, json_t **claims)
 {
     *claims = NULL;
@@ -305,10 +305,10 @@ static int numeric_date(const json_t *claims, const char *name, double *out)
 static int names_audience(const json_t *aud, const char *audience)
 {
     if (json_is_string(aud)) return strcmp(json_string_value(aud), audience) == 0;
-    size_t i;
-    const json_t *v;
-    json_array_foreach(aud, i, v) if (json_is_string(v) &&
-                                      !strcmp(json_string_value(v), audience)) return 1;
+    for (size_t i = 0; i < json_array_size(aud); i++) {
+        const char *v = json_string_value(json_array_get(aud, i));
+        if (v && !strcmp(v, audience)) return 1;
+    }
     return 0;
 }
 
@@ -399,19 +399,26 @@ static const struct {
      "The applicant token was made for another service (aud); get one for this queue."},
 };
 
-const char *applicant_result_str(int rc)
+/* The index of RC's entry in results[], or -1. */
+static int result_at(int rc)
 {
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
-        if (results[i].rc == rc) return results[i].reason;
-    return "unknown";
+        if (results[i].rc == rc) return (int)i;
+    return -1;
+}
+
+const char *applicant_result_str(int rc)
+{
+    int i = result_at(rc);
+    return i < 0 ? "unknown" : results[i].reason;
 }
 
 void applicant_result_msg(int rc, const char **msg_id, const char **msg_en)
 {
-    *msg_id = results[1].msg_id; /* anything unknown reads as malformed */
-    *msg_en = results[1].msg_en;
-    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++)
-        if (results[i].rc == rc) *msg_id = results[i].msg_id, *msg_en = results[i].msg_en;
+    int i = result_at(rc);
+    if (i < 0) i = result_at(APPLICANT_MALFORMED); /* nothing else is answered */
+    *msg_id = results[i].msg_id;
+    *msg_en = results[i].msg_en;
 }
 
 /* ---- binding ---- */
