@@ -273,6 +273,9 @@ static int check_shape(const char *token, size_t len, const char *want, json_t *
     if (hn < 0 || bn < 0 ||
         codec_b64url_decode(d2 + 1, slen, body + bn, sizeof body - (size_t)bn) < 0)
         return APPLICANT_MALFORMED;
+    /* libjwt reads both as C strings: a NUL byte would make it read other claims than ours */
+    if (memchr(head, '\0', (size_t)hn) || memchr(body, '\0', (size_t)bn))
+        return APPLICANT_MALFORMED;
     json_t *h = json_loadb(head, (size_t)hn, JSON_REJECT_DUPLICATES, NULL);
     json_t *c = json_loadb((const char *)body, (size_t)bn, JSON_REJECT_DUPLICATES, NULL);
     int rc = APPLICANT_OK;

@@ -277,6 +277,8 @@ static int load_applicant_key(struct wroom *w)
     if (k)
         log_info("wroom: applicant tokens room=%s alg=%s path=%s", w->conf.name,
                  applicant_alg_name(applicant_key_alg(k)), path);
+    else if (w->applicant_key)
+        log_info("wroom: applicant binding off room=%s (no applicant_key_file)", w->conf.name);
     applicant_key_free(w->applicant_key);
     w->applicant_key = k;
     return 0;
