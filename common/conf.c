@@ -287,6 +287,12 @@ static const struct directive room_table[] = {
      "RFC 3339; admission starts (empty: open now)"},
     {"room.*", "closes_at", T_TIME, 0, 0, "", 1, R(closes_at), NULL, NULL,
      "RFC 3339; joins refused from then on (empty: never)"},
+    {"room.*", "applicant_key_file", T_STR, 0, CONF_STR - 1, "", 1, R(applicant_key_file), NULL,
+     NULL,
+     "verifies applicant tokens (JWT) that bind a join to one applicant: a PEM public key "
+     "(RS256/ES256) or a shared secret (HS256); empty: joins naming an applicant are refused"},
+    {"room.*", "applicant_audience", T_STR, 0, CONF_STR - 1, "", 1, R(applicant_audience), NULL,
+     NULL, "the aud claim an applicant token must carry (empty: the room's name)"},
 };
 #define NROOMTABLE (sizeof room_table / sizeof room_table[0])
 

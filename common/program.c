@@ -66,6 +66,11 @@ int program_start(struct program *p, int argc, char **argv)
         p->exit_status = 1;
         return -1;
     }
+    if (check_only && p->check && p->check(p->conf, err, sizeof err) < 0) {
+        fputs(err, stderr);
+        p->exit_status = 1;
+        return -1;
+    }
     if (check_only) {
         puts("ok");
         return -1;

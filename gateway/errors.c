@@ -123,6 +123,19 @@ static const struct error_def table[ERR__COUNT] = {
                              "Your session has ended; please join the queue again.", NONE, 0},
     [ERR_SESSION_ENDED] = {"session_ended", 410, "Sesi Anda untuk gelombang ini sudah berakhir.",
                            "Your session for this wave has ended.", NONE, 0},
+    /* The message of most refusals is the precise one of wroom_join.c (by "reason"). */
+    [ERR_INVALID_APPLICANT_TOKEN] = {"invalid_applicant_token", 400,
+                                     "Token pendaftar tidak valid; masuk lagi lewat situs program "
+                                     "untuk mendapatkan token baru.",
+                                     "The applicant token is not valid; sign in again on the "
+                                     "programme's site to get a new one.",
+                                     NONE, 0},
+    [ERR_APPLICANT_BINDING_OFF] = {"applicant_binding_off", 400,
+                                   "Antrean ini tidak mengikat pendaftar (tidak ada kunci token "
+                                   "pendaftar); masuk antrean tanpa \"applicant\".",
+                                   "This queue does not bind applicants (no applicant token key "
+                                   "is configured); join without \"applicant\".",
+                                   NONE, 0},
 
     /* Built ahead by registration.c (the answer is stored for idempotent replays). */
     [ERR_DUPLICATE_NIK] = {"duplicate_nik", 409, "Pendaftaran dengan NIK ini sudah ada.",

@@ -13,6 +13,7 @@
 #include "antre/program.h"
 #include "antre/redis_embed.h"
 #include "antre/supervisor.h"
+#include "applicant.h"
 #include "metrics.h"
 #include "server.h"
 
@@ -26,7 +27,7 @@ static int drain_timeout_ms(const struct conf *conf) { return conf->gateway.drai
 int main(int argc, char **argv)
 {
     static struct conf conf;
-    struct program prog = {.name = "antre-gateway", .conf = &conf};
+    struct program prog = {.name = "antre-gateway", .conf = &conf, .check = applicant_check_conf};
     if (program_start(&prog, argc, argv) < 0) return prog.exit_status;
 
     char err[512];

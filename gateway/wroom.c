@@ -16,6 +16,7 @@
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
 #include "antre/token.h"
+#include "applicant.h"
 #include "conn.h"
 #include "gateway.h"
 #include "handoff.h"
@@ -263,6 +264,28 @@ static int load_keys(struct gw *gw)
     return 0;
 }
 
+/* (Re)load W's applicant key from its applicant_key_file ("" turns binding off). On failure the
+ * running key, if any, is kept and -1 returned, after logging the reason (never the key). */
+static int load_applicant_key(struct wroom *w)
+{
+    struct applicant_key *k = NULL;
+    const char *path = w->conf.applicant_key_file;
+    char err[CONF_STR + 300];
+    if (path[0] && applicant_key_load(path, &k, err, sizeof err) < 0) {
+        log_error("wroom: applicant_key_file room=%s: %s%s", w->conf.name, err,
+                  w->applicant_key ? "; keeping the running key" : "");
+        return -1;
+    }
+    if (k)
+        log_info("wroom: applicant tokens room=%s alg=%s path=%s", w->conf.name,
+                 applicant_alg_name(applicant_key_alg(k)), path);
+    else if (w->applicant_key)
+        log_info("wroom: applicant binding off room=%s (no applicant_key_file)", w->conf.name);
+    applicant_key_free(w->applicant_key);
+    w->applicant_key = k;
+    return 0;
+}
+
 int wroom_init(struct gw *gw)
 {
     script_init(&room_script, lua_room);
@@ -273,6 +296,7 @@ int wroom_init(struct gw *gw)
     struct wroom **tail = &gw->rooms;
     for (int i = 0; i < gw->conf.nrooms; i++) {
         *tail = room_new(gw, &gw->conf.rooms[i], i);
+        if (load_applicant_key(*tail) < 0) return -1;
         tail = &(*tail)->next;
     }
     tick_ev = event_new(gw->base, -1, EV_PERSIST, on_tick, gw);
@@ -295,6 +319,7 @@ void wroom_reload(struct gw *gw)
         if (w) {
             w->conf = *cr;
             w->removed = 0;
+            load_applicant_key(w);
             continue;
         }
         int idx = 0;
@@ -305,6 +330,7 @@ void wroom_reload(struct gw *gw)
             continue;
         }
         *tail = room_new(gw, cr, idx);
+        load_applicant_key(*tail);
         log_info("wroom: room added room=%s", cr->name);
     }
 }
@@ -321,6 +347,7 @@ void wroom_free(struct gw *gw)
         }
         event_free(w->flush);
         if (w->shuf_ready) shuffle_clear(&w->shuf);
+        applicant_key_free(w->applicant_key);
         free(w);
     }
     gw->rooms = NULL;

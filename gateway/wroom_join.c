@@ -1,6 +1,7 @@
 /* wroom_join.c: joining a room. Joins arriving in one loop iteration share one INCRBY (or one
- * script call on the fast path, which may admit at once); a join that names an applicant is
- * bound to that applicant's one place in the room (the same place from any device). */
+ * script call on the fast path, which may admit at once); a join that names an applicant, with
+ * an applicant token the room's key verifies (applicant.h), is bound to that applicant's one
+ * place in the room (the same place from any device). */
 #include "wroom_priv.h"
 
 #include <event2/event.h>
@@ -12,6 +13,7 @@
 #include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/token.h"
+#include "applicant.h"
 #include "conn.h"
 #include "gate.h"
 #include "gateway.h"
@@ -20,7 +22,6 @@
 #include "router.h"
 
 #define FAST_BATCH_MAX 40 /* session ids per fast-path script call */
-#define APPLICANT_MAX 256
 
 /* The answer to one join whose place is PLACE (or, when SID is set, admitted at once). */
 static void answer_join(struct conn *c, struct wroom *w, int64_t place, const char *sid,
@@ -205,13 +206,10 @@ static void on_bind_reply(void *arg, const redisReply *r, const char *err)
     free(b);
 }
 
-static int bind_applicant(struct conn *c, struct wroom *w, const char *id, size_t len)
+static int bind_applicant(struct conn *c, struct wroom *w, const char *sub, size_t len)
 {
     uint8_t h[TOKEN_HMAC_BYTES];
-    char msg[APPLICANT_MAX + CONF_ROOM_NAME + 2];
-    /* Hash room and identifier together: one identifier has unrelated hashes in two rooms. */
-    int ml = snprintf(msg, sizeof msg, "%s\n%.*s", w->conf.name, (int)len, id);
-    if (token_hmac(c->gw->keys, msg, (size_t)ml, h) < 0) return -1;
+    if (applicant_hash(c->gw->keys, w->conf.name, sub, len, h) < 0) return -1;
     codec_hex_encode(h + 16, 8, gate_ctx(c)->applicant, sizeof gate_ctx(c)->applicant);
     char key[KEYS_MAX], field[21];
     keys_room_applicant(key, w->conf.name, h, field);
@@ -226,6 +224,26 @@ static int bind_applicant(struct conn *c, struct wroom *w, const char *id, size_
         wroom_redis_busy(c);
     }
     return 0;
+}
+
+/* Verify the applicant token TOKEN (LEN bytes) of a join to W: its `sub` into SUB and 0, or -1
+ * after answering 400 (no key configured, or a refused token, with the reason). */
+static int verify_applicant(struct conn *c, struct wroom *w, const char *token, size_t len,
+                            char *sub, size_t subcap, size_t *sublen)
+{
+    if (!w->applicant_key) {
+        reply_err(c, ERR_APPLICANT_BINDING_OFF, "applicant", NULL);
+        return -1;
+    }
+    const char *aud = w->conf.applicant_audience[0] ? w->conf.applicant_audience : w->conf.name;
+    int rc = applicant_verify(w->applicant_key, token, len, aud, clock_wall_ms() / 1000, sub,
+                              subcap, sublen);
+    if (rc == APPLICANT_OK) return 0;
+    const char *msg_id, *msg_en;
+    applicant_result_msg(rc, &msg_id, &msg_en);
+    reply_err_msg(c, ERR_INVALID_APPLICANT_TOKEN, "applicant", msg_id, msg_en,
+                  json_pack("{s:s}", "reason", applicant_result_str(rc)));
+    return -1;
 }
 
 void wroom_join_route(struct conn *c, struct request *r, const struct route_params *p)
@@ -248,15 +266,14 @@ void wroom_join_route(struct conn *c, struct request *r, const struct route_para
             return;
         }
         json_t *a = json_object_get(doc, "applicant");
-        if (a && (!json_is_string(a) || json_string_length(a) < 1 ||
-                  json_string_length(a) > APPLICANT_MAX)) {
-            json_decref(doc);
-            reply_err_msg(c, ERR_INVALID_FIELD, "applicant",
-                          "applicant harus berupa teks 1-256 karakter.",
-                          "applicant must be a string of 1-256 characters.", NULL);
-            return;
-        }
-        if (a) applicant = json_string_value(a), alen = json_string_length(a);
+        if (a)
+            applicant = json_is_string(a) ? json_string_value(a) : "", alen = json_string_length(a);
+    }
+    char sub[APPLICANT_SUB_MAX + 1];
+    size_t sublen = 0;
+    if (applicant && verify_applicant(c, w, applicant, alen, sub, sizeof sub, &sublen) < 0) {
+        json_decref(doc);
+        return;
     }
     const char *st = wroom_state(w);
     enum conf_room_mode mode = conf_room_mode(&w->conf);
@@ -290,10 +307,8 @@ void wroom_join_route(struct conn *c, struct request *r, const struct route_para
         return;
     }
     if (applicant) {
-        char id[APPLICANT_MAX + 1];
-        memcpy(id, applicant, alen);
         json_decref(doc);
-        if (bind_applicant(c, w, id, alen) < 0) reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        if (bind_applicant(c, w, sub, sublen) < 0) reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     json_decref(doc);

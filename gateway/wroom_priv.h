@@ -12,8 +12,8 @@
  *   ticket     "T|<room>|<place>|<issued unix s>[|<applicant>]"
  *   pre-queue  "P|<room>|<number>|<issued unix s>[|<applicant>]"
  *   session    "S|<room>|<session id>|<expiry unix ms>[|<applicant>]"
- * where <applicant> (16 hex) is a prefix of the applicant identifier's HMAC, present when the
- * join named one: what a session creates (a registration) then belongs to the applicant and
+ * where <applicant> (16 hex) is a prefix of the HMAC of the applicant token's `sub`
+ * (applicant.h), present when the join named one: what a session creates (a registration) then belongs to the applicant and
  * survives a new session; otherwise it belongs to the session. */
 #ifndef ANTRE_WROOM_PRIV_H
 #define ANTRE_WROOM_PRIV_H
@@ -29,6 +29,7 @@
 #include "antre/shuffle.h"
 #include "wroom.h"
 
+struct applicant_key;
 struct conn;
 struct event;
 struct gw;
@@ -66,6 +67,9 @@ struct wroom {
     struct join_req *batch, **batch_tail;
     int nbatch;
     struct event *flush;
+
+    /* Verifies applicant tokens (applicant.h); NULL: joins naming an applicant are refused. */
+    struct applicant_key *applicant_key;
 };
 
 enum ticket_kind { TK_PLACE = 'T', TK_PRE = 'P', TK_SESSION = 'S' };

@@ -177,6 +177,8 @@ struct conf_room {
     int64_t opens_at;
     int64_t closes_at;
     char prequeue_from_text[40], opens_at_text[40], closes_at_text[40];
+    char applicant_key_file[CONF_STR]; /* verifies applicant tokens; "" = binding off */
+    char applicant_audience[CONF_STR]; /* the aud they must carry; "" = the room's name */
 };
 
 struct conf {

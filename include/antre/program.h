@@ -18,6 +18,9 @@ struct program {
     const char *name;      /* "antre-gateway": shown in the usage and in every log line */
     struct conf *conf;     /* filled by program_start (static storage: it is large) */
     const char *jobs_help; /* NULL: no -j; else its usage line, e.g. "worker processes" */
+    /* NULL, or what -t checks beyond the file (key files it names): 0, or -1 with one
+     * newline-ended line per error in ERR */
+    int (*check)(const struct conf *conf, char *err, size_t errlen);
     /* set by program_start */
     const char *conf_path; /* -c FILE, default conf/antre.conf */
     int jobs;              /* -j N (1..PROGRAM_MAX_JOBS), 0 when not given */

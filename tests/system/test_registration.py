@@ -6,6 +6,7 @@ tests go through HTTP only, and read Redis directly to check what the gateway wr
 hash, the `register` stream entry, the dedupe and idempotency keys), or to stand in for a worker
 (upload records with a verdict). Time bounds are hang guards only, never speed requirements.
 """
+import applicant_tokens
 import conftest
 import base64
 import hashlib
@@ -124,10 +125,11 @@ class Api:
 
 
 def join(g, applicant=None):
-    """Join room w (free capacity): admitted at once; returns the session token."""
+    """Join room w (free capacity): admitted at once; returns the session token. APPLICANT, when
+    given, is the `sub` of the applicant token the join carries (start() configures its key)."""
     kw = {"timeout": HANG}
     if applicant is not None:
-        kw["json"] = {"applicant": applicant}
+        kw["json"] = {"applicant": applicant_tokens.token(applicant, "w")}
     r = requests.post(g.url("/v1/rooms/w/join"), **kw)
     assert r.status_code == 200, r.text
     tok = r.json().get("session")
@@ -138,7 +140,10 @@ def join(g, applicant=None):
 def start(make_gateway, redis, settings=None):
     s = dict(ROOM)
     s.update(settings or {})
-    g = make_gateway(s)
+    g = make_gateway(s, start=False)
+    key = applicant_tokens.write_secret(g.workdir)
+    g.write_conf({"room.w.applicant_key_file": key})
+    g.start()
     return g, Api(g, join(g)), Resp(redis.port)
 
 

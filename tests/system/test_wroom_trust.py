@@ -27,6 +27,7 @@ import time
 
 import requests
 
+import applicant_tokens
 import shuffle_ref
 from conftest import REDIS_SERVER, Redis, wait_for
 
@@ -58,9 +59,11 @@ def http(g, method, path, token=None, cookie=None, body=None, session=None, head
 
 
 def join(g, name, applicant=None, session=None):
+    """Join room NAME; APPLICANT, when given, is the `sub` of the applicant token sent (signed
+    with applicant_tokens.SECRET: the room needs applicant_key_file)."""
     return http(g, "POST", f"/v1/rooms/{name}/join",
-                body={"applicant": applicant} if applicant is not None else None,
-                session=session)
+                body={"applicant": applicant_tokens.token(applicant, name)}
+                if applicant is not None else None, session=session)
 
 
 def status(g, name, token=None, cookie=None, session=None):
@@ -445,10 +448,11 @@ def test_key_file_readable_by_others_is_refused(workdir, make_gateway):
 NIK = "3171234567890123"
 
 
-def test_applicant_holds_one_place_across_connections_and_gateways(redis, make_gateway):
-    g0 = make_gateway(room("w", **HOLD))
+def test_applicant_holds_one_place_across_connections_and_gateways(redis, make_gateway, workdir):
+    key = applicant_tokens.write_secret(workdir)
+    g0 = make_gateway(room("w", applicant_key_file=key, **HOLD))
     fresh(g0, "w")
-    g1 = make_gateway(room("w", **HOLD))
+    g1 = make_gateway(room("w", applicant_key_file=key, **HOLD))
     fresh(g1, "w")
     session_of(join(g0, "w"))            # takes the one slot: everyone else waits
 
