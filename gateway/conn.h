@@ -15,7 +15,12 @@
  * decision must come within header_timeout_ms (else 408 and close). Unlike HANDLE, a client that
  * fails or goes away frees the connection at once: the route's abort hook (conn_set_abort) runs
  * first and must make the pending callback find the connection gone. A client that only
- * half-closes is answered, then the connection closes. */
+ * half-closes is answered, then the connection closes.
+ *
+ * With proxy_protocol on, a public connection reads its PROXY header (proxy.h) before any HTTP
+ * byte, under the header timeout, still IDLE: an invalid one closes it unanswered. Who the client
+ * is (conn_client) is settled per connection by that header and per request by X-Forwarded-For
+ * from trusted_proxies. */
 #ifndef ANTRE_CONN_H
 #define ANTRE_CONN_H
 
