@@ -253,6 +253,9 @@ def test_proxy_protocol_refuses_a_connection_without_the_header(make_gateway):
                                b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", source="127.0.0.2")
     assert got == b"", got
     wait_for(lambda: proxy_refusals(g) >= 2, what="the second refusal counted")
+    # Logged at warn once, not per connection (a scanner must not flood the log).
+    warned = [ln for ln in g.read_log().splitlines() if "PROXY header refused" in ln]
+    assert len(warned) == 1 and "WARN" in warned[0], warned
     # The admin listener never expects one.
     assert g.metrics()
 
