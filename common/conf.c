@@ -6,6 +6,7 @@
  * than stopping at the first, so an operator fixes a file in one pass. */
 #include "antre/conf.h"
 
+#include "antre/cidr.h"
 #include "antre/rconn.h"
 
 #include <arpa/inet.h>
@@ -62,6 +63,12 @@ static const struct directive table[] = {
      "gateway processes sharing the port (SO_REUSEPORT); a parent restarts crashed ones"},
     {"gateway", "backlog", T_INT, 16, 65535, "4096", 0, F(gateway.backlog), NULL, NULL,
      "listen(2) backlog"},
+    {"gateway", "trusted_proxies", T_STR, 0, CONF_STR - 1, "", 1, F(gateway.trusted_proxies), NULL,
+     cidr_list_check,
+     "address blocks of the proxies whose X-Forwarded-For and PROXY headers are believed "
+     "(10.0.0.0/8, ::1/128; empty: none)"},
+    {"gateway", "proxy_protocol", T_BOOL, 0, 0, "off", 1, F(gateway.proxy_protocol), NULL, NULL,
+     "on: every public connection starts with a PROXY protocol v1 or v2 header (else closed)"},
     {"gateway", "max_connections", T_INT, 1, 1000000, "20000", 1, F(gateway.max_connections), NULL,
      NULL, "open connections per process; above it a short 503 and close"},
     {"gateway", "max_url_bytes", T_INT, 64, 65536, "4096", 1, F(gateway.max_url_bytes), NULL, NULL,

@@ -106,7 +106,7 @@ void accesslog_free(struct accesslog *al)
     free(al);
 }
 
-void accesslog_write(struct accesslog *al, const char *peer, const char *method, const char *path,
+void accesslog_write(struct accesslog *al, const char *client, const char *method, const char *path,
                      size_t pathlen, int status, uint64_t usec, const char *reqid)
 {
     struct timeval tv;
@@ -125,7 +125,7 @@ void accesslog_write(struct accesslog *al, const char *peer, const char *method,
         unsigned char ch = (unsigned char)path[i];
         safe[i] = (ch < 0x21 || ch == '"' || ch == '\\' || ch >= 0x7f) ? '?' : (char)ch;
     }
-    int n = snprintf(al->buf + al->len, AL_BUF - al->len, "%s %s \"%s %.*s\" %d %.6f %s\n", peer,
+    int n = snprintf(al->buf + al->len, AL_BUF - al->len, "%s %s \"%s %.*s\" %d %.6f %s\n", client,
                      al->stamp, method, (int)pathlen, safe, status, (double)usec / 1e6, reqid);
     if (n > 0 && al->len + (size_t)n < AL_BUF) al->len += (size_t)n;
 }

@@ -21,8 +21,8 @@ void accesslog_free(struct accesslog *al);
 /* Reopen the file (after rotation). 0 ok, -1 keeps the old one. */
 int accesslog_reopen(struct accesslog *al);
 
-/* One line: peer, method, path (without query), status, body bytes out, duration, request id. */
-void accesslog_write(struct accesslog *al, const char *peer, const char *method, const char *path,
+/* One line: client address (conn_client), method, path (without query), status, body bytes out, duration, request id. */
+void accesslog_write(struct accesslog *al, const char *client, const char *method, const char *path,
                      size_t pathlen, int status, uint64_t usec, const char *reqid);
 
 /* Write out what is buffered now. */

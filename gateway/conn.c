@@ -24,6 +24,7 @@
 #include "gateway.h"
 #include "lang.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "ratelimit.h"
 #include "reply.h"
 
@@ -84,14 +85,46 @@ static void set_idle(struct conn *c)
     arm(c, c->gw->tv_idle);
 }
 
-void conn_peer_text(const struct conn *c, char *buf, size_t len)
+static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
-    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &c->peer.sin6_addr, buf, (socklen_t)len);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len);
     else snprintf(buf, len, "unix");
+}
+
+void conn_peer_text(const struct conn *c, char *buf, size_t len)
+{
+    addr_text((const struct sockaddr *)&c->peer, buf, len);
+}
+
+/* The connection's client: the PROXY header's source, else the TCP peer. */
+static const struct sockaddr *conn_src(const struct conn *c)
+{
+    return (const struct sockaddr *)(c->proxied ? &c->src : &c->peer);
+}
+
+const struct sockaddr *conn_client(const struct conn *c)
+{
+    return c->forwarded ? (const struct sockaddr *)&c->client : conn_src(c);
+}
+
+void conn_client_text(const struct conn *c, char *buf, size_t len)
+{
+    addr_text(conn_client(c), buf, len);
+}
+
+int conn_https(const struct conn *c) { return c->https; }
+
+/* Who sent this request: behind trusted proxies, the X-Forwarded-For client (proxy.h). */
+static void resolve_client(struct conn *c)
+{
+    const struct cidr_list *t = &c->gw->trusted;
+    if (t->n == 0 || c->admin) return;
+    int https;
+    c->forwarded = proxy_request_client(t, conn_src(c), &c->req, &c->client, &https) ? 1 : 0;
+    c->https = https ? 1 : 0;
 }
 
 /* A client-supplied X-Request-Id is kept when it is short and plain; otherwise we make one. */
@@ -207,6 +240,7 @@ static void on_head(struct conn *c)
     c->lang_en = v ? lang_prefers_english(v, len) : 0;
     c->head_only = r->method == HTTP_HEAD;
     set_request_id(c);
+    resolve_client(c);
     if (gw->draining) c->close_after = 1;
     int has_body = r->chunked || r->content_length > 0;
 
@@ -229,7 +263,7 @@ static void on_head(struct conn *c)
     /* Every public request counts against its client's rate, unknown paths included (scanners);
      * health probes are exempt so a load balancer never sees 429. */
     if (gw->ratelimit && !c->admin && !(c->route && (c->route->flags & ROUTE_NO_RATE_LIMIT))) {
-        long ms = ratelimit_check(gw->ratelimit, (const struct sockaddr *)&c->peer, clock_now_ns());
+        long ms = ratelimit_check(gw->ratelimit, conn_client(c), clock_now_ns());
         if (ms > 0) {
             int secs = (int)((ms + 999) / 1000);
             if (has_body) refuse_and_close(c, ERR_RATE_LIMITED, secs, REPLY_REFUSAL_TABLE);
@@ -336,14 +370,16 @@ void conn_answered(struct conn *c)
     uint64_t usec = c->t_head_ns ? (clock_now_ns() - c->t_head_ns) / 1000 : 0;
     metrics_request(gw->metrics, c->route ? c->route->id : 0, c->status, usec);
     if (gw->accesslog) {
-        char peer[64];
+        char client[64];
         size_t plen;
         const char *path = request_path(&c->req, &plen);
-        conn_peer_text(c, peer, sizeof peer);
-        accesslog_write(gw->accesslog, peer, c->req.head_done ? request_method_name(&c->req) : "-",
-                        path, plen, c->status, usec, c->reqid);
+        conn_client_text(c, client, sizeof client);
+        accesslog_write(gw->accesslog, client,
+                        c->req.head_done ? request_method_name(&c->req) : "-", path, plen,
+                        c->status, usec, c->reqid);
     }
     c->t_head_ns = 0;
+    c->forwarded = c->https = 0; /* the next request on a proxy's connection may be another's */
     if (c->close_after || c->peer_gone) {
         c->state = CONN_CLOSING;
         event_del(&c->timer);
@@ -428,9 +464,44 @@ static void process_input(struct conn *c)
     }
 }
 
+/* proxy_protocol: the connection's first bytes must be a PROXY header (from a trusted peer when
+ * trusted_proxies is set) naming the client. 0: read, go on; 1: more bytes needed; -1: refused
+ * and C freed (no answer: the peer is a balancer, not an HTTP client). */
+static int read_proxy_header(struct conn *c)
+{
+    struct gw *gw = c->gw;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    if (len > PROXY_HEADER_MAX) len = PROXY_HEADER_MAX;
+    struct proxy_header h;
+    const char *why = "peer not in trusted_proxies";
+    enum proxy_result rc = PROXY_INVALID;
+    if (gw->trusted.n == 0 || cidr_list_match(&gw->trusted, (const struct sockaddr *)&c->peer))
+        rc = proxy_parse(evbuffer_pullup(in, (ssize_t)len), len, &h, &why);
+    if (rc == PROXY_MORE) return 1;
+    if (rc == PROXY_INVALID) {
+        char peer[64];
+        conn_peer_text(c, peer, sizeof peer);
+        proxy_log_refused(peer, why);
+        metrics_refusal(gw->metrics, REFUSE_PROXY_HEADER);
+        conn_free(c);
+        return -1;
+    }
+    evbuffer_drain(in, h.len);
+    c->proxy_wait = 0;
+    if (h.has_addr) {
+        c->src = h.src;
+        c->proxied = 1;
+    }
+    /* The connection's client is known from here on (conn_client): per-IP state keyed at accept
+     * by the TCP peer (the balancer's address) is to be re-keyed to conn_client(c) here. */
+    return 0;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    if (c->proxy_wait && read_proxy_header(c) != 0) return;
     if (c->lingering) { /* only waiting for the client to close: discard, up to a point */
         struct evbuffer *in = bufferevent_get_input(bev);
         size_t n = evbuffer_get_length(in);
@@ -541,6 +612,12 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
     gw->metrics->conns_open++;
     gw->metrics->conns_total++;
     set_idle(c);
+    if (!c->admin && gw->conf.gateway.proxy_protocol) {
+        /* The PROXY header comes first, within the header timeout (timer_cb closes an IDLE
+         * connection silently). */
+        c->proxy_wait = 1;
+        arm(c, gw->tv_header);
+    }
     return c;
 }
 

@@ -15,7 +15,12 @@
  * decision must come within header_timeout_ms (else 408 and close). Unlike HANDLE, a client that
  * fails or goes away frees the connection at once: the route's abort hook (conn_set_abort) runs
  * first and must make the pending callback find the connection gone. A client that only
- * half-closes is answered, then the connection closes. */
+ * half-closes is answered, then the connection closes.
+ *
+ * With proxy_protocol on, a public connection reads its PROXY header (proxy.h) before any HTTP
+ * byte, under the header timeout, still IDLE: an invalid one closes it unanswered. Who the client
+ * is (conn_client) is settled per connection by that header and per request by X-Forwarded-For
+ * from trusted_proxies. */
 #ifndef ANTRE_CONN_H
 #define ANTRE_CONN_H
 
@@ -52,12 +57,18 @@ struct conn {
     unsigned peer_eof : 1;    /* the peer half-closed while the head was pending */
     unsigned wait_close : 1;  /* HEAD_WAIT: close_after as it was before the head hook */
     unsigned wait_body : 1;   /* HEAD_WAIT: the request has a body */
+    unsigned proxy_wait : 1;  /* a PROXY protocol header is still to be read (proxy.h) */
+    unsigned proxied : 1;     /* SRC holds the client the PROXY header named */
+    unsigned forwarded : 1;   /* CLIENT holds this request's X-Forwarded-For client */
+    unsigned https : 1;       /* a trusted proxy says this request came over https */
     struct request req;
     const struct route *route;
     struct route_params params;
-    struct evbuffer *body;    /* the buffered request body (lazily created) */
-    struct sockaddr_in6 peer; /* AF_INET peers are stored as struct sockaddr_in */
-    uint64_t t_head_ns;       /* when the head completed (latency) */
+    struct evbuffer *body;      /* the buffered request body (lazily created) */
+    struct sockaddr_in6 peer;   /* AF_INET peers are stored as struct sockaddr_in */
+    struct sockaddr_in6 src;    /* proxied: the connection's client from its PROXY header */
+    struct sockaddr_in6 client; /* forwarded: this request's client (X-Forwarded-For) */
+    uint64_t t_head_ns;         /* when the head completed (latency) */
     char reqid[65];
     char *extra;         /* extra response headers for the next reply (malloc'd) */
     size_t linger_bytes; /* input discarded while lingering */
@@ -114,7 +125,21 @@ const void *conn_app_const(const struct conn *c);
 /* 1 when the current request's route carries FLAG (enum route_flags), else 0. */
 int conn_route_has(const struct conn *c, unsigned flag);
 
-/* The peer's address as text (for logs). */
+/* The TCP peer's address as text (behind a load balancer, the balancer's; for the client, see
+ * conn_client_text). */
 void conn_peer_text(const struct conn *c, char *buf, size_t len);
+
+/* The client address of C's current request: the X-Forwarded-For client when the request came
+ * through trusted proxies, else the PROXY protocol source, else the TCP peer (proxy.h). Every
+ * per-client decision (rate limits, logs, throttles) uses this, never c->peer. Borrowed from
+ * C: valid until the next request; AF_INET addresses are struct sockaddr_in. */
+const struct sockaddr *conn_client(const struct conn *c);
+
+/* conn_client(C) as text (for logs and per-address keys). */
+void conn_client_text(const struct conn *c, char *buf, size_t len);
+
+/* 1 when a trusted proxy says C's current request came over https (X-Forwarded-Proto): its
+ * cookies get Secure. */
+int conn_https(const struct conn *c);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "antre/cidr.h"
 #include "antre/conf.h"
 #include "request.h"
 
@@ -54,6 +55,7 @@ struct gw {
     struct timeval drain_deadline;
 
     struct request_limits limits; /* from conf, shared by every connection */
+    struct cidr_list trusted;     /* [gateway] trusted_proxies, parsed (proxy.h) */
 
     /* Common timeouts (O(1) timer queues), rebuilt when a reload changes a duration. */
     const struct timeval *tv_header, *tv_body, *tv_idle;

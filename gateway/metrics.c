@@ -55,6 +55,7 @@ static const char *const refusal_names[REFUSE__COUNT] = {
     [REFUSE_DRAINING] = "draining",
     [REFUSE_ACCEPT_BACKOFF] = "accept_backoff",
     [REFUSE_UPLOAD_BUDGET] = "upload_budget",
+    [REFUSE_PROXY_HEADER] = "proxy_header",
 };
 
 int metrics_init(int nslots) { return slots_map(&slots, nslots, sizeof(struct metrics_slot)); }

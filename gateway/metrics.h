@@ -27,6 +27,7 @@ enum metrics_refusal {
     REFUSE_DRAINING,
     REFUSE_ACCEPT_BACKOFF,
     REFUSE_UPLOAD_BUDGET,
+    REFUSE_PROXY_HEADER, /* proxy_protocol: a connection without a valid PROXY header, closed */
     REFUSE__COUNT
 };
 

@@ -357,6 +357,21 @@ const char *request_header(const struct request *r, const char *name, size_t *le
     return NULL;
 }
 
+const char *request_header_next(const struct request *r, const char *name, int *pos, size_t *len)
+{
+    for (int i = *pos; i < r->nheaders; i++) {
+        const struct request_header *h = &r->headers[i];
+        if (name_is(r, h, name)) {
+            *pos = i + 1;
+            *len = h->value_len;
+            return r->arena + h->value_off;
+        }
+    }
+    *pos = r->nheaders;
+    *len = 0;
+    return NULL;
+}
+
 const char *request_method_name(const struct request *r)
 {
     return http_method_str((enum http_method)r->method);

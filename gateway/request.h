@@ -100,6 +100,10 @@ const char *request_query(const struct request *r, size_t *len);
 /* The value of the first header named NAME (case-insensitive), or NULL. */
 const char *request_header(const struct request *r, const char *name, size_t *len);
 
+/* The value of the next header named NAME (case-insensitive) at or after position *POS (start
+ * with 0), or NULL; *POS moves past it. For headers that may repeat (X-Forwarded-For). */
+const char *request_header_next(const struct request *r, const char *name, int *pos, size_t *len);
+
 /* "GET", "POST", ... */
 const char *request_method_name(const struct request *r);
 

@@ -68,6 +68,7 @@ static void apply_conf(struct gw *gw)
     gw->tv_idle = common_timeout(gw, g->idle_timeout_ms);
     gw->tv_write = common_timeout(gw, g->write_timeout_ms);
     gw->tv_linger = common_timeout(gw, 2000);
+    cidr_list_parse(g->trusted_proxies, &gw->trusted, NULL, 0); /* checked at load */
 
     if (g->per_ip_rate > 0) {
         if (gw->ratelimit) ratelimit_set(gw->ratelimit, g->per_ip_rate, g->per_ip_burst);

@@ -74,7 +74,7 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
     char masked[VERIFY_MASKED_MAX], addr[64], addr_hex[65];
     if (sms) verify_mask_phone(dest, masked, sizeof masked);
     else verify_mask_email(dest, masked, sizeof masked);
-    conn_peer_text(c, addr, sizeof addr);
+    conn_client_text(c, addr, sizeof addr);
     if (verify_hmac_hex(c, "vaddr", addr, addr_hex) < 0) {
         free(rc);
         return;

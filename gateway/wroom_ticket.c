@@ -92,8 +92,8 @@ const char *wroom_ticket_token(struct request *r, const char *cookie, size_t *le
 void wroom_ticket_cookie(struct conn *c, const char *name, const char *value, int max_age_s)
 {
     char v[TOKEN_BUF_SIZE + 128];
-    snprintf(v, sizeof v, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax", name, value,
-             max_age_s);
+    snprintf(v, sizeof v, "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", name, value,
+             max_age_s, conn_https(c) ? "; Secure" : "");
     reply_header(c, "Set-Cookie", v);
 }
 

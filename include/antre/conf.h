@@ -29,6 +29,8 @@ struct conf_gateway {
     char admin_token_file[CONF_STR];
     int processes;
     int backlog;
+    char trusted_proxies[CONF_STR]; /* cidr.h list; checked at load */
+    int proxy_protocol;
     int max_connections;
     int max_url_bytes;
     int max_header_bytes;

@@ -1055,6 +1055,9 @@ Test(conf, reload_merge_follows_the_table)
         else if (strcmp(name, "paused") == 0 || strcmp(name, "reject_blurry") == 0)
             snprintf(value, sizeof value, "yes");
         else if (strcmp(name, "starttls") == 0) snprintf(value, sizeof value, "no");
+        else if (strcmp(name, "proxy_protocol") == 0) snprintf(value, sizeof value, "on");
+        else if (strcmp(name, "trusted_proxies") == 0)
+            snprintf(value, sizeof value, "10.0.0.0/8, ::1");
         else if (strcmp(name, "method") == 0) snprintf(value, sizeof value, "PUT");
         else if (strcmp(name, "url") == 0)
             snprintf(value, sizeof value, "%s",
@@ -1126,4 +1129,20 @@ Test(conf, queue_sections)
     for (size_t i = 0; (d = conf_directive_at(i)) != NULL; i++)
         if (!strncmp(d->section, "queue.", 6))
             cr_assert(d->reloadable, "[%s] %s", d->section, d->name);
+}
+
+Test(conf, trusted_proxies_are_checked_at_load_with_the_line_and_reason)
+{
+    struct conf c;
+    expect_ok(&c, "gateway", "trusted_proxies", "127.0.0.1/32, 10.0.0.0/8 ::1/128");
+    cr_assert_str_eq(c.gateway.trusted_proxies, "127.0.0.1/32, 10.0.0.0/8 ::1/128");
+    expect_ok(&c, "gateway", "trusted_proxies", "");
+    expect_error("gateway", "trusted_proxies", "10.0.0.0/33",
+                 "'10.0.0.0/33': the prefix length must be 0-32");
+    expect_error("gateway", "trusted_proxies", "10.0.0.1/8",
+                 "'10.0.0.1/8' has bits set after its /8 prefix");
+    expect_error("gateway", "trusted_proxies", "127.0.0.1/32, lb.example",
+                 "'lb.example' is not a numeric IPv4 or IPv6 address");
+    expect_ok(&c, "gateway", "proxy_protocol", "on");
+    cr_assert_eq(c.gateway.proxy_protocol, 1);
 }
