@@ -55,7 +55,8 @@ def test_a_surge_into_an_empty_room_is_admitted_at_the_burst_then_at_the_rate(ma
         samples = []
         t_end = t_joined + 6
         while time.monotonic() < t_end:
-            samples.append((time.monotonic(), facts(c)["admitted"]))
+            n = facts(c)["admitted"]
+            samples.append((time.monotonic(), n))  # the time after the answer: a bound
             time.sleep(0.2)
         for t, n in samples:
             cap = BURST + RATE / 60.0 * (t - t_start) + 2
