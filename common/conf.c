@@ -275,6 +275,9 @@ static const struct directive room_table[] = {
      "fifo (a fair queue), passthrough (admit everyone at once), reject (refuse joins)"},
     {"room.*", "admit_rate_per_min", T_DOUBLE, 0.01, 1e7, "600", 1, R(admit_rate_per_min), NULL,
      NULL, "applicants admitted per minute"},
+    {"room.*", "admit_burst", T_INT, 0, 10000000, "0", 1, R(admit_burst), NULL, NULL,
+     "admissions at once beyond the rate, e.g. an empty room's first joins (0: one second of "
+     "admit_rate_per_min, at least 1)"},
     {"room.*", "max_active", T_INT, 1, 10000000, "1000", 1, R(max_active), NULL, NULL,
      "most sessions at once (active + admitted but not yet redeemed)"},
     {"room.*", "session_ttl_s", T_INT, 10, 86400, "1800", 1, R(session_ttl_s), NULL, NULL,

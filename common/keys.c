@@ -9,7 +9,7 @@ static const char *const room_suffix[KEYS_ROOM__COUNT] = {
     [KEYS_ROOM_CTL] = "ctl",         [KEYS_ROOM_TAIL] = "tail",
     [KEYS_ROOM_PRE] = "pre",         [KEYS_ROOM_ACTIVE] = "active",
     [KEYS_ROOM_BATCHES] = "batches", [KEYS_ROOM_BATCHINFO] = "batchinfo",
-    [KEYS_ROOM_LEFT] = "left",
+    [KEYS_ROOM_LEFT] = "left",       [KEYS_ROOM_ENDED] = "ended",
 };
 
 int keys_room(char *buf, const char *room, enum keys_room k)

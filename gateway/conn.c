@@ -39,6 +39,7 @@ enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY };
 
 static void conn_free(struct conn *c);
 static void process_input(struct conn *c);
+static void head_route(struct conn *c, int has_body);
 static void arm(struct conn *c, const struct timeval *tv);
 
 /* The last answer is out: close so that the client still gets it. close() on a socket with
@@ -293,11 +294,27 @@ static void on_head(struct conn *c)
             reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
             return;
         }
-        if (gate(c, r, &c->params) < 0) return;
+        int rc = gate(c, r, &c->params);
+        if (rc < 0) return;
+        if (rc > 0) { /* the gate asks Redis: HEAD_WAIT, then conn_head_continue or a refusal */
+            c->state = CONN_HEAD_WAIT;
+            c->wait_close = was;
+            c->wait_body = has_body ? 1 : 0;
+            c->wait_gate = 1;
+            arm(c, gw->tv_header);
+            return;
+        }
         c->close_after = was;
         if (has_body) bufferevent_enable(c->bev, EV_READ);
     }
+    head_route(c, has_body);
+}
 
+/* The head passed the gate (if any): the route's body limits and its own head hook. */
+static void head_route(struct conn *c, int has_body)
+{
+    struct gw *gw = c->gw;
+    struct request *r = &c->req;
     int64_t max = c->route->max_body ? c->route->max_body : gw->conf.gateway.max_body_bytes;
     if (r->content_length_seen && r->content_length > (uint64_t)max) {
         refuse_and_close(c, ERR_BODY_TOO_LARGE, 0, REPLY_REFUSAL_TABLE);
@@ -338,7 +355,18 @@ void conn_head_continue(struct conn *c)
     if (c->state != CONN_HEAD_WAIT) abort();
     c->close_after = c->wait_close || c->gw->draining || c->peer_eof;
     c->state = CONN_HEAD;
-    head_go(c, c->wait_body);
+    if (c->wait_gate) {
+        /* The gate let it through: the route's part of the head comes next, and may answer,
+         * so C is held as during input processing (no free inside; process_input ends it). */
+        unsigned was_in = c->in_input;
+        c->wait_gate = 0;
+        c->in_input = 1;
+        if (c->wait_body) bufferevent_enable(c->bev, EV_READ);
+        head_route(c, c->wait_body);
+        c->in_input = was_in;
+    } else {
+        head_go(c, c->wait_body);
+    }
     if (!c->in_input) process_input(c);
 }
 

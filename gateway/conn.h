@@ -9,9 +9,10 @@
  * write_timeout_ms closes the connection. While a handler waits on Redis (HANDLE) the
  * connection is never freed: a peer that goes away is noted and the free happens at reply.
  *
- * HEAD_WAIT: a route's head hook decides asynchronously (returned 1, see route_head_fn). The
- * body is not parsed meanwhile and no 100 Continue is sent; the route then calls
- * conn_head_continue (on to BODY as if the hook had returned 0) or refuses by answering. The
+ * HEAD_WAIT: a route's head hook, or the session gate before it, decides asynchronously
+ * (returned 1, see route_head_fn). The body is not parsed meanwhile and no 100 Continue is
+ * sent; the route then calls conn_head_continue (on to BODY, or from the gate on to the route's
+ * hook, as if it had returned 0) or refuses by answering. The
  * decision must come within header_timeout_ms (else 408 and close). Unlike HANDLE, a client that
  * fails or goes away frees the connection at once: the route's abort hook (conn_set_abort) runs
  * first and must make the pending callback find the connection gone. A client that only
@@ -61,6 +62,7 @@ struct conn {
     unsigned proxied : 1;     /* SRC holds the client the PROXY header named */
     unsigned forwarded : 1;   /* CLIENT holds this request's X-Forwarded-For client */
     unsigned https : 1;       /* a trusted proxy says this request came over https */
+    unsigned wait_gate : 1;   /* HEAD_WAIT: for the session gate (the route's hook comes next) */
     struct request req;
     const struct route *route;
     struct route_params params;

@@ -76,7 +76,8 @@ enum router_result router_match(const struct router *rt, const char *method, con
                                 struct route_params *params, char *allow, size_t allowlen);
 
 /* Install GATE (may be NULL) as RT's session gate: conn.c calls it, with the route_head_fn
- * contract, for every route flagged ROUTE_NEEDS_SESSION, before the route's own head hook. On
+ * contract (it may also decide later: return 1, then conn_head_continue or answer), for every
+ * route flagged ROUTE_NEEDS_SESSION, before the route's own head hook. On
  * success it leaves the session facts in the connection's application context (gate.h). The
  * server installs it at start-up (routes.c); a router without one refuses such routes. */
 void router_set_gate(struct router *rt, route_head_fn *gate);

@@ -78,21 +78,31 @@ void wroom_redis_down(struct conn *c) { reply_redis_refusal(c, RCONN_REFUSED_CLO
 /* A command was refused before it was sent (budget spent, or not connected). */
 void wroom_redis_busy(struct conn *c) { reply_redis_refusal(c, rconn_last_refusal(c->gw->redis)); }
 
+/* W's admit_burst: as configured, or by default (0) one second of the rate, at least 1. */
+static int room_burst(const struct wroom *w)
+{
+    if (w->conf.admit_burst > 0) return w->conf.admit_burst;
+    double b = w->conf.admit_rate_per_min / 60.0;
+    return b < 1.0 ? 1 : b > 1e7 ? 10000000 : (int)b;
+}
+
 /* Call room.lua's OP for W with the per-op key OPKEY (may be "") and extra arguments. */
 int wroom_call(struct wroom *w, const char *op, const char *opkey, rconn_cb *cb, void *arg,
                int nextra, const char *const *extra)
 {
-    char rate[32], maxa[16], win[24], opens[24], pre[24], seed[65], ttl[24];
+    char rate[32], maxa[16], win[24], opens[24], pre[24], seed[65], ttl[24], burst[16];
     snprintf(rate, sizeof rate, "%.6f", w->conf.admit_rate_per_min);
     snprintf(maxa, sizeof maxa, "%d", w->conf.max_active);
     snprintf(win, sizeof win, "%lld", (long long)w->conf.redeem_window_s * 1000);
     snprintf(opens, sizeof opens, "%lld", (long long)w->conf.opens_at);
     snprintf(pre, sizeof pre, "%lld", (long long)w->conf.prequeue_from);
     snprintf(ttl, sizeof ttl, "%lld", (long long)w->conf.session_ttl_s * 1000);
+    snprintf(burst, sizeof burst, "%d", room_burst(w));
     wroom_random_hex(seed, 32);
-    const char *keys[8];
+    const char *keys[9];
     for (int i = 0; i < 7; i++) keys[i] = w->keys[i];
     keys[7] = opkey[0] ? opkey : w->keys[KEYS_ROOM_CTL];
+    keys[8] = w->keys[KEYS_ROOM_ENDED];
     const char *args[SCRIPT_MAX_ARGS];
     int n = 0;
     args[n++] = op;
@@ -104,8 +114,9 @@ int wroom_call(struct wroom *w, const char *op, const char *opkey, rconn_cb *cb,
     args[n++] = pre;
     args[n++] = seed;
     args[n++] = ttl;
-    for (int i = 0; i < nextra && n < SCRIPT_MAX_ARGS - 8; i++) args[n++] = extra[i];
-    return script_call(w->gw->redis, &room_script, cb, arg, 8, keys, n, args);
+    args[n++] = burst;
+    for (int i = 0; i < nextra && n < SCRIPT_MAX_ARGS - 9; i++) args[n++] = extra[i];
+    return script_call(w->gw->redis, &room_script, cb, arg, 9, keys, n, args);
 }
 
 int64_t wroom_elem_int(const redisReply *r, size_t i)

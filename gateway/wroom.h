@@ -54,9 +54,11 @@ void wroom_view_ticket(struct gw *gw, const char *room, size_t rlen, const char 
 void wroom_form_join(struct conn *c, struct request *r, const struct route_params *p);
 
 /* The session gate (a route_head_fn that routes.c installs with router_set_gate): checks the
- * session token of C's request (Bearer or cookie antre_session). On success returns 0 and fills
- * C's session facts (gate_session); otherwise answers 401 not_admitted / session_expired
- * itself and returns -1. Called before any body is read. */
+ * session token of C's request (Bearer or cookie antre_session) and fills C's session facts
+ * (gate_session), then returns 1 while it asks Redis whether the session left (one ZSCORE; it
+ * then calls conn_head_continue, or answers 401 session_expired or 503); 0 in a passthrough
+ * room (no Redis); on a bad token answers 401 not_admitted / session_expired itself and returns
+ * -1. Called before any body is read. */
 int wroom_gate(struct conn *c, struct request *r, const struct route_params *p);
 
 /* Extract a token named NAME ("antre_ticket", "antre_session") from the request: the Bearer

@@ -148,11 +148,14 @@ void wroom_status_leave(struct conn *c, struct request *r, const struct route_pa
         invalid_ticket(c);
         return;
     }
-    char key[KEYS_MAX] = "", num[24];
-    const char *extra[2];
+    char key[KEYS_MAX] = "", num[24], exp[24] = "0";
+    const char *extra[3] = {NULL, NULL, exp};
     if (t.kind == TK_SESSION) {
+        /* Ended for every gateway: the gate refuses it from the next request on, until its
+         * expiry (from the token). */
         extra[0] = "session";
         extra[1] = t.sid;
+        snprintf(exp, sizeof exp, "%lld", (long long)t.t);
     } else {
         int64_t place = t.kind == TK_PLACE ? (int64_t)t.num : wroom_view_pre_place(w, t.num);
         if (place < 0) {
@@ -168,7 +171,7 @@ void wroom_status_leave(struct conn *c, struct request *r, const struct route_pa
         extra[1] = num;
     }
     wroom_metrics(w)->left++;
-    if (wroom_call(w, "leave", key, on_leave_reply, c, 2, extra) < 0) wroom_redis_busy(c);
+    if (wroom_call(w, "leave", key, on_leave_reply, c, 3, extra) < 0) wroom_redis_busy(c);
 }
 
 void wroom_status_facts(struct conn *c, struct request *r, const struct route_params *p)

@@ -169,6 +169,7 @@ struct conf_room {
     char name[CONF_ROOM_NAME];
     char mode[16]; /* fifo, passthrough, reject */
     double admit_rate_per_min;
+    int admit_burst; /* admissions at once beyond the rate; 0: one second of the rate (>= 1) */
     int max_active;
     int session_ttl_s;
     char continue_url[CONF_STR];     /* "", a same-origin path, or an absolute URL */

@@ -16,6 +16,7 @@ enum keys_room {
     KEYS_ROOM_BATCHES,   /* zset: admission batches by first place */
     KEYS_ROOM_BATCHINFO, /* hash: first place -> "end:admitted_ms:redeemed" */
     KEYS_ROOM_LEFT,      /* zset: waiting places whose holders left */
+    KEYS_ROOM_ENDED,     /* zset: session id -> expiry (ms) of sessions ended by leave */
     KEYS_ROOM__COUNT
 };
 

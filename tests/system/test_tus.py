@@ -702,14 +702,31 @@ def test_an_upload_whose_job_could_not_be_queued_is_queued_by_the_next_head(make
     assert tus.patch(s, loc, 0, data[:20_000]).status_code == 204
     down = 'antre_refusals_total{reason="redis_down"}'
     before = tus.gw.metrics().get(down, 0)
-    tus.redis.pause()
-    try:
-        r = tus.patch(s, loc, 20_000, data[20_000:])
-        assert (r.status_code, r.json()["error"]["code"]) == (503, "redis_unavailable"), r.text
-        assert int(r.headers["Retry-After"]) > 0
-        assert tus.gw.metrics().get(down, 0) == before + 1  # counted, once
-    finally:
-        tus.redis.resume()
+    # The session gate asks Redis before the body: the PATCH's head goes first (100 Continue
+    # says it passed), then Redis stalls and the bytes follow.
+    rest = data[20_000:]
+    h = tus.headers(s, **{"Upload-Offset": "20000", "Content-Length": str(len(rest)),
+                          "Content-Type": "application/offset+octet-stream",
+                          "Expect": "100-continue", "Connection": "close"})
+    head = f"PATCH {loc} HTTP/1.1\r\nHost: antre.test\r\n" + \
+        "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", tus.gw.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            b = sock.recv(4096)
+            assert b, got
+            got += b
+        assert got.startswith(b"HTTP/1.1 100"), got
+        tus.redis.pause()
+        try:
+            sock.sendall(rest)
+            (status, headers, body), = parse_responses(read_all(sock, 10))
+            assert (status, json.loads(body)["error"]["code"]) == (503, "redis_unavailable"), body
+            assert int(headers["retry-after"]) > 0
+            assert tus.gw.metrics().get(down, 0) == before + 1  # counted, once
+        finally:
+            tus.redis.resume()
     assert os.path.getsize(tus.files(loc)[0]) == len(data)
     assert os.path.exists(tus.files(loc)[1])
 

@@ -425,7 +425,12 @@ def test_admission_rate_over_30s_and_never_more_than_max_active(make_gateway):
     # Sessions leave after 5 s (about 100 active), so capacity never binds and the rate shows.
     flow, samples, t0 = run_flow(gw, tickets, hold=5, seconds=32)
 
+    # The rate is a ceiling (what protects the site): after the first admission, never more
+    # than the rate allows plus the budget's burst (admit_burst, by default one second of the
+    # rate), whatever the timing. Below the rate only loosely: a machine too busy to run the
+    # controller every 100 ms admits less (tokens it could not use beyond the burst are lost).
     rate = R / 60.0
+    burst = rate
     a0 = next(f["admitted"] for t, f, _ in samples if t >= t0)
     checked = 0
     for t, f, m in samples:
@@ -433,11 +438,10 @@ def test_admission_rate_over_30s_and_never_more_than_max_active(make_gateway):
         assert m["active"] + m["pending"] <= M, m
         assert f["waiting"] > 0, f  # the queue was never empty
         el = t - t0
-        if el >= 10:
-            expect = rate * el
+        if el >= 1:
             got = f["admitted"] - a0
-            assert abs(got - expect) <= 0.02 * expect + 2, \
-                f"{got} admitted {el:.1f} s after the first admission, expected {expect:.0f}"
+            assert got <= rate * el + burst + 2, \
+                f"{got} admitted {el:.1f} s after the first admission, at most {rate * el:.0f}"
             checked += 1
     assert checked >= 100
     t_end, f_end, _ = [s for s in samples if s[0] <= t0 + 32][-1]
@@ -446,7 +450,8 @@ def test_admission_rate_over_30s_and_never_more_than_max_active(make_gateway):
     got = f_end["admitted"] - a0
     print(f"admitted {got} in {t_end - t0:.2f} s, expected {expect:.1f}; "
           f"peak active {max(f['active'] for _, f, _ in samples)}; {len(samples)} samples")
-    assert abs(got - expect) <= 0.02 * expect, (got, expect)
+    assert got <= expect + burst + 2, (got, expect)
+    assert got >= 0.75 * expect, (got, expect)
     # Redeemed promptly: nobody was a ghost.
     assert room_metrics(gw)["expired"] == 0
     assert len(flow.redeemed) >= got - 5
@@ -510,7 +515,9 @@ def test_half_abandon_live_half_still_flows_at_rate(make_gateway):
 
 def test_fast_path_admits_until_max_active_then_waits(make_gateway):
     M = 5
-    gw = make_gateway(room(admit_rate_per_min=60, max_active=M, session_ttl_s=600))
+    # The budget (admit_burst) covers every join here: capacity is what stops the fast path.
+    gw = make_gateway(room(admit_rate_per_min=60, admit_burst=20, max_active=M,
+                           session_ttl_s=600))
     ready(gw)
     c = Conn(gw.port)
     try:
