@@ -4,9 +4,18 @@
  *   HANDLE --reply_*() queued the answer--> IDLE (keep-alive: parse what is already buffered,
  *   so pipelined requests are answered in order) or CLOSING (flush, then close).
  *
- * Timers: IDLE waits idle_timeout_ms; HEAD must complete within header_timeout_ms of its first
- * byte (slowloris); BODY may pause at most body_timeout_ms; a write that makes no progress for
- * write_timeout_ms closes the connection. While a handler waits on Redis (HANDLE) the
+ * Timers: a new connection must complete its first head within header_timeout_ms of the accept
+ * (one that sends nothing is closed then); between keep-alive requests IDLE waits
+ * idle_timeout_ms, and a later HEAD must complete within header_timeout_ms of its first byte
+ * (slowloris); BODY may pause at most body_timeout_ms, and must be whole within
+ * body_total_timeout_ms of the head plus one second per body_min_rate bytes received (a slow
+ * trickle is cut, a large upload at any real rate is not); a write that makes no progress for
+ * write_timeout_ms closes the connection.
+ *
+ * Refusals at accept (max_connections, per_ip_max_connections, draining) are connections too
+ * (conn_refuse): the 503 is written, then the connection half-closes and lingers briefly so the
+ * client reads the answer rather than a reset. They do not count as open connections; at most
+ * a bounded number linger at once, beyond which they close right after the answer. While a handler waits on Redis (HANDLE) the
  * connection is never freed: a peer that goes away is noted and the free happens at reply.
  *
  * HEAD_WAIT: a route's head hook decides asynchronously (returned 1, see route_head_fn). The
@@ -23,6 +32,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "request.h"
 #include "router.h"
 
@@ -52,12 +62,19 @@ struct conn {
     unsigned peer_eof : 1;    /* the peer half-closed while the head was pending */
     unsigned wait_close : 1;  /* HEAD_WAIT: close_after as it was before the head hook */
     unsigned wait_body : 1;   /* HEAD_WAIT: the request has a body */
+    unsigned kept : 1;        /* answered a request: IDLE now waits idle_timeout_ms */
+    unsigned charged : 1;     /* counted in the per-IP connection counts (client_key) */
+    unsigned refusing : 1;    /* refused at accept: answered, lingering (gw->nrefusing) */
+    unsigned refuse_fast : 1; /* refused over the lingering budget: close after the answer */
+    unsigned body_rate : 1;   /* the body timer is armed for the overall deadline */
     struct request req;
     const struct route *route;
     struct route_params params;
     struct evbuffer *body;    /* the buffered request body (lazily created) */
     struct sockaddr_in6 peer; /* AF_INET peers are stored as struct sockaddr_in */
     uint64_t t_head_ns;       /* when the head completed (latency) */
+    uint64_t t_body_ns;       /* when the body began (body_total_timeout_ms) */
+    uint64_t client_key;      /* the per-IP key charged (ratelimit_client_key) */
     char reqid[65];
     char *extra;         /* extra response headers for the next reply (malloc'd) */
     size_t linger_bytes; /* input discarded while lingering */
@@ -116,5 +133,25 @@ int conn_route_has(const struct conn *c, unsigned flag);
 
 /* The peer's address as text (for logs). */
 void conn_peer_text(const struct conn *c, char *buf, size_t len);
+
+/* The client's address for per-client decisions (rate limit, connection count): today the
+ * TCP peer. The one place to change when a trusted proxy names the real client (the PROXY
+ * protocol or X-Forwarded-For); call conn_charge_client again afterwards. */
+const struct sockaddr *conn_client_addr(const struct conn *c);
+
+/* Count C against its client's open connections ([gateway] per_ip_max_connections, across all
+ * processes), first releasing the count C already holds, if any (so it also re-keys C after
+ * conn_client_addr changed). Returns 0 when C may go on (counted, or not countable: the limit
+ * is off, the address is not IP, the table is full), or 1 when the client is at its limit: C
+ * is then counted nowhere, and the caller refuses it (conn_refuse with
+ * ERR_TOO_MANY_CONNECTIONS_PER_IP). The count is released when C is freed. */
+int conn_charge_client(struct conn *c);
+
+/* Answer C, a connection that has sent no request yet, with the 503 E (Retry-After from the
+ * catalogue) and close it: half-close, then read and discard for a short linger, so the answer
+ * is not destroyed by a reset. C stops counting as an open connection. Lingering refusals are
+ * bounded in number (beyond, C closes right after the answer, discarding what input already
+ * arrived). The caller must not use C afterwards. */
+void conn_refuse(struct conn *c, enum error_id e);
 
 #endif

@@ -18,6 +18,7 @@ struct evconnlistener;
 struct router;
 struct rconn;
 struct ratelimit;
+struct peerlimit;
 struct metrics_slot;
 struct accesslog;
 struct conn;
@@ -38,7 +39,8 @@ struct gw {
     struct event *sig_term, *sig_int, *sig_hup;
 
     struct rconn *redis;
-    struct ratelimit *ratelimit; /* NULL while per_ip_rate = 0 */
+    struct ratelimit *ratelimit; /* NULL while per_ip_rate = 0 (shared by the processes) */
+    struct peerlimit *peerlimit; /* per-IP connection counts (shared by the processes) */
     struct metrics_slot *metrics;
     struct accesslog *accesslog;
 
@@ -49,7 +51,8 @@ struct gw {
 
     struct conn *conns; /* every open connection (for drain and shutdown) */
     int nconns;
-    int nadmin; /* of which on the admin listener */
+    int nadmin;    /* of which on the admin listener */
+    int nrefusing; /* refused at accept, still lingering (not in nconns) */
     int draining;
     struct timeval drain_deadline;
 
