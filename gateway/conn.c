@@ -36,7 +36,7 @@
 #define OUTPUT_HIGH_WATER (1024 * 1024)
 /* Refusals lingering at once: max_connections / REFUSING_SHARE + REFUSING_MIN (see conn_refuse). */
 #define REFUSING_SHARE 4
-#define REFUSING_MIN 32
+#define REFUSING_MIN 256
 #define NS_PER_MS 1000000ull
 
 enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY };
@@ -573,13 +573,19 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case CONN_HEAD:
         refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_HEADER_TIMEOUT); /* C may be gone now */
         break;
-    case CONN_BODY: /* C may be gone after body_late */ body_late(c, c->body_rate); break;
+    case CONN_BODY:
+        body_late(c, c->body_rate); /* C may be gone now */
+        break;
     case CONN_HEAD_WAIT: /* the decision did not come (the route's abort hook drops it) */
         run_abort(c);
         refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_HEADER_TIMEOUT); /* C may be gone now */
         break;
     case CONN_HANDLE: break;
     case CONN_IDLE:
+        /* Nothing sent since the accept: cut quietly (nothing was asked), but counted. */
+        if (!c->kept) metrics_refusal(c->gw->metrics, REFUSE_HEADER_TIMEOUT);
+        conn_free(c);
+        break;
     case CONN_CLOSING: conn_free(c); break;
     }
 }
