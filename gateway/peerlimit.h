@@ -16,8 +16,10 @@
  * check reads one cache line per process and allocates nothing. An entry is one 64-bit word,
  * a 48-bit tag of the client's hashed key and a 16-bit count, so a reader never sees a torn
  * entry. When a client's count returns to 0 its entry is freed. If every entry of a set is in
- * use, the connection is not counted (peerlimit_charge returns PEERLIMIT_UNTRACKED): memory is
- * bounded and the table is sized so that this stays rare; the caller counts it. */
+ * use, the connection is allowed but not counted (peerlimit_charge returns PEERLIMIT_UNTRACKED):
+ * memory is bounded, and the gateway sizes each table at 4 entries per connection the process
+ * may hold (server.c), so that a full set of 8 is rare; failing open there is safer than
+ * refusing a client for another's hash. */
 #ifndef ANTRE_GATEWAY_PEERLIMIT_H
 #define ANTRE_GATEWAY_PEERLIMIT_H
 

@@ -6,12 +6,14 @@ and with several processes a client still gets one per-IP rate.
 Attackers come from 127.0.0.1 (slowhttptest and a Python slowloris); the normal client binds
 127.0.0.2, another address of the loopback network, so per-IP limits tell them apart."""
 import os
+import signal
 import socket
 import subprocess
 import time
 
 
 from conftest import parse_responses, read_all, wait_for
+from test_processes import children_of
 
 NORMAL_ADDR = "127.0.0.2"
 
@@ -316,3 +318,38 @@ def _read_one(s):
             break
         rest += b
     return head + b"\r\n\r\n" + rest
+
+
+def test_crashed_process_does_not_leak_its_per_ip_counts(make_gateway):
+    """processes = 2, per_ip_max_connections = 10: a process killed while it holds connections
+    from one address has its counts cleared when the supervisor restarts it in its slot, so
+    the address gets its 10 connections again."""
+    g = make_gateway({"gateway.processes": 2, "gateway.per_ip_max_connections": 10})
+    wait_for(lambda: len(children_of(g.proc.pid)) == 2, timeout=10, what="two processes")
+
+    def open_ok(n):
+        socks, ok = [], 0
+        for _ in range(n):
+            s = connect(g.port)
+            socks.append(s)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                ok += s.recv(4096).startswith(b"HTTP/1.1 200")
+            except OSError:
+                pass
+        return socks, ok
+
+    socks, ok = open_ok(10)
+    assert ok == 10, ok
+    victim = children_of(g.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(children_of(g.proc.pid)) == 2 and victim not in children_of(g.proc.pid),
+             timeout=15, what="the killed process restarted")
+    for s in socks:
+        s.close()
+    # The survivor's connections are released as our sockets close; the dead one's by restart.
+    time.sleep(0.5)
+    socks, ok = open_ok(10)
+    for s in socks:
+        s.close()
+    assert ok == 10, f"{ok} of 10 connections served after the restart"
