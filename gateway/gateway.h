@@ -1,7 +1,8 @@
 /* gateway.h: the state one gateway process shares between its modules.
  *
  * One `struct gw` per process, owned by server.c. Everything here is per process; what must be
- * shared across processes lives in Redis, in signed tokens, or in the metrics slots. */
+ * shared across processes lives in Redis, in signed tokens, in the metrics slots, or in the
+ * per-IP tables mapped before the fork (ratelimit.c, peerlimit.c). */
 #ifndef ANTRE_GATEWAY_H
 #define ANTRE_GATEWAY_H
 
