@@ -9,8 +9,8 @@
  * says no more than "never seen": such an entry can be forgotten without changing any answer.
  * Times are integer nanoseconds, so long runs accumulate no rounding error.
  *
- * The table is an array of 16-byte slots {key, TAT} cut into sets of 8 slots (two cache lines,
- * aligned). A client's set is chosen by SipHash-1-3 of its key under a random 128-bit key, so
+ * The table is an array of 16-byte slots {key, TAT} cut into sets of 8 slots, each set with its
+ * lock on cache lines of its own. A client's set is chosen by SipHash-1-3 of its key under a random 128-bit key, so
  * an attacker choosing source addresses cannot aim them all at one set. A check scans only its
  * set: O(1), no allocation.
  *
@@ -23,17 +23,17 @@
  * that dies holding it (killed in those few instructions) hands it to the next locker with
  * EOWNERDEAD; the set is then at worst one TAT stale, which the clamp below bounds. */
 #include "ratelimit.h"
-#include <pthread.h>
-#include <stdatomic.h>
-#include <sys/mman.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #define SET_SLOTS 8                 /* slots per set: the probe window */
