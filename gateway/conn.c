@@ -24,6 +24,7 @@
 #include "gateway.h"
 #include "lang.h"
 #include "metrics.h"
+#include "peerlimit.h"
 #include "proxy.h"
 #include "ratelimit.h"
 #include "reply.h"
@@ -34,6 +35,10 @@
 #define LINGER_MAX_BYTES (64 * 1024)
 /* Stop parsing new requests while this much output waits to be written. */
 #define OUTPUT_HIGH_WATER (1024 * 1024)
+/* Refusals lingering at once: max_connections / REFUSING_SHARE + REFUSING_MIN (see conn_refuse). */
+#define REFUSING_SHARE 4
+#define REFUSING_MIN 256
+#define NS_PER_MS 1000000ull
 
 enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY };
 
@@ -41,6 +46,7 @@ static void conn_free(struct conn *c);
 static void process_input(struct conn *c);
 static void head_route(struct conn *c, int has_body);
 static void arm(struct conn *c, const struct timeval *tv);
+static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s, int refusal);
 
 /* The last answer is out: close so that the client still gets it. close() on a socket with
  * unread bytes sends RST, which can destroy the answer at the client before it is read (a
@@ -49,6 +55,16 @@ static void arm(struct conn *c, const struct timeval *tv);
 static void finish_close(struct conn *c)
 {
     if (c->peer_gone || c->lingering) {
+        conn_free(c);
+        return;
+    }
+    if (c->refuse_fast) {
+        /* Over the lingering budget: discard what already arrived (a close with unread input
+         * is what sends the reset), send the FIN, and go. */
+        int fd = bufferevent_getfd(c->bev);
+        char sink[4096];
+        for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) continue;
+        shutdown(fd, SHUT_WR);
         conn_free(c);
         return;
     }
@@ -104,6 +120,31 @@ void conn_peer_text(const struct conn *c, char *buf, size_t len)
 static const struct sockaddr *conn_src(const struct conn *c)
 {
     return (const struct sockaddr *)(c->proxied ? &c->src : &c->peer);
+}
+
+static void release_client(struct conn *c)
+{
+    if (c->charged) peerlimit_release(c->gw->peerlimit, c->client_key);
+    c->charged = 0;
+}
+
+int conn_charge_client(struct conn *c)
+{
+    struct gw *gw = c->gw;
+    release_client(c);
+    int max = gw->conf.gateway.per_ip_max_connections;
+    uint64_t key;
+    /* Behind the PROXY protocol the client is known only from its header (read_proxy_header
+     * charges then); a trusted proxy's own connections carry many clients, each limited per
+     * request by its X-Forwarded-For address instead. */
+    if (max <= 0 || !gw->peerlimit || c->proxy_wait) return 0;
+    const struct sockaddr *who = conn_src(c);
+    if (!c->proxied && gw->trusted.n > 0 && cidr_list_match(&gw->trusted, who)) return 0;
+    if (ratelimit_client_key(who, &key) < 0) return 0;
+    enum peerlimit_result r = peerlimit_charge(gw->peerlimit, key, max);
+    if (r == PEERLIMIT_OVER) return 1;
+    if (r == PEERLIMIT_CHARGED) c->client_key = key, c->charged = 1;
+    return 0;
 }
 
 const struct sockaddr *conn_client(const struct conn *c)
@@ -214,6 +255,42 @@ static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s,
     reply_err_full(c, e, NULL, NULL, NULL, NULL, retry_after_s, refusal);
 }
 
+/* Arm the body timer: the pause allowance (body_timeout_ms), or less when the body's overall
+ * deadline comes sooner. Why the deadline grows with what arrived (Apache mod_reqtimeout's
+ * MinRate): a fixed total would cut a 10 MB photo sent from a slow phone, while a per-pause
+ * timeout alone lets 1 byte every few seconds hold the connection for ever. Each byte received
+ * buys 1 / body_min_rate seconds beyond the body_total_timeout_ms grace, so any client sending
+ * faster than body_min_rate on average is never cut, and a trickle is cut soon after the grace.
+ * Returns 0, or -1 when the deadline has passed already. */
+static int arm_body(struct conn *c)
+{
+    const struct conf_gateway *g = &c->gw->conf.gateway;
+    uint64_t now = clock_now_ns();
+    uint64_t due = c->t_body_ns + (uint64_t)g->body_total_timeout_ms * NS_PER_MS;
+    if (g->body_min_rate > 0) due += c->req.body_bytes * 1000000000ull / (uint64_t)g->body_min_rate;
+    uint64_t pause = (uint64_t)g->body_timeout_ms * NS_PER_MS;
+    if (due <= now) return -1;
+    if (due - now >= pause) {
+        c->body_rate = 0;
+        arm(c, c->gw->tv_body); /* the common timeout: O(1) */
+        return 0;
+    }
+    uint64_t left = due - now;
+    struct timeval tv = {(time_t)(left / 1000000000ull),
+                         (suseconds_t)(left % 1000000000ull / 1000)};
+    c->body_rate = 1;
+    arm(c, &tv);
+    return 0;
+}
+
+/* The body is late: cut it with a 408 (counted as a pause or as too slow overall). */
+static void body_late(struct conn *c, int too_slow)
+{
+    run_abort(c);
+    refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0,
+                     too_slow ? REFUSE_BODY_MIN_RATE : REFUSE_BODY_TIMEOUT);
+}
+
 /* The head is accepted: ask for the body (100-continue) and let the parser go on. */
 static void head_go(struct conn *c, int has_body)
 {
@@ -224,7 +301,8 @@ static void head_go(struct conn *c, int has_body)
             flush_now(c);
         }
         c->state = CONN_BODY;
-        arm(c, c->gw->tv_body);
+        c->t_body_ns = clock_now_ns();
+        arm_body(c);
     }
     request_resume(r);
 }
@@ -408,6 +486,7 @@ void conn_answered(struct conn *c)
     }
     c->t_head_ns = 0;
     c->forwarded = c->https = 0; /* the next request on a proxy's connection may be another's */
+    c->kept = 1;
     if (c->close_after || c->peer_gone) {
         c->state = CONN_CLOSING;
         event_del(&c->timer);
@@ -452,7 +531,8 @@ static void process_input(struct conn *c)
         if (c->state == CONN_IDLE) {
             if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER) break; /* resumed by write_cb */
             c->state = CONN_HEAD;
-            c->head_timer = 0;
+            /* The first head's deadline has run since the accept (conn_new). */
+            c->head_timer = !c->kept;
         }
         struct evbuffer_iovec v[16];
         int nv = evbuffer_peek(in, -1, NULL, v, 16);
@@ -487,8 +567,8 @@ static void process_input(struct conn *c)
     if (c->state == CONN_HEAD && !c->head_timer) {
         arm(c, c->gw->tv_header);
         c->head_timer = 1;
-    } else if (c->state == CONN_BODY) {
-        arm(c, c->gw->tv_body);
+    } else if (c->state == CONN_BODY && arm_body(c) < 0) {
+        body_late(c, 1); /* C may be gone now */
     }
 }
 
@@ -521,15 +601,17 @@ static int read_proxy_header(struct conn *c)
         c->src = h.src;
         c->proxied = 1;
     }
-    /* The connection's client is known from here on (conn_client): per-IP state keyed at accept
-     * by the TCP peer (the balancer's address) is to be re-keyed to conn_client(c) here. */
+    /* The connection's client is known from here on (conn_client): count its connections. */
+    if (!c->admin && conn_charge_client(c) > 0) {
+        conn_refuse(c, ERR_TOO_MANY_CONNECTIONS_PER_IP);
+        return -1;
+    }
     return 0;
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->proxy_wait && read_proxy_header(c) != 0) return;
     if (c->lingering) { /* only waiting for the client to close: discard, up to a point */
         struct evbuffer *in = bufferevent_get_input(bev);
         size_t n = evbuffer_get_length(in);
@@ -539,6 +621,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         if (c->linger_bytes > LINGER_MAX_BYTES) conn_free(c);
         return;
     }
+    if (c->proxy_wait && read_proxy_header(c) != 0) return;
     process_input(c);
 }
 
@@ -594,8 +677,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_HEADER_TIMEOUT); /* C may be gone now */
         break;
     case CONN_BODY:
-        run_abort(c);
-        refuse_and_close(c, ERR_REQUEST_TIMEOUT, 0, REFUSE_BODY_TIMEOUT); /* C may be gone now */
+        body_late(c, c->body_rate); /* C may be gone now */
         break;
     case CONN_HEAD_WAIT: /* the decision did not come (the route's abort hook drops it) */
         run_abort(c);
@@ -603,6 +685,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         break;
     case CONN_HANDLE: break;
     case CONN_IDLE:
+        /* Nothing sent since the accept: cut quietly (nothing was asked), but counted. */
+        if (!c->kept) metrics_refusal(c->gw->metrics, REFUSE_HEADER_TIMEOUT);
+        conn_free(c);
+        break;
     case CONN_CLOSING: conn_free(c); break;
     }
 }
@@ -639,14 +725,32 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
     gw->nadmin += c->admin;
     gw->metrics->conns_open++;
     gw->metrics->conns_total++;
-    set_idle(c);
-    if (!c->admin && gw->conf.gateway.proxy_protocol) {
-        /* The PROXY header comes first, within the header timeout (timer_cb closes an IDLE
-         * connection silently). */
-        c->proxy_wait = 1;
-        arm(c, gw->tv_header);
-    }
+    /* The first head is due header_timeout_ms after the accept, not after its first byte: a
+     * connection that sends nothing is a slowloris too, and must not hold its slot for
+     * idle_timeout_ms (process_input keeps this deadline when the first byte comes). */
+    c->state = CONN_IDLE;
+    arm(c, gw->tv_header);
+    if (!c->admin && gw->conf.gateway.proxy_protocol)
+        c->proxy_wait = 1; /* the PROXY header comes first, within that same deadline */
     return c;
+}
+
+void conn_refuse(struct conn *c, enum error_id e)
+{
+    struct gw *gw = c->gw;
+    release_client(c);
+    if (!c->refusing) {
+        c->refusing = 1;
+        gw->nconns--;
+        gw->nadmin -= c->admin;
+        gw->metrics->conns_open--;
+        gw->nrefusing++;
+    }
+    /* Why a budget: each lingering refusal holds a descriptor for up to the linger time, and
+     * refusals come fastest exactly when the gateway is full or attacked. */
+    if (gw->nrefusing > gw->conf.gateway.max_connections / REFUSING_SHARE + REFUSING_MIN)
+        c->refuse_fast = 1;
+    refuse_and_close(c, e, 0, REPLY_REFUSAL_TABLE); /* C may be gone now */
 }
 
 static void conn_free(struct conn *c)
@@ -656,9 +760,14 @@ static void conn_free(struct conn *c)
     if (c->prev) c->prev->next = c->next;
     else gw->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    gw->nconns--;
-    gw->nadmin -= c->admin;
-    gw->metrics->conns_open--;
+    release_client(c);
+    if (c->refusing) {
+        gw->nrefusing--;
+    } else {
+        gw->nconns--;
+        gw->nadmin -= c->admin;
+        gw->metrics->conns_open--;
+    }
     event_del(&c->timer);
     bufferevent_free(c->bev);
     request_release(&c->req);

@@ -4,9 +4,18 @@
  *   HANDLE --reply_*() queued the answer--> IDLE (keep-alive: parse what is already buffered,
  *   so pipelined requests are answered in order) or CLOSING (flush, then close).
  *
- * Timers: IDLE waits idle_timeout_ms; HEAD must complete within header_timeout_ms of its first
- * byte (slowloris); BODY may pause at most body_timeout_ms; a write that makes no progress for
- * write_timeout_ms closes the connection. While a handler waits on Redis (HANDLE) the
+ * Timers: a new connection must complete its first head within header_timeout_ms of the accept
+ * (one that sends nothing is closed then); between keep-alive requests IDLE waits
+ * idle_timeout_ms, and a later HEAD must complete within header_timeout_ms of its first byte
+ * (slowloris); BODY may pause at most body_timeout_ms, and must be whole within
+ * body_total_timeout_ms of the head plus one second per body_min_rate bytes received (a slow
+ * trickle is cut, a large upload at any real rate is not); a write that makes no progress for
+ * write_timeout_ms closes the connection.
+ *
+ * Refusals at accept (max_connections, per_ip_max_connections, draining) are connections too
+ * (conn_refuse): the 503 is written, then the connection half-closes and lingers briefly so the
+ * client reads the answer rather than a reset. They do not count as open connections; at most
+ * a bounded number linger at once, beyond which they close right after the answer. While a handler waits on Redis (HANDLE) the
  * connection is never freed: a peer that goes away is noted and the free happens at reply.
  *
  * HEAD_WAIT: a route's head hook, or the session gate before it, decides asynchronously
@@ -29,6 +38,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "request.h"
 #include "router.h"
 
@@ -63,6 +73,11 @@ struct conn {
     unsigned forwarded : 1;   /* CLIENT holds this request's X-Forwarded-For client */
     unsigned https : 1;       /* a trusted proxy says this request came over https */
     unsigned wait_gate : 1;   /* HEAD_WAIT: for the session gate (the route's hook comes next) */
+    unsigned kept : 1;        /* answered a request: IDLE now waits idle_timeout_ms */
+    unsigned charged : 1;     /* counted in the per-IP connection counts (client_key) */
+    unsigned refusing : 1;    /* refused at accept: answered, lingering (gw->nrefusing) */
+    unsigned refuse_fast : 1; /* refused over the lingering budget: close after the answer */
+    unsigned body_rate : 1;   /* the body timer is armed for the overall deadline */
     struct request req;
     const struct route *route;
     struct route_params params;
@@ -71,6 +86,8 @@ struct conn {
     struct sockaddr_in6 src;    /* proxied: the connection's client from its PROXY header */
     struct sockaddr_in6 client; /* forwarded: this request's client (X-Forwarded-For) */
     uint64_t t_head_ns;         /* when the head completed (latency) */
+    uint64_t t_body_ns;         /* when the body began (body_total_timeout_ms) */
+    uint64_t client_key;        /* the per-IP key charged (ratelimit_client_key) */
     char reqid[65];
     char *extra;         /* extra response headers for the next reply (malloc'd) */
     size_t linger_bytes; /* input discarded while lingering */
@@ -143,5 +160,19 @@ void conn_client_text(const struct conn *c, char *buf, size_t len);
 /* 1 when a trusted proxy says C's current request came over https (X-Forwarded-Proto): its
  * cookies get Secure. */
 int conn_https(const struct conn *c);
+
+/* Count C against its client's open connections ([gateway] per_ip_max_connections, across all
+ * processes), first releasing the count C already holds, if any (so it also re-keys C once its PROXY header named the client). Returns 0 when C may go on (counted, or not countable: the limit
+ * is off, the address is not IP, the table is full), or 1 when the client is at its limit: C
+ * is then counted nowhere, and the caller refuses it (conn_refuse with
+ * ERR_TOO_MANY_CONNECTIONS_PER_IP). The count is released when C is freed. */
+int conn_charge_client(struct conn *c);
+
+/* Answer C, a connection that has sent no request yet, with the 503 E (Retry-After from the
+ * catalogue) and close it: half-close, then read and discard for a short linger, so the answer
+ * is not destroyed by a reset. C stops counting as an open connection. Lingering refusals are
+ * bounded in number (beyond, C closes right after the answer, discarding what input already
+ * arrived). The caller must not use C afterwards. */
+void conn_refuse(struct conn *c, enum error_id e);
 
 #endif

@@ -76,6 +76,12 @@ static const struct error_def table[ERR__COUNT] = {
                                   "Server sedang penuh; silakan coba lagi sebentar lagi.",
                                   "The server is full right now; please try again shortly.",
                                   REFUSE_MAX_CONNECTIONS, 1},
+    [ERR_TOO_MANY_CONNECTIONS_PER_IP] = {"too_many_connections_per_ip", 503,
+                                         "Terlalu banyak koneksi dari alamat Anda; tutup sebagian "
+                                         "lalu coba lagi.",
+                                         "Too many connections from your address; close some and "
+                                         "try again.",
+                                         REFUSE_PER_IP_CONNECTIONS, 1},
     [ERR_SHUTTING_DOWN] = {"shutting_down", 503, "Server sedang dimulai ulang; silakan coba lagi.",
                            "The server is restarting; please try again.", REFUSE_DRAINING, 1},
     [ERR_REDIS_UNAVAILABLE] = {"redis_unavailable", 503,

@@ -37,6 +37,7 @@ enum error_id {
     /* load and availability */
     ERR_RATE_LIMITED,
     ERR_TOO_MANY_CONNECTIONS,
+    ERR_TOO_MANY_CONNECTIONS_PER_IP,
     ERR_SHUTTING_DOWN,
     ERR_REDIS_UNAVAILABLE,
     ERR_OVERLOADED,

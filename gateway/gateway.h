@@ -1,7 +1,8 @@
 /* gateway.h: the state one gateway process shares between its modules.
  *
  * One `struct gw` per process, owned by server.c. Everything here is per process; what must be
- * shared across processes lives in Redis, in signed tokens, or in the metrics slots. */
+ * shared across processes lives in Redis, in signed tokens, in the metrics slots, or in the
+ * per-IP tables mapped before the fork (ratelimit.c, peerlimit.c). */
 #ifndef ANTRE_GATEWAY_H
 #define ANTRE_GATEWAY_H
 
@@ -19,6 +20,7 @@ struct evconnlistener;
 struct router;
 struct rconn;
 struct ratelimit;
+struct peerlimit;
 struct metrics_slot;
 struct accesslog;
 struct conn;
@@ -39,7 +41,8 @@ struct gw {
     struct event *sig_term, *sig_int, *sig_hup;
 
     struct rconn *redis;
-    struct ratelimit *ratelimit; /* NULL while per_ip_rate = 0 */
+    struct ratelimit *ratelimit; /* NULL while per_ip_rate = 0 (shared by the processes) */
+    struct peerlimit *peerlimit; /* per-IP connection counts (shared by the processes) */
     struct metrics_slot *metrics;
     struct accesslog *accesslog;
 
@@ -50,7 +53,8 @@ struct gw {
 
     struct conn *conns; /* every open connection (for drain and shutdown) */
     int nconns;
-    int nadmin; /* of which on the admin listener */
+    int nadmin;    /* of which on the admin listener */
+    int nrefusing; /* refused at accept, still lingering (not in nconns) */
     int draining;
     struct timeval drain_deadline;
 

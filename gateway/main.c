@@ -44,6 +44,10 @@ int main(int argc, char **argv)
         redis_embed_stop(&re, 10000);
         return 1;
     }
+    if (server_init_shared(&conf, n) < 0) {
+        redis_embed_stop(&re, 10000);
+        return 1;
+    }
     struct supervisor_opts so = {.what = "gateway",
                                  .processes = n,
                                  .drain_timeout_ms = drain_timeout_ms,

@@ -1,4 +1,5 @@
-/* ratelimit.c: per-client-IP GCRA rate limiter in a fixed-size, set-associative table.
+/* ratelimit.c: per-client-IP GCRA rate limiter in a fixed-size, set-associative table shared
+ * by every gateway process.
  *
  * GCRA in one paragraph: requests are spaced by the emission interval T = 1/rate; a burst of
  * BURST requests is tolerated as tau = T * (BURST - 1) of lead. Each client keeps its
@@ -8,10 +9,19 @@
  * says no more than "never seen": such an entry can be forgotten without changing any answer.
  * Times are integer nanoseconds, so long runs accumulate no rounding error.
  *
- * The table is an array of 16-byte slots {key, TAT} cut into sets of 8 slots (two cache lines,
- * aligned). A client's set is chosen by SipHash-1-3 of its key under a random 128-bit key, so
+ * The table is an array of 16-byte slots {key, TAT} cut into sets of 8 slots, each set with its
+ * lock on cache lines of its own. A client's set is chosen by SipHash-1-3 of its key under a random 128-bit key, so
  * an attacker choosing source addresses cannot aim them all at one set. A check scans only its
- * set: O(1), no allocation. */
+ * set: O(1), no allocation.
+ *
+ * Sharing across processes: the table is one MAP_SHARED mapping made before the processes fork,
+ * so a client gets one allowance whichever process its connections land on. Each set carries a
+ * process-shared, robust mutex, held only while the set is scanned and one TAT updated (a few
+ * dozen instructions, never across a syscall). Why a lock rather than a CAS on the TAT: the key
+ * and the TAT of a slot change together when a slot is reused, and a 128-bit CAS is not portable
+ * across processes; a lock per set of 8 slots is almost never contended. Why robust: a process
+ * that dies holding it (killed in those few instructions) hands it to the next locker with
+ * EOWNERDEAD; the set is then at worst one TAT stale, which the clamp below bounds. */
 #include "ratelimit.h"
 
 #include <arpa/inet.h>
@@ -19,8 +29,11 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #define SET_SLOTS 8                 /* slots per set: the probe window */
@@ -33,8 +46,24 @@ struct slot {
     uint64_t tat;
 };
 
+/* One set: its lock and its slots, alone on their cache lines. */
+struct set {
+    _Alignas(64) pthread_mutex_t lock;
+    struct slot slots[SET_SLOTS];
+};
+
+/* The shared mapping: how many slots ever held a client, then the sets. */
+struct shared {
+    _Alignas(64) _Atomic uint64_t slots_used;
+    struct set sets[];
+};
+
+/* The handle is private to each process (forked with it): the hash key and the mapping are the
+ * same in every process; the settings follow each process's configuration, and the counters
+ * (but slots_used) are this process's. */
 struct ratelimit {
-    struct slot *slots;
+    struct shared *sh;
+    size_t map_bytes;
     size_t set_mask; /* number of sets - 1 */
     uint64_t k0, k1; /* hash key */
     uint64_t t_ns;   /* emission interval T */
@@ -72,8 +101,7 @@ static int intervals(double rate, int burst, uint64_t *t_ns, uint64_t *tau_ns)
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-/* Set *KEY to the client key of SA. Returns 0, or -1 for a family that is not limited. */
-static int client_key(const struct sockaddr *sa, uint64_t *key)
+int ratelimit_client_key(const struct sockaddr *sa, uint64_t *key)
 {
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
@@ -108,10 +136,9 @@ static uint64_t rotl(uint64_t x, int b) { return x << b | x >> (64 - b); }
         v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);                                  \
     } while (0)
 
-/* SipHash-1-3 (one compression round, three finalization rounds) of the 8-byte little-endian
- * message M under key (K0, K1): the hash Python uses for str and bytes, good enough for a hash
- * table facing adversarial input, and cheap for a single word. */
-static uint64_t siphash13_u64(uint64_t k0, uint64_t k1, uint64_t m)
+/* SipHash-1-3 (one compression round, three finalization rounds): the hash Python uses for str
+ * and bytes, good enough for a hash table facing adversarial input, and cheap for one word. */
+uint64_t ratelimit_hash(uint64_t k0, uint64_t k1, uint64_t m)
 {
     uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
     uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
@@ -151,7 +178,7 @@ struct ratelimit *ratelimit_new(double rate, int burst, size_t capacity)
 {
     uint64_t t_ns, tau_ns, key[2];
     if (intervals(rate, burst, &t_ns, &tau_ns) < 0 || capacity < 1 ||
-        capacity > SIZE_MAX / 2 / sizeof(struct slot)) {
+        capacity > SIZE_MAX / 4 / sizeof(struct set)) {
         errno = EINVAL;
         return NULL;
     }
@@ -159,13 +186,24 @@ struct ratelimit *ratelimit_new(double rate, int burst, size_t capacity)
     while (n < capacity) n <<= 1;
     if (random_bytes(key, sizeof key) < 0) return NULL;
 
+    size_t nsets = n / SET_SLOTS;
+    size_t bytes = sizeof(struct shared) + nsets * sizeof(struct set);
+    /* MAP_ANONYMOUS memory is zeroed: every slot starts empty. */
+    struct shared *sh =
+        mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) return NULL;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    for (size_t i = 0; i < nsets; i++) pthread_mutex_init(&sh->sets[i].lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+
     struct ratelimit *rl = calloc(1, sizeof *rl);
-    /* n * 16 is a multiple of 128, as aligned_alloc() wants a multiple of the alignment. */
-    struct slot *slots = aligned_alloc(64, n * sizeof(struct slot));
-    if (rl == NULL || slots == NULL) abort();
-    memset(slots, 0, n * sizeof(struct slot));
-    rl->slots = slots;
-    rl->set_mask = n / SET_SLOTS - 1;
+    if (rl == NULL) abort();
+    rl->sh = sh;
+    rl->map_bytes = bytes;
+    rl->set_mask = nsets - 1;
     rl->k0 = key[0];
     rl->k1 = key[1];
     rl->t_ns = t_ns;
@@ -176,7 +214,7 @@ struct ratelimit *ratelimit_new(double rate, int burst, size_t capacity)
 void ratelimit_free(struct ratelimit *rl)
 {
     if (rl == NULL) return;
-    free(rl->slots);
+    munmap(rl->sh, rl->map_bytes);
     free(rl);
 }
 
@@ -188,14 +226,26 @@ void ratelimit_set(struct ratelimit *rl, double rate, int burst)
     rl->tau_ns = tau_ns;
 }
 
+static long check_set(struct ratelimit *rl, struct slot *set, uint64_t key, uint64_t now_ns);
+
 long ratelimit_check(struct ratelimit *rl, const struct sockaddr *sa, uint64_t now_ns)
 {
     uint64_t key;
-    if (client_key(sa, &key) < 0) return 0;
+    if (ratelimit_client_key(sa, &key) < 0) return 0;
 
-    uint64_t h = siphash13_u64(rl->k0, rl->k1, key);
-    struct slot *set = &rl->slots[(size_t)(h & rl->set_mask) * SET_SLOTS];
+    uint64_t h = ratelimit_hash(rl->k0, rl->k1, key);
+    struct set *st = &rl->sh->sets[h & rl->set_mask];
+    int lrc = pthread_mutex_lock(&st->lock);
+    if (lrc == EOWNERDEAD) pthread_mutex_consistent(&st->lock);
+    else if (lrc != 0) return 0; /* cannot happen with a consistent robust mutex: fail open */
+    long ms = check_set(rl, st->slots, key, now_ns);
+    pthread_mutex_unlock(&st->lock);
+    return ms;
+}
 
+/* The body of ratelimit_check for client KEY in SET, under the set's lock. */
+static long check_set(struct ratelimit *rl, struct slot *set, uint64_t key, uint64_t now_ns)
+{
     /* One pass over the set finds the client, else the first slot that can be reused (empty, or
      * expired: TAT <= now), else the live entry with the smallest TAT. Slots never become empty
      * again once used, so the client cannot sit beyond the first empty slot: the scan stops
@@ -227,7 +277,7 @@ long ratelimit_check(struct ratelimit *rl, const struct sockaddr *sa, uint64_t n
             reuse = victim;
             rl->stats.evictions++;
         } else if (reuse->tat == 0) {
-            rl->stats.slots_used++;
+            atomic_fetch_add_explicit(&rl->sh->slots_used, 1, memory_order_relaxed);
         }
         reuse->key = key;
         reuse->tat = sat_add(now_ns, rl->t_ns); /* a new client is always allowed */
@@ -257,4 +307,5 @@ long ratelimit_check(struct ratelimit *rl, const struct sockaddr *sa, uint64_t n
 void ratelimit_get_stats(const struct ratelimit *rl, struct ratelimit_stats *out)
 {
     *out = rl->stats;
+    out->slots_used = (size_t)atomic_load_explicit(&rl->sh->slots_used, memory_order_relaxed);
 }

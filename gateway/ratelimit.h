@@ -1,4 +1,4 @@
-/* ratelimit.h: per-client-IP request rate limiting for the gateway, in memory.
+/* ratelimit.h: per-client-IP request rate limiting for the gateway, in shared memory.
  *
  * Each client is allowed RATE requests per second on average and up to BURST requests at once,
  * by the generic cell rate algorithm (GCRA): the whole state of a client is one 64-bit
@@ -11,7 +11,10 @@
  * is full, the client closest to being forgotten anyway is evicted (see ratelimit.c), so a
  * flood of distinct addresses cannot flush out a busy client that is being limited.
  *
- * Not thread-safe: one limiter per event loop, or the caller serializes. */
+ * The table is shared: made by ratelimit_new() before the gateway processes fork, it holds one
+ * allowance per client for all of them (each set of slots has a process-shared robust lock, held
+ * for a few instructions; see ratelimit.c). The handle itself (settings, counters) is each
+ * process's own copy. */
 #ifndef ANTRE_GATEWAY_RATELIMIT_H
 #define ANTRE_GATEWAY_RATELIMIT_H
 
@@ -28,14 +31,15 @@ struct ratelimit; /* opaque */
 
 /* Create a limiter allowing RATE requests per second (> 0, finite) per client with bursts of
  * up to BURST requests (>= 1), remembering up to CAPACITY clients (>= 1; rounded up to a power
- * of two, and to at least 8). Memory used is about 16 bytes per slot, all allocated here.
+ * of two, and to at least 8). Memory used is about 24 bytes per slot, all mapped here, shared
+ * (MAP_SHARED) with processes forked afterwards.
  * The hash key is drawn from getrandom(2), which may block once, early after boot, until the
  * kernel's pool is initialized: call at startup, not on the event loop.
  * Returns the limiter, to free with ratelimit_free(); or NULL with errno EINVAL (bad RATE,
  * BURST or CAPACITY) or the error of getrandom(2). Aborts if memory is exhausted. */
 struct ratelimit *ratelimit_new(double rate, int burst, size_t capacity);
 
-/* Free RL and its table. RL may be NULL. */
+/* Free RL and unmap its table (in the calling process). RL may be NULL. */
 void ratelimit_free(struct ratelimit *rl);
 
 /* Change the rate and burst of RL (on a configuration reload), keeping what is known of every
@@ -57,7 +61,7 @@ void ratelimit_set(struct ratelimit *rl, double rate, int burst);
  * An address of another family (AF_UNIX...) is not limited: returns 0 and counts nothing. */
 long ratelimit_check(struct ratelimit *rl, const struct sockaddr *sa, uint64_t now_ns);
 
-/* Counters since ratelimit_new(), for /metrics. */
+/* Counters since ratelimit_new(), for /metrics: this process's, but slots_used (the table's). */
 struct ratelimit_stats {
     uint64_t allowed;   /* requests allowed */
     uint64_t refused;   /* requests refused */
@@ -67,5 +71,13 @@ struct ratelimit_stats {
 
 /* Copy the counters of RL into *OUT. */
 void ratelimit_get_stats(const struct ratelimit *rl, struct ratelimit_stats *out);
+
+/* Set *KEY to the client key of SA: an IPv4 address (or IPv4-mapped IPv6 address) as
+ * 0000:ffff:aabb:ccdd, an IPv6 address as its /64 prefix. Returns 0, or -1 for a family that is
+ * not keyed (AF_UNIX...). Also the key of the per-client connection counts (peerlimit.h). */
+int ratelimit_client_key(const struct sockaddr *sa, uint64_t *key);
+
+/* SipHash-1-3 of the one 64-bit word M under the 128-bit key (K0, K1). */
+uint64_t ratelimit_hash(uint64_t k0, uint64_t k1, uint64_t m);
 
 #endif

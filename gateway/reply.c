@@ -250,25 +250,3 @@ void reply_field_error(struct conn *c, const struct validate_error *ve, json_t *
     }
     send_error(c, 422, ve->code, ve->field, ve->msg_id, ve->msg_en, extra, 0);
 }
-
-void reply_refuse_fd(struct gw *gw, int fd, enum error_id e)
-{
-    const struct error_def *d = errors_at((size_t)e);
-    if (!d) d = errors_at(ERR_INTERNAL_ERROR);
-    if (d->refusal >= 0) metrics_refusal(gw->metrics, (enum metrics_refusal)d->refusal);
-    char buf[1024];
-    char body[512];
-    int bl = snprintf(body, sizeof body,
-                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"retry_after_s\":%d}}",
-                      d->code, d->msg_id, d->retry_after_s);
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\nServer: antre\r\nDate: %s\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %d\r\n"
-                     "X-Request-Id: %s%012llx\r\nRetry-After: %d\r\nConnection: close\r\n\r\n%s",
-                     d->status, reply_status_text(d->status), gw->date, bl, gw->reqid_prefix,
-                     (unsigned long long)++gw->reqid_seq, d->retry_after_s, body);
-    if (n > 0 && (size_t)n < sizeof buf) {
-        ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)w;
-    }
-}

@@ -69,11 +69,4 @@ void reply_set_form_handler(reply_form_fn fn);
 /* The reason phrase of STATUS ("Not Found"). */
 const char *reply_status_text(int status);
 
-/* Write a complete error answer (E of the catalogue, Indonesian message, the table's
- * Retry-After) to FD without a connection object, and count its refusal: used when refusing a
- * connection over max_connections or while draining. Non-blocking; best effort; the caller
- * closes FD. */
-struct gw;
-void reply_refuse_fd(struct gw *gw, int fd, enum error_id e);
-
 #endif

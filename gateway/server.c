@@ -1,7 +1,8 @@
 /* server.c: one gateway process (see server.h).
  *
  * Owns the event loop and everything hung on it: the public and admin listeners (accepting,
- * refusing above max_connections, backing off on EMFILE), the Redis client, the per-IP limiter,
+ * refusing above max_connections or per_ip_max_connections, backing off on EMFILE), the Redis
+ * client, the per-IP limiter and connection counts (shared with the other processes),
  * the access log, the 100 ms tick (cached Date, gauges, drain), and the signals: SIGHUP reloads
  * the configuration, SIGTERM/SIGINT drain and stop. */
 #include "server.h"
@@ -29,6 +30,7 @@
 #include "gateway.h"
 #include "metrics.h"
 #include "page.h"
+#include "peerlimit.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
@@ -38,6 +40,26 @@
 
 #define ADMIN_EXTRA_CONNS 64 /* admin connections allowed beyond max_connections */
 #define ACCEPT_BACKOFF_MS 100
+#define PEER_TABLE_PER_CONN 4 /* per-IP count entries per connection a process may hold */
+
+/* The per-IP state every process shares, mapped by server_init_shared before the fork. */
+static struct ratelimit *shared_ratelimit;
+static struct peerlimit *shared_peerlimit;
+
+int server_init_shared(const struct conf *conf, int nprocs)
+{
+    const struct conf_gateway *g = &conf->gateway;
+    /* Made whatever per_ip_rate says, so that a reload turning it on shares it too. */
+    shared_ratelimit = ratelimit_new(1, 1, (size_t)g->per_ip_table_size);
+    size_t cap = (size_t)g->max_connections * PEER_TABLE_PER_CONN;
+    if (cap < (size_t)g->per_ip_table_size) cap = (size_t)g->per_ip_table_size;
+    shared_peerlimit = peerlimit_new(nprocs, cap);
+    if (!shared_ratelimit || !shared_peerlimit) {
+        log_error("server: cannot map the per-IP tables err=%s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 /* Refresh gw->date (the Date header every answer carries) when the second changed. */
 static void update_date(struct gw *gw)
@@ -70,14 +92,10 @@ static void apply_conf(struct gw *gw)
     gw->tv_linger = common_timeout(gw, 2000);
     cidr_list_parse(g->trusted_proxies, &gw->trusted, NULL, 0); /* checked at load */
 
+    gw->ratelimit = NULL;
     if (g->per_ip_rate > 0) {
-        if (gw->ratelimit) ratelimit_set(gw->ratelimit, g->per_ip_rate, g->per_ip_burst);
-        else
-            gw->ratelimit =
-                ratelimit_new(g->per_ip_rate, g->per_ip_burst, (size_t)g->per_ip_table_size);
-    } else if (gw->ratelimit) {
-        ratelimit_free(gw->ratelimit);
-        gw->ratelimit = NULL;
+        ratelimit_set(shared_ratelimit, g->per_ip_rate, g->per_ip_burst);
+        gw->ratelimit = shared_ratelimit;
     }
 }
 
@@ -196,12 +214,13 @@ static void accept_any(struct evconnlistener *l, evutil_socket_t fd, struct sock
      * /metrics while the public side is full. */
     int over = admin ? gw->nadmin >= ADMIN_EXTRA_CONNS
                      : gw->nconns - gw->nadmin >= gw->conf.gateway.max_connections;
-    if (gw->draining || over) {
-        reply_refuse_fd(gw, fd, gw->draining ? ERR_SHUTTING_DOWN : ERR_TOO_MANY_CONNECTIONS);
-        evutil_closesocket(fd);
-        return;
-    }
-    conn_new(gw, fd, sa, socklen, admin);
+    struct conn *c = conn_new(gw, fd, sa, socklen, admin);
+    if (!c) return;
+    /* A refusal is answered on a connection of its own, which lingers so that the client reads
+     * the 503 instead of a reset (conn_refuse bounds how many linger). */
+    if (gw->draining || over)
+        conn_refuse(c, gw->draining ? ERR_SHUTTING_DOWN : ERR_TOO_MANY_CONNECTIONS);
+    else if (!admin && conn_charge_client(c) > 0) conn_refuse(c, ERR_TOO_MANY_CONNECTIONS_PER_IP);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -290,6 +309,14 @@ int server_run(const struct conf *conf, int slot, const char *redis_url, int reu
         return 1;
     }
     gw->metrics = metrics_attach(slot);
+    if (!shared_ratelimit && server_init_shared(conf, 1) < 0) {
+        event_base_free(gw->base);
+        free(gw);
+        return 1;
+    }
+    /* Counts a crashed predecessor in this slot left behind are cleared here. */
+    peerlimit_attach(shared_peerlimit, slot);
+    gw->peerlimit = shared_peerlimit;
     unsigned char rnd[4];
     if (RAND_bytes(rnd, sizeof rnd) != 1) memset(rnd, 0, sizeof rnd);
     codec_hex_encode(rnd, sizeof rnd, gw->reqid_prefix, sizeof gw->reqid_prefix);
@@ -350,7 +377,6 @@ out:
     tus_free(gw);
     wroom_free(gw);
     page_free();
-    if (gw->ratelimit) ratelimit_free(gw->ratelimit);
     if (gw->accesslog) accesslog_free(gw->accesslog);
     if (gw->backoff_timer) event_free(gw->backoff_timer);
     if (gw->tick) event_free(gw->tick);

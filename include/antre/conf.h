@@ -44,6 +44,9 @@ struct conf_gateway {
     double per_ip_rate;
     int per_ip_burst;
     int per_ip_table_size;
+    int per_ip_max_connections; /* per client IP, all processes; 0 = off */
+    int body_min_rate;          /* bytes/s a body must average after the grace */
+    int body_total_timeout_ms;  /* the whole body, plus size / body_min_rate s */
     char access_log[CONF_STR];
     char secret_file[CONF_STR];
 };

@@ -661,7 +661,7 @@ def test_header_timeout_sends_408_with_request_id(make_gateway):
 
 
 def test_idle_keep_alive_connection_is_closed_after_idle_timeout(make_gateway):
-    g = make_gateway({"gateway.idle_timeout_ms": 300})
+    g = make_gateway({"gateway.idle_timeout_ms": 300, "gateway.header_timeout_ms": 300})
     with Conn(g.port) as c:
         # Requests spaced below the idle timeout keep the connection.
         for _ in range(4):
@@ -672,7 +672,7 @@ def test_idle_keep_alive_connection_is_closed_after_idle_timeout(make_gateway):
         assert c.wait_closed() == b""                  # closed quietly, no bytes
         elapsed = time.monotonic() - t0
         assert 0.1 < elapsed < HANG, elapsed
-    with Conn(g.port) as c:                            # a connection that never sends anything
+    with Conn(g.port) as c:              # one that never sends anything: at header_timeout_ms
         t0 = time.monotonic()
         assert c.wait_closed() == b""
         assert 0.2 < time.monotonic() - t0 < HANG

@@ -70,8 +70,8 @@ def spool_files(workdir):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-def start(make_gateway, workdir, **upload):
-    g = make_gateway(settings(workdir, **upload))
+def start(make_gateway, workdir, extra=None, **upload):
+    g = make_gateway({**settings(workdir, **upload), **(extra or {})})
     # The room's cache is fresh once the controller has answered: joins are then admitted.
     wait_for(lambda: not requests.get(g.url("/v1/rooms/w"), timeout=HANG).json()["stale"],
              timeout=HANG, what="fresh room cache")
@@ -783,7 +783,8 @@ def test_200_concurrent_2mb_uploads_with_budget_50(make_gateway, workdir, rdb):
     body: exactly 50 are taken, 150 get 503 + Retry-After from their heads, and the 50 bodies then
     all succeed. Then 200 clients send head and body at once: each gets 202 or 503 + Retry-After,
     none fails otherwise. The gateway's memory stays bounded (peak RSS printed; run with -s)."""
-    g = start(make_gateway, workdir, max_concurrent=50, max_bytes="3M")
+    g = start(make_gateway, workdir, max_concurrent=50, max_bytes="3M",
+              extra={"gateway.per_ip_max_connections": 0})  # 200 clients from one address
     tok = session(g)
     reg = registration(g, tok)
     body = jpeg_bytes(2 * MIB)

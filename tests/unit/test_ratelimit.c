@@ -1,7 +1,8 @@
 /* test_ratelimit.c: unit tests of the per-client-IP GCRA rate limiter (gateway/ratelimit.c).
  *
  * All times are synthetic nanoseconds, so every expectation is exact GCRA arithmetic: with rate
- * R and burst B, a client hammering for D seconds gets B + floor(D * R) requests through. */
+ * R and burst B, a client hammering for D seconds gets B + floor(D * R) requests through.
+ * The table is shared by processes forked after ratelimit_new(): the last tests fork. */
 #include "ratelimit.h"
 
 #include <arpa/inet.h>
@@ -9,9 +10,13 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MS 1000000ull
 #define SEC 1000000000ull
@@ -340,4 +345,69 @@ Test(ratelimit, invalid_arguments)
         cr_assert_eq(errno, EINVAL, "case %zu", i);
     }
     ratelimit_free(NULL);
+}
+
+/* Processes forked after ratelimit_new() share one allowance per client: four processes
+ * hammering the same client at the same instant get its burst through between them, once. */
+Test(ratelimit, one_allowance_across_processes)
+{
+    struct ratelimit *rl = new_rl(1, 10, 64);
+    pid_t kids[4];
+    for (int k = 0; k < 4; k++) {
+        kids[k] = fork();
+        cr_assert_geq(kids[k], 0);
+        if (kids[k] == 0) _exit(burst(rl, "192.0.2.9", 5 * SEC, 10));
+    }
+    int total = 0;
+    for (int k = 0; k < 4; k++) {
+        int st;
+        cr_assert_eq(waitpid(kids[k], &st, 0), kids[k]);
+        cr_assert(WIFEXITED(st));
+        total += WEXITSTATUS(st);
+    }
+    cr_assert_eq(total, 10, "4 processes got %d requests through, the burst is 10", total);
+    /* the parent sees the spent allowance, and the table slot the children took */
+    cr_assert_gt(check(rl, "192.0.2.9", 5 * SEC), 0);
+    struct ratelimit_stats st;
+    ratelimit_get_stats(rl, &st);
+    cr_assert_eq(st.slots_used, 1);
+    ratelimit_free(rl);
+}
+
+/* A process killed at any instant, also while it holds a set's lock, leaves the limiter
+ * usable: the next process to lock the set takes it over (robust mutex) instead of hanging. */
+Test(ratelimit, process_killed_mid_check_leaves_no_lock_held, .timeout = 30)
+{
+    struct ratelimit *rl = new_rl(1e6, 1, 8); /* one set: every check takes the same lock */
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            for (uint64_t t = SEC;; t += 1000) check(rl, "192.0.2.1", t);
+        struct timespec d = {0, (round % 5 + 1) * 1000000L};
+        nanosleep(&d, NULL);
+        kill(pid, SIGKILL);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+        /* must return (the test's timeout catches a hang) */
+        check(rl, "192.0.2.2", 1);
+    }
+    cr_assert_eq(check(rl, "198.51.100.1", UINT64_MAX / 2), 0);
+    ratelimit_free(rl);
+}
+
+Test(ratelimit, client_key_groups_ipv6_by_64_and_maps_ipv4)
+{
+    struct sockaddr_storage a = addr("2001:db8:1:2:aaaa::1"), b = addr("2001:db8:1:2:bbbb::9");
+    struct sockaddr_storage c = addr("2001:db8:1:3::1"), d = addr("192.0.2.5");
+    struct sockaddr_storage e = addr("::ffff:192.0.2.5");
+    uint64_t ka, kb, kc, kd, ke;
+    cr_assert_eq(ratelimit_client_key((const struct sockaddr *)&a, &ka), 0);
+    cr_assert_eq(ratelimit_client_key((const struct sockaddr *)&b, &kb), 0);
+    cr_assert_eq(ratelimit_client_key((const struct sockaddr *)&c, &kc), 0);
+    cr_assert_eq(ratelimit_client_key((const struct sockaddr *)&d, &kd), 0);
+    cr_assert_eq(ratelimit_client_key((const struct sockaddr *)&e, &ke), 0);
+    cr_assert_eq(ka, kb);
+    cr_assert_neq(ka, kc);
+    cr_assert_eq(kd, ke);
+    cr_assert_neq(kd, ka);
 }
