@@ -299,3 +299,56 @@ def test_proxy_protocol_header_timeout(make_gateway):
         assert time.monotonic() - t0 < 3
     finally:
         s.close()
+
+
+def held_connections(port, n, first=b"", source="127.0.0.1"):
+    """Open N connections from SOURCE, each sending FIRST; return the sockets (still open)."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        if first:
+            s.sendall(first)
+        socks.append(s)
+    return socks
+
+
+def test_per_ip_connections_count_the_proxy_header_source(make_gateway):
+    """Behind the PROXY protocol the connection cap applies to the client the header names,
+    not to the balancer: two clients behind one balancer each get their own allowance."""
+    g = make_gateway({"gateway.proxy_protocol": "on", "gateway.trusted_proxies": "127.0.0.1/32",
+                      "gateway.per_ip_max_connections": 2})
+    held = held_connections(g.port, 2, b"PROXY TCP4 192.0.2.1 127.0.0.1 1000 80\r\n")
+    try:
+        time.sleep(0.3)  # the headers are read and charged
+        third = raw_exchange(g.port, b"PROXY TCP4 192.0.2.1 127.0.0.1 1001 80\r\n"
+                                     b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert third.startswith(b"HTTP/1.1 503") and b"too_many_connections_per_ip" in third, third
+        assert b"Retry-After:" in third, third
+        other = raw_exchange(g.port, b"PROXY TCP4 192.0.2.2 127.0.0.1 1002 80\r\n"
+                                     b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert other.startswith(b"HTTP/1.1 404"), other
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_a_trusted_proxy_is_not_capped_per_ip(make_gateway):
+    """A trusted proxy's own connections carry many clients: the per-IP connection cap does not
+    count them (each request is still rate-limited by its X-Forwarded-For client)."""
+    g = make_gateway({"gateway.trusted_proxies": "127.0.0.1/32",
+                      "gateway.per_ip_max_connections": 2})
+    held = held_connections(g.port, 4, b"GET /nope HTTP/1.1\r\nHost: a\r\n")
+    try:
+        time.sleep(0.2)
+        assert get(g.port, "127.0.0.1")[0] == 404
+        # An untrusted address is capped as before.
+        held2 = held_connections(g.port, 2, b"GET /nope HTTP/1.1\r\nHost: a\r\n", "127.0.0.2")
+        try:
+            time.sleep(0.2)
+            assert get(g.port, "127.0.0.2")[0] == 503
+        finally:
+            for s in held2:
+                s.close()
+    finally:
+        for s in held:
+            s.close()
