@@ -22,6 +22,7 @@
 enum state {
     S_METHOD,
     S_LEAD_LF, /* an empty line before the request line (RFC 9112 2.2: ignored) */
+    S_PREV_LF, /* the last LF of the previous head, answered at its head */
     S_TARGET,
     S_VERSION,
     S_LINE_LF,     /* after the request line's CR */
@@ -88,6 +89,22 @@ void http1_init(struct http1_parser *p)
     classes_init();
     memset(p, 0, sizeof *p);
     p->state = S_METHOD;
+}
+
+void http1_next(struct http1_parser *p)
+{
+    uint8_t was = p->state, body = p->body;
+    http1_init(p);
+    if (was == S_BODY_WAIT || was == S_HEAD_FINAL_LF) {
+        /* The previous request was answered at its head, its last LF still unread. */
+        p->state = S_PREV_LF;
+        if (was == S_HEAD_FINAL_LF && body != HTTP1_BODY_NONE) {
+            /* and its body too: what follows is no request (the connection closes then) */
+            p->state = S_ERROR;
+            p->error = HTTP1_ERR_SYNTAX;
+            p->reason = "the previous request's body was not read";
+        }
+    }
 }
 
 static size_t fail(struct http1_parser *p, enum http1_event *ev, const char *reason)
@@ -260,6 +277,7 @@ size_t http1_parse(struct http1_parser *p, const char *data, size_t len, enum ht
             p->state = S_LINE_LF;
             i++;
             break;
+        case S_PREV_LF:
         case S_LEAD_LF:
             if (c != '\n') return fail(p, ev, "CR not followed by LF");
             p->state = S_METHOD;

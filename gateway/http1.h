@@ -91,6 +91,11 @@ struct http1_span {
 /* Prepare P for a new message (also after HTTP1_DONE or an error). */
 void http1_init(struct http1_parser *p);
 
+/* Prepare P for the next message on the same connection. Where the previous one stopped at
+ * HTTP1_HEAD_END (answered from its head), its last LF is expected first; if it had a body, the
+ * parser refuses whatever comes (the body would otherwise be read as a request). */
+void http1_next(struct http1_parser *p);
+
 /* Parse from DATA[0..LEN): consume up to the next event, store it in *EV (and its bytes in
  * *SPAN for the span events) and return the number of bytes consumed. The caller feeds the
  * bytes not consumed again, with whatever arrived after them. */

@@ -276,7 +276,6 @@ static int on_body(struct request *r, const char *at, size_t len)
 
 static void clear_facts(struct request *r)
 {
-    http1_init(&r->parser);
     r->body_fn = NULL;
     r->body_arg = NULL;
     r->body_max = 0;
@@ -306,6 +305,7 @@ static void clear_facts(struct request *r)
 void request_init(struct request *r, const struct request_limits *limits)
 {
     r->limits = limits;
+    http1_init(&r->parser);
     r->arena = NULL;
     r->arena_cap = 0;
     r->headers = NULL;
@@ -313,13 +313,21 @@ void request_init(struct request *r, const struct request_limits *limits)
     clear_facts(r);
 }
 
-void request_reset(struct request *r) { clear_facts(r); }
+void request_reset(struct request *r)
+{
+    http1_next(&r->parser);
+    clear_facts(r);
+}
 
 void request_release(struct request *r)
 {
     free(r->arena);
     free(r->headers);
-    request_init(r, r->limits);
+    r->arena = NULL;
+    r->arena_cap = 0;
+    r->headers = NULL;
+    r->headers_cap = 0;
+    request_reset(r);
 }
 
 void request_resume(struct request *r)

@@ -1402,3 +1402,35 @@ Test(request, connection_tokens)
     cr_assert_eq(o.keep_alive, 0);
     request_release(&r);
 }
+
+/* A request answered from its head (a 404 for a GET) is reset without being resumed: the next
+ * request on the connection parses from the byte after its head. One with a body left unread
+ * is never followed by a request parsed from that body. */
+Test(request, reset_after_answer_at_head)
+{
+    const char *two = "GET /nope HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+    for (int release = 0; release < 2; release++) {
+        struct request r;
+        request_init(&r, &roomy);
+        size_t used, off = 0, len = strlen(two);
+        cr_assert_eq(request_feed(&r, two, len, &used), REQUEST_HEAD);
+        off += used;
+        if (release) request_release(&r);
+        else request_reset(&r);
+        struct outcome o;
+        run(&r, two, len, &off, 0, 0, &o);
+        cr_assert_eq(o.ev, REQUEST_COMPLETE, "%s", o.code);
+        cr_assert_str_eq(o.url, "/b");
+        cr_assert_eq(off, len);
+        request_release(&r);
+    }
+    const char *body = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 32\r\n\r\n"
+                       "GET /admin HTTP/1.1\r\nHost: h\r\n\r\n";
+    struct request r;
+    request_init(&r, &roomy);
+    size_t used, len = strlen(body);
+    cr_assert_eq(request_feed(&r, body, len, &used), REQUEST_HEAD);
+    request_reset(&r);
+    cr_assert_eq(request_feed(&r, body + used, len - used, &used), REQUEST_ERROR);
+    request_release(&r);
+}
