@@ -379,7 +379,9 @@ size_t http1_parse(struct http1_parser *p, const char *data, size_t len, enum ht
                     return fail(p, ev, "control character in a chunk extension");
             } else if (c == ';' && !p->chunk_empty) {
                 p->state = S_CHUNK_EXT;
-            } else if ((c == ' ' || c == '\t') && !p->chunk_empty) {
+            } else if (c == ' ' && !p->chunk_empty) {
+                /* BWS before ';' (RFC 9112 7.1.1), spaces only: http-parser, the reference of
+                 * our differential fuzzing, refuses a tab there */
                 p->state = S_CHUNK_BWS;
             } else if (p->state == S_CHUNK_SIZE && (cls[c] & C_HEX)) {
                 if (p->remaining >> 60) return fail(p, ev, "chunk size too large");

@@ -101,15 +101,27 @@ static int on_value(struct request *r, const char *at, size_t len)
     return 0;
 }
 
-/* The field line ended: its value loses the whitespace before the line end (RFC 9110 5.5). */
-static void on_field_end(struct request *r)
+static int name_is(const struct request *r, const struct request_header *h, const char *name);
+
+/* The field line ended: its value loses the whitespace before the line end (RFC 9110 5.5).
+ * A tab there after Content-Length or Transfer-Encoding is refused: http-parser, and so likely
+ * other lenient parsers in front of us, does not read those values as we would. */
+static int on_field_end(struct request *r)
 {
     struct request_header *h = &r->headers[r->nheaders - 1];
+    int tab = 0;
     if (r->field != 2) h->value_off = r->arena_len;
-    while (h->value_len && (r->arena[h->value_off + h->value_len - 1] == ' ' ||
-                            r->arena[h->value_off + h->value_len - 1] == '\t'))
-        h->value_len--;
     r->field = 0;
+    for (char c;
+         h->value_len && ((c = r->arena[h->value_off + h->value_len - 1]) == ' ' || c == '\t');
+         h->value_len--)
+        tab |= c == '\t';
+    if (tab && name_is(r, h, "content-length"))
+        return fail(r, 400, "bad_content_length", "a tab after the Content-Length value");
+    if (tab && name_is(r, h, "transfer-encoding"))
+        return fail(r, 400, "unsupported_transfer_encoding",
+                    "a tab after the Transfer-Encoding value");
+    return 0;
 }
 
 static int name_is(const struct request *r, const struct request_header *h, const char *name)
@@ -286,6 +298,7 @@ static void clear_facts(struct request *r)
     r->head_bytes = 0;
     r->trailer_bytes = 0;
     r->field = 0;
+    r->trailer_name_len = 0;
     r->paused = 0;
     r->path_skip = 0;
     r->method = 0;
@@ -358,6 +371,26 @@ static int count_raw(struct request *r, size_t n)
     return 0;
 }
 
+/* A trailer field is discarded, but a framing field there is refused: it has no business
+ * outside the head (RFC 9110 6.5.1), and a parser that honours it would frame differently. */
+static int on_trailer_name(struct request *r, const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++, r->trailer_name_len++)
+        if (r->trailer_name_len < sizeof r->trailer_name)
+            r->trailer_name[r->trailer_name_len] = at[i];
+    return 0;
+}
+
+static int on_trailer_end(struct request *r)
+{
+    size_t n = r->trailer_name_len;
+    r->trailer_name_len = 0;
+    if ((n == 14 && strncasecmp(r->trailer_name, "content-length", 14) == 0) ||
+        (n == 17 && strncasecmp(r->trailer_name, "transfer-encoding", 17) == 0))
+        return fail(r, 400, "invalid_chunk", "a framing field in the chunked trailer");
+    return 0;
+}
+
 static int parse_error(struct request *r)
 {
     if (r->parser.error == HTTP1_ERR_CHUNK) return fail(r, 400, "invalid_chunk", r->parser.reason);
@@ -381,11 +414,11 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
         switch (ev) {
         case HTTP1_MORE: *used = off; return REQUEST_MORE;
         case HTTP1_TARGET: rc = on_target(r, sp.at, sp.len); break;
-        case HTTP1_NAME: rc = head ? on_name(r, sp.at, sp.len) : 0; break;
-        case HTTP1_VALUE: rc = head ? on_value(r, sp.at, sp.len) : 0; break;
-        case HTTP1_FIELD_END:
-            if (head) on_field_end(r);
+        case HTTP1_NAME:
+            rc = head ? on_name(r, sp.at, sp.len) : on_trailer_name(r, sp.at, sp.len);
             break;
+        case HTTP1_VALUE: rc = head ? on_value(r, sp.at, sp.len) : 0; break;
+        case HTTP1_FIELD_END: rc = head ? on_field_end(r) : on_trailer_end(r); break;
         case HTTP1_HEAD_END:
             if (head_complete(r) < 0) {
                 rc = -1;

@@ -49,11 +49,13 @@ struct request {
     uint32_t url_off, url_len;
     struct request_header *headers;
     int nheaders, headers_cap;
-    size_t head_bytes;    /* raw bytes of request line + headers so far */
-    size_t trailer_bytes; /* bytes of chunked trailer fields (counted, not stored) */
-    int field;            /* where the head is: 0 between fields, 1 in a name, 2 in a value */
-    int paused;           /* at REQUEST_HEAD or REQUEST_COMPLETE until resume/reset */
-    uint32_t path_skip;   /* bytes of the target before its path ("http://host" in absolute-form) */
+    size_t head_bytes;     /* raw bytes of request line + headers so far */
+    size_t trailer_bytes;  /* bytes of chunked trailer fields (counted, not stored) */
+    int field;             /* where the head is: 0 between fields, 1 in a name, 2 in a value */
+    char trailer_name[18]; /* the start of the trailer field name being read */
+    uint32_t trailer_name_len;
+    int paused;         /* at REQUEST_HEAD or REQUEST_COMPLETE until resume/reset */
+    uint32_t path_skip; /* bytes of the target before its path ("http://host" in absolute-form) */
 
     /* Facts gathered from the head. */
     unsigned method; /* enum http1_method */

@@ -823,12 +823,16 @@ Test(request, trailing_whitespace_after_length_and_coding)
     cr_assert_eq(whole.ev, REQUEST_COMPLETE, "refused: %d %s", whole.status, whole.code);
     cr_assert_eq(whole.content_length, 5);
     cr_assert_eq(whole.body.len, 5);
-    /* and so is "chunked" followed by a tab */
     parse_every_way(&roomy,
-                    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
+                    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked  \r\n\r\n0\r\n\r\n",
                     100, &whole);
     cr_assert_eq(whole.ev, REQUEST_COMPLETE, "refused: %d %s", whole.status, whole.code);
     cr_assert_eq(whole.chunked, 1);
+    /* but not a tab after either (http-parser refuses those; see request.c) */
+    expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
+                   400, "unsupported_transfer_encoding");
+    expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5 \t\r\n\r\nhello", 400,
+                   "bad_content_length");
 }
 
 /* A declared body is always read as a body, never parsed as the next request, whatever the
@@ -1087,7 +1091,8 @@ Test(request, bad_chunk_size_lines)
         "-1\r\n",
         "0x5\r\n",
         " 5\r\n",
-        "5 \r\n", /* BWS only before a chunk extension */
+        "5 \r\n",    /* BWS only before a chunk extension */
+        "5\t;a\r\n", /* and only spaces */
         "\r\n",
         ";x\r\n",
         "5\n",
@@ -1153,6 +1158,18 @@ Test(request, trailers_checked_bounded_discarded)
     expect_refused_in_body("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "3\r\nabc\r\n0\r\n\rX",
                            400, "invalid_chunk");
+    /* framing fields have no place in a trailer */
+    expect_refused_in_body("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\ncontent-length: 5\r\n\r\n",
+                           400, "invalid_chunk");
+    expect_refused_in_body("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           400, "invalid_chunk");
+    parse_every_way(&roomy,
+                    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "3\r\nabc\r\n0\r\nContent-Lengthy: 5\r\n\r\n",
+                    100, &whole);
+    cr_assert_eq(whole.ev, REQUEST_COMPLETE, "%s", whole.code);
     char req[2048];
     char pad[600];
     memset(pad, 'p', sizeof pad - 1);
