@@ -47,7 +47,7 @@ enum state {
 };
 
 /* Byte classes. */
-enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4, C_HEX = 8 };
+enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4, C_HEX = 8, C_REGNAME = 16 };
 
 static unsigned char cls[256];
 
@@ -61,6 +61,11 @@ static void classes_init(void)
             cls[c] |= C_HEX;
     }
     cls['#'] &= (unsigned char)~C_TARGET; /* a fragment is never sent (RFC 9112 3.2) */
+    /* reg-name: unreserved and sub-delims (RFC 3986 3.2.2) */
+    for (int c = 0; c < 0x80; c++)
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            (c && strchr("-._~!$&'()*+,;=", c)))
+            cls[c] |= C_REGNAME;
     cls[' '] |= C_VALUE;
     cls['\t'] |= C_VALUE;
     for (int c = 0x80; c < 0x100; c++) cls[c] |= C_VALUE; /* obs-text */
@@ -178,7 +183,9 @@ static size_t scan_name(const unsigned char *s, size_t n)
 static int method_lookup(const char *s, size_t n)
 {
     for (int m = HTTP1_GET; m < HTTP1_METHOD_COUNT; m++)
-        if (strlen(method_names[m]) == n && memcmp(method_names[m], s, n) == 0) return m;
+        if (method_names[m][0] == s[0] && strncmp(method_names[m], s, n) == 0 &&
+            method_names[m][n] == 0)
+            return m;
     return HTTP1_NO_METHOD;
 }
 
@@ -454,6 +461,7 @@ int http1_content_length(const char *s, size_t n, uint64_t *out)
 int http1_host_valid(const char *s, size_t n)
 {
     size_t i = 0;
+    classes_init();
     if (n == 0) return 0;
     if (s[0] == '[') {
         /* IP-literal: IPv6address or IPvFuture; hex digits, ':' and '.' (and the "v" of
@@ -471,8 +479,7 @@ int http1_host_valid(const char *s, size_t n)
                     !(cls[(unsigned char)s[i + 2]] & C_HEX))
                     return 0;
                 i += 2;
-            } else if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') &&
-                       !strchr("-._~!$&'()*+,;=", c)) {
+            } else if (!(cls[c] & C_REGNAME)) {
                 return 0;
             }
         }

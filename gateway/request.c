@@ -149,25 +149,30 @@ enum field_kind {
     F_SINGLETON,
 };
 
+#define FIELD(name, kind)                                                                          \
+    {                                                                                              \
+        name, sizeof name - 1, kind                                                                \
+    }
 static const struct {
     const char *name;
+    size_t len;
     enum field_kind kind;
 } known_fields[] = {
-    {"content-length", F_CONTENT_LENGTH},
-    {"transfer-encoding", F_TRANSFER_ENCODING},
-    {"host", F_HOST},
-    {"expect", F_EXPECT},
-    {"connection", F_CONNECTION},
-    {"authorization", F_SINGLETON},
-    {"cookie", F_SINGLETON},
-    {"content-type", F_SINGLETON},
-    {"origin", F_SINGLETON},
-    {"idempotency-key", F_SINGLETON},
-    {"upload-offset", F_SINGLETON},
-    {"upload-length", F_SINGLETON},
-    {"upload-metadata", F_SINGLETON},
-    {"upload-checksum", F_SINGLETON},
-    {"tus-resumable", F_SINGLETON},
+    FIELD("content-length", F_CONTENT_LENGTH),
+    FIELD("transfer-encoding", F_TRANSFER_ENCODING),
+    FIELD("host", F_HOST),
+    FIELD("expect", F_EXPECT),
+    FIELD("connection", F_CONNECTION),
+    FIELD("authorization", F_SINGLETON),
+    FIELD("cookie", F_SINGLETON),
+    FIELD("content-type", F_SINGLETON),
+    FIELD("origin", F_SINGLETON),
+    FIELD("idempotency-key", F_SINGLETON),
+    FIELD("upload-offset", F_SINGLETON),
+    FIELD("upload-length", F_SINGLETON),
+    FIELD("upload-metadata", F_SINGLETON),
+    FIELD("upload-checksum", F_SINGLETON),
+    FIELD("tus-resumable", F_SINGLETON),
 };
 #define NKNOWN (sizeof known_fields / sizeof known_fields[0])
 
@@ -175,7 +180,8 @@ static enum field_kind field_kind(const struct request *r, const struct request_
                                   size_t *which)
 {
     for (size_t k = 0; k < NKNOWN; k++)
-        if (name_is(r, h, known_fields[k].name)) {
+        if (h->name_len == known_fields[k].len &&
+            strncasecmp(r->arena + h->name_off, known_fields[k].name, known_fields[k].len) == 0) {
             *which = k;
             return known_fields[k].kind;
         }
@@ -328,7 +334,9 @@ void request_init(struct request *r, const struct request_limits *limits)
 
 void request_reset(struct request *r)
 {
-    http1_next(&r->parser);
+    /* after a refusal, a fresh start (tests and tools reuse a request that way) */
+    if (r->status) http1_init(&r->parser);
+    else http1_next(&r->parser);
     clear_facts(r);
 }
 

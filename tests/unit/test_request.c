@@ -1451,3 +1451,23 @@ Test(request, reset_after_answer_at_head)
     cr_assert_eq(request_feed(&r, body + used, len - used, &used), REQUEST_ERROR);
     request_release(&r);
 }
+
+/* A request refused at the end of its head (missing Host) leaves no state behind: reset or
+ * release, and the next parse starts afresh. */
+Test(request, reuse_after_refused_head)
+{
+    for (int release = 0; release < 2; release++) {
+        struct request r;
+        struct outcome o;
+        one(&r, &roomy, "GET / HTTP/1.1\r\n\r\n", 0, 0, &o);
+        cr_assert_eq(o.ev, REQUEST_ERROR);
+        cr_assert_str_eq(o.code, "missing_host");
+        if (release) request_release(&r);
+        else request_reset(&r);
+        size_t off = 0;
+        const char *req = "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n";
+        run(&r, req, strlen(req), &off, 0, 0, &o);
+        cr_assert_eq(o.ev, REQUEST_COMPLETE, "%s", o.code);
+        request_release(&r);
+    }
+}
