@@ -407,6 +407,8 @@ size_t http1_parse(struct http1_parser *p, const char *data, size_t len, enum ht
             } else {
                 p->in_trailer = 1; /* the last chunk: trailer fields, then the empty line */
                 p->state = S_FIELD_START;
+                *ev = HTTP1_TRAILERS;
+                return i;
             }
             break;
         case S_CHUNK_DATA: {

@@ -52,6 +52,7 @@ enum http1_event {
     HTTP1_FIELD_END, /* a field line ended */
     HTTP1_HEAD_END,  /* the head is complete; call http1_set_body() before feeding more */
     HTTP1_BODY,      /* span: body bytes (chunked framing removed) */
+    HTTP1_TRAILERS,  /* the last chunk is read: field lines from here on are trailers */
     HTTP1_DONE,      /* the message is complete; feeding consumes nothing until http1_init() */
     HTTP1_ERROR,     /* refused: see error and reason; sticky */
 };

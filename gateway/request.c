@@ -361,7 +361,8 @@ size_t request_footprint(const struct request *r)
     return r->arena_cap + (size_t)r->headers_cap * sizeof(struct request_header);
 }
 
-/* Count N raw bytes against the head limit, or (after the last chunk) the trailer limit.
+/* Count N raw bytes against the head limit, or (after the last chunk, the same bytes however
+ * they arrive) the trailer limit.
  * Trailer fields are never stored: the URL and headers are borrowed from the arena by now,
  * and trailers carry no meaning for us. */
 static int count_raw(struct request *r, size_t n)
@@ -417,7 +418,7 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
         int head = !r->head_done;
         size_t n = http1_parse(&r->parser, data + off, len - off, &ev, &sp);
         off += n;
-        if (count_raw(r, n) < 0) break;
+        if (ev != HTTP1_TRAILERS && count_raw(r, n) < 0) break;
         int rc = 0;
         switch (ev) {
         case HTTP1_MORE: *used = off; return REQUEST_MORE;
@@ -436,6 +437,7 @@ enum request_event request_feed(struct request *r, const char *data, size_t len,
             *used = off;
             return REQUEST_HEAD;
         case HTTP1_BODY: rc = on_body(r, sp.at, sp.len); break;
+        case HTTP1_TRAILERS: break;
         case HTTP1_DONE:
             r->head_done = 2;
             r->paused = 1;

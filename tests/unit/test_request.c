@@ -1471,3 +1471,29 @@ Test(request, reuse_after_refused_head)
         request_release(&r);
     }
 }
+
+/* The trailer section counts against max_header_bytes from the byte after the last chunk's
+ * line to its empty line, the same however the bytes arrive: at the limit it passes, one byte
+ * more is 431. */
+Test(request, trailer_limit_exact)
+{
+    for (size_t extra = 0; extra < 2; extra++) {
+        char pad[600];
+        size_t padlen = small.max_header_bytes - 9 + extra; /* "X-T: " pad CRLF CRLF */
+        memset(pad, 'p', padlen);
+        pad[padlen] = 0;
+        char req[1024];
+        snprintf(req, sizeof req,
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "3\r\nabc\r\n0\r\nX-T: %s\r\n\r\n",
+                 pad);
+        struct outcome whole;
+        parse_every_way(&small, req, 100, &whole);
+        if (extra) {
+            cr_assert_eq(whole.ev, REQUEST_ERROR);
+            cr_assert_eq(whole.status, 431);
+        } else {
+            cr_assert_eq(whole.ev, REQUEST_COMPLETE, "%s", whole.code);
+        }
+    }
+}
