@@ -66,7 +66,7 @@ ifneq ($(MISSING),)
 $(error missing libraries: $(MISSING); install with: apt-get install $(sort $(foreach p,$(MISSING),$(DEB_$(p)))) (or run `make deps` as root))
 endif
 ifeq ($(wildcard /usr/include/http_parser.h),)
-$(error missing http-parser (it ships no pkg-config file); install with: apt-get install libhttp-parser-dev (or run `make deps` as root))
+$(error missing http-parser (the reference of the differential fuzz target; it ships no pkg-config file); install with: apt-get install libhttp-parser-dev (or run `make deps` as root))
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
