@@ -31,6 +31,8 @@ DEB_opendkim          := libopendkim-dev
 DEB_libjwt            := libjwt-dev
 
 # What `make deps` installs (to build and run), and what `make test-deps` adds (to test).
+# libhttp-parser-dev is no longer used by the gateway (it has its own parser, gateway/http1.c);
+# it stays for the differential fuzz target tests/fuzz/fuzz_http1_diff.c.
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev \
                 libhttp-parser-dev libinih-dev libssl-dev libvips-dev libcurl4-openssl-dev libopendkim-dev libjwt-dev redis-server \
                 curl util-linux
@@ -64,10 +66,13 @@ ifneq ($(MISSING),)
 $(error missing libraries: $(MISSING); install with: apt-get install $(sort $(foreach p,$(MISSING),$(DEB_$(p)))) (or run `make deps` as root))
 endif
 ifeq ($(wildcard /usr/include/http_parser.h),)
-$(error missing http-parser (it ships no pkg-config file); install with: apt-get install libhttp-parser-dev (or run `make deps` as root))
+$(error missing http-parser (the reference of the differential fuzz target; it ships no pkg-config file); install with: apt-get install libhttp-parser-dev (or run `make deps` as root))
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# The gateway parses HTTP itself (gateway/http1.c); http-parser is linked only into the fuzz
+# targets, as the reference tests/fuzz/fuzz_http1_diff.c compares the parser with.
+FUZZ_LIBS  := -lhttp_parser
 # -isystem: glib's headers are not held to our warnings.
 WORKER_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(WORKER_PKGS)))
 WORKER_LIBS   := $(shell pkg-config --libs $(WORKER_PKGS))
@@ -139,7 +144,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(GATEWAY_LIB) $(WORKER_
 # A fuzz target built without libFuzzer: replays every file of its corpus once.
 $(BUILD)/tests/fuzz_%-replay: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(GATEWAY_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(FUZZ_LIBS)
 $(BUILD)/obj/tests/fuzz/replay_main.o: tests/fuzz/replay_main.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
@@ -150,7 +155,7 @@ fuzz: $(if $(LUA_SRC),$(BUILD)/gen/lua_scripts.c)
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Igateway $(PKG_CFLAGS) \
 	    -o build/fuzz/$$n $$f $(GATEWAY_SRC) $(COMMON_SRC) $(if $(LUA_SRC),$(BUILD)/gen/lua_scripts.c) \
-	    $(PKG_LIBS) || exit 1; done
+	    $(PKG_LIBS) $(FUZZ_LIBS) || exit 1; done
 
 deps test-deps: PKGLIST = $(DEB_PACKAGES) $(if $(filter test-deps,$@),$(DEB_TEST_PACKAGES))
 # The browser and tus tests drive Chromium and tus-js-client from Node.js: any Node.js with npm

@@ -317,7 +317,7 @@ static void on_head(struct conn *c)
     c->t_head_ns = clock_now_ns();
     v = request_header(r, "accept-language", &len);
     c->lang_en = v ? lang_prefers_english(v, len) : 0;
-    c->head_only = r->method == HTTP_HEAD;
+    c->head_only = r->method == HTTP1_HEAD;
     set_request_id(c);
     resolve_client(c);
     if (gw->draining) c->close_after = 1;

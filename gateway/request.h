@@ -1,6 +1,7 @@
 /* request.h: one HTTP/1.1 request being parsed, with antre's limits applied as bytes arrive.
  *
- * A thin layer over http-parser. The connection feeds it whatever bytes it has; it stops at two
+ * The layer over the strict syntax parser (http1.h) that stores the head, applies antre's limits
+ * and the rules on what the fields mean (framing, Host, singletons). The connection feeds it whatever bytes it has; it stops at two
  * points so the connection can act: once the head is complete (route, authorise, refuse by
  * Content-Length before any body byte is read, answer `Expect: 100-continue`), and once the whole
  * message is complete. Body bytes go to a sink the connection sets. Headers live in one arena
@@ -9,9 +10,10 @@
 #ifndef ANTRE_REQUEST_H
 #define ANTRE_REQUEST_H
 
-#include <http_parser.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "http1.h"
 
 struct request_limits {
     size_t max_url_bytes;
@@ -35,7 +37,7 @@ struct request_header {
 typedef int request_body_fn(void *arg, const char *data, size_t len);
 
 struct request {
-    http_parser parser;
+    struct http1_parser parser; /* its http_major/http_minor are the request's version */
     const struct request_limits *limits;
     request_body_fn *body_fn;
     void *body_arg;
@@ -47,12 +49,16 @@ struct request {
     uint32_t url_off, url_len;
     struct request_header *headers;
     int nheaders, headers_cap;
-    size_t head_bytes;    /* raw bytes of request line + headers so far */
-    size_t trailer_bytes; /* bytes of chunked trailer fields (counted, not stored) */
-    int in_value;         /* last header callback was a value */
+    size_t head_bytes;     /* raw bytes of request line + headers so far */
+    size_t trailer_bytes;  /* bytes of chunked trailer fields (counted, not stored) */
+    int field;             /* where the head is: 0 between fields, 1 in a name, 2 in a value */
+    char trailer_name[18]; /* the start of the trailer field name being read */
+    uint32_t trailer_name_len;
+    int paused;         /* at REQUEST_HEAD or REQUEST_COMPLETE until resume/reset */
+    uint32_t path_skip; /* bytes of the target before its path ("http://host" in absolute-form) */
 
     /* Facts gathered from the head. */
-    unsigned method; /* enum http_method */
+    unsigned method; /* enum http1_method */
     int keep_alive;
     int chunked;
     int content_length_seen; /* number of Content-Length headers */
@@ -91,13 +97,17 @@ size_t request_footprint(const struct request *r);
 /* Make the current feed fail with STATUS/CODE/REASON (from a body sink). */
 void request_fail(struct request *r, int status, const char *code, const char *reason);
 
-/* The request target, its path part (before '?') and query (after '?', or NULL). Pointers stay
- * valid until request_reset/request_release. */
+/* The request target as sent, its path part (before '?'; in absolute-form the part after the
+ * authority, "/" if that is empty) and query (after '?', or NULL). Pointers stay valid until
+ * request_reset/request_release. */
 const char *request_url(const struct request *r, size_t *len);
 const char *request_path(const struct request *r, size_t *len);
 const char *request_query(const struct request *r, size_t *len);
 
-/* The value of the first header named NAME (case-insensitive), or NULL. */
+/* The value of the first header named NAME (lower case; matched case-insensitively), without
+ * surrounding whitespace, or NULL. Host is the target's authority in absolute-form (RFC 9112
+ * 3.2.2). Singleton fields (Host, Authorization, Cookie, ...) are never repeated: such a request
+ * is refused. */
 const char *request_header(const struct request *r, const char *name, size_t *len);
 
 /* The value of the next header named NAME (case-insensitive) at or after position *POS (start

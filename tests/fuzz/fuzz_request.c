@@ -102,16 +102,24 @@ static void check_complete(const struct request *r, const char *url_at_head, siz
     const char *q = request_query(r, &qlen);
     CHECK(r->head_done == 2);
     CHECK(inside(r, u, ulen));
-    CHECK(p == u && plen <= ulen);
+    CHECK(r->path_skip <= ulen);
+    /* the path starts after the authority in absolute-form; an empty one there reads "/" */
+    const char *ps = u + r->path_skip;
+    size_t pl = plen;
+    if (p != ps) {
+        CHECK(r->path_skip > 0 && plen == 1 && p[0] == '/');
+        pl = 0;
+    }
+    CHECK(pl <= ulen - r->path_skip);
     CHECK(ulen <= r->limits->max_url_bytes);
     CHECK(r->arena_len <= r->limits->max_header_bytes);
     CHECK(r->arena_len <= r->arena_cap);
     if (q) {
         CHECK(inside(r, q, qlen));
-        CHECK(q == u + plen + 1 && q + qlen == u + ulen);
-        CHECK(u[plen] == '?');
+        CHECK(q == ps + pl + 1 && q + qlen == u + ulen);
+        CHECK(ps[pl] == '?');
     } else {
-        CHECK(qlen == 0 && plen == ulen);
+        CHECK(qlen == 0 && pl == ulen - r->path_skip);
     }
     CHECK(memchr(p, '?', plen) == NULL);
     CHECK(u == url_at_head && ulen == ulen_at_head);
