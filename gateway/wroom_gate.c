@@ -12,10 +12,9 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <stdlib.h>
 
 #include "antre/clock.h"
 #include "conn.h"
