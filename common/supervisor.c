@@ -124,6 +124,7 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
             for (int i = 0; i < n; i++) {
                 if (kids[i].pid != pid) continue;
                 kids[i].pid = 0;
+                if (o->child_ended) o->child_ended(i, o->arg);
                 char how[64];
                 describe_exit(status, how, sizeof how);
                 if (stopping) {

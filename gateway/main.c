@@ -22,6 +22,12 @@ static int run_child(const struct conf *conf, int slot, void *arg)
     return server_run(conf, slot, arg, 1);
 }
 
+static void child_ended(int slot, void *arg)
+{
+    (void)arg;
+    server_child_ended(slot);
+}
+
 static int drain_timeout_ms(const struct conf *conf) { return conf->gateway.drain_timeout_ms; }
 
 int main(int argc, char **argv)
@@ -52,7 +58,8 @@ int main(int argc, char **argv)
                                  .processes = n,
                                  .drain_timeout_ms = drain_timeout_ms,
                                  .run = run_child,
-                                 .arg = (void *)url};
+                                 .arg = (void *)url,
+                                 .child_ended = child_ended};
     int rc = n == 1 ? server_run(&conf, 0, url, 0) : supervisor_run(&conf, &so);
     redis_embed_stop(&re, 10000);
     return rc;

@@ -62,12 +62,17 @@ void peerlimit_free(struct peerlimit *pl)
     free(pl);
 }
 
-void peerlimit_attach(struct peerlimit *pl, int slot)
+void peerlimit_clear_slot(struct peerlimit *pl, int slot)
 {
     if (slot < 0 || slot >= pl->nprocs) abort();
-    pl->slot = slot;
     _Atomic uint64_t *t = pl->base + (size_t)slot * pl->n;
     for (size_t i = 0; i < pl->n; i++) atomic_store_explicit(&t[i], 0, memory_order_relaxed);
+}
+
+void peerlimit_attach(struct peerlimit *pl, int slot)
+{
+    peerlimit_clear_slot(pl, slot);
+    pl->slot = slot;
 }
 
 /* The set of client KEY in table P, and the tag its entries carry. */

@@ -52,6 +52,11 @@ void peerlimit_free(struct peerlimit *pl);
  * previous process in this slot (one that crashed) had counted is forgotten. */
 void peerlimit_attach(struct peerlimit *pl, int slot);
 
+/* Clear slot SLOT's table, from a process other than the one attached to it: the supervisor
+ * calls it when that process has died, so that its counts are gone even before its
+ * replacement attaches. */
+void peerlimit_clear_slot(struct peerlimit *pl, int slot);
+
 /* Count one connection of client KEY (ratelimit_client_key) if the client holds fewer than MAX
  * (1..PEERLIMIT_MAX) connections across all processes. See enum peerlimit_result. */
 enum peerlimit_result peerlimit_charge(struct peerlimit *pl, uint64_t key, int max);

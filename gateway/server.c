@@ -61,6 +61,11 @@ int server_init_shared(const struct conf *conf, int nprocs)
     return 0;
 }
 
+void server_child_ended(int slot)
+{
+    if (shared_peerlimit) peerlimit_clear_slot(shared_peerlimit, slot);
+}
+
 /* Refresh gw->date (the Date header every answer carries) when the second changed. */
 static void update_date(struct gw *gw)
 {

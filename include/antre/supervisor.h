@@ -20,6 +20,9 @@ struct supervisor_opts {
     int (*drain_timeout_ms)(const struct conf *conf); /* required */
     supervisor_child_fn run;                          /* required */
     void *arg;                                        /* passed to RUN (borrowed) */
+    /* Optional: called in the supervisor when child SLOT has ended (reaped), before its
+     * replacement is forked, to clear what the dead process left in shared memory. */
+    void (*child_ended)(int slot, void *arg);
 };
 
 /* Fork O->processes children running O->run and keep them running: a child that dies unasked
