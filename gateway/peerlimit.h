@@ -6,9 +6,10 @@
  * process writes (plain atomic stores, no lock, no CAS), and which every process reads when it
  * decides. A client's count is the sum of its entries in all the tables.
  *
- * Why one table per process: a process that crashes leaves only its own table wrong, and its
- * replacement clears that table when it attaches (peerlimit_attach), so no count leaks past a
- * restart and no lock can be left held. The price is that two processes deciding at the same
+ * Why one table per process: a process that crashes leaves only its own table wrong; the
+ * supervisor clears that table when it reaps the process (peerlimit_clear_slot) and the
+ * replacement again when it attaches (peerlimit_attach), so no count leaks past a restart and
+ * no lock can be left held. The price is that two processes deciding at the same
  * instant for the same client may each see the other's count one connection old: the limit can
  * be exceeded by at most processes - 1 connections, for as long as those connections live.
  *
