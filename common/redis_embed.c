@@ -3,8 +3,9 @@
  * The server listens only on `<dir>/redis.sock` and keeps an AOF in `<dir>`. Whoever finds the
  * socket silent starts it (fork + exec, own session) and owns it; whoever finds it answering
  * joins it. A flock on `<dir>/redis.lock` makes "probe, then start" atomic between processes, so
- * a gateway and a worker started together never launch two servers over one AOF. Everything here
- * blocks and runs at start-up or shut-down only. */
+ * a gateway and a worker started together never launch two servers over one AOF. Start and stop
+ * block and run at start-up or shut-down only; the owner's restart of a dead server
+ * (redis_embed_tick) waits only for fork + exec, so it may run on an event loop. */
 #include "antre/redis_embed.h"
 
 #include "antre/conf.h"
@@ -13,6 +14,7 @@
 #include "antre/fileutil.h"
 #include "antre/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -348,6 +350,9 @@ static pid_t spawn(const char *bin, char *const argv[], const char *logpath, cha
         /* Own session: no controlling terminal, so Ctrl-C and SIGHUP from the terminal reach
          * antre, which drains and then stops Redis itself. */
         setsid();
+        /* Why: redis-server creates its AOF, RDB and appendonlydir with the umask it inherits;
+         * they hold personal data, so nobody but the owner may read them. */
+        umask(077);
         dup2(nullfd, STDIN_FILENO);
         dup2(logfd, STDOUT_FILENO);
         dup2(logfd, STDERR_FILENO);
@@ -425,9 +430,10 @@ static int terminate(pid_t pid, int timeout_ms, char *desc, size_t desclen)
     return 2;
 }
 
-/* Start redis-server on DIR and wait until it answers PING or DEADLINE passes. */
-static pid_t start_server(const char *bin, const char *dir, const char *sock,
-                          const char *appendfsync, long long deadline, char *err, size_t errlen)
+/* Fork and exec redis-server on DIR (see redis_embed.h for its options); does not wait for it
+ * to answer. Returns its pid, or -1 with ERR set. */
+static pid_t spawn_server(const char *bin, const char *dir, const char *sock,
+                          const char *appendfsync, char *err, size_t errlen)
 {
     char logpath[PATH_MAX], pidpath[PATH_MAX];
     if (path_in(logpath, sizeof logpath, dir, "redis.log") < 0 ||
@@ -461,8 +467,19 @@ static pid_t start_server(const char *bin, const char *dir, const char *sock,
         pidpath,
         NULL,
     };
+    return spawn(bin, argv, logpath, err, errlen);
+}
 
-    pid_t pid = spawn(bin, argv, logpath, err, errlen);
+/* Start redis-server on DIR and wait until it answers PING or DEADLINE passes. */
+static pid_t start_server(const char *bin, const char *dir, const char *sock,
+                          const char *appendfsync, long long deadline, char *err, size_t errlen)
+{
+    char logpath[PATH_MAX];
+    if (path_in(logpath, sizeof logpath, dir, "redis.log") < 0) {
+        errbuf_set(err, errlen, "data dir path too long: %s", dir);
+        return -1;
+    }
+    pid_t pid = spawn_server(bin, dir, sock, appendfsync, err, errlen);
     if (pid < 0) return -1;
 
     for (;;) {
@@ -483,6 +500,59 @@ static pid_t start_server(const char *bin, const char *dir, const char *sock,
     errbuf_set(err, errlen, "%s did not answer PING on %s in time (stopped: %s)", bin, sock, desc);
     append_log_tail(err, errlen, logpath);
     return -1;
+}
+
+/* Take away the group and other bits of PATH (a file: 0600 at most, a directory: 0700 at most)
+ * and log the fix. Returns 1 when PATH is a directory to walk into. */
+static int make_private(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0 || S_ISLNK(st.st_mode)) return 0;
+    int isdir = S_ISDIR(st.st_mode);
+    if (!isdir && !S_ISREG(st.st_mode)) return 0; /* the socket has its own mode (700) */
+    mode_t was = st.st_mode & 07777;
+    if (was & 077) {
+        mode_t want = was & 0700;
+        if (chmod(path, want) == 0)
+            log_warn("redis_embed: made private path=%s mode=%04o was=%04o", path, (unsigned)want,
+                     (unsigned)was);
+        else
+            log_error("redis_embed: cannot make private path=%s mode=%04o err=%s", path,
+                      (unsigned)was, strerror(errno));
+    }
+    return isdir;
+}
+
+/* Make DIR and what it holds (files, and the files of its subdirectories, e.g. Redis'
+ * appendonlydir) private before a server is started on it: earlier versions left them 0755 and
+ * 0644, and the AOF holds personal data. DEPTH bounds the walk. */
+static void make_tree_private(const char *dir, int depth)
+{
+    if (!make_private(dir) || depth <= 0) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char path[PATH_MAX];
+        if (path_in(path, sizeof path, dir, e->d_name) < 0) continue;
+        make_tree_private(path, depth - 1);
+    }
+    closedir(d);
+}
+
+/* Write PID into DIR/redis.pid (redis-server writes the same a moment later): until it does, a
+ * process that takes the start lock after ours must see that a server runs on DIR. */
+static void write_pidfile(const char *dir, pid_t pid)
+{
+    char path[PATH_MAX], text[32];
+    if (path_in(path, sizeof path, dir, "redis.pid") < 0) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    int n = snprintf(text, sizeof text, "%d\n", (int)pid);
+    if (fileutil_write_all(fd, text, (size_t)n) < 0)
+        log_warn("redis_embed: cannot write %s err=%s", path, strerror(errno));
+    close(fd);
 }
 
 int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out, char *err,
@@ -539,29 +609,65 @@ int redis_embed_start(const struct redis_embed_opts *o, struct redis_embed *out,
                        (int)other, dir, sock);
             goto out;
         }
-        char bin[PATH_MAX];
-        if (find_bin(bin_name, bin, sizeof bin, err, errlen) < 0) goto out;
-        pid = start_server(bin, dir, sock, fsync, deadline, err, errlen);
+        if (find_bin(bin_name, out->bin, sizeof out->bin, err, errlen) < 0) goto out;
+        make_tree_private(dir, 2);
+        pid = start_server(out->bin, dir, sock, fsync, deadline, err, errlen);
         if (pid < 0) goto out;
+        out->owner = 1;
+        out->started_ms = now_ms();
+        memcpy(out->dir, dir, strlen(dir) + 1);             /* fits: shorter than the socket path */
+        memcpy(out->appendfsync, fsync, strlen(fsync) + 1); /* "everysec" or "always" */
     }
 
     out->pid = pid;
     memcpy(out->socket_path, sock, socklen + 1);
     memcpy(out->url, "unix:", 5); /* fits: socklen < SUN_PATH_MAX < sizeof url - 5 */
     memcpy(out->url + 5, sock, socklen + 1);
+    rc = 0;
     if (pid > 0)
         log_info("redis_embed: started redis-server pid=%d socket=%s appendfsync=%s", (int)pid,
                  sock, fsync);
     else log_info("redis_embed: joined running redis-server socket=%s", sock);
-    rc = 0;
 out:
     unlock_dir(lockfd);
+    if (rc < 0) memset(out, 0, sizeof *out);
     return rc;
+}
+
+/* Set RE's next restart attempt after one more death (or failed restart) at NOW: the delay
+ * doubles with each quick death in a row and starts again from the minimum once the server had
+ * stayed up REDIS_EMBED_STABLE_MS. Returns the delay. */
+static long long schedule_restart(struct redis_embed *re, long long now)
+{
+    if (now - re->started_ms >= REDIS_EMBED_STABLE_MS) re->quick_deaths = 0;
+    long long delay = REDIS_EMBED_RESTART_MIN_MS;
+    for (int i = 0; i < re->quick_deaths && delay < REDIS_EMBED_RESTART_MAX_MS; i++) delay *= 2;
+    if (delay > REDIS_EMBED_RESTART_MAX_MS) delay = REDIS_EMBED_RESTART_MAX_MS;
+    re->quick_deaths++;
+    re->restart_at_ms = now + delay;
+    return delay;
+}
+
+/* RE's server ended (HOW and STATUS as reaped() gives them): log it and schedule the restart. */
+static void note_death(struct redis_embed *re, int how, int status)
+{
+    long long now = now_ms(), up = now - re->started_ms;
+    char desc[64];
+    describe_status(desc, sizeof desc, how, status);
+    pid_t pid = re->pid;
+    re->pid = 0;
+    long long delay = schedule_restart(re, now);
+    log_error("redis_embed: redis-server pid=%d died (%s) up_ms=%lld; restarting in %lld ms "
+              "socket=%s",
+              (int)pid, desc, up, delay, re->socket_path);
 }
 
 int redis_embed_stop(struct redis_embed *re, int timeout_ms)
 {
-    if (!re || re->pid <= 0) return 0;
+    if (!re) return 0;
+    re->owner = 0;
+    re->restart_at_ms = 0;
+    if (re->pid <= 0) return 0;
     pid_t pid = re->pid;
     re->pid = 0;
 
@@ -593,4 +699,64 @@ const char *redis_embed_for(const struct conf_redis *r, struct redis_embed *re, 
                                  .start_timeout_ms = 10000};
     if (redis_embed_start(&o, re, err, errlen) < 0) return NULL;
     return re->url;
+}
+
+/* Start RE's server again on its dir, AOF and socket, without waiting for it to answer. */
+static void restart(struct redis_embed *re)
+{
+    char err[512];
+    long long now = now_ms();
+    /* The lock is only tried: a process holding it is starting a server on this dir itself. */
+    int lockfd = lock_dir(re->dir, now, err, sizeof err);
+    if (lockfd < 0) {
+        re->restart_at_ms = now + REDIS_EMBED_RESTART_MIN_MS;
+        return;
+    }
+    enum probe p = probe(re->socket_path);
+    pid_t other = p == PROBE_NONE ? live_pidfile_server(re->dir) : 0;
+    if (p != PROBE_NONE || other > 0) {
+        /* Someone found the socket silent and started a server first: two on one AOF would
+         * corrupt it, so this one is joined and whoever started it owns it. */
+        log_warn("redis_embed: another redis-server serves socket=%s pid=%d; joining it, no "
+                 "longer its owner",
+                 re->socket_path, (int)other);
+        re->owner = 0;
+        re->restart_at_ms = 0;
+        unlock_dir(lockfd);
+        return;
+    }
+    make_tree_private(re->dir, 2);
+    pid_t pid = spawn_server(re->bin, re->dir, re->socket_path, re->appendfsync, err, sizeof err);
+    if (pid < 0) {
+        long long delay = schedule_restart(re, now);
+        log_error("redis_embed: restart failed: %s; retrying in %lld ms", err, delay);
+    } else {
+        write_pidfile(re->dir, pid);
+        re->pid = pid;
+        re->started_ms = now;
+        re->restart_at_ms = 0;
+        re->restarts++;
+        log_warn("redis_embed: restarted redis-server pid=%d restarts=%u socket=%s appendfsync=%s",
+                 (int)pid, re->restarts, re->socket_path, re->appendfsync);
+    }
+    unlock_dir(lockfd);
+}
+
+int redis_embed_tick(struct redis_embed *re)
+{
+    if (!re || !re->owner) return 0;
+    if (re->pid > 0) {
+        int status = 0, how = reaped(re->pid, &status);
+        if (how == 0) return 0;
+        note_death(re, how, status);
+    }
+    if (re->restart_at_ms && now_ms() >= re->restart_at_ms) restart(re);
+    return re->owner && re->pid <= 0;
+}
+
+int redis_embed_reaped(struct redis_embed *re, pid_t pid, int status)
+{
+    if (!re || !re->owner || pid <= 0 || pid != re->pid) return 0;
+    note_death(re, 1, status);
+    return 1;
 }

@@ -121,6 +121,9 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
         int status;
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            int mine = 0;
+            for (int i = 0; i < n; i++) mine |= kids[i].pid == pid;
+            if (!mine && o->other_ended) o->other_ended(pid, status, o->arg);
             for (int i = 0; i < n; i++) {
                 if (kids[i].pid != pid) continue;
                 kids[i].pid = 0;
@@ -142,6 +145,7 @@ int supervisor_run(struct conf *conf, const struct supervisor_opts *o)
                 break;
             }
         }
+        if (o->tick) o->tick(o->arg);
 
         if (!stopping) {
             for (int i = 0; i < n; i++) {

@@ -5,7 +5,9 @@
  * Loads the configuration (common/program.c: every error printed as file:line), starts the
  * embedded Redis when `[redis] url = embedded`, then runs one gateway process in place or a
  * supervisor with N children, and stops the embedded Redis last, after the gateways have
- * drained. */
+ * drained. While they run, the process that started the embedded Redis (the supervisor, or the
+ * single gateway process on its 100 ms tick) reaps it when it dies and restarts it
+ * (redis_embed_tick). */
 #include <stdio.h>
 
 #include "antre/conf.h"
@@ -16,6 +18,21 @@
 #include "applicant.h"
 #include "metrics.h"
 #include "server.h"
+
+/* The embedded Redis this process started (owner) or joined; zero for a redis:// URL. */
+static struct redis_embed embedded;
+
+static void embedded_tick(void *arg)
+{
+    (void)arg;
+    redis_embed_tick(&embedded);
+}
+
+static void other_ended(pid_t pid, int status, void *arg)
+{
+    (void)arg;
+    redis_embed_reaped(&embedded, pid, status);
+}
 
 static int run_child(const struct conf *conf, int slot, void *arg)
 {
@@ -37,8 +54,8 @@ int main(int argc, char **argv)
     if (program_start(&prog, argc, argv) < 0) return prog.exit_status;
 
     char err[512];
-    struct redis_embed re;
-    const char *url = redis_embed_for(&conf.redis, &re, err, sizeof err);
+    struct redis_embed *re = &embedded;
+    const char *url = redis_embed_for(&conf.redis, re, err, sizeof err);
     if (!url) {
         log_error("main: embedded redis: %s", err);
         return 1;
@@ -47,11 +64,11 @@ int main(int argc, char **argv)
     int n = conf.gateway.processes;
     if (metrics_init(n) < 0) {
         log_error("main: cannot map the metrics slots");
-        redis_embed_stop(&re, 10000);
+        redis_embed_stop(re, 10000);
         return 1;
     }
     if (server_init_shared(&conf, n) < 0) {
-        redis_embed_stop(&re, 10000);
+        redis_embed_stop(re, 10000);
         return 1;
     }
     struct supervisor_opts so = {.what = "gateway",
@@ -59,8 +76,11 @@ int main(int argc, char **argv)
                                  .drain_timeout_ms = drain_timeout_ms,
                                  .run = run_child,
                                  .arg = (void *)url,
-                                 .child_ended = child_ended};
+                                 .child_ended = child_ended,
+                                 .other_ended = other_ended,
+                                 .tick = embedded_tick};
+    if (n == 1 && re->owner) server_set_tick_hook(embedded_tick, NULL);
     int rc = n == 1 ? server_run(&conf, 0, url, 0) : supervisor_run(&conf, &so);
-    redis_embed_stop(&re, 10000);
+    redis_embed_stop(re, 10000);
     return rc;
 }

@@ -42,6 +42,16 @@
 #define ACCEPT_BACKOFF_MS 100
 #define PEER_TABLE_PER_CONN 4 /* per-IP count entries per connection a process may hold */
 
+/* server_set_tick_hook's callback: NULL, or called on every tick. */
+static void (*tick_hook)(void *arg);
+static void *tick_hook_arg;
+
+void server_set_tick_hook(void (*fn)(void *arg), void *arg)
+{
+    tick_hook = fn;
+    tick_hook_arg = arg;
+}
+
 /* The per-IP state every process shares, mapped by server_init_shared before the fork. */
 static struct ratelimit *shared_ratelimit;
 static struct peerlimit *shared_peerlimit;
@@ -174,6 +184,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw *gw = arg;
     update_date(gw);
+    if (tick_hook) tick_hook(tick_hook_arg);
     /* A Redis that stopped answering (SIGSTOP, a dead host without RST) is only noticed through
      * a command timing out: keep one liveness PING in flight every second. */
     uint64_t now_ns = clock_now_ns();

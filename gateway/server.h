@@ -13,6 +13,11 @@ int server_init_shared(const struct conf *conf, int nprocs);
  * shared per-IP table (they closed with it). */
 void server_child_ended(int slot);
 
+/* Have FN(ARG) called on every 100 ms tick of the gateway process that server_run runs next in
+ * this process (main uses it to restart the embedded Redis it owns when it runs one process in
+ * place). FN must not block for long. */
+void server_set_tick_hook(void (*fn)(void *arg), void *arg);
+
 /* Run a gateway process with CONF (copied) as process slot SLOT, talking to Redis at
  * REDIS_URL (an embedded URL already resolved to unix:/...). REUSEPORT: bind with SO_REUSEPORT
  * (several processes share the port). Returns when drained after SIGTERM/SIGINT: 0, or 1 when

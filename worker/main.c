@@ -15,7 +15,9 @@
  * exits 0. It shares the gateway's configuration file and start-up (common/program.c). With
  * `[worker] processes` (or -j N) above 1, a supervisor (common/supervisor.c) runs that many
  * worker processes and restarts crashed ones; libvips (photo_init) and the pool start in each
- * process, after the fork. */
+ * process, after the fork. The process that started the embedded Redis (the supervisor, or the
+ * single worker process on a 100 ms timer) restarts it when it dies (redis_embed_tick); a worker
+ * that joined the gateway's reconnects to it by itself (rconn). */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +59,12 @@ struct worker {
     struct bearer admin_token; /* what /metrics asks for ([worker] admin_token_file) */
 };
 
+/* The embedded Redis this process started (owner) or joined; zero for a redis:// URL. Its
+ * restarts are checked on worker_process's loop only when that runs in place (one process):
+ * with several, the supervisor checks them. */
+static struct redis_embed embedded;
+static int embedded_on_loop;
+
 /* Counters of every worker process, mapped before the fork (admin.h: struct admin_slot). */
 static struct slots worker_slots;
 
@@ -77,6 +85,25 @@ static void on_redis_state(void *arg, enum rconn_state st)
         for (int i = 0; i < JOB__QUEUES; i++)
             if (w->queues[i]) queue_connected(w->queues[i]);
     } else log_warn("worker: redis connection lost; reconnecting process=%d", w->slot);
+}
+
+static void embedded_tick(void *arg)
+{
+    (void)arg;
+    redis_embed_tick(&embedded);
+}
+
+static void on_embedded_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    embedded_tick(arg);
+}
+
+static void other_ended(pid_t pid, int status, void *arg)
+{
+    (void)arg;
+    redis_embed_reaped(&embedded, pid, status);
 }
 
 static int in_hand(const struct worker *w)
@@ -236,10 +263,17 @@ static int worker_process(const struct conf *conf, int slot, void *arg)
     supervisor_child_ready();
     char err[512];
     w.drain_ev = evtimer_new(w.base, on_drain_tick, &w);
+    struct event *embedded_ev = NULL;
+    if (embedded_on_loop) {
+        embedded_ev = event_new(w.base, -1, EV_PERSIST, on_embedded_timer, NULL);
+        struct timeval tv = {0, 100000};
+        event_add(embedded_ev, &tv);
+    }
     int ok = worker_start(&w, url, err, sizeof err) == 0;
     if (ok) event_base_dispatch(w.base);
     else log_error("worker: %s process=%d", err, slot);
     worker_stop(&w);
+    if (embedded_ev) event_free(embedded_ev);
     event_free(w.drain_ev);
     for (int i = 0; i < 3; i++) event_free(ev[i]);
     event_base_free(w.base);
@@ -264,8 +298,8 @@ int main(int argc, char **argv)
         log_error("worker: cannot map the metrics slots");
         return 1;
     }
-    struct redis_embed re;
-    const char *url = redis_embed_for(&conf.redis, &re, err, sizeof err);
+    struct redis_embed *re = &embedded;
+    const char *url = redis_embed_for(&conf.redis, re, err, sizeof err);
     if (!url) {
         log_error("worker: embedded redis: %s", err);
         return 1;
@@ -274,8 +308,11 @@ int main(int argc, char **argv)
                                  .processes = conf.worker.processes,
                                  .drain_timeout_ms = drain_timeout_ms,
                                  .run = worker_process,
-                                 .arg = (void *)url};
+                                 .arg = (void *)url,
+                                 .other_ended = other_ended,
+                                 .tick = embedded_tick};
+    embedded_on_loop = so.processes == 1 && re->owner;
     int rc = so.processes == 1 ? worker_process(&conf, 0, (void *)url) : supervisor_run(&conf, &so);
-    redis_embed_stop(&re, 10000);
+    redis_embed_stop(re, 10000);
     return rc;
 }

@@ -3,6 +3,8 @@
 #ifndef ANTRE_SUPERVISOR_H
 #define ANTRE_SUPERVISOR_H
 
+#include <sys/types.h>
+
 #include "antre/conf.h"
 
 #define SUPERVISOR_MAX_CHILDREN 64
@@ -23,6 +25,13 @@ struct supervisor_opts {
     /* Optional: called in the supervisor when child SLOT has ended (reaped), before its
      * replacement is forked, to clear what the dead process left in shared memory. */
     void (*child_ended)(int slot, void *arg);
+    /* Optional: called with PID and its wait STATUS when the supervisor reaped a process that is
+     * not one of its children (another child of this process, e.g. the embedded redis-server
+     * forked before supervisor_run): its status would be lost otherwise. */
+    void (*other_ended)(pid_t pid, int status, void *arg);
+    /* Optional: called on every turn of the loop (at least every 200 ms and after each signal),
+     * after the ended processes were reaped, also while stopping. Must not block for long. */
+    void (*tick)(void *arg);
 };
 
 /* Fork O->processes children running O->run and keep them running: a child that dies unasked
