@@ -54,6 +54,9 @@ struct redis_embed {
  * started from the same directory with the same config finds the same server. The socket path
  * must be shorter than 108 bytes (the limit of sun_path).
  *
+ * Before a server is started, O->dir and what it holds (two levels down: appendonlydir) lose
+ * their group and other permission bits (each fix logged), and the server runs under umask 077.
+ *
  * If the socket already answers PING, the server is joined: OUT->pid = 0 and nothing is started
  * (the running server keeps the appendfsync it was started with). Otherwise redis-server is
  * started in its own session (so a Ctrl-C to the terminal does not reach it; the owner stops it
@@ -80,7 +83,8 @@ struct redis_embed {
  * SIGCHLD to SIG_IGN, the exit status of the server cannot be reported.
  *
  * Arguments: O options (strings are not kept after the call); OUT filled on success (zeroed
- * first, so redis_embed_stop() on it is safe even after a failed start); ERR/ERRLEN receive a
+ * on failure, so redis_embed_stop() on it is safe even after a failed start; OUT->owner is 1 when
+ * this call started the server); ERR/ERRLEN receive a
  * one-line reason on failure (with the last lines of redis.log when the server failed to come
  * up). Errors are not logged here: the caller logs ERR. Success (start or join) is logged.
  *

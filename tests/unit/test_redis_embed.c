@@ -6,6 +6,7 @@
 #include "antre/redis_embed.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -440,4 +441,207 @@ Test(redis_embed, concurrent_starts_make_one_server)
     cr_assert_eq(waitpid(child, &status, 0), child);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (msg[1] > 0) cr_assert(gone(msg[1]));
+}
+
+/* --- the owner's restart of a dead server (redis_embed_tick, redis_embed_reaped) ------------ */
+
+/* Call redis_embed_tick on RE every 5 ms until PRED(RE) holds or MS pass. */
+static bool tick_until(struct redis_embed *r, bool (*pred)(const struct redis_embed *), int ms)
+{
+    long long end = now_ms() + ms;
+    while (now_ms() < end) {
+        redis_embed_tick(r);
+        if (pred(r)) return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+static bool restarted_and_answers(const struct redis_embed *r)
+{
+    return r->pid > 0 && answers_ping(r->socket_path);
+}
+
+static bool is_down(const struct redis_embed *r) { return r->pid == 0; }
+
+static void set_key(const char *sock, const char *key, const char *val)
+{
+    redisContext *c = connect_sock(sock);
+    cr_assert_not_null(c);
+    redisReply *r = redisCommand(c, "SET %s %s", key, val);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "SET failed");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static bool key_is(const char *sock, const char *key, const char *val)
+{
+    redisContext *c = connect_sock(sock);
+    if (!c) return false;
+    redisReply *r = redisCommand(c, "GET %s", key);
+    bool ok = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, val) == 0;
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+Test(redis_embed, killed_server_is_restarted_on_the_same_socket_with_its_data)
+{
+    struct redis_embed_opts o = opts("everysec");
+    cr_assert_eq(redis_embed_start(&o, &re[0], err, sizeof err), 0, "start: %s", err);
+    cr_assert_eq(re[0].owner, 1);
+    cr_assert_eq(redis_embed_tick(&re[0]), 0, "a running server needs nothing");
+    /* Acknowledged with everysec, then the process (not the machine) dies: the write(2) Redis
+     * made before answering is in the page cache and in the AOF after the restart. */
+    set_key(re[0].socket_path, "antre:k", "v1");
+    pid_t first = re[0].pid;
+    cr_assert_eq(kill(first, SIGKILL), 0);
+    long long t0 = now_ms();
+    cr_assert(tick_until(&re[0], restarted_and_answers, 5000), "not restarted");
+    cr_assert_geq(now_ms() - t0, REDIS_EMBED_RESTART_MIN_MS - 5, "restarted before its delay");
+    cr_assert_neq(re[0].pid, first);
+    cr_assert(gone(first), "the killed server was not reaped");
+    cr_assert_eq(re[0].restarts, 1u);
+    cr_assert(key_is(re[0].socket_path, "antre:k", "v1"), "the acknowledged write was lost");
+    cr_assert_eq(redis_embed_tick(&re[0]), 0);
+
+    /* Stopped by its owner: it stays stopped. */
+    pid_t second = re[0].pid;
+    cr_assert_eq(redis_embed_stop(&re[0], 5000), 0);
+    cr_assert(gone(second));
+    cr_assert_eq(re[0].owner, 0);
+    for (int i = 0; i < 20; i++) cr_assert_eq(redis_embed_tick(&re[0]), 0);
+    cr_assert_eq(re[0].pid, 0);
+    cr_assert_not(answers_ping(re[0].socket_path));
+}
+
+Test(redis_embed, restart_delay_doubles_per_quick_death_and_resets_after_a_stable_run)
+{
+    struct redis_embed_opts o = opts("everysec");
+    cr_assert_eq(redis_embed_start(&o, &re[0], err, sizeof err), 0, "start: %s", err);
+    char real_bin[sizeof re[0].bin];
+    memcpy(real_bin, re[0].bin, sizeof real_bin);
+    /* From now on every restart runs a server that exits at once. */
+    char fake[128];
+    snprintf(fake, sizeof fake, "%s/failing", tmp);
+    write_script(fake, "#!/bin/sh\nexit 3\n");
+    snprintf(re[0].bin, sizeof re[0].bin, "%s", fake);
+
+    cr_assert_eq(kill(re[0].pid, SIGKILL), 0);
+    int want[] = {50, 100, 200, 400, 800};
+    long long last = -1;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        /* Tick until the next death is noticed, then read the delay it scheduled. */
+        long long end = now_ms() + 5000;
+        while (!(re[0].pid == 0 && re[0].restart_at_ms && re[0].restart_at_ms != last)) {
+            cr_assert_lt(now_ms(), end, "death %zu not noticed", i);
+            redis_embed_tick(&re[0]);
+            usleep(1000);
+        }
+        long long delay = re[0].restart_at_ms - now_ms();
+        cr_assert(delay <= want[i] && delay > want[i] / 2, "death %zu: delay %lld, want %d", i,
+                  delay, want[i]);
+        last = re[0].restart_at_ms;
+        cr_assert_eq(redis_embed_tick(&re[0]), 1, "down while waiting");
+    }
+
+    /* The real binary again; after it has stayed up long enough the delay is back to 50 ms. */
+    memcpy(re[0].bin, real_bin, sizeof real_bin);
+    re[0].restart_at_ms = now_ms();
+    cr_assert(tick_until(&re[0], restarted_and_answers, 5000), "not restarted");
+    re[0].started_ms -= REDIS_EMBED_STABLE_MS;
+    cr_assert_eq(kill(re[0].pid, SIGKILL), 0);
+    cr_assert(tick_until(&re[0], is_down, 3000));
+    long long delay = re[0].restart_at_ms - now_ms();
+    cr_assert(delay <= 50 && delay > 25, "delay after a stable run %lld", delay);
+    cr_assert(tick_until(&re[0], restarted_and_answers, 5000), "not restarted");
+}
+
+Test(redis_embed, a_status_reaped_elsewhere_is_handed_over)
+{
+    struct redis_embed_opts o = opts("everysec");
+    cr_assert_eq(redis_embed_start(&o, &re[0], err, sizeof err), 0, "start: %s", err);
+    pid_t pid = re[0].pid;
+    cr_assert_eq(redis_embed_reaped(&re[0], pid + 100000, 0), 0, "not its pid");
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    /* As a supervisor's waitpid(-1) would. */
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert_eq(redis_embed_reaped(&re[0], pid, status), 1);
+    cr_assert_eq(re[0].pid, 0);
+    cr_assert_gt(re[0].restart_at_ms, 0);
+    cr_assert_eq(redis_embed_reaped(&re[0], pid, status), 0, "told twice");
+    cr_assert(tick_until(&re[0], restarted_and_answers, 5000), "not restarted");
+}
+
+Test(redis_embed, joiner_never_restarts_and_owner_yields_to_a_newer_server)
+{
+    struct redis_embed_opts o = opts("everysec");
+    cr_assert_eq(redis_embed_start(&o, &re[0], err, sizeof err), 0, "start: %s", err);
+    cr_assert_eq(redis_embed_start(&o, &re[1], err, sizeof err), 0, "join: %s", err);
+    cr_assert_eq(re[1].owner, 0);
+    pid_t first = re[0].pid;
+    cr_assert_eq(kill(first, SIGKILL), 0);
+    usleep(100000);
+    for (int i = 0; i < 10; i++) cr_assert_eq(redis_embed_tick(&re[1]), 0);
+    cr_assert_not(answers_ping(re[0].socket_path), "the joiner started a server");
+
+    /* Before the owner notices, another program finds the socket silent and starts one. */
+    cr_assert_eq(redis_embed_start(&o, &re[2], err, sizeof err), 0, "third: %s", err);
+    cr_assert_gt(re[2].pid, 0);
+    long long end = now_ms() + 2000;
+    while (re[0].owner && now_ms() < end) {
+        redis_embed_tick(&re[0]);
+        usleep(5000);
+    }
+    cr_assert_eq(re[0].owner, 0, "two servers on one dir");
+    cr_assert_eq(re[0].pid, 0);
+    cr_assert(gone(first));
+    cr_assert(answers_ping(re[2].socket_path));
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0, "%s: %s", path, strerror(errno));
+    return st.st_mode & 07777;
+}
+
+Test(redis_embed, files_are_private_and_old_ones_are_fixed)
+{
+    char sub[128], old[160], aof[512];
+    snprintf(sub, sizeof sub, "%s/appendonlydir", tmp);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(chmod(sub, 0755), 0);
+    cr_assert_eq(chmod(tmp, 0755), 0);
+    snprintf(old, sizeof old, "%s/old.aof", sub);
+    int fd = open(old, O_WRONLY | O_CREAT, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(chmod(old, 0644), 0);
+
+    struct redis_embed_opts o = opts("always");
+    cr_assert_eq(redis_embed_start(&o, &re[0], err, sizeof err), 0, "start: %s", err);
+    set_key(re[0].socket_path, "antre:k", "v");
+    cr_assert_eq(mode_of(tmp), 0700);
+    cr_assert_eq(mode_of(sub), 0700);
+    cr_assert_eq(mode_of(old), 0600);
+    /* What redis-server made itself, under the umask it was given. */
+    DIR *d = opendir(sub);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(aof, sizeof aof, "%s/%s", sub, e->d_name);
+        cr_expect_eq(mode_of(aof) & 077, 0, "%s is %o", aof, mode_of(aof));
+        n++;
+    }
+    closedir(d);
+    cr_assert_geq(n, 3, "the AOF files were not made");
+
+    /* A restarted server keeps them so. */
+    cr_assert_eq(chmod(old, 0644), 0);
+    cr_assert_eq(kill(re[0].pid, SIGKILL), 0);
+    cr_assert(tick_until(&re[0], restarted_and_answers, 5000), "not restarted");
+    cr_assert_eq(mode_of(old), 0600);
 }
