@@ -829,11 +829,44 @@ static int on_directive(void *user, const char *section, const char *name, const
     return 1; /* keep going: report every error */
 }
 
+/* Is A a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.x.x)? */
+static int addr_is_loopback(const struct conf_addr *a)
+{
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->sa;
+        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        const struct in6_addr *x = &((const struct sockaddr_in6 *)&a->sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* An admin listener that anyone on the network can reach must ask for a token: refused, naming
+ * the admin_listen line, when it is not on loopback and no admin_token_file is set. */
+static void check_admin_open(struct load *ld, const char *section, const struct conf_addr *a,
+                             const char *token_file)
+{
+    if (token_file[0] || addr_is_loopback(a)) return;
+    for (size_t i = 0; i < NTABLE; i++)
+        if (!strcmp(table[i].section, section) && !strcmp(table[i].name, "admin_listen"))
+            ld->line = ld->seen_line[i];
+    add_error(ld, section, "admin_listen",
+              "%s is not a loopback address and admin_token_file is not set: anyone who reaches "
+              "it could use the admin listener without a token (set admin_token_file, or listen "
+              "on 127.0.0.1)",
+              a->text);
+    ld->line = 0;
+}
+
 /* Checks that involve more than one directive. */
 static void check_whole(struct load *ld)
 {
     struct conf *c = ld->c;
     ld->line = 0;
+    check_admin_open(ld, "gateway", &c->gateway.admin_listen, c->gateway.admin_token_file);
+    check_admin_open(ld, "worker", &c->worker.admin_listen, c->worker.admin_token_file);
     if (c->gateway.max_url_bytes > c->gateway.max_header_bytes)
         add_error(ld, "gateway", "max_url_bytes", "larger than max_header_bytes (%d)",
                   c->gateway.max_header_bytes);

@@ -348,3 +348,64 @@ def test_sighup_burst_keeps_serving(make_gateway):
     assert g.proc.poll() is None
     assert get(g.port, "/healthz")[0] == 200
     assert g.stop() == 0
+
+
+# --- an admin listener open to the network needs a token (issue 11, item 6) ----------------
+
+ADMIN_OPEN = {
+    "gateway_any_v4": ("[gateway]\nlisten = 127.0.0.1:8080\nadmin_listen = 0.0.0.0:8081\n", 3,
+                       "gateway", "0.0.0.0:8081"),
+    "gateway_any_v6": ("[gateway]\nadmin_listen = [::]:8081\n", 2, "gateway", "[::]:8081"),
+    "gateway_star": ("[log]\nlevel = info\n[gateway]\nadmin_listen = *:8081\n", 4, "gateway",
+                     "*:8081"),
+    "gateway_public": ("[gateway]\nadmin_listen = 203.0.113.7:8081\n", 2, "gateway",
+                       "203.0.113.7:8081"),
+    "worker_any_v4": ("[worker]\nprocesses = 1\nadmin_listen = 0.0.0.0:8082\n", 3, "worker",
+                      "0.0.0.0:8082"),
+}
+
+
+@pytest.mark.parametrize("binary", [GATEWAY, WORKER], ids=["gateway", "worker"])
+@pytest.mark.parametrize("case", sorted(ADMIN_OPEN))
+def test_check_refuses_open_admin_listener_without_token(binary, case, tmp_path):
+    text, line, section, addr = ADMIN_OPEN[case]
+    path = write(tmp_path, text)
+    rc, out, err = check(binary, path)
+    assert rc == 1, (out, err)
+    assert "ok" not in out.split()
+    errs = errors_of(err)
+    assert len(errs) == 1, err
+    e = errs[0]
+    assert (e["file"], e["line"], e["section"], e["name"]) == (path, line, section,
+                                                               "admin_listen"), err
+    assert e["reason"].startswith(f"{addr} is not a loopback address and admin_token_file is "
+                                  "not set"), err
+
+    # With a token file the same listener is accepted.
+    token = tmp_path / "admin-token"
+    token.write_text("0123456789abcdef0123456789abcdef\n")
+    token.chmod(0o600)
+    path = write(tmp_path, text + f"admin_token_file = {token}\n", name="with-token.conf")
+    rc, out, err = check(binary, path)
+    assert (rc, out.strip()) == (0, "ok"), err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "[::1]",
+                                  "[::ffff:127.0.0.1]"])
+def test_check_accepts_loopback_admin_listener_without_token(host, tmp_path):
+    path = write(tmp_path, f"[gateway]\nadmin_listen = {host}:8081\n"
+                           f"[worker]\nadmin_listen = {host}:8082\n")
+    rc, out, err = check(GATEWAY, path)
+    assert (rc, out.strip()) == (0, "ok"), err
+
+
+def test_startup_refuses_open_admin_listener_without_token(make_gateway):
+    g = make_gateway({"gateway.admin_listen": f"0.0.0.0:{free_port()}"}, start=False)
+    g.start(wait=False)
+    assert g.proc.wait(15) == 1
+    assert not can_connect(g.port)
+    lines = open(g.conf_path).read().splitlines()
+    lineno = next(i for i, l in enumerate(lines, 1) if l.startswith("admin_listen ="))
+    log = g.read_log()
+    assert re.search(rf"^{re.escape(g.conf_path)}:{lineno}: \[gateway\] admin_listen: "
+                     r"0\.0\.0\.0:\d+ is not a loopback address", log, re.M), log

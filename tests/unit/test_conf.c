@@ -525,7 +525,7 @@ Test(conf, addresses)
     cr_assert_eq(ntohl(s4->sin_addr.s_addr), INADDR_LOOPBACK);
     cr_assert_eq(ntohs(s4->sin_port), 9000);
 
-    expect_ok(&c, "worker", "admin_listen", "[::]:0");
+    expect_ok(&c, "worker", "admin_listen", "[::1]:0");
     cr_assert_eq(((const struct sockaddr_in6 *)&c.worker.admin_listen.sa)->sin6_family, AF_INET6);
 }
 
