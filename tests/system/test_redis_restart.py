@@ -274,8 +274,9 @@ def test_killed_embedded_redis_is_restarted_and_nothing_acknowledged_is_lost(emb
     wait_for(lambda: not alive(new), timeout=HANG, what="embedded redis stopped")
 
 
-def test_worker_that_joined_keeps_draining_after_the_restart(embedded, workdir):
-    e = embedded().start()
+def start_worker(e, workdir):
+    """antre-worker on E's configuration, connected to Redis; returns (process, log text
+    reader). The teardown kills it if it still runs."""
     wlog = os.path.join(workdir, "worker.log")
     with open(wlog, "ab") as f:
         w = subprocess.Popen([WORKER, "-c", e.g.conf_path], stdout=f, stderr=subprocess.STDOUT,
@@ -287,6 +288,13 @@ def test_worker_that_joined_keeps_draining_after_the_restart(embedded, workdir):
             return f.read().decode(errors="replace")
     wait_for(lambda: w.poll() is not None or "redis connected" in text(), timeout=HANG,
              what="worker connected")
+    assert w.poll() is None, text()
+    return w, text
+
+
+def test_worker_that_joined_keeps_draining_after_the_restart(embedded, workdir):
+    e = embedded().start()
+    w, text = start_worker(e, workdir)
     assert "joined running redis-server" in text(), text()
 
     ids, _ = kill_redis_mid_registrations(e, e.g.proc.pid)
@@ -387,17 +395,7 @@ def test_worker_that_started_the_embedded_redis_restarts_it(embedded, workdir):
     """A worker started first owns the embedded Redis: it restarts it too, and a gateway that
     joined it reconnects."""
     e = embedded()
-    wlog = os.path.join(workdir, "worker.log")
-    with open(wlog, "ab") as f:
-        w = subprocess.Popen([WORKER, "-c", e.g.conf_path], stdout=f, stderr=subprocess.STDOUT,
-                             cwd=workdir)
-    e.others.append(w)
-
-    def text():
-        with open(wlog, "rb") as f:
-            return f.read().decode(errors="replace")
-    wait_for(lambda: w.poll() is not None or "redis connected" in text(), timeout=HANG,
-             what="worker connected")
+    w, text = start_worker(e, workdir)
     assert "started redis-server" in text(), text()
     e.start()
     assert "joined running redis-server" in e.g.read_log()
