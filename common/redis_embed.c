@@ -728,6 +728,7 @@ static void restart(struct redis_embed *re)
     make_tree_private(re->dir, 2);
     pid_t pid = spawn_server(re->bin, re->dir, re->socket_path, re->appendfsync, err, sizeof err);
     if (pid < 0) {
+        re->started_ms = now; /* a start that died at once: the delay keeps growing */
         long long delay = schedule_restart(re, now);
         log_error("redis_embed: restart failed: %s; retrying in %lld ms", err, delay);
     } else {

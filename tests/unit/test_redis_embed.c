@@ -645,3 +645,29 @@ Test(redis_embed, files_are_private_and_old_ones_are_fixed)
     cr_assert(tick_until(&re[0], restarted_and_answers, 5000), "not restarted");
     cr_assert_eq(mode_of(old), 0600);
 }
+
+Test(redis_embed, restarts_that_cannot_exec_back_off_too)
+{
+    struct redis_embed_opts o = opts("everysec");
+    cr_assert_eq(redis_embed_start(&o, &re[0], err, sizeof err), 0, "start: %s", err);
+    /* It ran long enough: its death starts at the shortest delay; then the binary is gone, and
+     * every failed restart waits longer than the one before. */
+    re[0].started_ms -= 2 * REDIS_EMBED_STABLE_MS;
+    snprintf(re[0].bin, sizeof re[0].bin, "%s/no-such-redis-server", tmp);
+    cr_assert_eq(kill(re[0].pid, SIGKILL), 0);
+    cr_assert(tick_until(&re[0], is_down, 3000));
+    long long prev = re[0].restart_at_ms - now_ms();
+    cr_assert(prev <= 50 && prev > 25, "first delay %lld", prev);
+    for (int i = 0; i < 3; i++) {
+        long long at = re[0].restart_at_ms;
+        while (re[0].restart_at_ms == at) {
+            cr_assert_lt(now_ms(), at + 3000, "restart %d not attempted", i);
+            cr_assert_eq(redis_embed_tick(&re[0]), 1);
+            usleep(1000);
+        }
+        cr_assert_eq(re[0].pid, 0);
+        long long delay = re[0].restart_at_ms - now_ms();
+        cr_assert(2 * delay > 3 * prev, "failed restart %d: delay %lld after %lld", i, delay, prev);
+        prev = delay;
+    }
+}
