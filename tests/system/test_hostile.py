@@ -282,9 +282,21 @@ def test_per_ip_rate_holds_across_processes(make_gateway):
     SO_REUSEPORT, share one allowance of per_ip_burst (and per_ip_rate) between them."""
     g = make_gateway({"gateway.processes": 2, "gateway.per_ip_rate": 1,
                       "gateway.per_ip_burst": 20})
-    # Both processes listening (each has accepted a probe).
-    wait_for(lambda: "process=1" in g.read_log() and "process=0" in g.read_log(), timeout=10,
-             what="two processes")
+    # Both processes listening: probes from another address (its own allowance) have been
+    # answered by both. The supervisor logs a process when it forks it, before it listens.
+    seen = set()
+
+    def both_answer():
+        s = connect(g.port, source=NORMAL_ADDR)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            (_, headers, _), = parse_responses(_read_one(s))
+            seen.add(headers.get("x-request-id", "")[:8])
+        finally:
+            s.close()
+        return len(seen) == 2
+
+    wait_for(both_answer, timeout=10, what="both processes answering")
     socks = [connect(g.port) for _ in range(60)]
     statuses, prefixes = [], set()
     t0 = time.monotonic()
