@@ -41,6 +41,7 @@
 #include "antre/lua_scripts.h"
 #include "antre/rconn.h"
 #include "antre/script.h"
+#include "antre/seal.h"
 #include "antre/token.h"
 #include "antre/validate.h"
 #include "conn.h"
@@ -53,6 +54,9 @@
 #include "verify_mask.h"
 
 #define IDEM_KEY_MAX 128
+
+const char *const registration_sealed[REGISTRATION_SEALED_N] = {"nik",        "kk",    "name",
+                                                                "birth_date", "email", "phone"};
 #define CLAIM_LEASE_TIMEOUTS 4 /* an idempotency claim's lease, in [redis] timeout_ms */
 
 static struct script intake;
@@ -158,6 +162,16 @@ int registration_nik_key(struct gw *gw, const char *nik, char key[KEYS_MAX], cha
     return 0;
 }
 
+int registration_open(struct gw *gw, const char *id, const char *field, const char *v, size_t vlen,
+                      char *out, size_t outlen)
+{
+    int rc = seal_open(token_keys_seal(gw->keys), id, field, v, vlen, out, outlen);
+    if (rc < 0)
+        log_error("registration: cannot open a sealed field id=%s field=%s why=%s", id, field,
+                  seal_error_str(rc));
+    return rc < 0 ? -1 : rc;
+}
+
 static void write_registration(struct create *cr)
 {
     struct conn *c = cr->c;
@@ -168,6 +182,21 @@ static void write_registration(struct create *cr)
         release_claim(cr);
         free(cr);
         return;
+    }
+    /* The personal fields go to Redis sealed (seal.h), each bound to this record and its name;
+     * the dedupe key above is the NIK's HMAC, as before. */
+    const char *clear[REGISTRATION_SEALED_N] = {cr->nik,   cr->kk,    cr->name,
+                                                cr->birth, cr->email, cr->phone};
+    char sealed[REGISTRATION_SEALED_N][SEAL_BUF_SIZE];
+    for (int i = 0; i < REGISTRATION_SEALED_N; i++) {
+        if (seal_field(token_keys_seal(c->gw->keys), cr->id, registration_sealed[i], clear[i],
+                       strlen(clear[i]), sealed[i], sizeof sealed[i]) < 0) {
+            log_error("registration: cannot seal field=%s", registration_sealed[i]);
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            release_claim(cr);
+            free(cr);
+            return;
+        }
     }
     keys_registration(kreg, cr->id);
     job_stream_key(kstream, JOB_REGISTER);
@@ -182,18 +211,18 @@ static void write_registration(struct create *cr)
                           cr->id,
                           cr->answer,
                           cr->dup_answer,
-                          "nik",
-                          cr->nik,
-                          "kk",
-                          cr->kk,
-                          "name",
-                          cr->name,
-                          "birth_date",
-                          cr->birth,
-                          "email",
-                          cr->email,
-                          "phone",
-                          cr->phone,
+                          registration_sealed[0],
+                          sealed[0],
+                          registration_sealed[1],
+                          sealed[1],
+                          registration_sealed[2],
+                          sealed[2],
+                          registration_sealed[3],
+                          sealed[3],
+                          registration_sealed[4],
+                          sealed[4],
+                          registration_sealed[5],
+                          sealed[5],
                           "owner",
                           gate_session(c)->owner,
                           "room",
@@ -688,6 +717,20 @@ static void on_record(void *arg, const redisReply *r, const char *err)
         return;
     }
     st->reg = hash_to_json(r);
+    /* The checklist shows the contacts masked: open them (the other personal fields are not
+     * read here). */
+    for (int k = 4; k < REGISTRATION_SEALED_N && r->elements; k++) {
+        const char *v = field(st->reg, registration_sealed[k]);
+        char clear[SEAL_PLAIN_MAX + 1];
+        if (!v[0]) continue;
+        if (registration_open(c->gw, st->id, registration_sealed[k], v, strlen(v), clear,
+                              sizeof clear) < 0) {
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            status_free(st);
+            return;
+        }
+        json_object_set_new(st->reg, registration_sealed[k], json_string(clear));
+    }
     /* The record's owner decides (a recovery moves it to a new session: verify_recover.c); a
      * record without one, or no record, falls back on the id's mark. */
     const char *owner = field(st->reg, "owner"), *mine = gate_session(c)->owner;
