@@ -11,6 +11,7 @@
  * (it would fail the tag anyway; binding it says so plainly). */
 #include "antre/seal.h"
 
+#include "antre/clock.h"
 #include "antre/codec.h"
 #include "antre/errbuf.h"
 
@@ -90,6 +91,19 @@ int seal_keys_load(const char *path, struct seal_keys **out, char *err, size_t e
     *out = seal_keys_new(&kf, err, errlen);
     keyfile_clear(&kf);
     return *out ? 0 : -1;
+}
+
+int seal_keys_refresh(struct seal_keys **k, const char *path, uint64_t *loaded_ns, char *err,
+                      size_t errlen)
+{
+    uint64_t now = clock_now_ns();
+    if (*loaded_ns && now - *loaded_ns < 1000000000ull) return 0;
+    *loaded_ns = now;
+    struct seal_keys *nk;
+    if (seal_keys_load(path, &nk, err, errlen) < 0) return -1;
+    seal_keys_free(*k);
+    *k = nk;
+    return 1;
 }
 
 void seal_keys_free(struct seal_keys *k)
@@ -182,6 +196,7 @@ int seal_open(const struct seal_keys *k, const char *record_id, const char *fiel
         out[inlen] = 0;
         return (int)inlen;
     }
+    if (!k) return SEAL_UNKNOWN_KEY;
     const char *kid = in + PREFIX_LEN, *dot = memchr(kid, '.', inlen - PREFIX_LEN);
     if (!dot || !keyfile_kid_valid(kid, (size_t)(dot - kid))) return SEAL_MALFORMED;
     size_t kidlen = (size_t)(dot - kid), blen = inlen - PREFIX_LEN - kidlen - 1;

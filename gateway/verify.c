@@ -103,7 +103,14 @@ int64_t verify_keep_ms(struct conn *c, int64_t now_ms)
 int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *const *args,
                 int nhead, const struct verify_new *n, rconn_cb *cb, void *arg)
 {
-    char snow[24], sexp[24];
+    char snow[24], sexp[24], dest[SEAL_BUF_SIZE];
+    /* The address or number is stored sealed (seal.h), bound to this verification. */
+    if (seal_field(token_keys_seal(c->gw->keys), n->vid, "destination", n->destination,
+                   strlen(n->destination), dest, sizeof dest) < 0) {
+        log_error("verify: cannot seal a destination");
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        return -1;
+    }
     const char *rec[] = {"registration_id",
                          n->rid,
                          "channel",
@@ -113,7 +120,7 @@ int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *
                          "owner",
                          n->owner,
                          "destination",
-                         n->destination,
+                         dest,
                          "masked",
                          n->masked,
                          "lang",

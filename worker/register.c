@@ -321,17 +321,12 @@ static void on_record(void *arg, const redisReply *rec, const char *err)
     }
     int sealed;
     char *body = register_body(qj->job.registration_id, rec, r->seal, &sealed);
-    if (!body && sealed == SEAL_UNKNOWN_KEY && clock_now_ns() - r->seal_loaded_ns > 1000000000ull) {
-        /* Sealed under a key line added since we read the key file: read it again (a small
-         * file; at most once a second) and try once more. */
-        struct seal_keys *nk;
-        if (seal_keys_load(r->conf->gateway.secret_file, &nk, why, sizeof why) == 0) {
-            seal_keys_free(r->seal);
-            r->seal = nk;
-            log_info("register: key file read again kid=%s", seal_keys_kid(nk));
-        } else log_error("register: %s", why);
-        r->seal_loaded_ns = clock_now_ns();
-        body = register_body(qj->job.registration_id, rec, r->seal, &sealed);
+    if (!body && sealed == SEAL_UNKNOWN_KEY) {
+        /* Sealed under a key line added since we read the key file: read it again. */
+        int got = seal_keys_refresh(&r->seal, r->conf->gateway.secret_file, &r->seal_loaded_ns, why,
+                                    sizeof why);
+        if (got < 0) log_error("register: %s", why);
+        if (got > 0) body = register_body(qj->job.registration_id, rec, r->seal, &sealed);
     }
     if (!body) {
         snprintf(why, sizeof why, "cannot open the record's personal fields: %s",

@@ -23,6 +23,7 @@
 #define ANTRE_SEAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "antre/codec.h"
 #include "antre/keyfile.h"
@@ -60,6 +61,14 @@ struct seal_keys *seal_keys_new(const struct keyfile *kf, char *err, size_t errl
  * and derive its sealing keys into *OUT. Returns 0, or -1 with a reason in ERR (*OUT NULL). */
 int seal_keys_load(const char *path, struct seal_keys **out, char *err, size_t errlen);
 
+/* Read the key file PATH again into *K (replacing it) when it lacks a kid a value was sealed
+ * under (a key line added since it was read), at most once a second: *LOADED_NS is the
+ * clock_now_ns() of the last reading, updated here. Blocks on file I/O (a worker's business, never
+ * the gateway's loop). Returns 1 when *K was replaced, 0 when it was read too recently, -1 with a
+ * reason in ERR when the file does not load (*K is kept). */
+int seal_keys_refresh(struct seal_keys **k, const char *path, uint64_t *loaded_ns, char *err,
+                      size_t errlen);
+
 /* Wipe and free K. NULL is ignored. */
 void seal_keys_free(struct seal_keys *k);
 
@@ -78,7 +87,8 @@ int seal_field(const struct seal_keys *k, const char *record_id, const char *fie
  * start with "s1.": written before sealing existed) is copied as it is. Returns the clear
  * value's length, or a negative enum seal_error (OUT is then "" when OUTLEN > 0; nothing of an
  * unauthenticated value is ever written to it). A clear value may hold a NUL byte only if it
- * was sealed with one; callers that seal strings get strings back. */
+ * was sealed with one; callers that seal strings get strings back. K NULL opens nothing sealed
+ * (SEAL_UNKNOWN_KEY). */
 int seal_open(const struct seal_keys *k, const char *record_id, const char *field, const char *in,
               size_t inlen, char *out, size_t outlen);
 

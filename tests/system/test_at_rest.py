@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 
+import requests
+
 import applicant_tokens
 import seal_ref
 from conftest import WORKER, Gateway, free_port, wait_for
@@ -66,7 +68,14 @@ def test_personal_fields_are_sealed_in_the_aof_and_the_rdb(tmp_path):
         for p in PEOPLE:
             r = api.post(p)
             assert r.status_code == 202, r.text
-            ids[r.json()["id"]] = p
+            rid = r.json()["id"]
+            ids[rid] = p
+            # A code asked for each contact: its verification record names the destination.
+            for channel in ("email", "sms"):
+                r = requests.post(g.url(f"/v1/registrations/{rid}/verifications"),
+                                  json={"channel": channel}, timeout=HANG,
+                                  headers={"Authorization": f"Bearer {api.session}"})
+                assert r.status_code == 202, r.text
 
         # The worker (same config file: the same key file) forwards them in clear.
         wlog = open(os.path.join(workdir, "worker.log"), "ab")
@@ -106,7 +115,8 @@ def test_personal_fields_are_sealed_in_the_aof_and_the_rdb(tmp_path):
         names = [os.path.relpath(f, rdir) for f, _ in files]
         assert "dump.rdb" in names and any(n.endswith(".aof") for n in names), names
         data = b"".join(d for _, d in files)
-        assert b"REF-" in data  # the files do hold the records (the downstream's reference)
+        # The files do hold the records: the downstream's reference, the verification records.
+        assert b"REF-" in data and b"antre:{intake}:ver:" in data
         for p in PEOPLE:
             for f in ("nik", "kk", "name", "birth_date", "email"):
                 assert p[f].encode() not in data, (f, [n for n, d in files if p[f].encode() in d])

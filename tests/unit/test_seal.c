@@ -242,3 +242,30 @@ Test(seal, errors_are_named)
     cr_assert_null(seal_keys_new(&none, err, sizeof err));
     cr_assert_str_neq(err, "");
 }
+
+Test(seal, refresh_reads_the_file_again_at_most_once_a_second)
+{
+    const char *path = tmpdir_write(tmp, "secret", "k1 " HEX1 "\n", 0600);
+    struct seal_keys *k = NULL;
+    cr_assert_eq(seal_keys_load(path, &k, err, sizeof err), 0, "%s", err);
+    uint64_t loaded = 0;
+    /* A new key line on top, sealing a value the old keys do not know. */
+    struct seal_keys *rot = load("secret2", "k2 " HEX2 "\nk1 " HEX1 "\n");
+    char s[SEAL_BUF_SIZE], o[SEAL_PLAIN_MAX + 1];
+    seal_str(rot, ID1, "email", "siti@example.com", s);
+    cr_assert_eq(open_str(k, ID1, "email", s, o), SEAL_UNKNOWN_KEY);
+    unlink(path);
+    tmpdir_write(tmp, "secret", "k2 " HEX2 "\nk1 " HEX1 "\n", 0600);
+    cr_assert_eq(seal_keys_refresh(&k, path, &loaded, err, sizeof err), 1, "%s", err);
+    cr_assert_eq(open_str(k, ID1, "email", s, o), 16);
+    /* Right after: not read again. */
+    cr_assert_eq(seal_keys_refresh(&k, path, &loaded, err, sizeof err), 0);
+    /* A file that does not load keeps the keys in use. */
+    loaded = 0;
+    unlink(path);
+    tmpdir_write(tmp, "secret", "k2 nothex\n", 0600);
+    cr_assert_eq(seal_keys_refresh(&k, path, &loaded, err, sizeof err), -1);
+    cr_assert_eq(open_str(k, ID1, "email", s, o), 16);
+    seal_keys_free(k);
+    seal_keys_free(rot);
+}
