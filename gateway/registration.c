@@ -717,20 +717,6 @@ static void on_record(void *arg, const redisReply *r, const char *err)
         return;
     }
     st->reg = hash_to_json(r);
-    /* The checklist shows the contacts masked: open them (the other personal fields are not
-     * read here). */
-    for (int k = 4; k < REGISTRATION_SEALED_N && r->elements; k++) {
-        const char *v = field(st->reg, registration_sealed[k]);
-        char clear[SEAL_PLAIN_MAX + 1];
-        if (!v[0]) continue;
-        if (registration_open(c->gw, st->id, registration_sealed[k], v, strlen(v), clear,
-                              sizeof clear) < 0) {
-            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
-            status_free(st);
-            return;
-        }
-        json_object_set_new(st->reg, registration_sealed[k], json_string(clear));
-    }
     /* The record's owner decides (a recovery moves it to a new session: verify_recover.c); a
      * record without one, or no record, falls back on the id's mark. */
     const char *owner = field(st->reg, "owner"), *mine = gate_session(c)->owner;
@@ -742,6 +728,20 @@ static void on_record(void *arg, const redisReply *r, const char *err)
         else reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
         status_free(st);
         return;
+    }
+    /* The checklist shows the contacts masked: open them (the other personal fields are not
+     * read here). */
+    static const char *const contacts[2] = {"email", "phone"};
+    for (int k = 0; k < 2; k++) {
+        const char *v = field(st->reg, contacts[k]);
+        char clear[SEAL_PLAIN_MAX + 1];
+        if (!v[0]) continue;
+        if (registration_open(c->gw, st->id, contacts[k], v, strlen(v), clear, sizeof clear) < 0) {
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            status_free(st);
+            return;
+        }
+        json_object_set_new(st->reg, contacts[k], json_string(clear));
     }
     /* Read the documents' upload records; answer when both replies are in. */
     st->waiting = 1;

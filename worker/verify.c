@@ -11,7 +11,8 @@
  *      rate ([smtp] rate, [sms] rate: GCRA in Redis shared by every worker) gives a slot or a
  *      wait; a wait is spent here, on a timer, and the claim asked again (not as a queue retry,
  *      which would use up the job's attempts), unless it would pass half the visibility
- *      timeout. The claim stores the MAC (only ever a MAC: the code is never in Redis).
+ *      timeout. The claim stores the MAC (only ever a MAC: the code is never in Redis), and
+ *      returns the destination as the gateway stored it: sealed (seal.h), opened here.
  *   3. The message: composed from the templates, DKIM-signed, sent; or the SMS body posted.
  *      The code's buffers are wiped as soon as the message holds it, and the message's when it
  *      is sent.
