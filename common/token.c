@@ -16,6 +16,7 @@
 #include "antre/codec.h"
 #include "antre/errbuf.h"
 #include "antre/log.h"
+#include "antre/seal.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -38,6 +39,7 @@ struct token_keys {
     size_t n;
     struct hmac_state *pepper;           /* NULL when the file has no pepper line */
     uint8_t pepper_id[TOKEN_HMAC_BYTES]; /* SHA-256 of the pepper, to compare peppers */
+    struct seal_keys *seal;              /* the same key lines' sealing keys (seal.h) */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -107,6 +109,7 @@ void token_keys_free(struct token_keys *k)
     for (size_t i = 0; i < k->n; i++) mac_free(k->keys[i].mac);
     free(k->keys);
     mac_free(k->pepper);
+    seal_keys_free(k->seal);
     OPENSSL_cleanse(k, sizeof *k);
     free(k);
 }
@@ -114,6 +117,8 @@ void token_keys_free(struct token_keys *k)
 const char *token_keys_signing_kid(const struct token_keys *k) { return k->keys[0].kid; }
 
 size_t token_keys_count(const struct token_keys *k) { return k->n; }
+
+const struct seal_keys *token_keys_seal(const struct token_keys *k) { return k->seal; }
 
 int token_keys_has_pepper(const struct token_keys *k) { return k->pepper != NULL; }
 
@@ -141,6 +146,8 @@ int token_keys_load(const char *path, struct token_keys **out, char *err, size_t
         k->n++;
     }
     int rc = 0;
+    /* The sealing keys are derived now: the raw key bytes are wiped below. */
+    if (!(k->seal = seal_keys_new(&kf, err, errlen))) rc = -1;
     if (kf.has_pepper) {
         k->pepper = mac_new(kf.pepper);
         if (!EVP_Digest(kf.pepper, sizeof kf.pepper, k->pepper_id, NULL, EVP_sha256(), NULL)) {

@@ -8,6 +8,14 @@
  * still being handled 409. Keys are scoped to the applicant (the session's owner) and kept
  * [registration] idempotency_ttl_s.
  *
+ * A Redis stall past [redis] timeout_ms answers 503 though Redis may run the script when it
+ * resumes; both outcomes stay recoverable. The same session sending the same NIK again gets its
+ * existing registration as a replay (the record's `owner` decides, as for the checklist), so an
+ * answer lost to a timeout never locks the NIK out. An idempotency claim carries the id its
+ * request will create (a fencing token) and its time: a retry that finds it older than its lease
+ * (CLAIM_LEASE_TIMEOUTS x timeout_ms) takes it over, and the late script of the timed-out
+ * request writes nothing ('fenced').
+ *
  * The status checklist reads the record and its documents' upload records and tells the
  * applicant what is done, what is wrong and exactly what to do next, including where each
  * verification code stands (gateway/verify.c, the worker's verify queue). It answers only the
@@ -33,6 +41,7 @@
 #include "antre/lua_scripts.h"
 #include "antre/rconn.h"
 #include "antre/script.h"
+#include "antre/seal.h"
 #include "antre/token.h"
 #include "antre/validate.h"
 #include "conn.h"
@@ -45,6 +54,10 @@
 #include "verify_mask.h"
 
 #define IDEM_KEY_MAX 128
+
+const char *const registration_sealed[REGISTRATION_SEALED_N] = {"nik",        "kk",    "name",
+                                                                "birth_date", "email", "phone"};
+#define CLAIM_LEASE_TIMEOUTS 4 /* an idempotency claim's lease, in [redis] timeout_ms */
 
 static struct script intake;
 
@@ -85,13 +98,20 @@ static void ignore_reply(void *arg, const redisReply *r, const char *err)
     (void)err;
 }
 
-/* Give up an Idempotency-Key claim whose request got no answer worth keeping. */
+/* Give up an Idempotency-Key claim whose request got no answer worth keeping (only while it is
+ * still this request's: a retry may have taken it over). */
 static void release_claim(struct create *cr)
 {
     const char *keys[1] = {cr->idem_key};
-    const char *args[1] = {"release"};
+    const char *args[2] = {"release", cr->id};
     if (cr->idem_key[0])
-        script_call(cr->c->gw->redis, &intake, ignore_reply, NULL, 1, keys, 1, args);
+        script_call(cr->c->gw->redis, &intake, ignore_reply, NULL, 1, keys, 2, args);
+}
+
+/* The 202 answer's body for registration ID into OUT. */
+static void answer_of(const char *id, char out[256])
+{
+    snprintf(out, 256, "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}", id, id);
 }
 
 static void on_registered(void *arg, const redisReply *r, const char *err)
@@ -105,9 +125,24 @@ static void on_registered(void *arg, const redisReply *r, const char *err)
         free(cr);
         return;
     }
-    if (!strcmp(r->element[0]->str, "duplicate")) {
+    const char *st = r->element[0]->str;
+    if (!strcmp(st, "duplicate")) {
         reply_raw(c, errors_at(ERR_DUPLICATE_NIK)->status, "application/json", cr->dup_answer,
                   strlen(cr->dup_answer));
+    } else if (!strcmp(st, "mine") && r->elements == 2 &&
+               r->element[1]->type == REDIS_REPLY_STRING &&
+               ident_valid(r->element[1]->str, r->element[1]->len)) {
+        /* This session's own registration of this NIK (e.g. the first answer was lost to a
+         * Redis timeout): its answer again, as an idempotent replay. */
+        char answer[256];
+        answer_of(r->element[1]->str, answer);
+        log_info("registration: replayed id=%s", r->element[1]->str);
+        reply_header(c, "Idempotent-Replayed", "true");
+        reply_raw(c, 202, "application/json", answer, strlen(answer));
+    } else if (!strcmp(st, "fenced")) {
+        /* A retry took the Idempotency-Key over (this request's claim outlived its lease):
+         * nothing was written; the retry's answer is the key's. */
+        reply_err(c, ERR_IDEMPOTENCY_IN_FLIGHT, NULL, NULL);
     } else {
         log_info("registration: created id=%s", cr->id);
         reply_raw(c, 202, "application/json", cr->answer, strlen(cr->answer));
@@ -127,6 +162,16 @@ int registration_nik_key(struct gw *gw, const char *nik, char key[KEYS_MAX], cha
     return 0;
 }
 
+int registration_open(struct gw *gw, const char *id, const char *field, const char *v, size_t vlen,
+                      char *out, size_t outlen)
+{
+    int rc = seal_open(token_keys_seal(gw->keys), id, field, v, vlen, out, outlen);
+    if (rc < 0)
+        log_error("registration: cannot open a sealed field id=%s field=%s why=%s", id, field,
+                  seal_error_str(rc));
+    return rc < 0 ? -1 : rc;
+}
+
 static void write_registration(struct create *cr)
 {
     struct conn *c = cr->c;
@@ -137,6 +182,21 @@ static void write_registration(struct create *cr)
         release_claim(cr);
         free(cr);
         return;
+    }
+    /* The personal fields go to Redis sealed (seal.h), each bound to this record and its name;
+     * the dedupe key above is the NIK's HMAC, as before. */
+    const char *clear[REGISTRATION_SEALED_N] = {cr->nik,   cr->kk,    cr->name,
+                                                cr->birth, cr->email, cr->phone};
+    char sealed[REGISTRATION_SEALED_N][SEAL_BUF_SIZE];
+    for (int i = 0; i < REGISTRATION_SEALED_N; i++) {
+        if (seal_field(token_keys_seal(c->gw->keys), cr->id, registration_sealed[i], clear[i],
+                       strlen(clear[i]), sealed[i], sizeof sealed[i]) < 0) {
+            log_error("registration: cannot seal field=%s", registration_sealed[i]);
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            release_claim(cr);
+            free(cr);
+            return;
+        }
     }
     keys_registration(kreg, cr->id);
     job_stream_key(kstream, JOB_REGISTER);
@@ -151,18 +211,18 @@ static void write_registration(struct create *cr)
                           cr->id,
                           cr->answer,
                           cr->dup_answer,
-                          "nik",
-                          cr->nik,
-                          "kk",
-                          cr->kk,
-                          "name",
-                          cr->name,
-                          "birth_date",
-                          cr->birth,
-                          "email",
-                          cr->email,
-                          "phone",
-                          cr->phone,
+                          registration_sealed[0],
+                          sealed[0],
+                          registration_sealed[1],
+                          sealed[1],
+                          registration_sealed[2],
+                          sealed[2],
+                          registration_sealed[3],
+                          sealed[3],
+                          registration_sealed[4],
+                          sealed[4],
+                          registration_sealed[5],
+                          sealed[5],
                           "owner",
                           gate_session(c)->owner,
                           "room",
@@ -208,6 +268,7 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
     }
     const char *st = r->element[0]->str;
     if (!strcmp(st, "claimed")) {
+        if (r->elements > 1) log_info("registration: took over a stale idempotency claim");
         write_registration(cr);
         return;
     }
@@ -339,8 +400,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
         free(cr);
         return;
     }
-    snprintf(cr->answer, sizeof cr->answer,
-             "{\"id\":\"%s\",\"status_url\":\"/v1/registrations/%s\"}", cr->id, cr->id);
+    answer_of(cr->id, cr->answer);
     const struct error_def *dn = errors_at(ERR_DUPLICATE_NIK);
     json_t *dup = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", dn->code, "field", "nik",
                             "message", c->lang_en ? dn->msg_en : dn->msg_id);
@@ -355,11 +415,18 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
     char khash[65];
     sha256_hex(idem, klen, khash);
     keys_idempotency(cr->idem_key, gate_session(c)->owner, khash);
-    char ttl[16];
+    /* The claim carries the id this request will create (its fencing token) and when it was
+     * made. A claim older than CLAIM_LEASE_TIMEOUTS x [redis] timeout_ms belongs to a request
+     * that has already been answered 503 (its script could not have been answered in time), so
+     * a retry takes it over, and the late script, if Redis ever runs it, writes nothing. */
+    char ttl[16], now_ms[24], lease[24];
     snprintf(ttl, sizeof ttl, "%d", c->gw->conf.registration.idempotency_ttl_s);
+    snprintf(now_ms, sizeof now_ms, "%lld", (long long)clock_wall_ms());
+    snprintf(lease, sizeof lease, "%lld",
+             (long long)c->gw->conf.redis.timeout_ms * CLAIM_LEASE_TIMEOUTS);
     const char *keys[1] = {cr->idem_key};
-    const char *args[3] = {"claim", cr->body_hash, ttl};
-    if (script_call(c->gw->redis, &intake, on_claim, cr, 1, keys, 3, args) < 0) {
+    const char *args[6] = {"claim", cr->body_hash, ttl, cr->id, now_ms, lease};
+    if (script_call(c->gw->redis, &intake, on_claim, cr, 1, keys, 6, args) < 0) {
         reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
         free(cr);
     }
@@ -661,6 +728,20 @@ static void on_record(void *arg, const redisReply *r, const char *err)
         else reply_err(c, ERR_UNKNOWN_REGISTRATION, NULL, NULL);
         status_free(st);
         return;
+    }
+    /* The checklist shows the contacts masked: open them (the other personal fields are not
+     * read here). */
+    static const char *const contacts[2] = {"email", "phone"};
+    for (int k = 0; k < 2; k++) {
+        const char *v = field(st->reg, contacts[k]);
+        char clear[SEAL_PLAIN_MAX + 1];
+        if (!v[0]) continue;
+        if (registration_open(c->gw, st->id, contacts[k], v, strlen(v), clear, sizeof clear) < 0) {
+            reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+            status_free(st);
+            return;
+        }
+        json_object_set_new(st->reg, contacts[k], json_string(clear));
     }
     /* Read the documents' upload records; answer when both replies are in. */
     st->waiting = 1;

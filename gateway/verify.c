@@ -26,10 +26,12 @@
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
+#include "antre/seal.h"
 #include "antre/token.h"
 #include "conn.h"
 #include "gate.h"
 #include "gateway.h"
+#include "registration.h"
 #include "reply.h"
 #include "router.h"
 #include "verify_mask.h"
@@ -101,7 +103,14 @@ int64_t verify_keep_ms(struct conn *c, int64_t now_ms)
 int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *const *args,
                 int nhead, const struct verify_new *n, rconn_cb *cb, void *arg)
 {
-    char snow[24], sexp[24];
+    char snow[24], sexp[24], dest[SEAL_BUF_SIZE];
+    /* The address or number is stored sealed (seal.h), bound to this verification. */
+    if (seal_field(token_keys_seal(c->gw->keys), n->vid, "destination", n->destination,
+                   strlen(n->destination), dest, sizeof dest) < 0) {
+        log_error("verify: cannot seal a destination");
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        return -1;
+    }
     const char *rec[] = {"registration_id",
                          n->rid,
                          "channel",
@@ -111,7 +120,7 @@ int verify_call(struct conn *c, int nkeys, const char *const *keys, const char *
                          "owner",
                          n->owner,
                          "destination",
-                         n->destination,
+                         dest,
                          "masked",
                          n->masked,
                          "lang",
@@ -231,8 +240,14 @@ static void on_registration(void *arg, const redisReply *r, const char *err)
     }
     int sms = !strcmp(cr->channel, "sms");
     const redisReply *d = r->element[sms ? 2 : 1], *prev = r->element[sms ? 4 : 3];
-    const char *dest = d->type == REDIS_REPLY_STRING ? d->str : "";
     const char *prev_vid = prev->type == REDIS_REPLY_STRING ? prev->str : "";
+    char dest[SEAL_PLAIN_MAX + 1] = ""; /* stored sealed (registration.h) */
+    if (d->type == REDIS_REPLY_STRING && registration_open(c->gw, cr->rid, sms ? "phone" : "email",
+                                                           d->str, d->len, dest, sizeof dest) < 0) {
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        free(cr);
+        return;
+    }
     char dest_hex[65], kreg[KEYS_MAX], kver[KEYS_MAX], kprev[KEYS_MAX], kthd[KEYS_MAX],
         kthr[KEYS_MAX], kstream[KEYS_MAX];
     if (!dest[0] || strlen(prev_vid) > IDENT_LEN) {

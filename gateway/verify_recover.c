@@ -18,6 +18,7 @@
 
 #include "antre/keys.h"
 #include "antre/log.h"
+#include "antre/seal.h"
 #include "antre/validate.h"
 #include "conn.h"
 #include "gate.h"
@@ -69,7 +70,14 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
     }
     int sms = !strcmp(rc->channel, "sms");
     const redisReply *d = r->element[sms ? 1 : 0], *p = r->element[sms ? 3 : 2];
-    const char *dest = d->type == REDIS_REPLY_STRING ? d->str : "";
+    char dest[SEAL_PLAIN_MAX + 1] = ""; /* stored sealed (registration.h); none for a decoy */
+    if (rc->rid[0] && d->type == REDIS_REPLY_STRING &&
+        registration_open(c->gw, rc->rid, sms ? "phone" : "email", d->str, d->len, dest,
+                          sizeof dest) < 0) {
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        free(rc);
+        return;
+    }
     const char *prev = p->type == REDIS_REPLY_STRING && ident_valid(p->str, p->len) ? p->str : "";
     char masked[VERIFY_MASKED_MAX], addr[64], addr_hex[65];
     if (sms) verify_mask_phone(dest, masked, sizeof masked);

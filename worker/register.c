@@ -27,6 +27,7 @@
 #include "register.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
+#include "antre/seal.h"
 #include "http_client.h"
 #include "textline.h"
 
@@ -49,6 +51,8 @@
 
 struct register_ctx {
     struct rconn *rc;
+    struct seal_keys *seal;  /* opens the record's personal fields ([gateway] secret_file) */
+    uint64_t seal_loaded_ns; /* when SEAL was last read (an unknown kid reads it again) */
     const struct conf *conf; /* live: a reload changes url and timeouts for the next jobs */
     struct http_client *http;
     int signing;
@@ -74,9 +78,15 @@ struct register_ctx *register_new(struct event_base *base, struct rconn *rc,
     if (!r) abort();
     r->rc = rc;
     r->conf = conf;
+    if (seal_keys_load(conf->gateway.secret_file, &r->seal, err, errlen) < 0) {
+        free(r);
+        return NULL;
+    }
+    r->seal_loaded_ns = clock_now_ns();
     if (conf->downstream.signing_key_file[0]) {
         struct keyfile kf;
         if (keyfile_load(conf->downstream.signing_key_file, &kf, err, errlen) < 0) {
+            seal_keys_free(r->seal);
             free(r);
             return NULL;
         }
@@ -88,6 +98,7 @@ struct register_ctx *register_new(struct event_base *base, struct rconn *rc,
     struct http_client_opts ho = {.max_in_flight = 1024, .user_agent = "antre-worker"};
     r->http = http_client_new(base, &ho, err, errlen);
     if (!r->http) {
+        seal_keys_free(r->seal);
         explicit_bzero(r->key, sizeof r->key);
         free(r);
         return NULL;
@@ -99,6 +110,7 @@ void register_free(struct register_ctx *r)
 {
     if (!r) return;
     http_client_free(r->http);
+    seal_keys_free(r->seal);
     explicit_bzero(r->key, sizeof r->key);
     free(r);
 }
@@ -128,16 +140,27 @@ int register_sign(const uint8_t *key, size_t keylen, int64_t t, const char *body
  * (owner, room, states, upload ids, bookkeeping) stays here. */
 static const char *const sent_fields[] = {"nik", "kk", "name", "birth_date", "email", "phone"};
 
-char *register_body(const char *id, const redisReply *rec)
+char *register_body(const char *id, const redisReply *rec, const struct seal_keys *keys, int *why)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(id));
+    *why = 0;
     for (size_t i = 0; rec && rec->type == REDIS_REPLY_ARRAY && i + 1 < rec->elements; i += 2) {
         const redisReply *k = rec->element[i], *v = rec->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-        for (size_t f = 0; f < sizeof sent_fields / sizeof sent_fields[0]; f++)
-            if (!strcmp(k->str, sent_fields[f]))
-                json_object_set_new(o, sent_fields[f], json_stringn(v->str, v->len));
+        for (size_t f = 0; f < sizeof sent_fields / sizeof sent_fields[0]; f++) {
+            if (strcmp(k->str, sent_fields[f])) continue;
+            char clear[SEAL_PLAIN_MAX + 1]; /* stored sealed by the gateway (seal.h) */
+            int n = seal_open(keys, id, sent_fields[f], v->str, v->len, clear, sizeof clear);
+            if (n < 0) {
+                OPENSSL_cleanse(clear, sizeof clear);
+                json_decref(o);
+                *why = n;
+                return NULL;
+            }
+            json_object_set_new(o, sent_fields[f], json_stringn(clear, (size_t)n));
+            OPENSSL_cleanse(clear, sizeof clear);
+        }
         if (!strcmp(k->str, "created_at"))
             json_object_set_new(o, "created_at", json_integer(strtoll(v->str, NULL, 10)));
         if (!strcmp(k->str, "confirm_mismatch"))
@@ -296,7 +319,22 @@ static void on_record(void *arg, const redisReply *rec, const char *err)
         settle(d, "accept", extra, 1);
         return;
     }
-    char *body = register_body(qj->job.registration_id, rec);
+    int sealed;
+    char *body = register_body(qj->job.registration_id, rec, r->seal, &sealed);
+    if (!body && sealed == SEAL_UNKNOWN_KEY) {
+        /* Sealed under a key line added since we read the key file: read it again. */
+        int got = seal_keys_refresh(&r->seal, r->conf->gateway.secret_file, &r->seal_loaded_ns, why,
+                                    sizeof why);
+        if (got < 0) log_error("register: %s", why);
+        if (got > 0) body = register_body(qj->job.registration_id, rec, r->seal, &sealed);
+    }
+    if (!body) {
+        snprintf(why, sizeof why, "cannot open the record's personal fields: %s",
+                 seal_error_str(sealed));
+        queue_done(qj, QUEUE_RETRY, why);
+        free(d);
+        return;
+    }
     size_t blen = strlen(body);
     char idem_h[JOB_ID_LEN + 40], sig_h[200], sig[180];
     snprintf(idem_h, sizeof idem_h, "Idempotency-Key: %s", d->idem);

@@ -11,7 +11,8 @@
  *      rate ([smtp] rate, [sms] rate: GCRA in Redis shared by every worker) gives a slot or a
  *      wait; a wait is spent here, on a timer, and the claim asked again (not as a queue retry,
  *      which would use up the job's attempts), unless it would pass half the visibility
- *      timeout. The claim stores the MAC (only ever a MAC: the code is never in Redis).
+ *      timeout. The claim stores the MAC (only ever a MAC: the code is never in Redis), and
+ *      returns the destination as the gateway stored it: sealed (seal.h), opened here.
  *   3. The message: composed from the templates, DKIM-signed, sent; or the SMS body posted.
  *      The code's buffers are wiped as soon as the message holds it, and the message's when it
  *      is sent.
@@ -41,6 +42,7 @@
 #include "antre/log.h"
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
+#include "antre/seal.h"
 #include "antre/vcode.h"
 #include "dkim.h"
 #include "http_client.h"
@@ -67,6 +69,8 @@ struct verify_ctx {
     struct dkim_signer *dkim;
     int has_key;
     uint8_t key[VCODE_KEY_BYTES];
+    struct seal_keys *seal;  /* opens the verification's sealed destination (seal.h) */
+    uint64_t seal_loaded_ns; /* when SEAL was read (seal_keys_refresh) */
     char user[LOGIN_MAX], password[LOGIN_MAX]; /* user[0] == 0: no login */
     char *headers[HEADERS_MAX + 1];            /* [sms] headers_file, NULL-terminated */
 };
@@ -110,9 +114,11 @@ static int load_key(struct verify_ctx *v, char *err, size_t errlen)
         return -1;
     }
     vcode_key(kf.pepper, v->key);
-    v->has_key = 1;
+    v->seal = seal_keys_new(&kf, err, errlen);
+    v->seal_loaded_ns = clock_now_ns();
+    v->has_key = v->seal != NULL;
     keyfile_clear(&kf);
-    return 0;
+    return v->has_key ? 0 : -1;
 }
 
 /* The first line of PATH into OUT (OUTLEN bytes), line end removed. */
@@ -225,9 +231,13 @@ int verify_reload(struct verify_ctx *v, char *err, size_t errlen)
     if (!v->has_key) return 0;
     struct verify_ctx tmp = {.conf = v->conf};
     if (load_key(&tmp, err, errlen) < 0 || load_login(&tmp, err, errlen) < 0) {
+        seal_keys_free(tmp.seal);
         OPENSSL_cleanse(&tmp, sizeof tmp);
         return -1;
     }
+    seal_keys_free(v->seal);
+    v->seal = tmp.seal;
+    v->seal_loaded_ns = tmp.seal_loaded_ns;
     memcpy(v->key, tmp.key, sizeof v->key);
     memcpy(v->user, tmp.user, sizeof v->user);
     memcpy(v->password, tmp.password, sizeof v->password);
@@ -242,6 +252,7 @@ void verify_free(struct verify_ctx *v)
     http_client_free(v->http);
     mail_templates_free(v->tmpl);
     dkim_signer_free(v->dkim);
+    seal_keys_free(v->seal);
     for (int i = 0; v->headers[i]; i++) {
         OPENSSL_cleanse(v->headers[i], strlen(v->headers[i]));
         free(v->headers[i]);
@@ -586,7 +597,26 @@ static void on_claim(void *arg, const redisReply *r, const char *err)
         retry(d, 0, "verify_send.lua: unexpected reply");
         return;
     }
-    textline_clean(r->element[1]->str, d->dest, sizeof d->dest);
+    /* The gateway stores the destination sealed (seal.h), bound to this verification. */
+    char dest[SEAL_PLAIN_MAX + 1];
+    const char *vid = d->qj->job.verification_id;
+    int n = seal_open(d->v->seal, vid, "destination", r->element[1]->str, r->element[1]->len, dest,
+                      sizeof dest);
+    if (n == SEAL_UNKNOWN_KEY) {
+        int got = seal_keys_refresh(&d->v->seal, d->v->conf->gateway.secret_file,
+                                    &d->v->seal_loaded_ns, why, sizeof why);
+        if (got < 0) log_error("verify: %s", why);
+        if (got > 0)
+            n = seal_open(d->v->seal, vid, "destination", r->element[1]->str, r->element[1]->len,
+                          dest, sizeof dest);
+    }
+    if (n < 0) {
+        snprintf(why, sizeof why, "cannot open the destination: %s", seal_error_str(n));
+        retry(d, 0, why);
+        return;
+    }
+    textline_clean(dest, d->dest, sizeof d->dest);
+    OPENSSL_cleanse(dest, sizeof dest);
     snprintf(d->lang, sizeof d->lang, "%s", r->element[2]->str);
     d->expires_ms = strtoll(r->element[3]->str, NULL, 10);
     if (d->sms) send_sms(d);

@@ -15,7 +15,8 @@
  * Rotation without invalidating live tokens: put a new key line FIRST (it signs from the next
  * load on), keep the old lines until every token they signed has expired (the longest of the
  * rooms' session and ticket lifetimes), then delete them. A token whose kid is no longer in the
- * file fails with TOKEN_UNKNOWN_KEY.
+ * file fails with TOKEN_UNKNOWN_KEY. Every key line also gives a sealing key (seal.h) for the
+ * personal fields of registration records: a line stays while records it sealed are kept.
  *
  * The pepper is separate from the signing keys on purpose: applicant identifiers are stored only
  * as token_hmac() digests, and those digests must not change when signing keys rotate. Never

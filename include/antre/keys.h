@@ -56,7 +56,8 @@ int keys_queue_delayed(char *buf, enum keys_intake q);
  * every worker process. */
 int keys_queue_rate(char *buf, enum keys_intake q);
 
-/* A registration's record (hash). */
+/* A registration's record (hash). The name ends with ID: intake.lua 'register' finds another
+ * registration's record by swapping the id at the end of one it was given. */
 int keys_registration(char *buf, const char *id);
 
 /* The dedupe key of a NIK, from its HMAC in hex (64 digits): value = registration id. */

@@ -49,6 +49,7 @@ enum token_error {
 };
 
 struct token_keys;
+struct seal_keys;
 
 /* Load the key file PATH with keyfile_load() (which creates it when it does not exist; see
  * keyfile.h for what blocks, what is logged and the messages of ERR) and set up the HMAC state
@@ -68,6 +69,10 @@ const char *token_keys_signing_kid(const struct token_keys *k);
 
 /* How many signing/verifying keys K holds (the pepper not counted); at least 1. */
 size_t token_keys_count(const struct token_keys *k);
+
+/* The sealing keys (seal.h) derived from the same key lines as K's signing keys: the first seals,
+ * every one opens. Owned by K, valid until K is freed; may be read by any thread. */
+const struct seal_keys *token_keys_seal(const struct token_keys *k);
 
 /* 1 when the key file has a pepper line (token_hmac() works), 0 otherwise. A gateway that binds
  * applicants to places should refuse to start without one. */

@@ -8,6 +8,7 @@ hash, the `register` stream entry, the dedupe and idempotency keys), or to stand
 """
 import applicant_tokens
 import conftest
+import seal_ref
 import base64
 import hashlib
 import itertools
@@ -37,6 +38,13 @@ FIELDS = ["nik", "kk", "name", "birth_date", "email", "phone"]
 
 class Resp(conftest.Resp):
     """The shared RESP client, with what these tests read."""
+
+    secret = None  # the gateway's key file, to open the records' sealed fields
+
+    def record(self, rid):
+        """Registration RID's record with its personal fields opened (seal_ref.py); each of
+        them must be stored sealed."""
+        return seal_ref.open_record(self.secret, rid, self.hgetall(f"antre:{{intake}}:reg:{rid}"))
 
     def registered_ids(self):
         """The registration_id of every entry of the register stream, in order."""
@@ -144,7 +152,9 @@ def start(make_gateway, redis, settings=None):
     key = applicant_tokens.write_secret(g.workdir)
     g.write_conf({"room.w.applicant_key_file": key})
     g.start()
-    return g, Api(g, join(g)), Resp(redis.port)
+    rd = Resp(redis.port)
+    rd.secret = g.settings["gateway.secret_file"]
+    return g, Api(g, join(g)), rd
 
 
 def accepted(api, b, **kw):
@@ -385,7 +395,7 @@ def test_nik_birth_date_mismatch_and_confirmation(make_gateway, redis):
             r = api.post(body(nik=nik, birth_date=bd, confirm_mismatch=not_true))
             assert (r.status_code, code(r)) == (422, "nik_birth_date_mismatch"), r.text
         rid = accepted(api, body(nik=nik, birth_date=bd, confirm_mismatch=True))
-        rec = rd.hgetall(f"antre:{{intake}}:reg:{rid}")
+        rec = rd.record(rid)
         assert rec["birth_date"] == bd and rec["nik"] == nik, rec
         assert rec.get("confirm_mismatch") == "1", rec
     # A woman's NIK carries day + 40: it matches without any confirmation.
@@ -435,7 +445,7 @@ def test_email_rules(make_gateway, redis):
         r = api.post(body(email=email, confirm_email="true"))
         assert (r.status_code, code(r)) == (422, "email_typo"), r.text
         rid = accepted(api, body(email=email, confirm_email=True))
-        assert rd.hgetall(f"antre:{{intake}}:reg:{rid}")["email"] == email
+        assert rd.record(rid)["email"] == email
     assert len(rd.registered_ids()) == 5
     # Well-known domains are no typos; the domain is lowercased, the local part kept.
     for email, stored in [("siti@gmail.com", "siti@gmail.com"),
@@ -443,7 +453,7 @@ def test_email_rules(make_gateway, redis):
                           ("Siti.Aminah+prakerja@GMAIL.COM", "Siti.Aminah+prakerja@gmail.com"),
                           ("  siti@yahoo.co.id ", "siti@yahoo.co.id")]:
         rid = accepted(api, body(email=email))
-        assert rd.hgetall(f"antre:{{intake}}:reg:{rid}")["email"] == stored
+        assert rd.record(rid)["email"] == stored
     rd.close()
 
 
@@ -460,7 +470,7 @@ def test_phone_normalisation_and_rules(make_gateway, redis):
                           ("0811234567", "+62811234567"),            # 10 digits
                           ("0812345678901", "+62812345678901")]:     # 13 digits
         rid = accepted(api, body(phone=phone))
-        assert rd.hgetall(f"antre:{{intake}}:reg:{rid}")["phone"] == stored, phone
+        assert rd.record(rid)["phone"] == stored, phone
     for phone, want in [("0812345abc", "invalid_phone"),
                         ("0812/3456/7890", "invalid_phone"),
                         ("+", "invalid_phone"),
@@ -489,7 +499,7 @@ def test_name_rules(make_gateway, redis):
                          ("O'Brien-Putri, S.Kom.", "O'Brien-Putri, S.Kom."),
                          ("A" * 100, "A" * 100)]:
         rid = accepted(api, body(name=name))
-        assert rd.hgetall(f"antre:{{intake}}:reg:{rid}")["name"] == stored, name
+        assert rd.record(rid)["name"] == stored, name
     for name, want in [("Siti2", "name_invalid_character"),
                        ("Siti Aminah 3", "name_invalid_character"),
                        ("Siti ١٢", "name_invalid_character"),         # Arabic-Indic digits
@@ -606,7 +616,7 @@ def test_202_only_after_record_and_stream_entry(make_gateway, redis):
         assert re.fullmatch(r"[0-9a-f]{32}", rid), rid
         assert j["status_url"] == f"/v1/registrations/{rid}"
         # Right after the answer, with nothing else in between: the record and its job exist.
-        rec = rd.hgetall(f"antre:{{intake}}:reg:{rid}")
+        rec = rd.record(rid)
         assert rec, f"no record for {rid} at the time of the 202"
         ids = rd.registered_ids()
         assert rid in ids, f"no register stream entry for {rid} at the time of the 202"
@@ -643,8 +653,12 @@ def test_one_registration_per_nik_and_no_nik_in_key_names(make_gateway, redis):
             msgs.append(err["message"])
         assert msgs[0] != msgs[1], msgs
 
-    dup(api, b)                                                 # the same session again
-    dup(api, body(nik=nik, name="Budi Santoso", email="budi@example.com"))   # other details
+    # The same session again, even with other details: its own registration, replayed
+    # (issue 11: an answer lost to a Redis timeout must not lock the NIK out).
+    for bb in (b, body(nik=nik, name="Budi Santoso", email="budi@example.com")):
+        r = api.post(bb)
+        assert (r.status_code, r.json().get("id")) == (202, rid), r.text
+        assert r.headers.get("Idempotent-Replayed") == "true", r.headers
     other = Api(g, join(g))                                     # another applicant's session
     dup(other, body(nik=nik, phone="081398765432"))
     named = Api(g, join(g, applicant="3171019999990001"))       # a session named by applicant
@@ -658,7 +672,7 @@ def test_one_registration_per_nik_and_no_nik_in_key_names(make_gateway, redis):
     keys = rd.all_keys()
     regs = [k for k in keys if k.startswith("antre:{intake}:reg:")]
     assert len(regs) == 3
-    niks = [rd.hgetall(k)["nik"] for k in regs]
+    niks = [rd.record(k.rsplit(":", 1)[1])["nik"] for k in regs]
     assert nik in niks
     for n in niks:
         assert not [k for k in keys if n in k], (n, keys)

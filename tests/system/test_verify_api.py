@@ -18,6 +18,7 @@ import time
 import requests
 
 import conftest
+import seal_ref
 from test_registration import ROOM, HANG, body, join, nik_for
 
 VERIFY_STREAM = "antre:{intake}:q:verify"
@@ -139,7 +140,9 @@ def test_create_and_confirm(make_gateway, redis):
     rec = rd.hash(ver_key(vid))
     assert rec["state"] == "queued" and rec["purpose"] == "verify", rec
     assert rec["registration_id"] == rid and rec["channel"] == "email", rec
-    assert rec["destination"] == "siti.rahma@gmail.com" and rec["masked"] == "s***@gmail.com"
+    assert seal_ref.open_field(g.settings["gateway.secret_file"], vid, "destination",
+                               rec["destination"]) == "siti.rahma@gmail.com"  # stored sealed
+    assert rec["masked"] == "s***@gmail.com"
     assert rec["lang"] == "en" and rec["attempts"] == "0" and "code_mac" not in rec, rec
     assert int(rec["expires_ms"]) - int(rec["created_ms"]) == 600000, rec
     ttl = rd("PTTL", ver_key(vid))
@@ -342,7 +345,8 @@ def test_recovery_end_to_end(make_gateway, redis):
     assert set(ans) == {"verification_id", "channel", "expires_in_s", "resend_after_s"}, ans
     rec = rd.hash(ver_key(vid))
     assert rec["purpose"] == "recover" and rec["registration_id"] == rid, rec
-    assert rec["destination"] == "budi@example.com", rec
+    assert seal_ref.open_field(g.settings["gateway.secret_file"], vid, "destination",
+                               rec["destination"]) == "budi@example.com", rec
     assert rd.jobs()[-1] == ["verification_id", vid, "registration_id", rid, "channel", "email"]
     # It is the contact's current verification now (the worker sends only that one), and the
     # old session's code is replaced.

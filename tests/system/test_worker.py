@@ -35,6 +35,9 @@ class Worker:
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.workdir = workdir
         s = {"redis.url": redis.url,
+             # The gateway's key file (conftest.Gateway): the worker opens the records' sealed
+             # personal fields with it, as one shared config file would have it.
+             "gateway.secret_file": os.path.join(workdir, "secret"),
              "worker.admin_listen": f"127.0.0.1:{self.admin_port}",
              "worker.drain_timeout_ms": 5000,
              "queue.register.rate": 0,
