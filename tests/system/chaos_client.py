@@ -45,8 +45,9 @@ class Applicant:
     """One session's client. URL(path) gives the gateway's URL of a path; PHOTO is the PNG this
     applicant uploads (for both kinds)."""
 
-    def __init__(self, idx, seed, url, photo, timeout=5.0):
+    def __init__(self, idx, seed, url, photo, t0, timeout=5.0):
         self.idx = idx
+        self.t0 = t0  # monotonic time the trails count from
         self.seed = seed
         self.url = url
         self.photo = photo
@@ -55,7 +56,7 @@ class Applicant:
         self.session = None
         self.serial = 0
         self.niks = {}  # nik -> {"key", "body", "ids": [ids told], "answers": [outcomes],
-        #                        "trail": [every answer, "timeout" or "reset"]}
+        #                        "trail": [(every answer, "timeout" or "reset", at)]}
         self.uploads = {}     # upload id -> (registration id, kind, "put" | "tus")
         self.tried = set()    # (registration id, kind) already uploaded or given up
         self.ops = Counter()  # (operation, outcome)
@@ -118,7 +119,8 @@ class Applicant:
         while True:
             r, exc = self.send("register", "POST", "/v1/registrations", st["body"], headers)
             wait = 0.2
-            st["trail"].append(exc or f"{r.status_code}:{error_code(r) or ''}")
+            st["trail"].append((exc or f"{r.status_code}:{error_code(r) or ''}",
+                                time.monotonic() - self.t0))
             if r is not None:
                 code = error_code(r)
                 if r.status_code == 202:

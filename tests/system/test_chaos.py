@@ -69,12 +69,13 @@ def key(kind, ident):
 
 class AofRedis(conftest.Redis):
     """The test's redis-server with AOF on: a SIGKILLed one started again on the same directory
-    keeps every write it acknowledged (the AOF is written before the reply is sent)."""
+    keeps every write it acknowledged (with `always` the AOF is written and fsynced before the
+    reply is sent; `everysec` may postpone the write behind a slow fsync)."""
 
     def start(self):
         self.proc = subprocess.Popen(
             [conftest.REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
              "--dir", self.dir, "--daemonize", "no",
              "--logfile", os.path.join(self.dir, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,13 +86,16 @@ class AofRedis(conftest.Redis):
 class Faults(threading.Thread):
     """Every 0.3-1.5 s one fault, chosen by weight, done and undone before the next: Redis killed
     (and started again after 0.1-1 s) or paused past timeout_ms; a gateway child killed; a
-    worker child killed or paused. Whatever it paused it resumes, also when stopped early."""
+    worker child killed or paused (up to 5 s: past visibility_timeout_s, so that its jobs are
+    taken over while it still holds them). Whatever it paused it resumes, also when stopped
+    early."""
 
     KINDS = {"redis_kill": 2, "redis_pause": 4, "gateway_kill": 2, "worker_kill": 1,
              "worker_pause": 1}
 
-    def __init__(self, redis, gateway, worker):
+    def __init__(self, redis, gateway, worker, t0):
         super().__init__(daemon=True)
+        self.t0, self.log = t0, []
         self.redis, self.gateway, self.worker = redis, gateway, worker
         self.rng = random.Random(f"{SEED}:faults")
         self.stop = threading.Event()
@@ -102,9 +106,11 @@ class Faults(threading.Thread):
         kinds, weights = zip(*self.KINDS.items())
         while not self.stop.wait(self.rng.uniform(0.3, 1.5)):
             kind = self.rng.choices(kinds, weights)[0]
+            t = time.monotonic() - self.t0
             try:
                 getattr(self, kind)()
                 self.count[kind] += 1
+                self.log.append(f"{kind}@{t:.1f}-{time.monotonic() - self.t0:.1f}")
             except Exception as e:  # noqa: BLE001 (reported by the test)
                 self.problems.append(f"{kind}: {e!r}")
 
@@ -142,7 +148,7 @@ class Faults(threading.Thread):
 
     def worker_pause(self):
         kids = children_of(self.worker.proc.pid)
-        self.pause(self.rng.choice(kids), self.rng.uniform(0.5, 3.0))
+        self.pause(self.rng.choice(kids), self.rng.uniform(0.5, 5.0))
 
 
 def pending(rd, q):
@@ -190,6 +196,18 @@ class Findings:
         return "\n".join(lines)
 
 
+def runs(trail):
+    """A trail of (answer, seconds) with repeats folded: "503:redis_unavailable@12.3x3 202:@15.1"
+    (the time of the first of a run)."""
+    out = []
+    for x, t in trail:
+        if out and out[-1][0] == x:
+            out[-1][2] += 1
+        else:
+            out.append([x, t, 1])
+    return " ".join(f"{x}@{t:.1f}" + (f"x{n}" if n > 1 else "") for x, t, n in out)
+
+
 def check_registrations(rd, clients, finals, sink, f):
     """Every id told is in Redis, accepted, delivered with its NIK; no NIK locked out; nothing
     processed twice. Returns (ids told, lost)."""
@@ -210,7 +228,7 @@ def check_registrations(rd, clients, finals, sink, f):
                       f"{nik}: final retry {final}, told {st['ids'][0]} before")
             else:
                 f.add(f"nik_locked_out[never told an id, {how}]",
-                      f"{nik}: final retry {final}, answers {' '.join(st['trail'])[-300:]}")
+                      f"{nik}: final retry {final}, answers {runs(st['trail'])}")
     entries = sink.entries()
     by_key = defaultdict(list)
     for e in entries:
@@ -308,11 +326,13 @@ def test_chaos(workdir, capsys):
                  timeout=20, what="two gateway and two worker processes")
         wait_for(lambda: not requests.get(g.url("/v1/rooms/w"), timeout=5).json()["stale"],
                  timeout=20, what="fresh room cache")
-        clients = [Applicant(i, SEED, g.url, drawn_png(40 + i, 30 + i)) for i in range(CLIENTS)]
+        t0 = time.monotonic()
+        clients = [Applicant(i, SEED, g.url, drawn_png(40 + i, 30 + i), t0)
+                   for i in range(CLIENTS)]
         for c in clients:
             c.join(time.monotonic() + 20)
 
-        faults = Faults(redis, g, w)
+        faults = Faults(redis, g, w, t0)
         stop_at = time.monotonic() + SECONDS
         threads = [threading.Thread(target=c.run, args=(stop_at,), daemon=True)
                    for c in clients]
@@ -368,19 +388,21 @@ def test_chaos(workdir, capsys):
             ops.update(c.ops)
             replies.update(c.replies)
         deliveries = Counter(e["key"] for e in sink.entries() if e["status"] == 201)
+        left = len(os.listdir(spool)) if os.path.isdir(spool) else 0
         summary = (
             "chaos: seed=%d ops: %s | replies: %s | faults: %s | registrations told=%d "
-            "uploads acked=%d redelivered=%d | lost = %d" % (
+            "uploads acked=%d redelivered=%d spool files left=%d | lost = %d" % (
                 SEED, ", ".join(f"{k}:{o}={n}" for (k, o), n in sorted(ops.items())),
                 ", ".join(f"{k}:{s}={n}" for (k, s), n in sorted(replies.items(), key=str)),
                 ", ".join(f"{k}={n}" for k, n in sorted(faults.count.items())),
-                len(told), len(uids), sum(1 for n in deliveries.values() if n > 1), lost))
+                len(told), len(uids), sum(1 for n in deliveries.values() if n > 1), left, lost))
         with capsys.disabled():
             print(summary, flush=True)
             if f.by:
                 print("chaos: invariants failed:\n" + f.report(), flush=True)
         rd.close()
-        assert not f.by, f"seed {SEED}: invariants failed\n{f.report()}\n{summary}"
+        assert not f.by, (f"seed {SEED}: invariants failed\n{f.report()}\n{summary}\n"
+                          f"faults (kind@start-end s): {' '.join(faults.log)}")
     finally:
         if faults is not None:
             faults.stop.set()
