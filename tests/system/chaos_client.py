@@ -59,6 +59,7 @@ class Applicant:
         #                        "trail": [(every answer, "timeout" or "reset", at)]}
         self.uploads = {}     # upload id -> (registration id, kind, "put" | "tus")
         self.tried = set()    # (registration id, kind) already uploaded or given up
+        self.created = None   # the Location of the tus upload under way
         self.ops = Counter()  # (operation, outcome)
         self.replies = Counter()  # (request kind, status or "timeout" / "reset")
         self.oddities = []    # answers no rule above expects, and exceptions in the thread
@@ -171,6 +172,22 @@ class Applicant:
                 return "gave_up"
 
     def tus(self, rid, kind, deadline):
+        """A resumable upload; an unfinished one it gives up is terminated (DELETE), as a client
+        that starts over does, so that it holds no unfinished upload of the session."""
+        self.created = None
+        out = self.tus_upload(rid, kind, deadline)
+        if out != "complete" and self.created:
+            self.terminate(self.created)
+        return out
+
+    def terminate(self, loc):
+        for _ in range(5):
+            r, _ = self.send("tus_delete", "DELETE", loc, None, {"Tus-Resumable": "1.0.0"})
+            if r is not None and r.status_code not in (503, 429):
+                return
+            time.sleep(retry_after(r) if r is not None else 0.2)
+
+    def tus_upload(self, rid, kind, deadline):
         data = self.photo
         t = {"Tus-Resumable": "1.0.0"}
         meta = f"registration_id {b64(rid)},kind {b64(kind)},filetype {b64('image/png')}"
@@ -181,13 +198,17 @@ class Applicant:
             wait = 0.2
             if r is not None:
                 if r.status_code == 201:
-                    loc = r.headers["Location"]
+                    loc = self.created = r.headers["Location"]
                     break
                 if r.status_code in (503, 429):
                     wait = retry_after(r)
                 else:
-                    self.oddities.append(f"tus create {rid}/{kind}: {r.status_code} "
-                                         f"{r.text[:200]}")
+                    # too_many_uploads (409, a per-session limit of unfinished uploads) may come
+                    # from uploads this client never heard of (creations answered 503 that
+                    # were made after all): an outcome, not an oddity.
+                    if error_code(r) != "too_many_uploads":
+                        self.oddities.append(f"tus create {rid}/{kind}: {r.status_code} "
+                                             f"{r.text[:200]}")
                     return f"create {r.status_code} {error_code(r)}"
             if not self.wait_or_give_up(wait, deadline):
                 return "gave_up"
