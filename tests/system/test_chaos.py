@@ -27,7 +27,9 @@ Invariants checked after the run (each failure names its invariant; all are repo
                          record whose downstream_ref is not the sink's answer, or two
                          registration ids of one NIK delivered (two accepted records);
   dead_letter            no job ended in a dead-letter stream;
-  odd_answer             no answer the client's rules do not expect (a 500, a 422 ...).
+  odd_answer             no answer the client's rules do not expect (a 500, a 422 ...);
+  process_crashed        no gateway or worker process died but by the test's SIGKILL, and no
+                         sanitizer report is in their logs.
 
 The seed (ANTRE_CHAOS_SEED, printed) fixes every random choice of the clients and the fault
 thread; timing still varies, so what is asserted never depends on it. ANTRE_CHAOS_SECONDS sets
@@ -389,6 +391,13 @@ def test_chaos(workdir, capsys):
                 f.add("odd_answer", o)
         for p in faults.problems:
             f.add("fault_thread", p)
+        for p in (g, w):
+            for line in p.read_log().splitlines():
+                # Only the test kills (SIGKILL): any other death, or a sanitizer's report, is a
+                # crash the supervisor would otherwise hide by restarting the process.
+                if (" died " in line and "signal=Killed" not in line) or \
+                        "Sanitizer" in line or "runtime error:" in line:
+                    f.add("process_crashed", line[:300])
 
         ops, replies = Counter(), Counter()
         for c in clients:
