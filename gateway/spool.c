@@ -41,7 +41,7 @@ int spool_slot_free(struct gw *gw) { return uploads_now < gw->conf.upload.max_co
 int64_t spool_lease_ms(struct gw *gw, uint64_t bytes)
 {
     const struct conf_gateway *g = &gw->conf.gateway;
-    int64_t ms = g->body_total_timeout_ms + 60000 + gw->conf.redis.timeout_ms;
+    int64_t ms = g->body_total_timeout_ms + 10000 + gw->conf.redis.timeout_ms;
     if (g->body_min_rate > 0) ms += (int64_t)(bytes * 1000 / (uint64_t)g->body_min_rate);
     return ms;
 }

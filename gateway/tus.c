@@ -796,6 +796,13 @@ static int patch_sink(void *arg, const char *data, size_t len)
     return 0;
 }
 
+/* A PATCH of unfinished upload J ended: its bytes stay counted for [upload] tus_idle_s from
+ * now, not for as long as the chunk could have taken. */
+static void patch_ended(struct op *j)
+{
+    if (j->slot) tus_store_renew(j->gw, j->id, j->info.length, 0, 0, ignore_reply, NULL);
+}
+
 /* The PATCH ended without an answer (client gone, body timeout, limit): keep what came,
  * except a chunk that had to be whole (checksum) or was not an image. */
 static void patch_abort(struct conn *c, void *arg)
@@ -813,6 +820,7 @@ static void patch_abort(struct conn *c, void *arg)
     }
     log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id, (unsigned long long)j->start,
              (unsigned long long)(got - j->start));
+    patch_ended(j);
     op_free(j);
 }
 
@@ -1011,7 +1019,7 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
     struct renewal *w = calloc(1, sizeof *w);
     if (!w) abort();
     w->j = j;
-    if (tus_store_renew(gw, id, in.length, remaining, on_renewed, w) < 0) {
+    if (tus_store_renew(gw, id, in.length, remaining, 1, on_renewed, w) < 0) {
         free(w);
         op_free(j);
         redis_refused(c);
@@ -1069,6 +1077,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
         reply_header(c, "Upload-Offset", n);
         reply_header(c, "Upload-Expires", date);
         reply_raw(c, 204, NULL, "", 0);
+        patch_ended(j);
         op_free(j);
         return;
     }

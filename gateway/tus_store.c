@@ -346,15 +346,15 @@ int tus_store_record_delete(struct gw *gw, const char *id, rconn_cb *cb, void *a
 }
 
 int tus_store_renew(struct gw *gw, const char *id, uint64_t length, uint64_t remaining,
-                    rconn_cb *cb, void *arg)
+                    int streaming, rconn_cb *cb, void *arg)
 {
+    int64_t ms = (int64_t)gw->conf.upload.tus_idle_s * 1000;
+    if (streaming) ms += spool_lease_ms(gw, remaining);
     char key[KEYS_MAX], nbytes[24], limit[24], lease[24];
     keys_upload(key, id);
     snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)length);
     snprintf(limit, sizeof limit, "%lld", (long long)gw->conf.upload.spool_max_bytes);
-    snprintf(lease, sizeof lease, "%lld",
-             (long long)gw->conf.upload.tus_idle_s * 1000 +
-                 (long long)spool_lease_ms(gw, remaining));
+    snprintf(lease, sizeof lease, "%lld", (long long)ms);
     const char *keys[] = {key};
     const char *args[] = {"renew", id, nbytes, limit, lease};
     return spool_script(gw, cb, arg, 1, keys, 5, args);

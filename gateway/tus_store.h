@@ -82,12 +82,13 @@ int tus_store_record_delete(struct gw *gw, const char *id, rconn_cb *cb, void *a
 int tus_store_record_state(struct gw *gw, const char *id, rconn_cb *cb, void *arg);
 int tus_store_record_lookup(struct gw *gw, const char *id, rconn_cb *cb, void *arg);
 
-/* A PATCH of upload ID (Upload-Length LENGTH, REMAINING bytes to come) is about to stream:
- * spool.lua 'renew' counts LENGTH again with a lease of [upload] tus_idle_s plus the time the
- * chunk may take. Replies {"ok"}, {"full"} or {"gone", state} (the record is no longer
- * receiving: replaced, terminated, or queued). Same contract as rconn_command. */
+/* Upload ID's bytes (its Upload-Length LENGTH) counted again by spool.lua 'renew', with a
+ * lease of [upload] tus_idle_s, plus, when STREAMING (a PATCH about to stream REMAINING bytes),
+ * the time the chunk may take (spool_lease_ms); without, from a PATCH that just ended: idle from
+ * now. Replies {"ok"}, {"full"} or {"gone", state} (the record is no longer receiving:
+ * replaced, terminated, or queued). Same contract as rconn_command. */
 int tus_store_renew(struct gw *gw, const char *id, uint64_t length, uint64_t remaining,
-                    rconn_cb *cb, void *arg);
+                    int streaming, rconn_cb *cb, void *arg);
 
 /* Start the expiry sweep (every min(60 s, tus_expiry_s / 4)); BUSY(ID) returns 1 while a
  * request of this process works on upload ID, which the sweep then leaves alone. */
