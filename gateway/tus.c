@@ -4,10 +4,16 @@
  * X-HTTP-Method-Override on POST /v1/uploads/{id} (core protocol). Not offered:
  * creation-with-upload, creation-defer-length, concatenation, checksum-trailer.
  *
- * Storage (the files of an upload still receiving, its offset, locks, the spool budget it
- * holds, expiry and its record in Redis) is tus_store.c's; its top comment says where things
+ * Storage (the files of an upload still receiving, its offset, locks, its share of the spool
+ * bytes, expiry and its record in Redis) is tus_store.c's; its top comment says where things
  * live. This file speaks the protocol: it checks headers, parses Upload-Metadata
  * (tus_metadata_parse), streams PATCH bodies, and answers.
+ *
+ * Budgets (spool.h): a PATCH holds one of its process's upload slots while it streams, never an
+ * idle upload; its head asks Redis to count the upload's bytes again (spool.lua 'renew'), so
+ * an upload idle past [upload] tus_idle_s resumes only when there is room, and one replaced
+ * by a newer creation of the same registration and kind is found gone (404). Creation is one
+ * script (owner, registration, the session's unfinished uploads, bytes, record).
  *
  * Completion: when the last byte is in, the data file is fsynced and the same job as a
  * single-shot upload is queued (spool_enqueue: record -> processing, the registration's

@@ -2,22 +2,29 @@
  *
  * A KTP or selfie photo arrives as the whole body of one PUT. Everything that can be decided
  * from the head is decided there, before a body byte is read, so a refused phone does not send
- * megabytes for nothing: the document kind, the length (411 without one), the size limit (413), a declared type that is not
- * a photo we take (415; see upload.h), whether Redis can take the job, and the per-process upload
- * budget (503 + Retry-After), and last the owner of the registration: the record's `owner` field
- * (a recovery moves it to a new session, verify_recover.c), read with one HGET while the head
- * waits (conn_head_continue), or the id's mark (ident.h) for a record without one. The enqueue
- * script checks that owner again, so a recovery between the head and the end is refused too
- * (403, no job, no file). An accepted body streams into a spool file named by a fresh upload
- * id, never whole in memory. When it is complete its first bytes decide its type (sniff.h): one
- * of the five taken types, whatever was declared, recorded as the job's content_type (else 415
- * naming what it is); the file is fsynced, the job is queued by one script (upload record, the
- * registration's pointer, the `upload` stream entry), and only then does the applicant hear 202.
- * A client that goes away mid-body leaves no file and no job: the abort hook removes the file
- * and gives the budget back.
+ * megabytes for nothing: the owner of the registration first, then the document kind, the
+ * length (411 without one), the size limit (413), a declared type that is not a photo we take
+ * (415; see upload.h), whether Redis can take the job, and the upload budgets (503 +
+ * Retry-After): a slot of this process, held while the body streams, and the spool bytes shared
+ * by every gateway process (spool.h). One script while the head waits (conn_head_continue)
+ * checks the owner (the record's `owner` field, which a recovery moves to a new session,
+ * verify_recover.c, or the id's mark (ident.h) for a record without one) and reserves the
+ * body's length; a head that fails its own checks reserves nothing and is answered after the
+ * owner check, in the order above. The enqueue script checks that owner again, so a recovery
+ * between the head and the end is refused too (403, no job, no file). An accepted body streams
+ * into a spool file named by a fresh upload id, never whole in memory. When it is complete its
+ * first bytes decide its type (sniff.h): one of the five taken types, whatever was declared,
+ * recorded as the job's content_type (else 415 naming what it is); the file is fsynced, the job
+ * is queued by one script (upload record, the registration's pointer, the `upload` stream
+ * entry, the bytes counted as waiting for a worker, the older upload of the same document
+ * superseded and its file removed), and only then does the applicant hear 202. A client that
+ * goes away mid-body leaves no file and no job: the abort hook removes the file and gives the
+ * budgets back. When the enqueue script's answer is lost (a timeout: it may still run), the
+ * applicant hears 503 but the file stays for the job that may come (spool_reap.c removes it if
+ * none does).
  *
  * GET /v1/uploads/{id} reads the upload record that the enqueue script wrote and the worker
- * updates (processing, then accepted or rejected with a reason and a hint). */
+ * updates (processing, then accepted or rejected with a reason and a hint, or superseded). */
 #include "upload.h"
 
 #include <stdio.h>

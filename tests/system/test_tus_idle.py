@@ -28,13 +28,6 @@ def test_fifty_idle_creations_do_not_block_another_applicant(make_tus):
         r = tus.create(s, reg, 5_000_000, kind="ktp" if i % 2 else "selfie")
         assert r.status_code == 201, (i, r.status_code, r.text)
         created.append(r.headers["Location"])
-    # One idle upload per registration and kind: each creation replaced the older one.
-    live = [loc for loc in created if tus.record(loc).get("state") == "receiving"]
-    assert len(live) == 2, live
-    assert tus.record(created[0])["state"] == "superseded"
-    r = tus.patch(s, created[0], 0, png_bytes(1000))
-    assert r.status_code == 404, r.text  # replaced: nothing left to resume
-
     other, oreg = tus.applicant()
     a = put(tus.gw, other, oreg, jpeg_bytes(200_000))
     assert a.status == 202, a
@@ -43,6 +36,12 @@ def test_fifty_idle_creations_do_not_block_another_applicant(make_tus):
     r = tus.patch(other, loc, 0, data)
     assert r.status_code == 204, r.text
     assert tus.record(loc)["state"] == "processing"
+    # One idle upload per registration and kind: each creation replaced the older one.
+    live = [u for u in created if tus.record(loc).get("state") == "receiving"]
+    assert len(live) == 2, live
+    assert tus.record(created[0])["state"] == "superseded"
+    r = tus.patch(s, created[0], 0, png_bytes(1000))
+    assert r.status_code == 404, r.text  # replaced: nothing left to resume
 
 
 def test_a_session_holds_at_most_tus_per_session_unfinished_uploads(make_tus):
