@@ -3,7 +3,7 @@
 An upload slot ([upload] max_concurrent) is held only while bytes flow (a PATCH or a
 single-shot PUT in progress). Created-but-idle uploads are limited: one per registration and
 document kind (a new creation replaces the older, whose record says `superseded`) and
-[upload] tus_per_session per session (429 too_many_uploads beyond); and an idle upload gives its
+[upload] tus_per_session per session (409 too_many_uploads beyond); and an idle upload gives its
 reserved bytes back after [upload] tus_idle_s (it may still resume when there is room). Real
 redis-server and gateway; time bounds are hang guards.
 """
@@ -53,7 +53,7 @@ def test_a_session_holds_at_most_tus_per_session_unfinished_uploads(make_tus):
             r = tus.create(s, reg, 10_000, kind=kind)
             if (reg, kind) != (regs[1], "selfie"):
                 assert r.status_code == 201, r.text
-    assert r.status_code == 429, r.text
+    assert r.status_code == 409, r.text
     err = r.json()["error"]
     assert err["code"] == "too_many_uploads" and err["max_unfinished"] == 3, err
     assert r.headers["Tus-Resumable"] == "1.0.0"
