@@ -37,7 +37,7 @@ def test_fifty_idle_creations_do_not_block_another_applicant(make_tus):
     assert r.status_code == 204, r.text
     assert tus.record(loc)["state"] == "processing"
     # One idle upload per registration and kind: each creation replaced the older one.
-    live = [u for u in created if tus.record(loc).get("state") == "receiving"]
+    live = [u for u in created if tus.record(u).get("state") == "receiving"]
     assert len(live) == 2, live
     assert tus.record(created[0])["state"] == "superseded"
     r = tus.patch(s, created[0], 0, png_bytes(1000))
