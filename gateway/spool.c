@@ -73,6 +73,14 @@ int spool_reserve(struct gw *gw, const char *upload_id, const char *reg_id, cons
     return spool_script(gw, cb, arg, 1, keys, 7, args);
 }
 
+const char *spool_reply_word(const redisReply *r, const char *err)
+{
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return NULL;
+    return r->element[0]->str;
+}
+
 static void unreserved(void *arg, const redisReply *r, const char *err)
 {
     char *id = arg;
@@ -329,12 +337,10 @@ int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, cons
 
 const char *spool_enqueue_outcome(const redisReply *reply, const char *err)
 {
-    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-        reply->element[0]->type != REDIS_REPLY_STRING)
-        return NULL;
+    const char *w = spool_reply_word(reply, err);
     static const char *const known[] = {"ok", "queued", "superseded", "not_owner"};
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(reply->element[0]->str, known[i]) == 0) return known[i];
+    for (size_t i = 0; w && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(w, known[i]) == 0) return known[i];
     return NULL;
 }
 

@@ -52,6 +52,10 @@ int spool_script(struct gw *gw, rconn_cb *cb, void *arg, int nkeys, const char *
 int spool_reserve(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
                   int marked, int64_t bytes, rconn_cb *cb, void *arg);
 
+/* The word a spool.lua reply R starts with (its first element), or NULL after an error ERR, an
+ * error reply or anything else. Points into R. */
+const char *spool_reply_word(const redisReply *r, const char *err);
+
 /* Give upload UPLOAD_ID's bytes back (the upload ended without a job). Fire and forget: a
  * failure is logged, and the lease lapses anyway. */
 void spool_unreserve(struct gw *gw, const char *upload_id);

@@ -42,8 +42,8 @@ static void on_reap(void *arg, const redisReply *r, const char *err)
 {
     struct reap *rp = arg;
     in_flight--;
-    if (!err && r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-        r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "orphan")) {
+    const char *w = spool_reply_word(r, err);
+    if (w && !strcmp(w, "orphan")) {
         log_info("spool: orphan file removed path=%s", rp->path);
         spool_unlink(rp->gw, rp->path);
     }

@@ -426,15 +426,6 @@ broken:
     free(cr);
 }
 
-/* The word of a spool.lua reply (REP's first element), or NULL for an error or anything else. */
-static const char *reply_word(const redisReply *rep, const char *err)
-{
-    if (err || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_STRING)
-        return NULL;
-    return rep->element[0]->str;
-}
-
 static void ignore_reply(void *arg, const redisReply *r, const char *err)
 {
     (void)arg;
@@ -461,7 +452,7 @@ static void on_created(void *arg, const redisReply *rep, const char *err)
     struct create *cr = arg;
     struct conn *c = cr->c;
     struct gw *gw = c->gw;
-    const char *w = reply_word(rep, err);
+    const char *w = spool_reply_word(rep, err);
     if (!w) {
         log_warn("tus: record not written id=%s err=%s", cr->id,
                  err               ? err
@@ -852,7 +843,7 @@ static void on_renewed(void *arg, const redisReply *rep, const char *err)
     if (!j) return;
     struct conn *c = j->c;
     conn_set_abort(c, NULL, NULL);
-    const char *word = reply_word(rep, err);
+    const char *word = spool_reply_word(rep, err);
     if (word && !strcmp(word, "ok")) {
         c->req.body_fn = patch_sink;
         c->req.body_arg = j;
@@ -1095,7 +1086,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
 static void on_deleted(void *arg, const redisReply *rep, const char *err)
 {
     struct op *j = arg;
-    if (!reply_word(rep, err)) {
+    if (!spool_reply_word(rep, err)) {
         redis_down(j->c);
         op_free(j);
         return;

@@ -33,8 +33,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "antre/keys.h"
 #include "antre/log.h"
 #include "antre/rconn.h"
@@ -201,15 +199,6 @@ static const char *declared_type(const char *v, size_t len)
     return end == v ? "" : upload_declared(v, (size_t)(end - v));
 }
 
-int upload_owner_check(struct conn *c, const char *reg_id, const redisReply *owner)
-{
-    const char *mine = gate_session(c)->owner;
-    size_t n = strlen(mine);
-    if (owner && owner->type == REDIS_REPLY_STRING && owner->len > 0)
-        return owner->len == n && CRYPTO_memcmp(owner->str, mine, n) == 0;
-    return ident_owned(c->gw, "reg", reg_id, IDENT_LEN, mine);
-}
-
 void upload_refuse_not_owner(struct conn *c) { refuse_not_owner(c, "Pendaftaran", "registration"); }
 
 /* The client went away, the body timed out or broke a limit: no file, no job. */
@@ -329,21 +318,12 @@ static void head_abort(struct conn *c, void *arg)
     u->c = NULL; /* head_read frees U */
 }
 
-/* The head script's word: "not_owner", "checked", "full", "reserved", or NULL (an error). */
-static const char *head_word(const redisReply *reply, const char *err)
-{
-    if (err || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-        reply->element[0]->type != REDIS_REPLY_STRING)
-        return NULL;
-    return reply->element[0]->str;
-}
-
 /* The owner check and the reservation are in (spool.lua 'reserve'): refuse, or take the body. */
 static void head_read(void *arg, const redisReply *reply, const char *err)
 {
     struct upload *u = arg;
     struct conn *c = u->c;
-    const char *w = head_word(reply, err);
+    const char *w = spool_reply_word(reply, err);
     /* A timed-out script may still reserve: give back what it may have taken (a no-op when it
      * took nothing). */
     u->reserved = !w || !strcmp(w, "reserved");
