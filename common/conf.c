@@ -162,6 +162,13 @@ static const struct directive table[] = {
      NULL, NULL, "KTP photo warned when its side ratio is this far (relative) from a card's 1.586"},
     {"upload", "tus_expiry_s", T_INT, 60, 2592000, "86400", 1, F(upload.tus_expiry_s), NULL, NULL,
      "unfinished resumable (tus) uploads are removed after this"},
+    {"upload", "tus_idle_s", T_INT, 1, 86400, "600", 1, F(upload.tus_idle_s), NULL, NULL,
+     "a resumable upload with no PATCH for this long gives its reserved bytes back (it may "
+     "resume)"},
+    {"upload", "tus_per_session", T_INT, 1, 1000, "4", 1, F(upload.tus_per_session), NULL, NULL,
+     "unfinished resumable uploads one session may hold (one per registration and document kind)"},
+    {"upload", "orphan_grace_s", T_INT, 1, 604800, "600", 1, F(upload.orphan_grace_s), NULL, NULL,
+     "a spool file with no job, or whose upload is decided or replaced, is removed this old"},
 
     {"registration", "min_age_years", T_INT, 0, 150, "18", 1, F(registration.min_age_years), NULL,
      NULL, "youngest applicant accepted, in completed years"},

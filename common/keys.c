@@ -72,6 +72,15 @@ int keys_upload(char *buf, const char *id)
     return snprintf(buf, KEYS_MAX, "antre:{intake}:upl:%s", id);
 }
 
+int keys_spool_bytes(char *buf) { return snprintf(buf, KEYS_MAX, "antre:{intake}:spool:bytes"); }
+
+int keys_spool_leases(char *buf) { return snprintf(buf, KEYS_MAX, "antre:{intake}:spool:leases"); }
+
+int keys_tus_session(char *buf, const char *owner)
+{
+    return snprintf(buf, KEYS_MAX, "antre:{intake}:tus:%s", owner);
+}
+
 int keys_verification(char *buf, const char *id)
 {
     return snprintf(buf, KEYS_MAX, "antre:{intake}:ver:%s", id);

@@ -249,6 +249,12 @@ static const struct error_def table[ERR__COUNT] = {
     [ERR_UPLOAD_FINISHING] = {"upload_finishing", 503,
                               "Unggahan ini sedang diselesaikan; tanyakan lagi sebentar lagi.",
                               "This upload is being finished; ask again in a moment.", NONE, 1},
+    [ERR_TOO_MANY_UPLOADS] = {"too_many_uploads", 409,
+                              "Anda punya terlalu banyak unggahan yang belum selesai; selesaikan "
+                              "atau batalkan salah satunya dulu.",
+                              "You have too many unfinished uploads; finish or cancel one of them "
+                              "first.",
+                              NONE, 0},
     [ERR_TUS_VERSION_UNSUPPORTED] = {"tus_version_unsupported", 412,
                                      "Versi protokol tus tidak didukung; kirim header "
                                      "Tus-Resumable: 1.0.0.",

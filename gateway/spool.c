@@ -21,25 +21,95 @@
 #include "gateway.h"
 
 static int uploads_now;
-static uint64_t bytes_now;
-static struct script intake_script;
+static struct script spool_lua;
 
-int spool_budget_take(struct gw *gw, uint64_t bytes)
+int spool_slot_take(struct gw *gw)
 {
-    const struct conf_upload *u = &gw->conf.upload;
-    if (uploads_now >= u->max_concurrent || bytes_now + bytes > (uint64_t)u->spool_max_bytes) {
-        return -1;
-    }
+    if (!spool_slot_free(gw)) return -1;
     uploads_now++;
-    bytes_now += bytes;
     return 0;
 }
 
-void spool_budget_release(struct gw *gw, uint64_t bytes)
+void spool_slot_release(struct gw *gw)
 {
     (void)gw;
     if (uploads_now > 0) uploads_now--;
-    bytes_now = bytes_now > bytes ? bytes_now - bytes : 0;
+}
+
+int spool_slot_free(struct gw *gw) { return uploads_now < gw->conf.upload.max_concurrent; }
+
+int64_t spool_lease_ms(struct gw *gw, uint64_t bytes)
+{
+    const struct conf_gateway *g = &gw->conf.gateway;
+    int64_t ms = g->body_total_timeout_ms + 10000 + gw->conf.redis.timeout_ms;
+    if (g->body_min_rate > 0) ms += (int64_t)(bytes * 1000 / (uint64_t)g->body_min_rate);
+    return ms;
+}
+
+int spool_script(struct gw *gw, rconn_cb *cb, void *arg, int nkeys, const char *const *keys,
+                 int nargs, const char *const *args)
+{
+    if (!spool_lua.src) script_init(&spool_lua, lua_spool);
+    char kbytes[KEYS_MAX], kleases[KEYS_MAX];
+    keys_spool_bytes(kbytes);
+    keys_spool_leases(kleases);
+    const char *all[8] = {kbytes, kleases};
+    if (nkeys > 6) abort();
+    for (int i = 0; i < nkeys; i++) all[2 + i] = keys[i];
+    return script_call(gw->redis, &spool_lua, cb, arg, 2 + nkeys, all, nargs, args);
+}
+
+int spool_reserve(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
+                  int marked, int64_t bytes, rconn_cb *cb, void *arg)
+{
+    char kreg[KEYS_MAX], nbytes[24] = "", limit[24], lease[24];
+    keys_registration(kreg, reg_id);
+    if (bytes >= 0) snprintf(nbytes, sizeof nbytes, "%lld", (long long)bytes);
+    snprintf(limit, sizeof limit, "%lld", (long long)gw->conf.upload.spool_max_bytes);
+    snprintf(lease, sizeof lease, "%lld",
+             (long long)spool_lease_ms(gw, bytes > 0 ? (uint64_t)bytes : 0));
+    const char *keys[] = {kreg};
+    const char *args[] = {"reserve", upload_id, owner, marked ? "1" : "0", nbytes, limit, lease};
+    return spool_script(gw, cb, arg, 1, keys, 7, args);
+}
+
+const char *spool_reply_word(const redisReply *r, const char *err)
+{
+    if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return NULL;
+    return r->element[0]->str;
+}
+
+static void unreserved(void *arg, const redisReply *r, const char *err)
+{
+    char *id = arg;
+    if (err || !r || r->type == REDIS_REPLY_ERROR)
+        log_warn("spool: bytes not given back (the lease lapses) upload=%s err=%s", id,
+                 err           ? err
+                 : r && r->str ? r->str
+                               : "?");
+    free(id);
+}
+
+void spool_unreserve(struct gw *gw, const char *upload_id)
+{
+    char *id = strdup(upload_id);
+    if (!id) abort();
+    const char *args[] = {"release", upload_id};
+    if (spool_script(gw, unreserved, id, 0, NULL, 2, args) < 0) unreserved(id, NULL, "refused");
+}
+
+void spool_unlink(struct gw *gw, const char *path)
+{
+    const char *dir = gw->conf.upload.spool_dir;
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    if (strncmp(path, dir, dl) != 0 || path[dl] != '/') return;
+    const char *name = path + dl + 1;
+    if (!name[0] || strchr(name, '/') || name[0] == '.') return;
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("spool: cannot remove path=%s err=%s", path, strerror(errno));
 }
 
 #define SPOOL_BUF (64 * 1024)
@@ -232,9 +302,8 @@ void spool_discard(struct spool *s)
 
 int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
                   const char *kind, const char *path, uint64_t bytes, const char *content_type,
-                  rconn_cb *cb, void *arg)
+                  const char *fence, rconn_cb *cb, void *arg)
 {
-    if (!intake_script.src) script_init(&intake_script, lua_intake);
     /* The stream entry is the job contract's (job.h); the record holds the rest. */
     struct job job = {.queue = JOB_UPLOAD};
     snprintf(job.upload_id, sizeof job.upload_id, "%s", upload_id);
@@ -247,20 +316,39 @@ int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, cons
         log_error("spool: %s", err);
         return -1;
     }
-    char kupl[KEYS_MAX], kreg[KEYS_MAX], kstream[KEYS_MAX], nbytes[24], now[24];
+    char kupl[KEYS_MAX], kreg[KEYS_MAX], kstream[KEYS_MAX], ksess[KEYS_MAX], nbytes[24], now[24];
     keys_upload(kupl, upload_id);
     keys_registration(kreg, reg_id);
     job_stream_key(kstream, JOB_UPLOAD);
+    keys_tus_session(ksess, owner);
     snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)bytes);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(now, sizeof now, "%lld", (long long)tv.tv_sec);
-    const char *keys[3] = {kupl, kreg, kstream};
-    const char *args[5 + JOB_ARGV_MAX + 12] = {"upload", upload_id, reg_id, kind, owner};
-    int n = 5;
+    const char *keys[4] = {kupl, kreg, kstream, ksess};
+    const char *args[6 + JOB_ARGV_MAX + 12] = {"commit", upload_id, kind, owner, nbytes, fence};
+    int n = 6;
     for (int i = 0; i < nj; i++) args[n++] = jobv[i];
     const char *rec[] = {"registration_id", reg_id, "kind",         kind,         "path",      path,
                          "bytes",           nbytes, "content_type", content_type, "queued_at", now};
     for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) args[n++] = rec[i];
-    return script_call(gw->redis, &intake_script, cb, arg, 3, keys, n, args);
+    return spool_script(gw, cb, arg, 4, keys, n, args);
+}
+
+const char *spool_enqueue_outcome(const redisReply *reply, const char *err)
+{
+    const char *w = spool_reply_word(reply, err);
+    static const char *const known[] = {"ok", "queued", "superseded", "not_owner"};
+    for (size_t i = 0; w && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(w, known[i]) == 0) return known[i];
+    return NULL;
+}
+
+void spool_enqueued_cleanup(struct gw *gw, const redisReply *reply)
+{
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len > 0) {
+        log_info("spool: superseded file removed path=%s", reply->element[1]->str);
+        spool_unlink(gw, reply->element[1]->str);
+    }
 }

@@ -2,9 +2,20 @@
  *
  * A document streams to a file in [upload] spool_dir as it arrives (never whole in memory). It
  * is fsynced before its job is queued, and the job (upload record, the registration's pointer,
- * the `upload` stream entry) is written by one script before anyone answers 202. Budgets are
- * per gateway process: uploads in progress ([upload] max_concurrent) and the bytes they may
- * still write ([upload] spool_max_bytes, reserved from Content-Length or the upload length). */
+ * the `upload` stream entry) is written by one script before anyone answers 202.
+ *
+ * Two budgets. Slots ([upload] max_concurrent) are per gateway process and held only while a
+ * body streams (a single-shot PUT, a tus PATCH). Bytes ([upload] spool_max_bytes) are counted
+ * in Redis, shared by every gateway process (common/lua/spool.lua): an upload reserves its
+ * length at its head (in the same script as the owner check, so no extra round trip), the
+ * enqueue script turns the reservation into the file's real size, and the worker gives the
+ * bytes back once it has deleted the file. Until the job is queued the reservation is a lease
+ * that lapses by itself, so a gateway killed mid-upload leaks nothing for long.
+ *
+ * A spool file is never deleted while its job may still be queued: when the enqueue script's
+ * answer is lost (Redis stalled past [redis] timeout_ms; the script may run later), the file
+ * stays, and the reaper (spool_reap.c) removes it once it is older than
+ * [upload] orphan_grace_s and no job names it. */
 #ifndef ANTRE_SPOOL_H
 #define ANTRE_SPOOL_H
 
@@ -15,10 +26,43 @@
 
 struct gw;
 
-/* Reserve one upload of up to BYTES. 0 ok; -1 refused (the budget is spent: answer with
- * ERR_UPLOAD_BUDGET, which counts the refusal). Give it back with spool_budget_release. */
-int spool_budget_take(struct gw *gw, uint64_t bytes);
-void spool_budget_release(struct gw *gw, uint64_t bytes);
+/* Take one of this process's upload slots. 0, or -1 when all are taken (answer with
+ * ERR_UPLOAD_BUDGET, which counts the refusal). Give it back with spool_slot_release, once. */
+int spool_slot_take(struct gw *gw);
+void spool_slot_release(struct gw *gw);
+
+/* 1 when a slot is free now (a head that will take one once Redis has answered). */
+int spool_slot_free(struct gw *gw);
+
+/* How long (ms) a reservation of BYTES for a body that starts now may need: the longest the
+ * gateway lets such a body take ([gateway] body_total_timeout_ms plus BYTES / body_min_rate),
+ * plus time to fsync and queue it. */
+int64_t spool_lease_ms(struct gw *gw, uint64_t bytes);
+
+/* Run common/lua/spool.lua: KEYS are the budget's two keys then the NKEYS of KEYS, ARGS[0] the
+ * operation (spool.lua says what each takes and returns). Same contract as script_call. */
+int spool_script(struct gw *gw, rconn_cb *cb, void *arg, int nkeys, const char *const *keys,
+                 int nargs, const char *const *args);
+
+/* The head of a single-shot upload, in one script: the session's owner OWNER may upload to
+ * registration REG_ID (its record's `owner`; MARKED, the id's mark, for a record without one),
+ * and BYTES (< 0: check the owner only) are reserved for UPLOAD_ID under [upload]
+ * spool_max_bytes, with a lease of spool_lease_ms. CB gets spool.lua 'reserve''s reply:
+ * {"not_owner"}, {"checked"}, {"full"} or {"reserved", fence}. Same contract as rconn_command. */
+int spool_reserve(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
+                  int marked, int64_t bytes, rconn_cb *cb, void *arg);
+
+/* The word a spool.lua reply R starts with (its first element), or NULL after an error ERR, an
+ * error reply or anything else. Points into R. */
+const char *spool_reply_word(const redisReply *r, const char *err);
+
+/* Give upload UPLOAD_ID's bytes back (the upload ended without a job). Fire and forget: a
+ * failure is logged, and the lease lapses anyway. */
+void spool_unreserve(struct gw *gw, const char *upload_id);
+
+/* Remove PATH when it names a file directly in [upload] spool_dir (a path read from Redis is
+ * never trusted further); ENOENT is fine. */
+void spool_unlink(struct gw *gw, const char *path);
 
 struct spool;
 
@@ -54,14 +98,31 @@ void spool_close(struct spool *s);
 void spool_discard(struct spool *s);
 
 /* Queue the finished document PATH (BYTES, CONTENT_TYPE) of upload UPLOAD_ID for registration
- * REG_ID, KIND "ktp" or "selfie": one script writes the upload record ('processing'), the
- * registration's pointer and the `upload` stream entry (its fields: job.h), unless the
- * registration's record names an owner other than OWNER (the session's; a recovery moved it
- * since the upload began): then nothing is written and the reply is {"not_owner"}. CB is called
- * once with the reply; same contract as rconn_command (-1: refused at once, or not a valid job
- * (logged); CB not called). */
+ * REG_ID, KIND "ktp" or "selfie", begun at FENCE (spool.lua 'reserve''s; "" for the record's
+ * own, a tus upload's): spool.lua 'commit' writes the upload record ('processing'), the
+ * registration's pointer and the `upload` stream entry (its fields: job.h), counts BYTES as
+ * waiting for a worker, and supersedes the older upload of that document. Its reply:
+ * {"not_owner"} (the registration's record names an owner other than OWNER: a recovery moved it
+ * since the upload began; nothing written), {"queued"} (queued before), {"superseded"} (a newer
+ * upload of the document is queued already) or {"ok", path}: pass it to
+ * spool_enqueued_cleanup. CB is called once with the reply; same contract as rconn_command
+ * (-1: refused at once, or not a valid job (logged); CB not called). On a refusal or a
+ * "superseded" the caller removes the file and gives nothing back (the script did). On an
+ * error or timeout the script may still run: keep the file (the reaper decides later). */
 int spool_enqueue(struct gw *gw, const char *upload_id, const char *reg_id, const char *owner,
                   const char *kind, const char *path, uint64_t bytes, const char *content_type,
-                  rconn_cb *cb, void *arg);
+                  const char *fence, rconn_cb *cb, void *arg);
+
+/* After an {"ok", path} of spool_enqueue (REPLY): remove the file of the upload it superseded. */
+void spool_enqueued_cleanup(struct gw *gw, const redisReply *reply);
+
+/* The reply of spool_enqueue (REPLY, or NULL after an error) as its first word: "ok",
+ * "queued", "superseded", "not_owner", or NULL (an error, a timeout, anything else). */
+const char *spool_enqueue_outcome(const redisReply *reply, const char *err);
+
+/* Remove orphan spool files (spool_reap.c): files in [upload] spool_dir older than
+ * [upload] orphan_grace_s whose upload has no record or a final one, and give their bytes back.
+ * Called by the sweep timer of one gateway process (tus_store.c). */
+void spool_reap(struct gw *gw);
 
 #endif

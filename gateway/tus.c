@@ -4,10 +4,16 @@
  * X-HTTP-Method-Override on POST /v1/uploads/{id} (core protocol). Not offered:
  * creation-with-upload, creation-defer-length, concatenation, checksum-trailer.
  *
- * Storage (the files of an upload still receiving, its offset, locks, the spool budget it
- * holds, expiry and its record in Redis) is tus_store.c's; its top comment says where things
+ * Storage (the files of an upload still receiving, its offset, locks, its share of the spool
+ * bytes, expiry and its record in Redis) is tus_store.c's; its top comment says where things
  * live. This file speaks the protocol: it checks headers, parses Upload-Metadata
  * (tus_metadata_parse), streams PATCH bodies, and answers.
+ *
+ * Budgets (spool.h): a PATCH holds one of its process's upload slots while it streams, never an
+ * idle upload; its head asks Redis to count the upload's bytes again (spool.lua 'renew'), so
+ * an upload idle past [upload] tus_idle_s resumes only when there is room, and one replaced
+ * by a newer creation of the same registration and kind is found gone (404). Creation is one
+ * script (owner, registration, the session's unfinished uploads, bytes, record).
  *
  * Completion: when the last byte is in, the data file is fsynced and the same job as a
  * single-shot upload is queued (spool_enqueue: record -> processing, the registration's
@@ -84,6 +90,7 @@ struct op {
     unsigned sig_on : 1;    /* the PATCH began inside the first SIG_LEN bytes: check them */
     unsigned bad_type : 1;  /* the first bytes cannot be a photo type we take (upload.h) */
     unsigned finishing : 1; /* queuing or removing: cannot be taken over */
+    unsigned slot : 1;      /* holds one of the process's upload slots (a PATCH) */
     char content_type[16];  /* detected from the bytes at completion */
 };
 
@@ -234,6 +241,7 @@ static void op_free(struct op *j)
             break;
         }
     if (j->sp) spool_close(j->sp);
+    if (j->slot) spool_slot_release(j->gw);
     if (j->md) EVP_MD_CTX_free(j->md);
     if (j->lockfd >= 0) close(j->lockfd);
     free(j);
@@ -370,7 +378,7 @@ int tus_metadata_parse(const char *v, size_t len, struct tus_info *in, struct tu
 }
 
 /* Parse Upload-Metadata (V, LEN; V may be NULL) into IN. 0, or -1 after answering. (Whose the
- * registration is, the record decides: on_owner.) */
+ * registration is, the record decides: on_created.) */
 static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_info *in)
 {
     struct tus_meta_error e;
@@ -385,23 +393,18 @@ static int parse_metadata(struct conn *c, const char *v, size_t len, struct tus_
     return 0;
 }
 
-static void on_created(void *arg, const redisReply *rep, const char *err)
+/* The record is in Redis: make the upload's files (the .info first: a data file without one
+ * would look like a finished upload) and answer 201. */
+static void make_files(struct create *cr)
 {
-    struct create *cr = arg;
     struct conn *c = cr->c;
     struct gw *gw = c->gw;
-    if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
-        log_warn("tus: record not written id=%s err=%s", cr->id,
-                 err               ? err
-                 : rep && rep->str ? rep->str
-                                   : "?");
-        tus_store_unlink(gw, cr->id);
-        spool_budget_release(gw, cr->info.length);
-        redis_down(c);
-        free(cr);
-        return;
-    }
-    tus_store_reserve(cr->id, cr->info.length);
+    char errbuf[256], name[NAME_LEN];
+    struct spool *s = NULL;
+    if (tus_store_write_info(gw, cr->id, &cr->info, errbuf, sizeof errbuf) < 0) goto broken;
+    tus_store_name(name, sizeof name, cr->id, 0);
+    if (!(s = spool_open(gw, name, 0, errbuf, sizeof errbuf))) goto broken;
+    spool_close(s);
     log_info("tus: created id=%s registration=%s kind=%s length=%llu", cr->id, cr->info.reg,
              cr->info.kind, (unsigned long long)cr->info.length);
     char loc[64], date[40];
@@ -414,86 +417,94 @@ static void on_created(void *arg, const redisReply *rep, const char *err)
                json_pack("{s:s, s:s, s:s, s:I}", "upload_id", cr->id, "state", "receiving",
                          "status_url", loc, "expires_at", (json_int_t)cr->info.expires));
     free(cr);
-}
-
-/* The registration exists (or not): create the upload. */
-static void on_registration(void *arg, const redisReply *rep, const char *err)
-{
-    struct create *cr = arg;
-    struct conn *c = cr->c;
-    struct gw *gw = c->gw;
-    if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
-        spool_budget_release(gw, cr->info.length);
-        redis_down(c);
-        free(cr);
-        return;
-    }
-    if (rep->integer == 0) {
-        spool_budget_release(gw, cr->info.length);
-        fail_msg(c, ERR_UNKNOWN_REGISTRATION, "registration_id",
-                 "Pendaftaran ini tidak ditemukan; daftar dulu, lalu unggah dokumen.",
-                 "This registration was not found; register first, then upload documents.", NULL);
-        free(cr);
-        return;
-    }
-    char errbuf[256], name[NAME_LEN];
-    struct spool *s = NULL;
-    if (ident_new(gw, "upl", gate_session(c)->owner, cr->id) < 0) {
-        snprintf(errbuf, sizeof errbuf, "no pepper in the key file");
-        goto broken;
-    }
-    cr->info.expires = now_s() + gw->conf.upload.tus_expiry_s;
-    /* The .info first: a data file without one would look like a finished upload. */
-    if (tus_store_write_info(gw, cr->id, &cr->info, errbuf, sizeof errbuf) < 0) goto broken;
-    tus_store_name(name, sizeof name, cr->id, 0);
-    if (!(s = spool_open(gw, name, 0, errbuf, sizeof errbuf))) {
-        tus_store_unlink(gw, cr->id);
-        goto broken;
-    }
-    char path[PATH_LEN];
-    snprintf(path, sizeof path, "%s", spool_path(s));
-    spool_close(s);
-    if (tus_store_record_create(gw, cr->id, &cr->info, path, on_created, cr) < 0) {
-        tus_store_unlink(gw, cr->id);
-        spool_budget_release(gw, cr->info.length);
-        redis_refused(c);
-        free(cr);
-    }
     return;
 
 broken:
     log_error("tus: cannot create upload: %s", errbuf);
-    spool_budget_release(gw, cr->info.length);
+    tus_store_remove(gw, cr->id);
     fail_internal(c);
     free(cr);
 }
 
-/* The registration's owner field: the record decides whose it is (a recovery moves it), the
- * id's mark for a record without one. Then whether it exists. */
-static void on_owner(void *arg, const redisReply *rep, const char *err)
+static void ignore_reply(void *arg, const redisReply *r, const char *err)
+{
+    (void)arg;
+    (void)r;
+    if (err) log_warn("tus: redis command failed err=%s", err);
+}
+
+/* Upload ID was replaced by a newer one of the same document: its files go, unless a request
+ * of this process or another is working on it (its next PATCH then finds it gone). */
+static void drop_replaced(struct gw *gw, const char *id)
+{
+    if (!ident_valid(id, strlen(id)) || op_find(id)) return;
+    int fd = tus_store_lock(gw, id);
+    if (fd == -1) return;
+    tus_store_unlink(gw, id);
+    if (fd >= 0) close(fd);
+    log_info("tus: replaced by a newer upload id=%s", id);
+}
+
+/* The owner, the registration, the session's uploads and the budget are checked, and the record
+ * written (spool.lua 'tus_create'): make the files and answer, or refuse. */
+static void on_created(void *arg, const redisReply *rep, const char *err)
 {
     struct create *cr = arg;
     struct conn *c = cr->c;
     struct gw *gw = c->gw;
-    if (err || !rep || rep->type == REDIS_REPLY_ERROR) {
-        spool_budget_release(gw, cr->info.length);
+    const char *w = spool_reply_word(rep, err);
+    if (!w) {
+        log_warn("tus: record not written id=%s err=%s", cr->id,
+                 err               ? err
+                 : rep && rep->str ? rep->str
+                                   : "?");
+        /* A timed-out script may still run: undo it after (its lease would lapse anyway). */
+        tus_store_record_delete(gw, cr->id, ignore_reply, NULL);
         redis_down(c);
         free(cr);
         return;
     }
-    if (!upload_owner_check(c, cr->info.reg, rep)) {
-        spool_budget_release(gw, cr->info.length);
+    if (!strcmp(w, "not_owner")) {
         fail_msg(c, ERR_NOT_OWNER, "registration_id", "Pendaftaran ini bukan milik sesi Anda.",
                  "This registration does not belong to your session.", NULL);
+    } else if (!strcmp(w, "unknown_registration")) {
+        fail_msg(c, ERR_UNKNOWN_REGISTRATION, "registration_id",
+                 "Pendaftaran ini tidak ditemukan; daftar dulu, lalu unggah dokumen.",
+                 "This registration was not found; register first, then upload documents.", NULL);
+    } else if (!strcmp(w, "too_many")) {
+        fail(c, ERR_TOO_MANY_UPLOADS, NULL,
+             json_pack("{s:i}", "max_unfinished", gw->conf.upload.tus_per_session));
+    } else if (strcmp(w, "created") != 0) {
+        fail(c, ERR_UPLOAD_BUDGET, NULL, NULL);
+    } else {
+        for (size_t i = 1; i < rep->elements; i++)
+            if (rep->element[i]->type == REDIS_REPLY_STRING)
+                drop_replaced(gw, rep->element[i]->str);
+        make_files(cr);
+        return;
+    }
+    free(cr);
+}
+
+/* The head's checks passed: one script checks the owner, the registration, the session's
+ * unfinished uploads and the budget, and writes the record. */
+static void create_upload(struct conn *c, struct create *cr)
+{
+    struct gw *gw = c->gw;
+    const char *owner = gate_session(c)->owner;
+    if (ident_new(gw, "upl", owner, cr->id) < 0) {
+        log_error("tus: cannot create upload: no pepper in the key file");
+        fail_internal(c);
         free(cr);
         return;
     }
-    char key[KEYS_MAX];
-    keys_registration(key, cr->info.reg);
-    if (rconn_command(gw->redis, on_registration, cr, "EXISTS %s", key) < 0) {
-        spool_budget_release(gw, cr->info.length);
-        redis_refused(c);
+    cr->info.expires = now_s() + gw->conf.upload.tus_expiry_s;
+    char path[PATH_LEN];
+    tus_store_path(gw, path, sizeof path, cr->id, 0);
+    int marked = ident_owned(gw, "reg", cr->info.reg, IDENT_LEN, owner);
+    if (tus_store_record_create(gw, cr->id, &cr->info, path, owner, marked, on_created, cr) < 0) {
         free(cr);
+        redis_refused(c);
     }
 }
 
@@ -538,18 +549,7 @@ static void create_route(struct conn *c, struct request *r, const struct route_p
         free(cr);
         return;
     }
-    if (spool_budget_take(gw, length) < 0) {
-        free(cr);
-        fail(c, ERR_UPLOAD_BUDGET, NULL, NULL);
-        return;
-    }
-    char key[KEYS_MAX];
-    keys_registration(key, cr->info.reg);
-    if (rconn_command(gw->redis, on_owner, cr, "HGET %s owner", key) < 0) {
-        spool_budget_release(gw, length);
-        free(cr);
-        redis_refused(c);
-    }
+    create_upload(c, cr);
 }
 
 /* ---- completion --------------------------------------------------------------------------- */
@@ -579,7 +579,6 @@ static void queued(struct op *j)
     char path[PATH_LEN];
     tus_store_path(gw, path, sizeof path, j->id, 1);
     unlink(path);
-    tus_store_release(gw, j->id);
     log_info("tus: complete id=%s bytes=%llu type=%s", j->id, (unsigned long long)j->info.length,
              j->content_type);
     if (j->kind == OP_HEAD) {
@@ -605,22 +604,29 @@ static void finalize_failed(struct op *j, const char *why)
 static void on_enqueued(void *arg, const redisReply *rep, const char *err)
 {
     struct op *j = arg;
-    if (!err && rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-        rep->element[0]->type == REDIS_REPLY_STRING &&
-        strcmp(rep->element[0]->str, "not_owner") == 0) {
-        /* A recovery moved the registration while the upload came: its bytes go, no job. */
+    const char *outcome = spool_enqueue_outcome(rep, err);
+    if (!outcome) {
+        /* The script may still run: the files stay (the next HEAD or PATCH sees the record). */
+        finalize_failed(j, err ? err : rep && rep->str ? rep->str : "?");
+        return;
+    }
+    if (!strcmp(outcome, "not_owner")) {
+        /* A recovery moved the registration while the upload came: its bytes go, no job (the
+         * script gave the budget back). */
         log_info("tus: registration changed owner id=%s", j->id);
         tus_store_unlink(j->gw, j->id);
-        tus_store_release(j->gw, j->id);
         reply_header(j->c, "Tus-Resumable", TUS_VERSION);
         upload_refuse_not_owner(j->c);
         op_free(j);
         return;
     }
-    if (err || !rep || rep->type == REDIS_REPLY_ERROR) {
-        finalize_failed(j, err ? err : rep && rep->str ? rep->str : "?");
-        return;
-    }
+    if (!strcmp(outcome, "superseded")) {
+        /* A newer upload of this document came first: complete, but no job; its status says
+         * superseded. */
+        char path[PATH_LEN];
+        tus_store_path(j->gw, path, sizeof path, j->id, 0);
+        unlink(path);
+    } else spool_enqueued_cleanup(j->gw, rep);
     queued(j);
 }
 
@@ -633,14 +639,15 @@ static void on_state(void *arg, const redisReply *rep, const char *err)
     }
     /* An earlier attempt whose answer was lost (timeout) may have queued it already: queue a
      * job once. */
-    if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "receiving") != 0) {
+    if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "receiving") != 0 &&
+        strcmp(rep->str, "superseded") != 0) {
         queued(j);
         return;
     }
     char path[PATH_LEN];
     tus_store_path(j->gw, path, sizeof path, j->id, 0);
     if (spool_enqueue(j->gw, j->id, j->info.reg, gate_session(j->c)->owner, j->info.kind, path,
-                      j->info.length, j->content_type, on_enqueued, j) < 0)
+                      j->info.length, j->content_type, "", on_enqueued, j) < 0)
         finalize_failed(j, "refused");
 }
 
@@ -786,6 +793,13 @@ static int patch_sink(void *arg, const char *data, size_t len)
     return 0;
 }
 
+/* A PATCH of unfinished upload J ended: its bytes stay counted for [upload] tus_idle_s from
+ * now, not for as long as the chunk could have taken. */
+static void patch_ended(struct op *j)
+{
+    if (j->slot) tus_store_renew(j->gw, j->id, j->info.length, 0, 0, ignore_reply, NULL);
+}
+
 /* The PATCH ended without an answer (client gone, body timeout, limit): keep what came,
  * except a chunk that had to be whole (checksum) or was not an image. */
 static void patch_abort(struct conn *c, void *arg)
@@ -803,6 +817,65 @@ static void patch_abort(struct conn *c, void *arg)
     }
     log_info("tus: PATCH cut off id=%s offset=%llu kept=%llu", j->id, (unsigned long long)j->start,
              (unsigned long long)(got - j->start));
+    patch_ended(j);
+    op_free(j);
+}
+
+/* A PATCH head waiting for spool.lua 'renew'. */
+struct renewal {
+    struct op *j; /* NULL once the request ended while it waited */
+};
+
+static void renew_abort(struct conn *c, void *arg)
+{
+    (void)c;
+    struct renewal *w = arg;
+    op_free(w->j);
+    w->j = NULL;
+}
+
+/* The upload's bytes are counted again, or not: take the chunk, or refuse. */
+static void on_renewed(void *arg, const redisReply *rep, const char *err)
+{
+    struct renewal *w = arg;
+    struct op *j = w->j;
+    free(w);
+    if (!j) return;
+    struct conn *c = j->c;
+    conn_set_abort(c, NULL, NULL);
+    const char *word = spool_reply_word(rep, err);
+    if (word && !strcmp(word, "ok")) {
+        c->req.body_fn = patch_sink;
+        c->req.body_arg = j;
+        conn_set_abort(c, patch_abort, j);
+        conn_head_continue(c);
+        return;
+    }
+    if (!word) {
+        redis_down(c);
+    } else if (!strcmp(word, "gone")) {
+        const char *st = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING
+                             ? rep->element[1]->str
+                             : "";
+        if (!strcmp(st, "processing") || !strcmp(st, "accepted") || !strcmp(st, "rejected")) {
+            /* Queued already (the answer to that was lost): no longer receiving. */
+            char path[PATH_LEN];
+            tus_store_path(j->gw, path, sizeof path, j->id, 1);
+            unlink(path);
+            fail_complete(c);
+        } else {
+            tus_store_unlink(j->gw, j->id);
+            log_info("tus: PATCH on an upload no longer receiving id=%s state=%s", j->id, st);
+            if (!strcmp(st, "superseded"))
+                fail_msg(c, ERR_UNKNOWN_UPLOAD, NULL,
+                         "Unggahan ini sudah diganti oleh unggahan yang lebih baru dari dokumen "
+                         "yang sama.",
+                         "This upload was replaced by a newer upload of the same document.", NULL);
+            else fail_unknown(c);
+        }
+    } else {
+        fail(c, ERR_UPLOAD_BUDGET, NULL, NULL);
+    }
     op_free(j);
 }
 
@@ -914,7 +987,14 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         return -1;
     }
 
+    if (spool_slot_take(gw) < 0) {
+        spool_close(s);
+        close(fd);
+        fail(c, ERR_UPLOAD_BUDGET, NULL, NULL);
+        return -1;
+    }
     struct op *j = op_new(c, OP_PATCH, id, &in);
+    j->slot = 1;
     j->lockfd = fd;
     j->sp = s;
     j->start = size;
@@ -931,10 +1011,19 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
         j->wantlen = (unsigned)wantlen;
     }
     r->body_max = remaining;
-    r->body_fn = patch_sink;
-    r->body_arg = j;
-    conn_set_abort(c, patch_abort, j);
-    return 0;
+    /* The upload's bytes are counted again (an idle upload's lease may have lapsed) while the
+     * head waits. */
+    struct renewal *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->j = j;
+    if (tus_store_renew(gw, id, in.length, remaining, 1, on_renewed, w) < 0) {
+        free(w);
+        op_free(j);
+        redis_refused(c);
+        return -1;
+    }
+    conn_set_abort(c, renew_abort, w);
+    return 1;
 }
 
 static void patch_route(struct conn *c, struct request *r, const struct route_params *p)
@@ -985,6 +1074,7 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
         reply_header(c, "Upload-Offset", n);
         reply_header(c, "Upload-Expires", date);
         reply_raw(c, 204, NULL, "", 0);
+        patch_ended(j);
         op_free(j);
         return;
     }
@@ -996,13 +1086,12 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
 static void on_deleted(void *arg, const redisReply *rep, const char *err)
 {
     struct op *j = arg;
-    if (err || !rep || rep->type != REDIS_REPLY_INTEGER) {
+    if (!spool_reply_word(rep, err)) {
         redis_down(j->c);
         op_free(j);
         return;
     }
     tus_store_unlink(j->gw, j->id);
-    tus_store_release(j->gw, j->id);
     log_info("tus: terminated id=%s", j->id);
     reply_header(j->c, "Tus-Resumable", TUS_VERSION);
     reply_raw(j->c, 204, NULL, "", 0);

@@ -19,13 +19,15 @@
  * would hold it until the body timeout); across processes the data file is flock()ed and a
  * second writer gets 409 upload_locked, which tus-js-client retries.
  *
- * Budget: creation reserves the whole Upload-Length (and one upload slot) from this process's
- * spool budget, and the reservation is held while the upload is unfinished, between PATCHes
- * too, until it completes, is terminated or expires. A started upload thus always has room to
- * finish; the price is that an abandoned upload holds its share until tus_expiry_s passes, so
- * keep that short during a wave. A reservation belongs to the process that made it: when
- * another process completes, terminates or expires the upload, the owner notices at its next
- * sweep (tus-ID.info is gone) and gives the reservation back.
+ * Budget: an upload holds one of its process's slots ([upload] max_concurrent) only while a
+ * PATCH streams, never while idle. Its bytes are counted in Redis with every other upload's
+ * (spool.h, common/lua/spool.lua): creation reserves the whole Upload-Length with a lease of
+ * [upload] tus_idle_s, and each PATCH renews it (asking again for the room, so an upload whose
+ * lease lapsed while idle resumes only when there is room). An idle upload thus gives its bytes
+ * back after tus_idle_s but may still resume until it expires. Creation also keeps the
+ * session's set of unfinished uploads: a new upload of the same registration and kind replaces
+ * the older (recorded 'superseded'; its next PATCH finds it gone), and a session holds at most
+ * [upload] tus_per_session.
  *
  * Expiry: Upload-Expires = creation + [upload] tus_expiry_s, fixed. A request on an expired
  * upload gets 410 and removes it; a timer sweeps the rest every min(60 s, tus_expiry_s / 4).
@@ -59,14 +61,6 @@
 #define PATH_LEN (CONF_STR + 64)
 #define NAME_LEN 64
 
-/* One upload's share of this process's spool budget. */
-struct resv {
-    struct resv *next;
-    uint64_t bytes;
-    char id[IDENT_LEN + 1];
-};
-
-static struct resv *resvs;
 static struct event *sweep_ev;
 static int (*busy_fn)(const char *id);
 
@@ -203,40 +197,12 @@ enum sniff_type tus_store_sniff(struct gw *gw, const char *id)
     return t;
 }
 
-/* ---- reservations ------------------------------------------------------------------------- */
-
-void tus_store_reserve(const char *id, uint64_t bytes)
-{
-    struct resv *v = calloc(1, sizeof *v);
-    if (!v) abort();
-    memcpy(v->id, id, IDENT_LEN + 1);
-    v->bytes = bytes;
-    v->next = resvs;
-    resvs = v;
-}
-
-/* Give back upload ID's reservation if this process holds it. */
-void tus_store_release(struct gw *gw, const char *id)
-{
-    for (struct resv **pp = &resvs; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->id, id) != 0) continue;
-        struct resv *v = *pp;
-        *pp = v->next;
-        spool_budget_release(gw, v->bytes);
-        free(v);
-        return;
-    }
-}
-
-/* Remove upload ID: its files, its record and this process's reservation. The caller holds
- * its lock (or knows nobody can). */
+/* Remove upload ID: its files, its record and its bytes. The caller holds its lock (or knows
+ * nobody can). */
 void tus_store_remove(struct gw *gw, const char *id)
 {
-    char key[KEYS_MAX];
     tus_store_unlink(gw, id);
-    keys_upload(key, id);
-    rconn_command(gw->redis, ignore_reply, NULL, "DEL %s", key);
-    tus_store_release(gw, id);
+    tus_store_record_delete(gw, id, ignore_reply, NULL);
 }
 
 /* Remove an expired upload unless a request is working on it. */
@@ -296,18 +262,14 @@ static void sweep(struct gw *gw)
         }
         closedir(d);
     }
-    /* Reservations of uploads that another process completed, terminated or expired. */
-    for (struct resv *v = resvs, *next; v; v = next) {
-        next = v->next;
-        char path[PATH_LEN];
-        tus_store_path(gw, path, sizeof path, v->id, 1);
-        if (access(path, F_OK) < 0 && errno == ENOENT) tus_store_release(gw, v->id);
-    }
+    /* Orphan spool files: one process of the machine looks. */
+    if (gw->slot == 0) spool_reap(gw);
 }
 
 static int sweep_interval_s(struct gw *gw)
 {
     int s = gw->conf.upload.tus_expiry_s / 4;
+    if (s > gw->conf.upload.orphan_grace_s) s = gw->conf.upload.orphan_grace_s;
     return s > 60 ? 60 : s < 1 ? 1 : s;
 }
 
@@ -324,26 +286,78 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- the record in Redis ------------------------------------------------------------------ */
 
 int tus_store_record_create(struct gw *gw, const char *id, const struct tus_info *in,
-                            const char *path, rconn_cb *cb, void *arg)
+                            const char *path, const char *owner, int marked, rconn_cb *cb,
+                            void *arg)
 {
-    char key[KEYS_MAX], length[24], expires[24], created[24];
-    keys_upload(key, id);
+    const struct conf_upload *u = &gw->conf.upload;
+    char kreg[KEYS_MAX], kupl[KEYS_MAX], ksess[KEYS_MAX], length[24], expires[24], created[24],
+        limit[24], lease[24], per[16];
+    keys_registration(kreg, in->reg);
+    keys_upload(kupl, id);
+    keys_tus_session(ksess, owner);
     snprintf(length, sizeof length, "%llu", (unsigned long long)in->length);
     snprintf(expires, sizeof expires, "%lld", (long long)in->expires);
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
-    const char *argv[] = {"HSET",       key,       "state",        "receiving",       "protocol",
-                          "tus",        "length",  length,         "registration_id", in->reg,
-                          "kind",       in->kind,  "content_type", in->content_type,  "metadata",
-                          in->metadata, "expires", expires,        "created_at",      created,
-                          "path",       path};
-    return rconn_command_argv(gw->redis, cb, arg, (int)(sizeof argv / sizeof argv[0]), argv, NULL);
+    snprintf(limit, sizeof limit, "%lld", (long long)u->spool_max_bytes);
+    snprintf(lease, sizeof lease, "%lld", (long long)u->tus_idle_s * 1000);
+    snprintf(per, sizeof per, "%d", u->tus_per_session);
+    const char *keys[] = {kreg, kupl, ksess};
+    const char *args[] = {"tus_create",
+                          id,
+                          owner,
+                          marked ? "1" : "0",
+                          length,
+                          limit,
+                          lease,
+                          expires,
+                          per,
+                          in->reg,
+                          in->kind,
+                          "state",
+                          "receiving",
+                          "protocol",
+                          "tus",
+                          "length",
+                          length,
+                          "registration_id",
+                          in->reg,
+                          "kind",
+                          in->kind,
+                          "content_type",
+                          in->content_type,
+                          "metadata",
+                          in->metadata,
+                          "expires",
+                          expires,
+                          "created_at",
+                          created,
+                          "path",
+                          path};
+    return spool_script(gw, cb, arg, 3, keys, (int)(sizeof args / sizeof args[0]), args);
 }
 
 int tus_store_record_delete(struct gw *gw, const char *id, rconn_cb *cb, void *arg)
 {
     char key[KEYS_MAX];
     keys_upload(key, id);
-    return rconn_command(gw->redis, cb, arg, "DEL %s", key);
+    const char *keys[] = {key};
+    const char *args[] = {"tus_drop", id};
+    return spool_script(gw, cb, arg, 1, keys, 2, args);
+}
+
+int tus_store_renew(struct gw *gw, const char *id, uint64_t length, uint64_t remaining,
+                    int streaming, rconn_cb *cb, void *arg)
+{
+    int64_t ms = (int64_t)gw->conf.upload.tus_idle_s * 1000;
+    if (streaming) ms += spool_lease_ms(gw, remaining);
+    char key[KEYS_MAX], nbytes[24], limit[24], lease[24];
+    keys_upload(key, id);
+    snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)length);
+    snprintf(limit, sizeof limit, "%lld", (long long)gw->conf.upload.spool_max_bytes);
+    snprintf(lease, sizeof lease, "%lld", (long long)ms);
+    const char *keys[] = {key};
+    const char *args[] = {"renew", id, nbytes, limit, lease};
+    return spool_script(gw, cb, arg, 1, keys, 5, args);
 }
 
 int tus_store_record_state(struct gw *gw, const char *id, rconn_cb *cb, void *arg)
@@ -376,9 +390,4 @@ void tus_store_free(struct gw *gw)
     (void)gw;
     if (sweep_ev) event_free(sweep_ev);
     sweep_ev = NULL;
-    while (resvs) {
-        struct resv *v = resvs;
-        resvs = v->next;
-        free(v);
-    }
 }

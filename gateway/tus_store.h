@@ -1,6 +1,7 @@
 /* tus_store.h: where a resumable upload lives while it is received (see tus_store.c): its two
- * files in [upload] spool_dir, its lock, its share of the spool budget, its record in Redis, and
- * the sweep that removes expired ones. The protocol (tus.c) decides; this module keeps. */
+ * files in [upload] spool_dir, its lock, its record and its share of the spool-bytes budget in
+ * Redis, and the sweep that removes expired ones (and runs the orphan reaper, spool.h). The
+ * protocol (tus.c) decides; this module keeps. */
 #ifndef ANTRE_TUS_STORE_H
 #define ANTRE_TUS_STORE_H
 
@@ -55,13 +56,8 @@ enum sniff_type tus_store_sniff(struct gw *gw, const char *id);
 /* Remove both files of upload ID (nothing else). */
 void tus_store_unlink(struct gw *gw, const char *id);
 
-/* Remember that this process holds BYTES of its spool budget for upload ID (taken by the
- * caller with spool_budget_take); tus_store_release gives them back, once. */
-void tus_store_reserve(const char *id, uint64_t bytes);
-void tus_store_release(struct gw *gw, const char *id);
-
-/* Remove upload ID: its files, its record and this process's reservation. The caller holds
- * its lock (or knows nobody can). */
+/* Remove upload ID: its files, its record and its bytes (spool.lua 'tus_drop', fire and
+ * forget). The caller holds its lock (or knows nobody can). */
 void tus_store_remove(struct gw *gw, const char *id);
 
 /* Remove an expired upload unless a request is working on it (the BUSY hook of
@@ -70,19 +66,35 @@ void tus_store_expire(struct gw *gw, const char *id);
 
 /* The upload's record (keys_upload). Each calls CB once with the reply, same contract as
  * rconn_command (-1: refused at once, CB not called).
- *   _create: HSET state receiving, protocol tus, and IN's fields, PATH and the times;
- *   _delete: DEL;  _state: HGET state;  _lookup: HMGET state length metadata. */
+ *   _create: spool.lua 'tus_create': OWNER (the session's; MARKED: the registration id carries
+ *            its mark, for a record without an `owner`) may upload to IN's registration, which
+ *            exists; the session's unfinished upload of the same registration and kind is
+ *            replaced; the session holds fewer than [upload] tus_per_session; IN's length is
+ *            reserved with a lease of [upload] tus_idle_s; then the record (state receiving,
+ *            protocol tus, IN's fields, PATH and the times). Replies {"not_owner"},
+ *            {"unknown_registration"}, {"too_many"}, {"full"} or {"created", replaced id...};
+ *   _delete: spool.lua 'tus_drop': the record goes and its bytes are given back;
+ *   _state: HGET state;  _lookup: HMGET state length metadata. */
 int tus_store_record_create(struct gw *gw, const char *id, const struct tus_info *in,
-                            const char *path, rconn_cb *cb, void *arg);
+                            const char *path, const char *owner, int marked, rconn_cb *cb,
+                            void *arg);
 int tus_store_record_delete(struct gw *gw, const char *id, rconn_cb *cb, void *arg);
 int tus_store_record_state(struct gw *gw, const char *id, rconn_cb *cb, void *arg);
 int tus_store_record_lookup(struct gw *gw, const char *id, rconn_cb *cb, void *arg);
+
+/* Upload ID's bytes (its Upload-Length LENGTH) counted again by spool.lua 'renew', with a
+ * lease of [upload] tus_idle_s, plus, when STREAMING (a PATCH about to stream REMAINING bytes),
+ * the time the chunk may take (spool_lease_ms); without, from a PATCH that just ended: idle from
+ * now. Replies {"ok"}, {"full"} or {"gone", state} (the record is no longer receiving:
+ * replaced, terminated, or queued). Same contract as rconn_command. */
+int tus_store_renew(struct gw *gw, const char *id, uint64_t length, uint64_t remaining,
+                    int streaming, rconn_cb *cb, void *arg);
 
 /* Start the expiry sweep (every min(60 s, tus_expiry_s / 4)); BUSY(ID) returns 1 while a
  * request of this process works on upload ID, which the sweep then leaves alone. */
 void tus_store_init(struct gw *gw, int (*busy)(const char *id));
 
-/* Stop the sweep and forget this process's reservations (without giving them back). */
+/* Stop the sweep. */
 void tus_store_free(struct gw *gw);
 
 #endif

@@ -2,22 +2,29 @@
  *
  * A KTP or selfie photo arrives as the whole body of one PUT. Everything that can be decided
  * from the head is decided there, before a body byte is read, so a refused phone does not send
- * megabytes for nothing: the document kind, the length (411 without one), the size limit (413), a declared type that is not
- * a photo we take (415; see upload.h), whether Redis can take the job, and the per-process upload
- * budget (503 + Retry-After), and last the owner of the registration: the record's `owner` field
- * (a recovery moves it to a new session, verify_recover.c), read with one HGET while the head
- * waits (conn_head_continue), or the id's mark (ident.h) for a record without one. The enqueue
- * script checks that owner again, so a recovery between the head and the end is refused too
- * (403, no job, no file). An accepted body streams into a spool file named by a fresh upload
- * id, never whole in memory. When it is complete its first bytes decide its type (sniff.h): one
- * of the five taken types, whatever was declared, recorded as the job's content_type (else 415
- * naming what it is); the file is fsynced, the job is queued by one script (upload record, the
- * registration's pointer, the `upload` stream entry), and only then does the applicant hear 202.
- * A client that goes away mid-body leaves no file and no job: the abort hook removes the file
- * and gives the budget back.
+ * megabytes for nothing: the owner of the registration first, then the document kind, the
+ * length (411 without one), the size limit (413), a declared type that is not a photo we take
+ * (415; see upload.h), whether Redis can take the job, and the upload budgets (503 +
+ * Retry-After): a slot of this process, held while the body streams, and the spool bytes shared
+ * by every gateway process (spool.h). One script while the head waits (conn_head_continue)
+ * checks the owner (the record's `owner` field, which a recovery moves to a new session,
+ * verify_recover.c, or the id's mark (ident.h) for a record without one) and reserves the
+ * body's length; a head that fails its own checks reserves nothing and is answered after the
+ * owner check, in the order above. The enqueue script checks that owner again, so a recovery
+ * between the head and the end is refused too (403, no job, no file). An accepted body streams
+ * into a spool file named by a fresh upload id, never whole in memory. When it is complete its
+ * first bytes decide its type (sniff.h): one of the five taken types, whatever was declared,
+ * recorded as the job's content_type (else 415 naming what it is); the file is fsynced, the job
+ * is queued by one script (upload record, the registration's pointer, the `upload` stream
+ * entry, the bytes counted as waiting for a worker, the older upload of the same document
+ * superseded and its file removed), and only then does the applicant hear 202. A client that
+ * goes away mid-body leaves no file and no job: the abort hook removes the file and gives the
+ * budgets back. When the enqueue script's answer is lost (a timeout: it may still run), the
+ * applicant hears 503 but the file stays for the job that may come (spool_reap.c removes it if
+ * none does).
  *
  * GET /v1/uploads/{id} reads the upload record that the enqueue script wrote and the worker
- * updates (processing, then accepted or rejected with a reason and a hint). */
+ * updates (processing, then accepted or rejected with a reason and a hint, or superseded). */
 #include "upload.h"
 
 #include <stdio.h>
@@ -25,8 +32,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-#include <openssl/crypto.h>
 
 #include "antre/keys.h"
 #include "antre/log.h"
@@ -49,22 +54,26 @@ struct upload {
     struct conn *c; /* NULL once the client went away while the head waited */
     struct gw *gw;
     struct spool *spool;
-    uint64_t reserved; /* bytes taken from the spool budget */
-    int budgeted;      /* the budget was taken (put_decide) */
-    uint64_t max;      /* [upload] max_bytes when the head arrived */
+    int slot;      /* holds one of this process's upload slots */
+    int reserved;  /* holds a reservation of the spool-bytes budget (Redis) */
+    uint64_t max;  /* [upload] max_bytes when the head arrived */
+    uint64_t want; /* bytes to reserve: Content-Length, or max when chunked */
     uint64_t received;
     const char *ctype; /* declared (upload_declared), "" or NULL; at completion the detected */
     const char *kind;  /* "ktp" or "selfie" (static) */
     char reg_id[IDENT_LEN + 1];
     char id[IDENT_LEN + 1];   /* the upload id, also the spool file's name */
+    char fence[32];           /* when the upload began, by Redis' clock (spool.lua) */
     char path[CONF_STR + 80]; /* the spool file, kept after spool_finish for the job */
     unsigned char magic[MAGIC_LEN];
     size_t nmagic;
 };
 
-static void upload_free(struct upload *u)
+/* Free U, giving back its slot, and its reservation when GIVE_BACK (no job can come of it). */
+static void upload_end(struct upload *u, int give_back)
 {
-    if (u->budgeted) spool_budget_release(u->gw, u->reserved);
+    if (u->slot) spool_slot_release(u->gw);
+    if (u->reserved && give_back) spool_unreserve(u->gw, u->id);
     free(u);
 }
 
@@ -190,15 +199,6 @@ static const char *declared_type(const char *v, size_t len)
     return end == v ? "" : upload_declared(v, (size_t)(end - v));
 }
 
-int upload_owner_check(struct conn *c, const char *reg_id, const redisReply *owner)
-{
-    const char *mine = gate_session(c)->owner;
-    size_t n = strlen(mine);
-    if (owner && owner->type == REDIS_REPLY_STRING && owner->len > 0)
-        return owner->len == n && CRYPTO_memcmp(owner->str, mine, n) == 0;
-    return ident_owned(c->gw, "reg", reg_id, IDENT_LEN, mine);
-}
-
 void upload_refuse_not_owner(struct conn *c) { refuse_not_owner(c, "Pendaftaran", "registration"); }
 
 /* The client went away, the body timed out or broke a limit: no file, no job. */
@@ -208,7 +208,7 @@ static void put_abort(struct conn *c, void *arg)
     struct upload *u = arg;
     log_debug("upload: abandoned upload=%s received=%llu", u->id, (unsigned long long)u->received);
     if (u->spool) spool_discard(u->spool);
-    upload_free(u);
+    upload_end(u, 1);
 }
 
 /* The body sink: every decoded piece of the body goes straight to the spool file. */
@@ -241,26 +241,28 @@ fail:
     return -1;
 }
 
-/* The rest of the head, once the owner is known: 0 with U ready for the body, or -1 after
- * answering (U is the caller's to free). */
-static int put_decide(struct conn *c, struct request *r, struct upload *u)
+/* The head's own checks after the owner's, in order: kind, length, size, declared type, Redis,
+ * a free slot. 0 with U's kind, ctype, max and want set; or -1, after answering when ANSWER.
+ * Run once quietly before the owner is known (to learn what to reserve), and again after. */
+static int put_checks(struct conn *c, struct request *r, struct upload *u, int answer)
 {
     struct gw *gw = c->gw;
     size_t kindlen, ctlen;
     const char *kind = conn_param(c, "kind", &kindlen);
+    u->kind = NULL;
     if (kind && kindlen == 3 && memcmp(kind, "ktp", 3) == 0) u->kind = "ktp";
     else if (kind && kindlen == 6 && memcmp(kind, "selfie", 6) == 0) u->kind = "selfie";
     if (!u->kind) {
-        reply_err(c, ERR_UNKNOWN_DOCUMENT, NULL, NULL);
+        if (answer) reply_err(c, ERR_UNKNOWN_DOCUMENT, NULL, NULL);
         return -1;
     }
     if (!r->content_length_seen && !r->chunked) {
-        reply_err(c, ERR_LENGTH_REQUIRED, NULL, NULL);
+        if (answer) reply_err(c, ERR_LENGTH_REQUIRED, NULL, NULL);
         return -1;
     }
     u->max = (uint64_t)gw->conf.upload.max_bytes;
     if (r->content_length_seen && r->content_length > u->max) {
-        refuse_too_large(c, r->content_length, u->max);
+        if (answer) refuse_too_large(c, r->content_length, u->max);
         return -1;
     }
     const char *ct = request_header(r, "content-type", &ctlen);
@@ -268,25 +270,34 @@ static int put_decide(struct conn *c, struct request *r, struct upload *u)
      * decide. */
     u->ctype = ct ? declared_type(ct, ctlen) : NULL;
     if (ct && !u->ctype) {
-        upload_refuse_declared(c);
+        if (answer) upload_refuse_declared(c);
         return -1;
     }
     /* Without Redis the job could not be queued: say so before the applicant sends it all. */
     if (rconn_state(gw->redis) != RCONN_CONNECTED) {
-        reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
+        if (answer) reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return -1;
     }
     /* A chunked body may run up to the limit, so that much is reserved for it. */
-    uint64_t reserve = r->chunked ? u->max : r->content_length;
-    if (spool_budget_take(gw, reserve) < 0) {
+    u->want = r->chunked ? u->max : r->content_length;
+    if (!spool_slot_free(gw)) {
+        if (answer) reply_err(c, ERR_UPLOAD_BUDGET, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* The rest of the head, once the owner is known and the bytes reserved: take a slot and open
+ * the spool file. 0 with U ready for the body, or -1 after answering (U is the caller's). */
+static int put_start(struct conn *c, struct request *r, struct upload *u)
+{
+    if (spool_slot_take(c->gw) < 0) {
         reply_err(c, ERR_UPLOAD_BUDGET, NULL, NULL);
         return -1;
     }
-    u->reserved = reserve;
-    u->budgeted = 1;
-    char err[256] = "no pepper in the key file";
-    if (ident_new(gw, "upl", gate_session(c)->owner, u->id) < 0 ||
-        !(u->spool = spool_open(gw, u->id, 0, err, sizeof err))) {
+    u->slot = 1;
+    char err[256];
+    if (!(u->spool = spool_open(c->gw, u->id, 0, err, sizeof err))) {
         log_error("upload: cannot start an upload err=%s", err);
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return -1;
@@ -299,46 +310,61 @@ static int put_decide(struct conn *c, struct request *r, struct upload *u)
     return 0;
 }
 
-/* The client went away (or the head timed out) while the owner was being read. */
-static void owner_abort(struct conn *c, void *arg)
+/* The client went away (or the head timed out) while Redis was asked. */
+static void head_abort(struct conn *c, void *arg)
 {
     (void)c;
     struct upload *u = arg;
-    u->c = NULL; /* owner_read frees U */
+    u->c = NULL; /* head_read frees U */
 }
 
-/* The registration's owner is in: refuse, or decide the rest of the head and take the body. */
-static void owner_read(void *arg, const redisReply *reply, const char *err)
+/* The owner check and the reservation are in (spool.lua 'reserve'): refuse, or take the body. */
+static void head_read(void *arg, const redisReply *reply, const char *err)
 {
     struct upload *u = arg;
     struct conn *c = u->c;
+    const char *w = spool_reply_word(reply, err);
+    /* A timed-out script may still reserve: give back what it may have taken (a no-op when it
+     * took nothing). */
+    u->reserved = !w || !strcmp(w, "reserved");
     if (!c) {
-        free(u);
+        upload_end(u, 1);
         return;
     }
     conn_set_abort(c, NULL, NULL);
-    if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
-        free(u);
+    if (!w || (strcmp(w, "not_owner") && strcmp(w, "checked") && strcmp(w, "full") &&
+               strcmp(w, "reserved"))) {
+        upload_end(u, 1);
         reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return;
     }
-    if (!upload_owner_check(c, u->reg_id, reply)) {
-        free(u);
+    if (!strcmp(w, "not_owner")) {
+        upload_end(u, 1);
         refuse_not_owner(c, "Pendaftaran", "registration");
         return;
     }
-    if (put_decide(c, &c->req, u) < 0) {
-        upload_free(u);
+    if (put_checks(c, &c->req, u, 1) < 0) {
+        upload_end(u, 1);
+        return;
+    }
+    if (strcmp(w, "reserved") != 0) { /* "full", or "checked" by a head that now passes */
+        upload_end(u, 1);
+        reply_err(c, ERR_UPLOAD_BUDGET, NULL, NULL);
+        return;
+    }
+    if (reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_STRING)
+        snprintf(u->fence, sizeof u->fence, "%s", reply->element[1]->str);
+    if (put_start(c, &c->req, u) < 0) {
+        upload_end(u, 1);
         return;
     }
     conn_head_continue(c);
 }
 
-/* The owner comes first (then kind, length, size, type, Redis, budget: put_decide), read from
- * the registration's record while the head waits. */
+/* The owner comes first (then kind, length, size, type, Redis, budget: put_checks), checked in
+ * Redis while the head waits by the same script that reserves the body's bytes. */
 static int put_head(struct conn *c, struct request *r, const struct route_params *p)
 {
-    (void)r;
     (void)p;
     struct gw *gw = c->gw;
     size_t idlen;
@@ -354,14 +380,23 @@ static int put_head(struct conn *c, struct request *r, const struct route_params
     u->c = c;
     u->gw = gw;
     memcpy(u->reg_id, id, IDENT_LEN);
-    char key[KEYS_MAX];
-    keys_registration(key, u->reg_id);
-    if (rconn_command(gw->redis, owner_read, u, "HGET %s owner", key) < 0) {
+    const char *owner = gate_session(c)->owner;
+    if (ident_new(gw, "upl", owner, u->id) < 0) {
+        log_error("upload: cannot start an upload err=no pepper in the key file");
+        free(u);
+        reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
+        return -1;
+    }
+    /* Bytes are reserved only for a head that passes its own checks; one that fails them is
+     * answered after the owner check, in order. */
+    int64_t want = put_checks(c, r, u, 0) == 0 ? (int64_t)u->want : -1;
+    int marked = ident_owned(gw, "reg", u->reg_id, IDENT_LEN, owner);
+    if (spool_reserve(gw, u->id, u->reg_id, owner, marked, want, head_read, u) < 0) {
         free(u);
         reply_redis_refusal(c, rconn_last_refusal(gw->redis));
         return -1;
     }
-    conn_set_abort(c, owner_abort, u);
+    conn_set_abort(c, head_abort, u);
     return 1;
 }
 
@@ -369,35 +404,44 @@ static void put_enqueued(void *arg, const redisReply *reply, const char *err)
 {
     struct upload *u = arg;
     struct conn *c = u->c;
-    if (!err && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-        reply->element[0]->type == REDIS_REPLY_STRING &&
-        strcmp(reply->element[0]->str, "not_owner") == 0) {
-        /* A recovery moved the registration while the body came: no job, no file. */
-        log_info("upload: registration changed owner upload=%s", u->id);
-        unlink(u->path);
-        upload_free(u);
-        refuse_not_owner(c, "Pendaftaran", "registration");
-        return;
-    }
-    if (err || !reply || reply->type == REDIS_REPLY_ERROR) {
-        /* No 202 without a job: the file goes too. (On "timeout" the script may still have run;
-         * the worker then finds no file and rejects that job, and the applicant retries.) */
-        log_warn("upload: enqueue failed upload=%s err=%s", u->id,
+    const char *outcome = spool_enqueue_outcome(reply, err);
+    if (!outcome) {
+        /* The script may still run (a timeout: Redis stalled and runs it when it resumes), so
+         * the file stays for its job, and the reservation with it; when no job comes, the
+         * reaper removes the file after [upload] orphan_grace_s and the lease lapses. The
+         * applicant hears 503 and sends the photo again: the newer upload supersedes this
+         * one if it was queued after all. */
+        log_warn("upload: enqueue failed, file kept upload=%s err=%s", u->id,
                  err                   ? err
                  : reply && reply->str ? reply->str
                                        : "?");
-        unlink(u->path);
-        upload_free(u);
+        upload_end(u, 0);
         reply_redis_refusal(c, RCONN_REFUSED_CLOSED);
         return;
     }
+    if (!strcmp(outcome, "not_owner")) {
+        /* A recovery moved the registration while the body came: no job, no file (the script
+         * gave the bytes back). */
+        log_info("upload: registration changed owner upload=%s", u->id);
+        spool_unlink(c->gw, u->path);
+        upload_end(u, 0);
+        refuse_not_owner(c, "Pendaftaran", "registration");
+        return;
+    }
+    const char *state = "processing";
+    if (!strcmp(outcome, "superseded")) {
+        /* A newer upload of this document was queued first: this one is recorded superseded
+         * and its file goes. */
+        spool_unlink(c->gw, u->path);
+        state = "superseded";
+    } else spool_enqueued_cleanup(c->gw, reply);
     char status_url[64];
     snprintf(status_url, sizeof status_url, "/v1/uploads/%s", u->id);
-    json_t *body = json_pack("{s:s, s:s, s:s}", "upload_id", u->id, "state", "processing",
-                             "status_url", status_url);
-    log_debug("upload: queued upload=%s registration=%s kind=%s bytes=%llu", u->id, u->reg_id,
-              u->kind, (unsigned long long)u->received);
-    upload_free(u);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s}", "upload_id", u->id, "state", state, "status_url", status_url);
+    log_debug("upload: queued upload=%s registration=%s kind=%s bytes=%llu state=%s", u->id,
+              u->reg_id, u->kind, (unsigned long long)u->received, state);
+    upload_end(u, 0);
     reply_json(c, 202, body);
 }
 
@@ -407,14 +451,15 @@ static void put_synced(void *arg, int rc)
     struct upload *u = arg;
     struct conn *c = u->c;
     if (rc < 0) {
-        upload_free(u);
+        upload_end(u, 1);
         reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
         return;
     }
     if (spool_enqueue(c->gw, u->id, u->reg_id, gate_session(c)->owner, u->kind, u->path,
-                      u->received, u->ctype, put_enqueued, u) < 0) {
-        unlink(u->path);
-        upload_free(u);
+                      u->received, u->ctype, u->fence, put_enqueued, u) < 0) {
+        /* Refused before it was sent: no job can come of it. */
+        spool_unlink(c->gw, u->path);
+        upload_end(u, 1);
         reply_redis_refusal(c, rconn_last_refusal(c->gw->redis));
     }
 }
@@ -431,7 +476,7 @@ static void put_done(struct conn *c, struct request *r, const struct route_param
     if (!upload_type_taken(t)) {
         spool_discard(u->spool);
         const char *declared = u->ctype;
-        upload_free(u);
+        upload_end(u, 1);
         upload_refuse_content(c, declared, t);
         return;
     }

@@ -63,11 +63,6 @@ json_t *upload_accepted_json(void);
  * UPLOAD_TYPE_MSG_ID/EN and `accepted`. (Response headers added before the call go with it.) */
 void upload_refuse_declared(struct conn *c);
 
-/* 1 when C's session owns registration REG_ID (IDENT_LEN hex digits), given OWNER, the reply to
- * HGET of its record's `owner` field: the record's owner decides (a recovery moves it); a record
- * without one (nil or empty) falls back on the id's mark. Else 0. */
-int upload_owner_check(struct conn *c, const char *reg_id, const redisReply *owner);
-
 /* Answer 403 not_owner for a registration. */
 void upload_refuse_not_owner(struct conn *c);
 

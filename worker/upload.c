@@ -2,13 +2,14 @@
  * recorded.
  *
  * A job's life, all on the loop thread except step 2:
- *   1. HGETALL the upload record (written by common/lua/intake.lua 'upload': registration_id,
+ *   1. HGETALL the upload record (written by common/lua/spool.lua 'commit': registration_id,
  *      kind, path, bytes, content_type, state). A path that is not a file directly in [upload]
  *      spool_dir is never read nor deleted: the job is dead-lettered at once. Already accepted
- *      or rejected: a redelivery of a
- *      job whose verdict was recorded before its acknowledgement was lost; the spool file is
- *      removed if still there, and the job is done. No record: a retryable failure (it ends in
- *      the dead-letter stream after max_attempts).
+ *      or rejected (a redelivery of a job whose verdict was recorded before its acknowledgement
+ *      was lost), or superseded (the applicant sent the same document again before this one
+ *      was checked: the gateway removed its file): the spool file is removed if still there,
+ *      its bytes given back, and the job is done without checking anything. No record: a
+ *      retryable failure (it ends in the dead-letter stream after max_attempts).
  *   2. photo_process (worker/photo.h) on the thread pool (worker/pool.c), with the [upload] rules
  *      of the live configuration at that moment. A spool file that is gone is a verdict
  *      (rejected, missing_file: upload again), not an error; any other failure to judge the
@@ -18,9 +19,12 @@
  *      delivery running at the same time, or an upload the applicant has since replaced,
  *      changes nothing. The stored JPEG is content-addressed, so a photo checked twice is still
  *      stored once.
- *   4. Only then is the spool file deleted and the job acknowledged. A worker that dies between
- *      any two steps leaves the entry pending; the next delivery finds either a processing
- *      record and the spool file (steps 2-4 again) or a final record (step 1).
+ *   4. Only then is the spool file deleted, its bytes given back to the spool budget that the
+ *      gateways share (common/lua/spool.lua 'release': the upload's entry is removed once,
+ *      however often it is asked), and the job acknowledged. A worker that dies between any two
+ *      steps leaves the entry pending; the next delivery finds either a processing record and
+ *      the spool file (steps 2-4 again) or a final record (step 1, which removes and releases
+ *      again: a no-op when done before).
  * When the drain after SIGTERM times out, the pool is stopped before any verdict of a running
  * job reaches step 3, so no record is marked final by a job that is then left pending. */
 #include "upload.h"
@@ -64,7 +68,7 @@ struct upload_job {
     char err[512];
 };
 
-static struct script upload_script;
+static struct script upload_script, spool_script;
 
 static const char *const decision_reasons[UPLOAD_DECISIONS] =
     {"none",    "unsupported_type", "too_many_pixels", "too_small",
@@ -88,6 +92,7 @@ struct upload *upload_new(struct rconn *rc, struct pool *pool, const struct conf
                           struct upload_stats *stats)
 {
     if (!upload_script.src) script_init(&upload_script, lua_upload);
+    if (!spool_script.src) script_init(&spool_script, lua_spool);
     struct upload *u = calloc(1, sizeof *u);
     if (!u) abort();
     u->rc = rc;
@@ -110,6 +115,33 @@ static void finish(struct upload_job *j, enum queue_outcome o, const char *why)
 {
     queue_done(j->qj, o, why);
     free(j);
+}
+
+static void retry_redis(struct upload_job *j, const redisReply *r, const char *err);
+
+static void on_released(void *arg, const redisReply *r, const char *err)
+{
+    struct upload_job *j = arg;
+    if (err || !r || r->type == REDIS_REPLY_ERROR) {
+        /* The next delivery finds the record final and asks again. */
+        retry_redis(j, r, err);
+        return;
+    }
+    finish(j, QUEUE_DONE, NULL);
+}
+
+/* The verdict is recorded (or none was needed): remove the spool file, give its bytes back to
+ * the spool budget, and finish the job. */
+static void done_with_file(struct upload_job *j)
+{
+    remove_spool(j->path);
+    char kbytes[KEYS_MAX], kleases[KEYS_MAX];
+    keys_spool_bytes(kbytes);
+    keys_spool_leases(kleases);
+    const char *keys[] = {kbytes, kleases};
+    const char *args[] = {"release", j->qj->job.upload_id};
+    if (script_call(j->u->rc, &spool_script, on_released, j, 2, keys, 2, args) < 0)
+        finish(j, QUEUE_RETRY, "redis: not connected");
 }
 
 /* Retry J after a Redis failure: ERR from the connection, or R an error or unexpected reply. */
@@ -152,8 +184,7 @@ static void on_recorded(void *arg, const redisReply *r, const char *err)
     } else {
         log_info("upload: verdict not recorded (%s) upload=%s", what, j->qj->job.upload_id);
     }
-    remove_spool(j->path);
-    finish(j, QUEUE_DONE, NULL);
+    done_with_file(j);
 }
 
 /* The quality measures as compact JSON into BUF. */
@@ -293,9 +324,9 @@ static void on_record_read(void *arg, const redisReply *r, const char *err)
         finish(j, QUEUE_PERMANENT, "upload record's path is outside [upload] spool_dir");
         return;
     }
-    if (state && (!strcmp(state->str, "accepted") || !strcmp(state->str, "rejected"))) {
-        remove_spool(j->path);
-        finish(j, QUEUE_DONE, NULL);
+    if (state && (!strcmp(state->str, "accepted") || !strcmp(state->str, "rejected") ||
+                  !strcmp(state->str, "superseded"))) {
+        done_with_file(j);
         return;
     }
     /* The rules of the configuration as it is now; the thread gets its own copy of the one

@@ -26,13 +26,7 @@
 --            key is KEYS[3] with its id swapped (keys_registration ends with the id).
 -- 'release'  KEYS: 1 idempotency key. ARGV: 2 fencing token. Drops this request's pending claim
 --            when its request ended without an answer to keep, so the applicant can retry.
--- 'upload'   KEYS: 1 upload record, 2 registration record, 3 upload stream. ARGV: 2 upload id,
---            3 registration id, 4 kind (ktp|selfie), 5 the uploading session's owner, 6.. the
---            job entry, then field/value pairs of the upload record. Marks the upload
---            'processing', points the registration's document at it and queues the job; returns
---            {'ok'}, or {'not_owner'} (nothing written) when the registration's record names
---            another owner (a recovery moved it while the upload came; a record without an owner
---            was checked by the id's mark in C).
+-- (A finished upload is queued by common/lua/spool.lua 'commit', with the spool budget.)
 --
 -- A job entry in ARGV is N, then N items (field, value, ...) that go to XADD as they are: the
 -- entry's fields are named in C, by the job contract (common/job.c, job_argv), never here.
@@ -124,17 +118,5 @@ elseif op == 'register' then
     redis.call('XADD', stream, '*', unpack(job))
     done(idem, hash, ttl, 202, ARGV[5])
     return {'created'}
-
-elseif op == 'upload' then
-    local upl, reg, stream = KEYS[1], KEYS[2], KEYS[3]
-    local owner = redis.call('HGET', reg, 'owner')
-    if owner and owner ~= '' and owner ~= ARGV[5] then return {'not_owner'} end
-    local job, rest = job_at(6)
-    local fields = {'state', 'processing'}
-    for i = rest, #ARGV do fields[#fields + 1] = ARGV[i] end
-    redis.call('HSET', upl, unpack(fields))
-    redis.call('HSET', reg, ARGV[4] .. '_upload', ARGV[2])
-    redis.call('XADD', stream, '*', unpack(job))
-    return {'ok'}
 end
 return redis.error_reply('intake.lua: unknown op ' .. tostring(op))

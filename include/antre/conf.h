@@ -87,6 +87,9 @@ struct conf_upload {
     double max_brightness;       /* mean grey level above which: overexposed */
     double ktp_aspect_tolerance; /* relative distance from 1.586 that warns a KTP photo */
     int tus_expiry_s;            /* unfinished resumable uploads are removed after this */
+    int tus_idle_s;      /* an unfinished resumable upload idle this long gives its bytes back */
+    int tus_per_session; /* unfinished resumable uploads one session may hold */
+    int orphan_grace_s;  /* a spool file without a live job this old is removed */
 };
 
 struct conf_registration {

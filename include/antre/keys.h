@@ -69,6 +69,18 @@ int keys_idempotency(char *buf, const char *owner, const char *key_hash_hex);
 /* An upload's record (hash). */
 int keys_upload(char *buf, const char *id);
 
+/* The spool-bytes budget that every gateway process shares (common/lua/spool.lua): a hash of
+ * upload id -> bytes counted for it, and their sum in the field `total`. */
+int keys_spool_bytes(char *buf);
+
+/* The budget's leases: upload id -> Unix ms at which its reservation lapses (zset); an upload
+ * whose job is queued has no lease (the worker gives its bytes back). */
+int keys_spool_leases(char *buf);
+
+/* A session's unfinished resumable uploads (zset: upload id -> expiry, Unix s); OWNER is the
+ * session's owner (gate.h). */
+int keys_tus_session(char *buf, const char *owner);
+
 /* A verification's record (hash): one code sent to one contact (docs/design.md, "Verification
  * codes"). */
 int keys_verification(char *buf, const char *id);

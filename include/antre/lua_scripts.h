@@ -7,6 +7,7 @@ extern const char lua_room[];
 extern const char lua_intake[];
 extern const char lua_queue[];
 extern const char lua_register[];
+extern const char lua_spool[];
 extern const char lua_upload[];
 extern const char lua_verify[];
 extern const char lua_verify_send[];

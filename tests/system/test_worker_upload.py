@@ -94,7 +94,7 @@ def drained(rd):
 
 
 def put_direct(rd, path, kind="ktp", rid=None, ctype="image/jpeg"):
-    """An upload of the spool file PATH written the way intake.lua 'upload' writes it: the
+    """An upload of the spool file PATH written the way spool.lua 'commit' writes it: the
     record (state processing), the registration's document pointer, the stream entry."""
     uid, rid = uuid.uuid4().hex, rid or uuid.uuid4().hex
     size = os.path.getsize(path) if os.path.exists(path) else 1000
