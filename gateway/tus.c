@@ -712,6 +712,18 @@ static void on_record(void *arg, const redisReply *rep, const char *err)
     answer_head(c, &in, in.length, 0);
 }
 
+/* Answer HEAD for upload ID from its record in Redis: one that is no longer receiving here. */
+static void head_from_record(struct conn *c, const char *id)
+{
+    struct lookup *lk = calloc(1, sizeof *lk);
+    if (!lk) abort();
+    lk->c = c;
+    if (tus_store_record_lookup(c->gw, id, on_record, lk) < 0) {
+        free(lk);
+        redis_refused(c);
+    }
+}
+
 static void head_upload(struct conn *c, const char *id)
 {
     struct gw *gw = c->gw;
@@ -719,13 +731,7 @@ static void head_upload(struct conn *c, const char *id)
     uint64_t size;
     if (tus_store_read_info(gw, id, &in) < 0) {
         /* Not receiving here: a finished upload's record tells its length. */
-        struct lookup *lk = calloc(1, sizeof *lk);
-        if (!lk) abort();
-        lk->c = c;
-        if (tus_store_record_lookup(gw, id, on_record, lk) < 0) {
-            free(lk);
-            redis_refused(c);
-        }
+        head_from_record(c, id);
         return;
     }
     if (in.expires <= now_s()) {
@@ -734,7 +740,10 @@ static void head_upload(struct conn *c, const char *id)
         return;
     }
     if (tus_store_size(gw, id, &size) < 0) {
-        fail_unknown(c);
+        /* The info file outlived its data: the upload was queued and a worker has taken the
+         * file (the process that queued it died before removing the info, or its enqueue
+         * answered late). The record knows whether it is complete. */
+        head_from_record(c, id);
         return;
     }
     if (size < in.length) {

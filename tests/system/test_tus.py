@@ -404,6 +404,26 @@ def test_patches_append_and_the_last_one_queues_the_job(tus):
     assert len([j for j in stream_jobs(tus.redis) if j["upload_id"] == uid]) == 1
 
 
+def test_head_of_a_queued_upload_whose_info_file_outlived_its_data(tus):
+    """The process that queued an upload died before removing its info file, and a worker has
+    since taken the data file: HEAD asks the record and says complete (found by the chaos
+    test: it answered 404 unknown_upload to a client whose last PATCH answer was lost)."""
+    s, reg = tus.applicant()
+    data = png_bytes(50_000)
+    loc = tus.new_upload(s, reg, len(data))
+    path, info = tus.files(loc)
+    with open(info, "rb") as f:
+        saved_info = f.read()
+    assert tus.patch(s, loc, 0, data).status_code == 204
+    assert not os.path.exists(info)
+    with open(info, "wb") as f:
+        f.write(saved_info)
+    os.unlink(path)
+    h = tus.head(s, loc)
+    assert h.status_code == 200, h.text
+    assert h.headers["Upload-Offset"] == h.headers["Upload-Length"] == str(len(data))
+
+
 def test_status_route_shows_receiving_with_the_offset_then_processing(tus):
     """GET /v1/uploads/{id} (gateway/upload.c) learns a tus upload's progress from tus_offset;
     HEAD on the same path stays tus' (registered first)."""
