@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "accesslog.h"
 #include "antre/clock.h"
@@ -671,7 +672,8 @@ static ssize_t read_some(struct conn *c, int fd)
         room += v[i].iov_len;
     }
     ssize_t n;
-    do n = readv(fd, (struct iovec *)v, nv);
+    /* recv when one piece will do: a little cheaper in the kernel than readv. */
+    do n = nv == 1 ? recv(fd, v[0].iov_base, v[0].iov_len, 0) : readv(fd, (struct iovec *)v, nv);
     while (n < 0 && errno == EINTR);
     if (n <= 0) {
         evbuffer_commit_space(c->in, v, 0);
