@@ -1,9 +1,9 @@
 /* conn.c: the connection state machine (see conn.h for the states and timers).
  *
  * The connection reads its socket itself into its input buffer (read_some) and parses straight
- * out of it (evbuffer_peek, no copy), draining what the parser consumed. Answers are queued with reply_*(), which calls
- * conn_answered(): that is where a keep-alive connection goes back to IDLE and the next
- * pipelined request, if already buffered, is parsed at once. */
+ * out of it (evbuffer_peek, no copy), draining what the parser consumed. Answers are queued
+ * with reply_*(), which calls conn_answered(): that is where a keep-alive connection goes back
+ * to IDLE and the next pipelined request, if already buffered, is parsed at once. */
 #include "conn.h"
 
 #include <arpa/inet.h>
@@ -815,8 +815,11 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
         free(c);
         return NULL;
     }
-    c->in = evbuffer_new();
-    if (!c->in) abort();
+    /* The input buffer is the bufferevent's own, which it never fills (its reading stays off):
+     * no second buffer per connection. A socket bufferevent keeps its input frozen at the end
+     * outside its own read callback; thawed for good here, as read_some adds to it. */
+    c->in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(c->in, 0);
     bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
     bufferevent_set_timeouts(c->bev, NULL, gw->tv_write);
     /* Writing is enabled only while an answer could not be written at once (flush_now); a new
@@ -879,7 +882,6 @@ static void conn_free(struct conn *c)
     event_del(&c->timer);
     event_del(&c->rd);
     bufferevent_free(c->bev);
-    evbuffer_free(c->in);
     request_release(&c->req);
     if (c->body) evbuffer_free(c->body);
     free(c->extra);

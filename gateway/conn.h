@@ -57,7 +57,7 @@ struct conn {
     struct gw *gw;
     struct bufferevent *bev; /* writes the answers (and holds the socket) */
     struct event rd;         /* the socket is readable (conn.c reads it itself) */
-    struct evbuffer *in;     /* read, not yet parsed */
+    struct evbuffer *in;     /* read, not yet parsed (the bufferevent's input buffer) */
     struct event timer;
     struct conn *prev, *next; /* gw->conns list */
     enum conn_state state;
