@@ -1,9 +1,9 @@
 /* conn.c: the connection state machine (see conn.h for the states and timers).
  *
- * Input is parsed straight out of the bufferevent's input buffer (evbuffer_peek, no copy) and
- * drained by what the parser consumed. Answers are queued with reply_*(), which calls
- * conn_answered(): that is where a keep-alive connection goes back to IDLE and the next
- * pipelined request, if already buffered, is parsed at once. */
+ * The connection reads its socket itself into its input buffer (read_some) and parses straight
+ * out of it (evbuffer_peek, no copy), draining what the parser consumed. Answers are queued
+ * with reply_*(), which calls conn_answered(): that is where a keep-alive connection goes back
+ * to IDLE and the next pipelined request, if already buffered, is parsed at once. */
 #include "conn.h"
 
 #include <arpa/inet.h>
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "accesslog.h"
 #include "antre/clock.h"
@@ -40,6 +41,16 @@
 #define REFUSING_MIN 256
 #define NS_PER_MS 1000000ull
 
+/* One read takes up to READ_BODY bytes while a body is due, else up to READ_HEAD. Why the
+ * connection reads its socket itself instead of through its bufferevent: libevent 2.1 reads at
+ * most 4 KB per readv, each after an ioctl(FIONREAD), so a 1 MB upload cost over 500 syscalls
+ * and as many turns of the loop; read here, it takes a handful, and the spool writes the pieces
+ * as they come (large pieces skip its copy). The sizes sit a little under a power of two
+ * because libevent rounds a buffer chain, its own header included, up to one. */
+#define READ_CHAIN_SLACK 128
+#define READ_HEAD (16 * 1024 - READ_CHAIN_SLACK)
+#define READ_BODY (256 * 1024 - READ_CHAIN_SLACK)
+
 enum timer_kind { TIMER_NONE, TIMER_IDLE, TIMER_HEAD, TIMER_BODY };
 
 static void conn_free(struct conn *c);
@@ -47,6 +58,27 @@ static void process_input(struct conn *c);
 static void head_route(struct conn *c, int has_body);
 static void arm(struct conn *c, const struct timeval *tv);
 static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s, int refusal);
+
+/* Watch the socket for input while C wants it (c->reading) and less than INPUT_HIGH_WATER waits
+ * unparsed (a client pipelining faster than we answer); a lingering connection only discards. */
+static void read_update(struct conn *c)
+{
+    if (c->reading && (c->lingering || evbuffer_get_length(c->in) < INPUT_HIGH_WATER))
+        event_add(&c->rd, NULL);
+    else event_del(&c->rd);
+}
+
+static void read_on(struct conn *c)
+{
+    c->reading = 1;
+    read_update(c);
+}
+
+static void read_off(struct conn *c)
+{
+    c->reading = 0;
+    event_del(&c->rd);
+}
 
 /* The last answer is out: close so that the client still gets it. close() on a socket with
  * unread bytes sends RST, which can destroy the answer at the client before it is read (a
@@ -61,7 +93,7 @@ static void finish_close(struct conn *c)
     if (c->refuse_fast) {
         /* Over the lingering budget: discard what already arrived (a close with unread input
          * is what sends the reset), send the FIN, and go. */
-        int fd = bufferevent_getfd(c->bev);
+        int fd = event_get_fd(&c->rd);
         char sink[4096];
         for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) continue;
         shutdown(fd, SHUT_WR);
@@ -69,11 +101,9 @@ static void finish_close(struct conn *c)
         return;
     }
     c->lingering = 1;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    shutdown(event_get_fd(&c->rd), SHUT_WR);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    read_on(c);
     arm(c, c->gw->tv_linger);
 }
 
@@ -251,7 +281,7 @@ static void refuse_and_close(struct conn *c, enum error_id e, int retry_after_s,
 {
     if (!c->reqid[0]) set_request_id(c);
     c->close_after = 1;
-    bufferevent_disable(c->bev, EV_READ);
+    read_off(c);
     reply_err_full(c, e, NULL, NULL, NULL, NULL, retry_after_s, refusal);
 }
 
@@ -366,7 +396,7 @@ static void on_head(struct conn *c)
          * any, stays unread and the connection closes. No gate installed: refuse (fail closed). */
         route_head_fn *gate = router_gate(rt);
         unsigned was = c->close_after;
-        if (has_body) c->close_after = 1, bufferevent_disable(c->bev, EV_READ);
+        if (has_body) c->close_after = 1, read_off(c);
         if (!gate) {
             log_error("conn: route %s needs a session but no gate is installed", c->route->name);
             reply_err(c, ERR_INTERNAL_ERROR, NULL, NULL);
@@ -383,7 +413,7 @@ static void on_head(struct conn *c)
             return;
         }
         c->close_after = was;
-        if (has_body) bufferevent_enable(c->bev, EV_READ);
+        if (has_body) read_on(c);
     }
     head_route(c, has_body);
 }
@@ -411,7 +441,7 @@ static void head_route(struct conn *c, int has_body)
         if (has_body) c->close_after = 1;
         int rc = c->route->head(c, r, &c->params);
         if (rc < 0) {
-            if (c->state != CONN_CLOSING && has_body) bufferevent_disable(c->bev, EV_READ);
+            if (c->state != CONN_CLOSING && has_body) read_off(c);
             return;
         }
         if (rc > 0) {
@@ -439,7 +469,7 @@ void conn_head_continue(struct conn *c)
         unsigned was_in = c->in_input;
         c->wait_gate = 0;
         c->in_input = 1;
-        if (c->wait_body) bufferevent_enable(c->bev, EV_READ);
+        if (c->wait_body) read_on(c);
         head_route(c, c->wait_body);
         c->in_input = was_in;
     } else {
@@ -490,14 +520,13 @@ void conn_answered(struct conn *c)
     if (c->close_after || c->peer_gone) {
         c->state = CONN_CLOSING;
         event_del(&c->timer);
-        bufferevent_disable(c->bev, EV_READ);
+        read_off(c);
         if (!c->in_input &&
             (c->peer_gone || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
             finish_close(c);
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-        request_footprint(&c->req) > 2048) {
+    if (evbuffer_get_length(c->in) == 0 && request_footprint(&c->req) > 2048) {
         /* Nothing pipelined behind: an idle connection gives large buffers back, so thousands
          * of idle keep-alive connections cost little (small ones are kept: reallocating them on
          * every request costs more than they weigh). */
@@ -523,7 +552,7 @@ void conn_answered(struct conn *c)
  * pending. */
 static void process_input(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     c->in_input = 1;
     while ((c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY) &&
@@ -569,7 +598,9 @@ static void process_input(struct conn *c)
         c->head_timer = 1;
     } else if (c->state == CONN_BODY && arm_body(c) < 0) {
         body_late(c, 1); /* C may be gone now */
+        return;
     }
+    read_update(c); /* parsing may have brought the input under INPUT_HIGH_WATER */
 }
 
 /* proxy_protocol: the connection's first bytes must be a PROXY header (from a trusted peer when
@@ -578,7 +609,7 @@ static void process_input(struct conn *c)
 static int read_proxy_header(struct conn *c)
 {
     struct gw *gw = c->gw;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t len = evbuffer_get_length(in);
     if (len > PROXY_HEADER_MAX) len = PROXY_HEADER_MAX;
     struct proxy_header h;
@@ -609,18 +640,85 @@ static int read_proxy_header(struct conn *c)
     return 0;
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* How much one read may take: a body's rest up to READ_BODY, else READ_HEAD, and never
+ * past INPUT_HIGH_WATER of unparsed input. */
+static size_t read_want(const struct conn *c)
 {
+    const struct request *r = &c->req;
+    size_t want = READ_HEAD;
+    if (c->state == CONN_BODY) {
+        uint64_t left = r->chunked ? READ_BODY : r->content_length - r->body_bytes;
+        if (left > want) want = left < READ_BODY ? (size_t)left : READ_BODY;
+    }
+    size_t len = evbuffer_get_length(c->in);
+    if (len + want > INPUT_HIGH_WATER) want = len < INPUT_HIGH_WATER ? INPUT_HIGH_WATER - len : 0;
+    return want;
+}
+
+/* One recv into C's input buffer, with no copy: bytes read (> 0), 0 at EOF, or -1 (errno). */
+static ssize_t read_some(struct conn *c, int fd)
+{
+    size_t want = read_want(c);
+    struct evbuffer_iovec v[2];
+    int nv = want ? evbuffer_reserve_space(c->in, (ev_ssize_t)want, v, 2) : 0;
+    if (nv <= 0) { /* full: read_update watches again once parsing made room */
+        event_del(&c->rd);
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t room = 0;
+    for (int i = 0; i < nv; i++) {
+        if (v[i].iov_len > want - room) v[i].iov_len = want - room;
+        room += v[i].iov_len;
+    }
+    ssize_t n;
+    /* recv when one piece will do: a little cheaper in the kernel than readv. */
+    do n = nv == 1 ? recv(fd, v[0].iov_base, v[0].iov_len, 0) : readv(fd, (struct iovec *)v, nv);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        evbuffer_commit_space(c->in, v, 0);
+        return n;
+    }
+    size_t left = (size_t)n;
+    for (int i = 0; i < nv; i++) {
+        if (v[i].iov_len > left) v[i].iov_len = left;
+        left -= v[i].iov_len;
+    }
+    evbuffer_commit_space(c->in, v, nv);
+    return n;
+}
+
+/* Lingering: read and discard until the client closes, up to a point. */
+static void linger_read(struct conn *c, int fd)
+{
+    char sink[16 * 1024];
+    ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n > 0) c->linger_bytes += (size_t)n;
+    /* The client closed or failed, or is still pushing a refused body: not worth more reading. */
+    if (n <= 0 || c->linger_bytes > LINGER_MAX_BYTES) conn_free(c);
+}
+
+static void on_eof(struct conn *c);
+static void on_failed(struct conn *c);
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
     struct conn *c = arg;
-    if (c->lingering) { /* only waiting for the client to close: discard, up to a point */
-        struct evbuffer *in = bufferevent_get_input(bev);
-        size_t n = evbuffer_get_length(in);
-        evbuffer_drain(in, n);
-        c->linger_bytes += n;
-        /* A client still pushing a refused body is not worth more reading: close now. */
-        if (c->linger_bytes > LINGER_MAX_BYTES) conn_free(c);
+    if (c->lingering) {
+        linger_read(c, fd);
         return;
     }
+    ssize_t n = read_some(c, fd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+        read_off(c);
+        if (n == 0) on_eof(c);
+        else on_failed(c);
+        return;
+    }
+    if (evbuffer_get_length(c->in) >= INPUT_HIGH_WATER) event_del(&c->rd);
     if (c->proxy_wait && read_proxy_header(c) != 0) return;
     process_input(c);
 }
@@ -633,38 +731,46 @@ static void write_cb(struct bufferevent *bev, void *arg)
         finish_close(c);
         return;
     }
-    if (c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        process_input(c);
+    if (c->state == CONN_IDLE && evbuffer_get_length(c->in) > 0) process_input(c);
 }
 
+/* The peer will send no more (read_cb saw EOF; reading is off). */
+static void on_eof(struct conn *c)
+{
+    /* An answer in progress still goes out. */
+    if (c->state == CONN_HANDLE) {
+        c->close_after = 1;
+        return;
+    }
+    if (c->state == CONN_HEAD_WAIT) {
+        /* What it sent before closing may be all of the request: the decision goes on, and the
+         * connection closes after it (or at once when the body is short). */
+        c->peer_eof = 1;
+        c->close_after = 1;
+        return;
+    }
+    if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) return;
+    conn_free(c);
+}
+
+/* A read or a write failed, or a write made no progress for write_timeout_ms. */
+static void on_failed(struct conn *c)
+{
+    if (c->state == CONN_HANDLE) {
+        c->peer_gone = 1;
+        read_off(c);
+        bufferevent_disable(c->bev, EV_WRITE);
+        return;
+    }
+    conn_free(c);
+}
+
+/* The bufferevent only writes: what it reports is a write error or timeout. */
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    struct conn *c = arg;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
-        /* The peer will send no more. An answer in progress still goes out. */
-        if (c->state == CONN_HANDLE) {
-            c->close_after = 1;
-            return;
-        }
-        if (c->state == CONN_HEAD_WAIT) {
-            /* What it sent before closing may be all of the request: the decision goes on,
-             * and the connection closes after it (or at once when the body is short). */
-            c->peer_eof = 1;
-            c->close_after = 1;
-            return;
-        }
-        if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-            return;
-        conn_free(c);
-        return;
-    }
-    if (c->state == CONN_HANDLE) {
-        c->peer_gone = 1;
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        return;
-    }
-    conn_free(c); /* error, or write timeout */
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) on_eof(arg);
+    else on_failed(arg);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -709,13 +815,18 @@ struct conn *conn_new(struct gw *gw, int fd, const struct sockaddr *sa, int sock
         free(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* The input buffer is the bufferevent's own, which it never fills (its reading stays off):
+     * no second buffer per connection. A socket bufferevent keeps its input frozen at the end
+     * outside its own read callback; thawed for good here, as read_some adds to it. */
+    c->in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(c->in, 0);
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
     bufferevent_set_timeouts(c->bev, NULL, gw->tv_write);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
     /* Writing is enabled only while an answer could not be written at once (flush_now); a new
-     * socket bufferevent starts with it enabled. */
+     * socket bufferevent starts with it enabled. Its reading stays off: read_cb reads. */
     bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    event_assign(&c->rd, gw->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+    read_on(c);
     evtimer_assign(&c->timer, gw->base, timer_cb, c);
     request_init(&c->req, &gw->limits);
     c->next = gw->conns;
@@ -769,6 +880,7 @@ static void conn_free(struct conn *c)
         gw->metrics->conns_open--;
     }
     event_del(&c->timer);
+    event_del(&c->rd);
     bufferevent_free(c->bev);
     request_release(&c->req);
     if (c->body) evbuffer_free(c->body);
@@ -781,7 +893,8 @@ void conn_close(struct conn *c)
     if (c->state == CONN_HANDLE) {
         /* A handler still holds C: it is freed when the handler answers. */
         c->peer_gone = 1;
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        read_off(c);
+        bufferevent_disable(c->bev, EV_WRITE);
         return;
     }
     conn_free(c);

@@ -1,4 +1,6 @@
-/* conn.h: one client connection, an explicit state machine over a bufferevent.
+/* conn.h: one client connection, an explicit state machine over a socket that it reads itself
+ * (in pieces sized to what it expects: a large body comes in up to 256 KB at a time) and writes
+ * through a bufferevent.
  *
  *   IDLE  --first byte-->  HEAD  --head complete-->  BODY  --message complete-->  HANDLE
  *   HANDLE --reply_*() queued the answer--> IDLE (keep-alive: parse what is already buffered,
@@ -53,7 +55,9 @@ enum conn_state { CONN_IDLE, CONN_HEAD, CONN_HEAD_WAIT, CONN_BODY, CONN_HANDLE, 
 
 struct conn {
     struct gw *gw;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* writes the answers (and holds the socket) */
+    struct event rd;         /* the socket is readable (conn.c reads it itself) */
+    struct evbuffer *in;     /* read, not yet parsed (the bufferevent's input buffer) */
     struct event timer;
     struct conn *prev, *next; /* gw->conns list */
     enum conn_state state;
@@ -78,6 +82,7 @@ struct conn {
     unsigned refusing : 1;    /* refused at accept: answered, lingering (gw->nrefusing) */
     unsigned refuse_fast : 1; /* refused over the lingering budget: close after the answer */
     unsigned body_rate : 1;   /* the body timer is armed for the overall deadline */
+    unsigned reading : 1;     /* input wanted (rd is added unless INPUT_HIGH_WATER waits) */
     struct request req;
     const struct route *route;
     struct route_params params;

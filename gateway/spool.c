@@ -19,6 +19,7 @@
 #include "antre/lua_scripts.h"
 #include "antre/script.h"
 #include "gateway.h"
+#include "syncer.h"
 
 static int uploads_now;
 static struct script spool_lua;
@@ -198,94 +199,39 @@ int spool_finish(struct spool *s)
 }
 
 /* ---- fsync off the loop -------------------------------------------------------------------
- * One background thread per gateway process (started on first use, so after the fork) takes
- * finished files from a queue, fsyncs and closes them, and hands each job back through a pipe
- * that the process's event loop watches: no libevent call crosses threads. */
+ * The fsync runs on one of the process's sync threads (syncer.h); the file is closed and DONE
+ * called back on the loop. */
 
-struct sync_job {
+struct sync_wait {
     struct spool *s;
-    int rc;
     void (*done)(void *arg, int rc);
     void *arg;
-    struct sync_job *next;
 };
 
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-static struct sync_job *sync_head, **sync_tail = &sync_head;
-static int sync_pipe[2] = {-1, -1};
-static struct event *sync_ev;
-static pid_t sync_pid;
-
-static void *sync_thread(void *arg)
+static void on_synced(void *arg, int err)
 {
-    (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&sync_lock);
-        while (!sync_head) pthread_cond_wait(&sync_cond, &sync_lock);
-        struct sync_job *j = sync_head;
-        sync_head = j->next;
-        if (!sync_head) sync_tail = &sync_head;
-        pthread_mutex_unlock(&sync_lock);
-        j->rc = fsync(j->s->fd);
-        if (j->rc < 0) j->rc = -errno;
-        ssize_t w;
-        do w = write(sync_pipe[1], &j, sizeof j);
-        while (w < 0 && errno == EINTR);
+    struct sync_wait *w = arg;
+    struct spool *s = w->s;
+    if (err) {
+        log_error("spool: fsync failed path=%s err=%s", s->path, strerror(err));
+        unlink(s->path);
     }
-    return NULL;
-}
-
-static void on_synced(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    (void)arg;
-    struct sync_job *j;
-    while (read(fd, &j, sizeof j) == (ssize_t)sizeof j) {
-        struct spool *s = j->s;
-        if (j->rc < 0) {
-            log_error("spool: fsync failed path=%s err=%s", s->path, strerror(-j->rc));
-            unlink(s->path);
-        }
-        spool_release(s);
-        j->done(j->arg, j->rc < 0 ? -1 : 0);
-        free(j);
-    }
-}
-
-static int sync_start(struct gw *gw)
-{
-    if (sync_pid == getpid()) return 0;
-    if (pipe2(sync_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
-    /* The writer end blocks: a job is never dropped because the loop is slow to read. */
-    fcntl(sync_pipe[1], F_SETFL, fcntl(sync_pipe[1], F_GETFL) & ~O_NONBLOCK);
-    sync_ev = event_new(gw->base, sync_pipe[0], EV_READ | EV_PERSIST, on_synced, NULL);
-    event_add(sync_ev, NULL);
-    pthread_t t;
-    if (pthread_create(&t, NULL, sync_thread, NULL) != 0) return -1;
-    pthread_detach(t);
-    sync_pid = getpid();
-    return 0;
+    spool_release(s);
+    w->done(w->arg, err ? -1 : 0);
+    free(w);
 }
 
 void spool_finish_async(struct gw *gw, struct spool *s, void (*done)(void *arg, int rc), void *arg)
 {
-    if (flush_buf(s) < 0 || sync_start(gw) < 0) {
+    struct sync_wait *w = malloc(sizeof *w);
+    if (!w) abort();
+    *w = (struct sync_wait){s, done, arg};
+    if (flush_buf(s) < 0 || syncer_submit(gw, s->fd, on_synced, w) < 0) {
+        free(w);
         unlink(s->path);
         spool_release(s);
         done(arg, -1);
-        return;
     }
-    struct sync_job *j = calloc(1, sizeof *j);
-    if (!j) abort();
-    j->s = s;
-    j->done = done;
-    j->arg = arg;
-    pthread_mutex_lock(&sync_lock);
-    *sync_tail = j;
-    sync_tail = &j->next;
-    pthread_cond_signal(&sync_cond);
-    pthread_mutex_unlock(&sync_lock);
 }
 
 void spool_close(struct spool *s)
