@@ -40,9 +40,10 @@ DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansso
 # (prometheus) checks the worker's /metrics; aiosmtpd is the SMTP server the codes are sent to,
 # python3-dkim checks their signatures, made with keys from the openssl command. nginx (with its
 # stream module) stands in front of the gateway as a real proxy; slowhttptest plays the slow client.
+# python3-cryptography opens the personal fields sealed at rest (tests/system/seal_ref.py).
 DEB_TEST_PACKAGES := libcriterion-dev python3 python3-pytest python3-requests chromium clang-format \
                      libheif-examples webp libimage-exiftool-perl prometheus \
-                     python3-aiosmtpd python3-dkim openssl \
+                     python3-aiosmtpd python3-dkim python3-cryptography openssl \
                      nginx libnginx-mod-stream slowhttptest
 
 ifeq ($(SANITIZE),1)
