@@ -87,6 +87,8 @@ LDFLAGS  += $(SANFLAGS)
 COMMON_SRC  := $(wildcard common/*.c)
 GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
+# antre-bench, the surge simulator (bench/sim/); built once its main.c exists.
+BENCH_SRC   := $(filter-out bench/sim/main.c,$(wildcard bench/sim/*.c))
 LUA_SRC     := $(wildcard common/lua/*.lua)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
@@ -96,12 +98,14 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_LIB  := $(BUILD)/libantre_common.a
 GATEWAY_LIB := $(BUILD)/libantre_gateway.a
 WORKER_LIB  := $(BUILD)/libantre_worker.a
+BENCH_LIB   := $(BUILD)/libantre_bench.a
+BENCH_BIN   := $(if $(wildcard bench/sim/main.c),$(BUILD)/antre-bench)
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%-replay,$(FUZZ_SRC))
 
 .SECONDARY:
 .PHONY: all deps test-deps run test unit-test fuzz-replay system-test fuzz clean help bench
-all: $(BUILD)/antre-gateway $(BUILD)/antre-worker
+all: $(BUILD)/antre-gateway $(BUILD)/antre-worker $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -128,19 +132,25 @@ $(GATEWAY_LIB): $(call obj,$(GATEWAY_SRC))
 $(WORKER_LIB): $(call obj,$(WORKER_SRC)) $(if $(WORKER_SRC),,$(COMMON_LIB))
 	@rm -f $@; ar rcs $@ $(call obj,$(WORKER_SRC))
 
+$(BENCH_LIB): $(call obj,$(BENCH_SRC)) $(if $(BENCH_SRC),,$(COMMON_LIB))
+	@rm -f $@; ar rcs $@ $(call obj,$(BENCH_SRC))
+$(BUILD)/obj/bench/%.o $(BUILD)/obj/tests/unit/test_bench_%.o: CPPFLAGS += -Ibench/sim
+
 $(BUILD)/antre-gateway: $(BUILD)/obj/gateway/main.o $(GATEWAY_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/antre-worker: $(BUILD)/obj/worker/main.o $(WORKER_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WORKER_LIBS)
+$(BUILD)/antre-bench: $(BUILD)/obj/bench/sim/main.o $(BENCH_LIB) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/obj/worker/%.o $(BUILD)/obj/tests/unit/test_photo.o: CFLAGS += $(WORKER_CFLAGS)
 
 # Unit tests and fuzz targets see the gateway's private headers too.
 $(BUILD)/obj/tests/%.o: CPPFLAGS += -Igateway
 
 # Unit tests may #include the .c they test (to reach statics); the archives supply the rest.
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(GATEWAY_LIB) $(WORKER_LIB) $(BENCH_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(GATEWAY_LIB) $(WORKER_LIB) $(COMMON_LIB) $(PKG_LIBS) $(WORKER_LIBS) $$(pkg-config --libs $(TEST_PKGS))
+	$(CC) $(LDFLAGS) -o $@ $< $(GATEWAY_LIB) $(WORKER_LIB) $(BENCH_LIB) $(COMMON_LIB) $(PKG_LIBS) $(WORKER_LIBS) $$(pkg-config --libs $(TEST_PKGS))
 
 # A fuzz target built without libFuzzer: replays every file of its corpus once.
 $(BUILD)/tests/fuzz_%-replay: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(GATEWAY_LIB) $(COMMON_LIB)
