@@ -503,4 +503,9 @@ void report_verdict(char *buf, size_t len, const struct profile *p, const struct
         append(buf, len, &at, "Ran out first: %s (%s).", report_bottleneck_name(sum.bottleneck),
                sum.why);
     if (sum.lost > 0) append(buf, len, &at, " %" PRIu64 " JOBS WERE LOST.", sum.lost);
+    if (sum.metric_diffs > 0)
+        append(buf, len, &at,
+               " The deployment's own counters differ from the bench's in %zu place%s (see the "
+               "table).",
+               sum.metric_diffs, sum.metric_diffs == 1 ? "" : "s");
 }

@@ -160,21 +160,19 @@ static void axes(FILE *out, const struct frame *f, double xstep, double ystep, c
                 f->x0 + f->w / 2, f->y0 + f->h + 36);
 }
 
-/* LINE over the run as one path, broken where it has no value. */
+/* LINE over the run as one path. Seconds without a value (a queue not sampled then) are
+ * bridged: the samples come every few seconds, and a line broken at each gap would not show. */
 static void plot(FILE *out, const struct frame *f, const struct run_stats *s, const struct line *l)
 {
     fprintf(out, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"%s d=\"", l->colour,
             l->dashed ? " stroke-dasharray=\"6 4\"" : "");
-    int pen = 0, any = 0;
+    int any = 0;
     for (size_t i = 0; i < s->nseconds; i++) {
         double v = l->at(&s->seconds[i], l->arg);
-        if (isnan(v)) {
-            pen = 0;
-            continue;
-        }
+        if (isnan(v)) continue;
         if (v > f->ymax) v = f->ymax;
-        fprintf(out, "%s%.1f %.1f", pen ? " L" : (any ? " M" : "M"), fx(f, (double)i), fy(f, v));
-        pen = any = 1;
+        fprintf(out, "%s%.1f %.1f", any ? " L" : "M", fx(f, (double)i), fy(f, v));
+        any = 1;
     }
     if (!any) fprintf(out, "M%.1f %.1f", f->x0, f->y0 + f->h);
     fputs("\"/>\n", out);
@@ -210,6 +208,7 @@ static void draw_panel(FILE *out, const struct run_stats *s, const struct panel 
             double v = p->lines[k].at(&s->seconds[i], p->lines[k].arg);
             if (isfinite(v) && v > max) max = v;
         }
+    max *= 1.08; /* headroom: a line at the top would hide in the frame */
     double ystep = nice_step(max > 0 ? max : 1, 4);
     struct frame f = {LEFT, top, SVG_W - LEFT - RIGHT, PANEL_H, xmax, 0};
     f.ymax = ceil((max > 0 ? max : 1) / ystep) * ystep;

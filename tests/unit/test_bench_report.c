@@ -381,6 +381,7 @@ Test(bench_report, verdict_names_the_bottleneck)
     cr_assert(strstr(v, "polling every"), "%s", v);
     cr_assert(strstr(v, "uploads per minute at p99 < 50 ms"), "%s", v);
     cr_assert_null(strstr(v, "Warning"));
+    cr_assert(strstr(v, "counters differ from the bench's in 1 place "), "%s", v);
 
     v = verdict_of(SLOW_GATEWAY);
     cr_assert(strstr(v, "Ran out first: gateway"), "%s", v);
@@ -412,23 +413,33 @@ Test(bench_report, verdict_names_the_bottleneck)
     cr_assert_eq(small[25], 'x');
 }
 
-Test(bench_report, keep_for_a_look)
+/* Write the table, JSON and SVG of scenario SC into DIR as NAME.txt, .json, .svg. */
+static void keep(const char *dir, const char *name, enum scenario sc)
 {
-    const char *dir = getenv("BENCH_REPORT_KEEP");
-    if (!dir) return;
-    synth(NORMAL);
+    stats_free(&st);
+    synth(sc);
     char path[512];
-    snprintf(path, sizeof path, "%s/report.svg", dir);
+    snprintf(path, sizeof path, "%s/%s.svg", dir, name);
     FILE *f = fopen(path, "w");
     cr_assert(f);
     report_svg(f, &prof, &st);
     fclose(f);
-    snprintf(path, sizeof path, "%s/report.txt", dir);
+    snprintf(path, sizeof path, "%s/%s.txt", dir, name);
     f = fopen(path, "w");
+    cr_assert(f);
     report_table(f, &prof, &st);
     fclose(f);
-    snprintf(path, sizeof path, "%s/report.json", dir);
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
     json_t *j = report_json(&prof, &st);
     json_dump_file(j, path, JSON_INDENT(1));
     json_decref(j);
+}
+
+Test(bench_report, keep_for_a_look)
+{
+    const char *dir = getenv("BENCH_REPORT_KEEP");
+    if (!dir) return;
+    keep(dir, "report", NORMAL);
+    keep(dir, "report-backlog", UPLOAD_BACKLOG);
+    keep(dir, "report-slow", SLOW_GATEWAY);
 }
