@@ -228,6 +228,8 @@ void report_compare(FILE *out, const json_t *old, const json_t *new_)
     for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
         compare_line(out, figures[i].label, at_path(old, figures[i].path),
                      at_path(new_, figures[i].path));
+    double lost = at_path(new_, "jobs.lost");
+    if (lost > 0) fprintf(out, "!!! the new run LOST %.0f jobs (must be 0) !!!\n", lost);
     /* p99 per endpoint, for every endpoint either report has answers of. */
     for (int e = 0; e < EP_COUNT; e++) {
         const char *name = stats_endpoint_name((enum endpoint)e);

@@ -265,6 +265,14 @@ Test(bench_report, compare_prints_changes)
     cr_assert(strstr(out_s, "none") && strstr(out_s, "gateway"), "%s", out_s);
     free(out_s);
 
+    json_decref(new_);
+    stats_free(&st);
+    synth(LOST);
+    new_ = report_json(&prof, &st);
+    CAPTURE(out_s, report_compare(out, old, new_));
+    cr_assert(strstr(out_s, "LOST 3 jobs"), "%s", out_s);
+    free(out_s);
+
     /* Against itself nothing changes. */
     CAPTURE(out_s, report_compare(out, old, old));
     cr_assert_null(strstr(out_s, " %\n"), "%s", out_s);
