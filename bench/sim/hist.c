@@ -92,3 +92,16 @@ uint64_t hist_quantile(const struct hist *h, double q)
 }
 
 double hist_mean(const struct hist *h) { return h->count ? h->sum / (double)h->count : 0; }
+
+double hist_share_below(const struct hist *h, uint64_t v)
+{
+    if (h->count == 0) return 0;
+    if (v >= h->max) return 1;
+    uint64_t n = 0;
+    for (unsigned r = 0; r < HIST_POW; r++)
+        for (unsigned c = 0; c < HIST_SUB; c++) {
+            if (bucket_upper(r, c) > v) return (double)n / (double)h->count;
+            n += h->buckets[r][c];
+        }
+    return (double)n / (double)h->count;
+}

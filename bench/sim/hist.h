@@ -26,5 +26,8 @@ void hist_merge(struct hist *dst, const struct hist *src);
  * 0 when empty. */
 uint64_t hist_quantile(const struct hist *h, double q);
 double hist_mean(const struct hist *h);
+/* The share (0..1) of the values whose bucket lies wholly at or below V (values within 1/64
+ * above V may be left out); 0 when empty. */
+double hist_share_below(const struct hist *h, uint64_t v);
 
 #endif

@@ -42,6 +42,10 @@ static const char *const bottleneck_names[] = {
     [BOTTLENECK_GATEWAY] = "gateway",
 };
 
+const struct report_band report_queue_bands[REPORT_QUEUE_BANDS] = {
+    {"10s", 10e3}, {"1min", 60e3}, {"5min", 300e3}, {"15min", 900e3}, {"1h", 3600e3},
+};
+
 const char *report_bottleneck_name(enum report_bottleneck b)
 {
     if ((unsigned)b >= sizeof bottleneck_names / sizeof bottleneck_names[0]) return "?";
@@ -245,6 +249,8 @@ void report_summarize(const struct profile *p, const struct run_stats *s,
     latency_of(&all, 1000, &sum->all);
     latency_of(&uploads, 1000, &sum->uploads);
     latency_of(&s->queue_ms, 1, &sum->queue);
+    for (int b = 0; b < REPORT_QUEUE_BANDS; b++)
+        sum->queue_within[b] = hist_share_below(&s->queue_ms, (uint64_t)report_queue_bands[b].ms);
     sum->tau = fairness_kendall_tau(s->arrival_order, s->admission_order, s->n_order);
     for (int q = 0; q < QUEUE_COUNT; q++) {
         sum->accepted += s->queues[q].accepted;
@@ -360,6 +366,10 @@ static void table_applicants(FILE *out, const struct run_stats *s, const struct 
             sum->queue.count, human_ms(a, sizeof a, sum->queue.p50),
             human_ms(b, sizeof b, sum->queue.p90), human_ms(c, sizeof c, sum->queue.p99),
             human_ms(d, sizeof d, sum->queue.max), human_ms(m, sizeof m, sum->queue.mean));
+    fprintf(out, "waited at most:");
+    for (int i = 0; i < REPORT_QUEUE_BANDS; i++)
+        fprintf(out, "  %s %.1f %%", report_queue_bands[i].label, 100 * sum->queue_within[i]);
+    fputc('\n', out);
     if (s->admit_per_min_configured > 0)
         fprintf(out, "admission rate: %.1f/min measured, %.1f/min configured (%+.1f %%)\n",
                 sum->admit_per_min, s->admit_per_min_configured,

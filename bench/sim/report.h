@@ -48,11 +48,21 @@ struct report_latency {
 
 #define REPORT_FAST_MS 50.0 /* the latency the verdict's upload rate is held to */
 
+/* The bands of the time-in-queue distribution: the share of admitted applicants who waited
+ * at most MS milliseconds ("10s", "1min", ...). */
+#define REPORT_QUEUE_BANDS 5
+struct report_band {
+    const char *label;
+    double ms;
+};
+extern const struct report_band report_queue_bands[REPORT_QUEUE_BANDS];
+
 struct report_summary {
-    struct report_latency ep[EP_COUNT]; /* per endpoint */
-    struct report_latency all;          /* every request */
-    struct report_latency uploads;      /* single-shot uploads and tus chunks */
-    struct report_latency queue;        /* time in the waiting room of admitted applicants */
+    struct report_latency ep[EP_COUNT];      /* per endpoint */
+    struct report_latency all;               /* every request */
+    struct report_latency uploads;           /* single-shot uploads and tus chunks */
+    struct report_latency queue;             /* time in the waiting room of admitted applicants */
+    double queue_within[REPORT_QUEUE_BANDS]; /* share of them within each band */
     uint64_t requests, unexpected, transport_errors;
     double requests_per_s;       /* over the seconds with answers */
     double admit_per_min;        /* measured while applicants waited (else over the run) */

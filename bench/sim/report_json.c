@@ -8,7 +8,8 @@
  *   endpoints {<name>: {requests, status {"<code>": n}, transport_errors, unexpected,
  *              latency_ms {p50, p90, p99, max, mean}}}, all_requests {requests, latency_ms}
  *   applicants {arrived, admitted, completed, abandoned, failed}
- *   queue_time_ms {count, p50, p90, p99, max, mean}
+ *   queue_time_ms {count, p50, p90, p99, max, mean, share_within {"10s", "1min", "5min",
+ *                  "15min", "1h"}}
  *   admission {per_min_measured, per_min_configured}
  *   fairness {kendall_tau (null when undefined), admissions}
  *   errors {requests, unexpected, transport}
@@ -139,6 +140,10 @@ json_t *report_json(const struct profile *p, const struct run_stats *s)
                                   "abandoned", count(s->abandoned), "failed", count(s->failed)));
     json_t *queue = latency_json(&sum.queue);
     json_object_set_new(queue, "count", count(sum.queue.count));
+    json_t *within = json_object();
+    for (int b = 0; b < REPORT_QUEUE_BANDS; b++)
+        json_object_set_new(within, report_queue_bands[b].label, num(sum.queue_within[b]));
+    json_object_set_new(queue, "share_within", within);
     json_object_set_new(root, "queue_time_ms", queue);
     json_object_set_new(root, "admission",
                         json_pack("{s:o, s:o}", "per_min_measured", num(sum.admit_per_min),

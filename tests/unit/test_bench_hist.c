@@ -191,3 +191,21 @@ Test(bench_hist, merge)
     cr_assert_eq(empty.max, all.max);
     cr_assert_eq(hist_quantile(&empty, 0.99), hist_quantile(&all, 0.99));
 }
+
+Test(bench_hist, share_below)
+{
+    hist_init(&h);
+    cr_assert_eq(hist_share_below(&h, 100), 0);
+    for (uint64_t v = 1; v <= 1000; v++) hist_add(&h, v * 1000);
+    cr_assert_eq(hist_share_below(&h, 0), 0);
+    cr_assert_eq(hist_share_below(&h, 1000000), 1);
+    cr_assert_eq(hist_share_below(&h, UINT64_MAX), 1);
+    /* 250 values at or below 250,000; a bucket straddling it is left out, so at most 1/64
+     * fewer. */
+    double share = hist_share_below(&h, 250000);
+    cr_assert(share <= 0.25 && share >= 0.25 * (1 - 1.0 / 64), "%g", share);
+    /* Every value below 64 has its own bucket: exact. */
+    hist_init(&h);
+    for (uint64_t v = 0; v < 64; v++) hist_add(&h, v);
+    cr_assert_float_eq(hist_share_below(&h, 15), 16.0 / 64, 1e-12);
+}

@@ -207,6 +207,12 @@ Test(bench_report, json_totals_and_quantiles)
     cr_assert(tau > 0.99 && tau < 1, "tau %g", tau);
     json_t *q = json_object_get(j, "queue_time_ms");
     cr_assert_eq(json_integer_value(json_object_get(q, "count")), st.queue_ms.count);
+    /* Waits of 1..191 s (the queue's length / 10 + 1): none within 1 s, all within 5 min. */
+    json_t *within = json_object_get(q, "share_within");
+    cr_assert_eq(json_real_value(json_object_get(within, "5min")), 1.0);
+    double w10 = json_real_value(json_object_get(within, "10s"));
+    double w60 = json_real_value(json_object_get(within, "1min"));
+    cr_assert(w10 > 0 && w10 < w60 && w60 < 1, "%g %g", w10, w60);
 
     json_t *series = json_object_get(j, "series");
     cr_assert_eq(json_array_size(json_object_get(series, "arrivals")), 120);
@@ -378,6 +384,7 @@ Test(bench_report, table_fits_and_holds_the_figures)
     cr_assert(strstr(t, "neterr:1"), "%s", t);
     cr_assert(strstr(t, "Kendall's tau 0.9"), "%s", t);
     cr_assert(strstr(t, "600.0/min configured"), "%s", t);
+    cr_assert(strstr(t, "waited at most:  10s "), "%s", t);
     free(t);
 }
 
