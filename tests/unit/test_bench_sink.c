@@ -486,6 +486,66 @@ Test(bench_sink, smtp_limits)
     cr_assert_eq(n.emails, 0);
 }
 
+Test(bench_sink, smtp_idle_timeout_and_connection_cap)
+{
+    timeout_s = 1;
+    smtp_conns_max = 2;
+    char err[256], buf[512];
+    struct sink *s2 = sink_start(base, NULL, "127.0.0.1:0", err, sizeof err);
+    cr_assert_not_null(s2, "%s", err);
+    cr_assert_eq(sink_http_port(s2), 0);
+    struct sink *keep = sink;
+    sink = s2; /* smtp_connect() dials the sink in `sink` */
+    int a = smtp_connect(), b = smtp_connect();
+    smtp_reply(a, buf, sizeof buf);
+    cr_assert(!strncmp(buf, "220", 3), "%s", buf);
+    smtp_reply(b, buf, sizeof buf);
+    cr_assert(!strncmp(buf, "220", 3), "%s", buf);
+    /* a third is turned away at once */
+    int c = smtp_connect();
+    smtp_reply(c, buf, sizeof buf);
+    cr_assert(!strncmp(buf, "421", 3), "%s", buf);
+    smtp_reply(c, buf, sizeof buf);
+    cr_assert_str_eq(buf, "");
+    close(c);
+    /* an idle one is told and closed after timeout_s; the other one too */
+    double t0 = now_s();
+    smtp_reply(a, buf, sizeof buf);
+    cr_assert(!strncmp(buf, "421", 3), "%s", buf);
+    cr_assert_geq(now_s() - t0, 0.5);
+    smtp_reply(a, buf, sizeof buf);
+    cr_assert_str_eq(buf, "");
+    smtp_reply(b, buf, sizeof buf);
+    cr_assert(!strncmp(buf, "421", 3), "%s", buf);
+    close(a);
+    close(b);
+    /* with those two gone, a new connection is welcome */
+    c = smtp_connect();
+    smtp_reply(c, buf, sizeof buf);
+    cr_assert(!strncmp(buf, "220", 3), "%s", buf);
+    close(c);
+    sink = keep;
+    sink_free(s2);
+}
+
+Test(bench_sink, http_body_limit)
+{
+    static const char *const k[] = {"Content-Type: application/json", "Idempotency-Key: big", NULL};
+    size_t n = SINK_HTTP_BODY_MAX + 100;
+    char *body = malloc(n + 1);
+    cr_assert_not_null(body);
+    memset(body, ' ', n);
+    body[0] = '{';
+    body[n - 1] = '}';
+    body[n] = 0;
+    struct answer a = request("POST", "/downstream", k, body);
+    free(body);
+    cr_assert_eq(a.status, 413);
+    struct sink_counts c;
+    sink_counts(sink, &c);
+    cr_assert_eq(c.downstream, 0);
+}
+
 Test(bench_sink, code_in_text)
 {
     char code[SINK_CODE_MAX + 1];
