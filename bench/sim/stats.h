@@ -94,6 +94,11 @@ struct run_stats {
 
     struct metric_check checks[STATS_MAX_METRIC_CHECKS];
     size_t nchecks;
+
+    /* The current second's latencies, for seconds[].p99_us (stats.c's own; freed by
+     * stats_free). */
+    struct hist *sec_latency;
+    size_t sec_latency_at;
 };
 
 void stats_init(struct run_stats *s);
@@ -101,10 +106,13 @@ void stats_free(struct run_stats *s);
 /* The record of second SEC (grown and zeroed as needed; queue_len set to -1). */
 struct second_stats *stats_second(struct run_stats *s, size_t sec);
 /* Record one answer of endpoint E: STATUS (0 for a transport error), latency in microseconds,
- * whether it was UNEXPECTED, at second SEC of the run. */
+ * whether it was UNEXPECTED, at second SEC of the run. Counts seconds[SEC].requests, its
+ * p99_us, and seconds[SEC].uploads for an EP_UPLOAD answered 202 (a tus upload's completion,
+ * its last PATCH's 204, is for the caller to count there). */
 void stats_answer(struct run_stats *s, enum endpoint e, int status, uint64_t latency_us,
                   int unexpected, size_t sec);
-/* Record that the applicant that arrived ARRIVAL_SEQ-th was admitted ADMISSION_SEQ-th. */
+/* Record that the applicant that arrived ARRIVAL_SEQ-th was admitted ADMISSION_SEQ-th (the
+ * orders only: s->admitted and seconds[].admitted are the caller's to count). */
 void stats_admitted(struct run_stats *s, uint64_t arrival_seq, uint64_t admission_seq);
 
 #endif
