@@ -141,7 +141,9 @@ $(BUILD)/antre-gateway: $(BUILD)/obj/gateway/main.o $(GATEWAY_LIB) $(COMMON_LIB)
 $(BUILD)/antre-worker: $(BUILD)/obj/worker/main.o $(WORKER_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WORKER_LIBS)
 $(BUILD)/antre-bench: $(BUILD)/obj/bench/sim/main.o $(BENCH_LIB) $(COMMON_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WORKER_LIBS)
+# The virtual applicants' photos are real JPEGs made at start with libvips (the worker's).
+$(BUILD)/obj/bench/sim/applicant.o $(BUILD)/obj/bench/sim/main.o: CFLAGS += $(WORKER_CFLAGS)
 $(BUILD)/obj/worker/%.o $(BUILD)/obj/tests/unit/test_photo.o: CFLAGS += $(WORKER_CFLAGS)
 
 # Unit tests and fuzz targets see the gateway's private headers too.
