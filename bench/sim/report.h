@@ -31,4 +31,49 @@ void report_verdict(char *buf, size_t len, const struct profile *p, const struct
 /* Print the change from OLD (an earlier report_json, e.g. read back from a file) to NEW. */
 void report_compare(FILE *out, const json_t *old, const json_t *new_);
 
+/* What the table, the JSON, the chart and the verdict derive from the stats alike (report.c
+ * computes it once; latencies in milliseconds). */
+enum report_bottleneck {
+    BOTTLENECK_NONE,
+    BOTTLENECK_REDIS,
+    BOTTLENECK_WORKER,
+    BOTTLENECK_DOWNSTREAM,
+    BOTTLENECK_GATEWAY,
+};
+
+struct report_latency {
+    double p50, p90, p99, max, mean; /* ms; all 0 without a value */
+    uint64_t count;
+};
+
+#define REPORT_FAST_MS 50.0 /* the latency the verdict's upload rate is held to */
+
+struct report_summary {
+    struct report_latency ep[EP_COUNT]; /* per endpoint */
+    struct report_latency all;          /* every request */
+    struct report_latency uploads;      /* single-shot uploads and tus chunks */
+    struct report_latency queue;        /* time in the waiting room of admitted applicants */
+    uint64_t requests, unexpected, transport_errors;
+    double requests_per_s;       /* over the seconds with answers */
+    double admit_per_min;        /* measured while applicants waited (else over the run) */
+    double tau;                  /* Kendall's tau, NAN when undefined */
+    uint64_t peak_waiting;       /* the most applicants waiting at the end of a second */
+    double poll_s;               /* mean seconds between a waiting applicant's polls (0: none) */
+    double uploads_per_min;      /* the best minute's uploads */
+    double uploads_per_min_fast; /* the best minute with every second's p99 under 50 ms */
+    uint64_t accepted, processed, lost; /* jobs over every queue */
+    size_t metric_diffs;                /* s->checks where the deployment and the bench differ */
+    enum report_bottleneck bottleneck;
+    char why[256]; /* the measurement that named the bottleneck, in words */
+};
+
+/* Fill SUM from P and S. */
+void report_summarize(const struct profile *p, const struct run_stats *s,
+                      struct report_summary *sum);
+/* "none", "redis", "worker", "downstream", "gateway". */
+const char *report_bottleneck_name(enum report_bottleneck b);
+/* Whether check C differs between the deployment (after - before) and the bench (a check whose
+ * bench count is NAN is the deployment's alone and never differs). */
+int report_check_differs(const struct metric_check *c);
+
 #endif
