@@ -6,6 +6,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,12 +463,55 @@ static void do_page(struct applicant *a)
     request(a, S_PAGE, EP_PAGE, "GET", NULL, 0);
 }
 
+/* Unpadded base64url of IN (N bytes) into OUT (room for 4 * N / 3 + 4). */
+static void b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n) v |= in[i + 2];
+        out[o++] = t[(v >> 18) & 63];
+        out[o++] = t[(v >> 12) & 63];
+        if (i + 1 < n) out[o++] = t[(v >> 6) & 63];
+        if (i + 2 < n) out[o++] = t[v & 63];
+    }
+    out[o] = 0;
+}
+
+/* The join's body: {"applicant": an HS256 token for this applicant} (docs/api.md, "Applicant
+ * tokens"), sub its NIK, aud the room, valid for 5 minutes. */
+static void applicant_token_body(struct applicant *a)
+{
+    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char claims[160], signing[400], mac64[48];
+    snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"aud\":\"%s\",\"exp\":%lld}", a->nik,
+             a->b->p->room, (long long)time(NULL) + 300);
+    char h64[64], c64[224];
+    b64url((const unsigned char *)header, strlen(header), h64);
+    b64url((const unsigned char *)claims, strlen(claims), c64);
+    snprintf(signing, sizeof signing, "%s.%s", h64, c64);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), a->b->applicant_key, (int)a->b->applicant_key_len,
+         (const unsigned char *)signing, strlen(signing), mac, &maclen);
+    b64url(mac, maclen, mac64);
+    snprintf(a->json, sizeof a->json, "{\"applicant\":\"%s.%s\"}", signing, mac64);
+}
+
 static void do_join(struct applicant *a)
 {
     a->provoking = 0;
     snprintf(a->path, sizeof a->path, "/v1/rooms/%s/join", a->b->p->room);
-    a->headers[0] = 0;
-    request(a, S_JOIN, EP_JOIN, "POST", NULL, 0);
+    if (!a->b->applicant_key) {
+        a->headers[0] = 0;
+        request(a, S_JOIN, EP_JOIN, "POST", NULL, 0);
+        return;
+    }
+    snprintf(a->headers, sizeof a->headers, "Content-Type: application/json\r\n");
+    applicant_token_body(a);
+    request(a, S_JOIN, EP_JOIN, "POST", a->json, strlen(a->json));
 }
 
 static void do_status(struct applicant *a)
@@ -541,8 +586,10 @@ static void do_upload(struct applicant *a)
     if (!a->use_tus) {
         a->provoking = a->plan == P_OVERSIZE || a->plan == P_WRONG;
         snprintf(a->path, sizeof a->path, "/v1/registrations/%s/documents/%s", a->reg_id, kind);
-        char more[96];
-        snprintf(more, sizeof more, "Content-Type: %s\r\n", ctype);
+        char more[128];
+        /* As curl does, a large body asks first, so a refused one is not sent at all. */
+        snprintf(more, sizeof more, "Content-Type: %s\r\n%s", ctype,
+                 a->photo_len > (1u << 20) ? "Expect: 100-continue\r\n" : "");
         auth(a, a->session, more);
         request(a, S_PUT, EP_UPLOAD, "PUT", a->photo, a->photo_len);
         return;

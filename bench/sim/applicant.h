@@ -43,6 +43,10 @@ struct bench {
     uint64_t rng;              /* xorshift state */
     uint64_t max_upload_bytes; /* the deployment's [upload] max_bytes (oversize goes past it) */
     uint64_t admission_seq;
+    /* the room's HS256 applicant key (--applicant-key): joins then carry a signed applicant
+     * token, sub = the applicant's NIK; NULL: anonymous joins */
+    const unsigned char *applicant_key;
+    size_t applicant_key_len;
     uint64_t live, waiting, active; /* applicants now: all, in the waiting room, admitted */
     uint64_t finals[QUEUE_COUNT];   /* jobs seen finished in checklists (processed, fallback) */
 };

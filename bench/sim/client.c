@@ -25,6 +25,7 @@ struct req {
     size_t len;
     int is_head; /* HEAD: no body in the answer */
     int retried; /* sent again once after a stale keep-alive connection failed */
+    int expect;  /* Expect: 100-continue: the body waits for the 100 */
     client_cb cb;
     void *arg;
 };
@@ -50,6 +51,7 @@ struct conn {
     int used;        /* has answered a request before (a keep-alive reuse) */
     int got_bytes;   /* some of this request's answer arrived */
     int close_after; /* Connection: close, or HTTP/1.0 */
+    int body_held;   /* the body waits for 100 Continue */
     uint64_t sent_us;
     size_t need;
     struct evbuffer *body;
@@ -186,8 +188,14 @@ static int parse_head(struct conn *k, char *h)
     }
     if (r->status < 200) {
         k->state = C_HEAD; /* 100 Continue: the real answer follows */
+        if (r->status == 100 && k->body_held) {
+            k->body_held = 0;
+            evbuffer_add_reference(bufferevent_get_output(k->bev), k->req->body, k->req->len, NULL,
+                                   NULL);
+        }
         return 0;
     }
+    if (k->body_held) k->close_after = 1; /* refused before the body: the server closes */
     if (k->req->is_head || r->status == 204 || r->status == 304) {
         k->need = 0;
         k->state = C_BODY;
@@ -336,7 +344,8 @@ static void send_on(struct conn *k, struct req *r)
     memset(&k->resp, 0, sizeof k->resp);
     struct evbuffer *out = bufferevent_get_output(k->bev);
     evbuffer_add(out, r->head, strlen(r->head));
-    if (r->len) evbuffer_add_reference(out, r->body, r->len, NULL, NULL);
+    k->body_held = r->len && r->expect;
+    if (r->len && !r->expect) evbuffer_add_reference(out, r->body, r->len, NULL, NULL);
     k->sent_us = now_us();
     struct timeval tv = {k->c->timeout_ms / 1000, (k->c->timeout_ms % 1000) * 1000};
     evtimer_add(k->timer, &tv);
@@ -410,6 +419,7 @@ void client_request(struct client *c, const char *method, const char *path, cons
     r->body = body;
     r->len = body ? len : 0;
     r->is_head = !strcmp(method, "HEAD");
+    r->expect = headers && strcasestr(headers, "expect: 100-continue") != NULL;
     r->cb = cb;
     r->arg = arg;
     if (c->qtail) c->qtail->next = r;

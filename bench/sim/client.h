@@ -36,8 +36,9 @@ struct client *client_new(struct event_base *base, const char *host, int port, i
 /* Close every connection; pending requests are dropped without their callbacks. */
 void client_free(struct client *c);
 
-/* Send METHOD PATH with HEADERS (extra header lines, each ending "\r\n", or NULL) and BODY of
- * LEN bytes (NULL, 0: none; Content-Length is added whenever BODY is given or the method is
+/* Send METHOD PATH with HEADERS (extra header lines, each ending "\r\n", or NULL; with
+ * "Expect: 100-continue" among them the body waits for the server's 100) and BODY of LEN
+ * bytes (NULL, 0: none; Content-Length is added whenever BODY is given or the method is
  * POST/PUT/PATCH). BODY is not copied: it must stay valid until CB runs. CB runs exactly once,
  * never from inside client_request. */
 void client_request(struct client *c, const char *method, const char *path, const char *headers,
