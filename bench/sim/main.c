@@ -170,6 +170,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         r->end_us = applicant_now_us() + (uint64_t)(r->o->grace_s * 1e6);
     if (arrivals_over && r->fired >= r->scheduled &&
         (b->live == 0 || applicant_now_us() >= r->end_us)) {
+        /* The few milliseconds of the second now begun (the timer fires a little late) keep
+         * the figures of the one before, not zeros. */
+        if (r->s.nseconds > r->sec - 1) {
+            struct second_stats *last = stats_second(&r->s, r->sec - 1);
+            last->waiting = (uint32_t)b->waiting;
+            last->active = (uint32_t)b->active;
+        }
         event_base_loopbreak(b->base);
         return;
     }
