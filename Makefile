@@ -6,6 +6,8 @@
 #   make test         unit tests (Criterion), fuzz corpus replay, system tests (pytest)
 #   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer (into build-san/)
 #   make WERROR=1     turn warnings into errors (CI does)
+#   make bench        antre-bench: a one-minute wave opening against a deployment it starts
+#                     itself; the report goes to build/bench/ (make bench-http: the old bench)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson inih libcrypto libssl libjwt
@@ -104,7 +106,7 @@ UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%-replay,$(FUZZ_SRC))
 
 .SECONDARY:
-.PHONY: all deps test-deps run test unit-test fuzz-replay system-test fuzz clean help bench
+.PHONY: all deps test-deps run test unit-test fuzz-replay system-test fuzz clean help bench bench-http
 all: $(BUILD)/antre-gateway $(BUILD)/antre-worker $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -141,7 +143,9 @@ $(BUILD)/antre-gateway: $(BUILD)/obj/gateway/main.o $(GATEWAY_LIB) $(COMMON_LIB)
 $(BUILD)/antre-worker: $(BUILD)/obj/worker/main.o $(WORKER_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WORKER_LIBS)
 $(BUILD)/antre-bench: $(BUILD)/obj/bench/sim/main.o $(BENCH_LIB) $(COMMON_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WORKER_LIBS)
+# The virtual applicants' photos are real JPEGs made at start with libvips (the worker's).
+$(BUILD)/obj/bench/sim/applicant.o $(BUILD)/obj/bench/sim/main.o: CFLAGS += $(WORKER_CFLAGS)
 $(BUILD)/obj/worker/%.o $(BUILD)/obj/tests/unit/test_photo.o: CFLAGS += $(WORKER_CFLAGS)
 
 # Unit tests and fuzz targets see the gateway's private headers too.
@@ -203,7 +207,12 @@ test: test-deps
 	@$(MAKE) --no-print-directory all unit-test fuzz-replay
 	@$(MAKE) --no-print-directory system-test
 
+# antre-bench against a deployment of its own (bench/run-sim); BENCH_ARGS adds run-sim options
+# (--profile, --duration, --scale, --out, and after -- antre-bench's own).
 bench: all
+	bench/run-sim --build $(BUILD) --out $(BUILD)/bench $(BENCH_ARGS)
+
+bench-http: all
 	bench/http-vs-nginx
 
 clean:
