@@ -519,7 +519,7 @@ void report_table(FILE *out, const struct profile *p, const struct run_stats *s)
     table_jobs(out, s, &sum);
     table_checks(out, s, &sum);
     rule(out, "verdict");
-    char verdict[1024];
+    char verdict[1536];
     report_verdict(verdict, sizeof verdict, p, s);
     /* Wrapped at the width, between words. */
     const char *w = verdict;
@@ -579,6 +579,16 @@ void report_verdict(char *buf, size_t len, const struct profile *p, const struct
     else
         append(buf, len, &at, "Ran out first: %s (%s).", report_bottleneck_name(sum.bottleneck),
                sum.why);
+    /* The room admits places at its rate, the bench counts applicants: say where the rest of
+     * the places went when they are more than a tenth more. */
+    if (s->room_places > 0 && s->room_places > 1.1 * (double)s->admitted)
+        append(buf, len, &at,
+               " The room admitted %.0f places and %" PRIu64
+               " applicants got in: the other %.0f (%.0f %%) went to hammering applicants' extra "
+               "joins and places never redeemed, each admitted in turn at the configured rate "
+               "and holding a max_active slot until its redeem window passed.",
+               s->room_places, s->admitted, s->room_places - (double)s->admitted,
+               pct(s->room_places - (double)s->admitted, s->room_places));
     if (sum.lost > 0) append(buf, len, &at, " %" PRIu64 " JOBS WERE LOST.", sum.lost);
     if (sum.metric_diffs > 0)
         append(buf, len, &at,

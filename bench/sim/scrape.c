@@ -234,6 +234,11 @@ void scrape_compare(struct run_stats *s, const struct metrics_doc *gw_before,
     if (gw_after) { /* the room's gauges (a bench deployment serves one room) */
         s->room_active = scrape_sum(gw_after, "antre_room_active", NULL);
         s->room_pending = scrape_sum(gw_after, "antre_room_pending", NULL);
+        if (gw_before)
+            s->room_places = s->room_active >= 0
+                                 ? scrape_sum(gw_after, "antre_room_admitted", NULL) -
+                                       scrape_sum(gw_before, "antre_room_admitted", NULL)
+                                 : -1;
     }
     if (!wk_after) return;
     for (int q = 0; q < QUEUE_COUNT; q++) {

@@ -41,7 +41,7 @@ void stats_init(struct run_stats *s)
     memset(s, 0, sizeof *s);
     for (int e = 0; e < EP_COUNT; e++) hist_init(&s->ep[e].latency_us);
     hist_init(&s->queue_ms);
-    s->room_active = s->room_pending = -1;
+    s->room_active = s->room_pending = s->room_places = -1;
 }
 
 void stats_free(struct run_stats *s)

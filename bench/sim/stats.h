@@ -84,6 +84,7 @@ struct run_stats {
     double max_active;               /* the room's max_active (--max-active; 0: unknown) */
     /* the gateway's antre_room_active and antre_room_pending after the run (-1: not scraped) */
     double room_active, room_pending;
+    double room_places; /* antre_room_admitted's rise over the run: places admitted (-1: unknown) */
 
     /* For fairness: arrival and admission order of each admitted applicant (malloc'd arrays
      * of n_order entries, owned by the stats; freed by stats_free). */

@@ -438,6 +438,18 @@ Test(bench_report, verdict_names_the_bottleneck)
               "%s", v);
     cr_assert(strstr(v, "985 active + 12 pending of max_active 1000 after the run)."), "%s", v);
     cr_assert(strstr(v, "(configured 600)"), "%s", v);
+    cr_assert_null(strstr(v, "places"), "%s", v); /* the room's places not read: no word */
+    /* Twice as many places as applicants got in: the verdict says where the rest went. */
+    st.room_places = 2.0 * (double)st.admitted;
+    static char buf[1536];
+    report_verdict(buf, sizeof buf, &prof, &st);
+    char want[160];
+    snprintf(want, sizeof want,
+             "The room admitted %llu places and %llu applicants got in: the other %llu (50 %%) "
+             "went to hammering applicants' extra joins",
+             (unsigned long long)(2 * st.admitted), (unsigned long long)st.admitted,
+             (unsigned long long)st.admitted);
+    cr_assert(strstr(buf, want), "%s", buf);
 
     v = verdict_of(SELF_BOUND);
     cr_assert(strstr(v, "Warning: the bench itself"), "%s", v);
