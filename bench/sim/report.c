@@ -18,8 +18,9 @@
  *   3. Downstream: the verify stream's backlog grew the same way (its pace is the SMS and email
  *      providers'), or fewer than 90 % of the codes the deployment was asked to send were read
  *      back from the sinks.
- *   4. Room: over the arrival period, applicants waited while admissions ran under half the
- *      configured rate (admissions over the last 10 s, at the end of each second that ended with
+ *   4. Room: over the run (but its last, partial second; admissions must keep the rate for as
+ *      long as anyone waits, arrivals or not), applicants waited while admissions ran under
+ *      half the configured rate (admissions over the last 10 s, at the end of each second that ended with
  *      anyone waiting) in at least 20 % of those seconds (and at least 5 of them), and, when the
  *      bench knows max_active (--max-active) and read the gateway's gauges after the run,
  *      antre_room_active + antre_room_pending stood at 90 % of max_active or more: sessions held
@@ -326,7 +327,7 @@ void report_summarize(const struct profile *p, const struct run_stats *s,
     for (size_t i = 0; i < s->nchecks && i < STATS_MAX_METRIC_CHECKS; i++)
         sum->metric_diffs += report_check_differs(&s->checks[i]);
     summarize_seconds(s, sum);
-    count_stalls(s, arrival_end(p, s), sum);
+    count_stalls(s, s->nseconds > 0 ? s->nseconds - 1 : 0, sum);
     find_bottleneck(p, s, sum);
 }
 

@@ -69,7 +69,7 @@ struct report_summary {
     double admit_per_min;  /* measured while applicants waited (else over the run) */
     double tau;            /* Kendall's tau, NAN when undefined */
     uint64_t peak_waiting; /* the most applicants waiting at the end of a second */
-    /* Of the arrival period's seconds that ended with applicants waiting (queued_secs), those
+    /* Of the run's seconds (but the last) that ended with applicants waiting (queued_secs), those
      * whose admissions over the last 10 s ran under half the configured rate (stalled_secs). */
     uint64_t queued_secs, stalled_secs;
     double poll_s;               /* mean seconds between a waiting applicant's polls (0: none) */
