@@ -28,7 +28,8 @@ enum step {
     S_VERIFY,
     S_CODE_WAIT,
     S_CONFIRM,
-    S_CHECKLIST
+    S_CHECKLIST,
+    S_LEAVE
 };
 
 enum photo_plan { P_GOOD, P_OVERSIZE, P_CORRUPT, P_WRONG };
@@ -205,18 +206,30 @@ static void do_checklist(struct applicant *a);
 
 enum outcome { O_COMPLETED, O_ABANDONED, O_FAILED };
 
+static void do_leave(struct applicant *a);
+
+/* The applicant is gone: its memory goes. */
+static void finish(struct applicant *a)
+{
+    a->b->live--;
+    event_free(a->timer);
+    free(a);
+}
+
+/* The applicant is done (counted now). One that was admitted ends its session with leave, as
+ * the registration site is told to (docs/api.md), at the profile's p_leave; one that abandons
+ * while waiting simply stops, its ticket left to expire, as people do. */
 static void done(struct applicant *a, enum outcome o)
 {
     struct bench *b = a->b;
     struct second_stats *sec = this_second(b);
-    if (a->waiting) b->waiting--;
-    if (a->active) b->active--;
-    b->live--;
+    if (a->waiting) b->waiting--, a->waiting = 0;
+    if (a->active) b->active--, a->active = 0;
     if (o == O_COMPLETED) b->s->completed++, sec->completed++;
     else if (o == O_ABANDONED) b->s->abandoned++, sec->abandoned++;
     else b->s->failed++;
-    event_free(a->timer);
-    free(a);
+    if (o != O_ABANDONED && a->session[0] && chance(b, b->p->p_leave)) return do_leave(a);
+    finish(a);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -450,6 +463,7 @@ static void on_answer(const struct client_resp *r, void *arg)
 #undef DECIDED
         break;
     }
+    case S_LEAVE: finish(a); break; /* 204; anything else changes nothing now */
     case S_CODE_WAIT: break;
     }
     json_decref(doc);
@@ -671,6 +685,14 @@ static void do_checklist(struct applicant *a)
     snprintf(a->path, sizeof a->path, "/v1/registrations/%s", a->reg_id);
     auth(a, a->session, NULL);
     request(a, S_CHECKLIST, EP_CHECKLIST, "GET", NULL, 0);
+}
+
+static void do_leave(struct applicant *a)
+{
+    a->provoking = 0;
+    snprintf(a->path, sizeof a->path, "/v1/rooms/%s/leave", a->b->p->room);
+    auth(a, a->session, NULL);
+    request(a, S_LEAVE, EP_LEAVE, "POST", NULL, 0);
 }
 
 /* This applicant's own identity: a NIK that passes validation, a KK, a phone and an email. */

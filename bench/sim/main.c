@@ -31,7 +31,7 @@
 struct opts {
     const char *profile, *target, *admin, *worker_admin, *token_file, *out, *compare;
     const char *sink_http, *sink_smtp, *applicant_key;
-    double duration, scale, grace_s, admit_per_min;
+    double duration, scale, grace_s, admit_per_min, max_active;
     uint64_t seed, max_applicants, max_upload_bytes;
     int connections, timeout_ms;
 };
@@ -276,6 +276,7 @@ static void usage(FILE *f)
             "  --timeout-ms N        per request (default 30000)\n"
             "  --grace S             wait at most S seconds for applicants after arrivals stop\n"
             "  --admit-rate N        the room's admit_rate_per_min, for the report\n"
+            "  --max-active N        the room's max_active, for the verdict\n"
             "  --max-upload-bytes N  the deployment's [upload] max_bytes (default 10485760)\n"
             "  --applicant-key FILE  the room's HS256 applicant_key_file: joins carry tokens\n");
 }
@@ -299,6 +300,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                           {"timeout-ms", 1, 0, 'T'},
                                           {"grace", 1, 0, 'g'},
                                           {"admit-rate", 1, 0, 'r'},
+                                          {"max-active", 1, 0, 'A'},
                                           {"max-upload-bytes", 1, 0, 'U'},
                                           {"applicant-key", 1, 0, 'K'},
                                           {"help", 0, 0, 'h'},
@@ -332,6 +334,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'T': o->timeout_ms = atoi(optarg); break;
         case 'g': o->grace_s = atof(optarg); break;
         case 'r': o->admit_per_min = atof(optarg); break;
+        case 'A': o->max_active = atof(optarg); break;
         case 'U': o->max_upload_bytes = strtoull(optarg, NULL, 10); break;
         case 'K': o->applicant_key = optarg; break;
         case 'h': usage(stdout); exit(0);
@@ -411,6 +414,7 @@ int main(int argc, char **argv)
     }
     stats_init(&r.s);
     r.s.admit_per_min_configured = o.admit_per_min;
+    r.s.max_active = o.max_active;
     if (applicant_photos_make(&b->photos, &r.p, o.max_upload_bytes, err, sizeof err)) {
         fprintf(stderr, "antre-bench: %s\n", err);
         return 1;

@@ -50,6 +50,7 @@ static const struct pkey table[] = {
     {"behaviour", "hammer_joins", P_INT, 2, 100, "5", F(hammer_joins)},
     PROB(p_abandon, "0.05"),
     {"behaviour", "abandon_mean_s", P_DOUBLE, 0.001, 86400, "120", F(abandon_mean_s)},
+    PROB(p_leave, "0.9"),
     {"behaviour", "poll_jitter", P_DOUBLE, 0, 1, "0.2", F(poll_jitter)},
     PROB(p_retry, "0.9"),
     {"behaviour", "max_retries", P_INT, 0, 100, "3", F(max_retries)},

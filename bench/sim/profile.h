@@ -38,6 +38,7 @@ struct profile {
     int hammer_joins;      /* joins a hammering applicant sends (>= 2) */
     double p_abandon;      /* leaves while waiting ... */
     double abandon_mean_s; /* ... after an exponential time with this mean */
+    double p_leave;        /* ends its session with leave once done (final or given up) */
     double poll_jitter;    /* each wait is poll_after_s (or Retry-After) x (1 +- jitter) */
     double p_retry;        /* retries a refused request (5xx, 429, transport error) */
     int max_retries;       /* per request */

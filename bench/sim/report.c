@@ -18,11 +18,21 @@
  *   3. Downstream: the verify stream's backlog grew the same way (its pace is the SMS and email
  *      providers'), or fewer than 90 % of the codes the deployment was asked to send were read
  *      back from the sinks.
- *   4. Gateway: the p99 of every request exceeded 50 ms (the verdict's figure), more than 0.1 %
+ *   4. Room: over the run (but its last, partial second; admissions must keep the rate for as
+ *      long as anyone waits, arrivals or not), applicants waited while admissions ran under
+ *      half the configured rate (admissions over the last 10 s, at the end of each second that ended with
+ *      anyone waiting) in at least 20 % of those seconds (and at least 5 of them), and, when the
+ *      bench knows max_active (--max-active) and read the gateway's gauges after the run,
+ *      antre_room_active + antre_room_pending stood at 90 % of max_active or more: sessions held
+ *      the slots and admissions waited for sessions to end. A slow worker or downstream keeps
+ *      sessions longer and so fills the room, which is why they come first; the gateway's
+ *      latency does not stop admissions, so it comes after. Without max_active the rule rests on
+ *      the series alone and says the room admitted under its rate while applicants waited.
+ *   5. Gateway: the p99 of every request exceeded 50 ms (the verdict's figure), more than 0.1 %
  *      of requests got no answer (connect, reset, timeout), or connections were refused at
  *      max_connections. When admissions kept the configured rate meanwhile, the waiting room
  *      itself held and it is the gateway's CPU that answered slowly.
- *   5. None: "nothing ran out at this load".
+ *   6. None: "nothing ran out at this load".
  * The bench's own CPU is not one of the parts: when it was saturated the verdict says so first,
  * as every figure is then a floor. */
 #include <inttypes.h>
@@ -39,7 +49,7 @@
 static const char *const bottleneck_names[] = {
     [BOTTLENECK_NONE] = "none",       [BOTTLENECK_REDIS] = "redis",
     [BOTTLENECK_WORKER] = "worker",   [BOTTLENECK_DOWNSTREAM] = "downstream",
-    [BOTTLENECK_GATEWAY] = "gateway",
+    [BOTTLENECK_GATEWAY] = "gateway", [BOTTLENECK_ROOM] = "room",
 };
 
 const struct report_band report_queue_bands[REPORT_QUEUE_BANDS] = {
@@ -114,6 +124,63 @@ static int backlog_grew(const struct run_stats *s, int q, size_t from, size_t to
 
 static const char *const queue_names[QUEUE_COUNT] = {"upload", "verify", "register"};
 
+/* The end of the arrival period: the run goes on after it while applicants finish. */
+static size_t arrival_end(const struct profile *p, const struct run_stats *s)
+{
+    size_t end = s->nseconds;
+    if (p && p->duration_s > 0 && (size_t)p->duration_s < end) end = (size_t)p->duration_s;
+    return end;
+}
+
+#define STALL_WINDOW_S 10 /* admissions are judged over this many seconds */
+
+/* Rule 4 (see the top): count the seconds of [0, END) that ended with applicants waiting and
+ * those of them whose admissions over the last STALL_WINDOW_S seconds ran under half the
+ * configured rate, into SUM. */
+static void count_stalls(const struct run_stats *s, size_t end, struct report_summary *sum)
+{
+    double half = s->admit_per_min_configured / 2;
+    uint64_t win = 0;
+    for (size_t i = 0; i < end && i < s->nseconds; i++) {
+        win += s->seconds[i].admitted;
+        if (i >= STALL_WINDOW_S) win -= s->seconds[i - STALL_WINDOW_S].admitted;
+        if (s->seconds[i].waiting == 0) continue;
+        size_t len = i + 1 < STALL_WINDOW_S ? i + 1 : STALL_WINDOW_S;
+        sum->queued_secs++;
+        if (half > 0 && 60.0 * (double)win / (double)len < half) sum->stalled_secs++;
+    }
+}
+
+/* Whether rule 4 names the room (its why into SUM). */
+static int room_stalled(const struct run_stats *s, struct report_summary *sum)
+{
+    if (s->admit_per_min_configured <= 0 || sum->stalled_secs < 5 ||
+        sum->stalled_secs * 5 < sum->queued_secs)
+        return 0;
+    char how[128];
+    snprintf(how, sizeof how,
+             "admissions ran under half of %lld/min in %" PRIu64 " of the %" PRIu64
+             " s with applicants waiting",
+             (long long)s->admit_per_min_configured, sum->stalled_secs, sum->queued_secs);
+    if (s->max_active > 0 && s->room_active >= 0) {
+        double held = s->room_active + (s->room_pending > 0 ? s->room_pending : 0);
+        if (held < 0.9 * s->max_active) return 0;
+        sum->bottleneck = BOTTLENECK_ROOM;
+        snprintf(sum->why, sizeof sum->why,
+                 "the room's max_active: sessions held the slots; admissions waited for sessions "
+                 "to end; %s, and %lld active + %lld pending of max_active %lld after the run",
+                 how, (long long)s->room_active,
+                 (long long)(s->room_pending > 0 ? s->room_pending : 0), (long long)s->max_active);
+        return 1;
+    }
+    sum->bottleneck = BOTTLENECK_ROOM;
+    snprintf(sum->why, sizeof sum->why,
+             "the room admitted under its rate while applicants "
+             "waited: %s",
+             how);
+    return 1;
+}
+
 static void find_bottleneck(const struct profile *p, const struct run_stats *s,
                             struct report_summary *sum)
 {
@@ -131,8 +198,7 @@ static void find_bottleneck(const struct profile *p, const struct run_stats *s,
     }
     /* The last third of the arrivals (the run goes on after them while applicants finish and
      * the backlogs drain, which would hide a growth). */
-    size_t end = s->nseconds;
-    if (p && p->duration_s > 0 && (size_t)p->duration_s < end) end = (size_t)p->duration_s;
+    size_t end = arrival_end(p, s);
     size_t from = end * 2 / 3;
     if (end - from < 4) from = 0;
     static const int worker_queues[] = {QUEUE_UPLOAD, QUEUE_REGISTER};
@@ -162,6 +228,7 @@ static void find_bottleneck(const struct profile *p, const struct run_stats *s,
                  s->codes_read_back, sent);
         return;
     }
+    if (room_stalled(s, sum)) return;
     int kept_rate =
         s->admit_per_min_configured > 0 && sum->admit_per_min >= 0.9 * s->admit_per_min_configured;
     const char *while_ = kept_rate ? ", while admissions kept the configured rate" : "";
@@ -260,6 +327,7 @@ void report_summarize(const struct profile *p, const struct run_stats *s,
     for (size_t i = 0; i < s->nchecks && i < STATS_MAX_METRIC_CHECKS; i++)
         sum->metric_diffs += report_check_differs(&s->checks[i]);
     summarize_seconds(s, sum);
+    count_stalls(s, s->nseconds > 0 ? s->nseconds - 1 : 0, sum);
     find_bottleneck(p, s, sum);
 }
 
@@ -452,7 +520,7 @@ void report_table(FILE *out, const struct profile *p, const struct run_stats *s)
     table_jobs(out, s, &sum);
     table_checks(out, s, &sum);
     rule(out, "verdict");
-    char verdict[1024];
+    char verdict[1536];
     report_verdict(verdict, sizeof verdict, p, s);
     /* Wrapped at the width, between words. */
     const char *w = verdict;
@@ -512,6 +580,16 @@ void report_verdict(char *buf, size_t len, const struct profile *p, const struct
     else
         append(buf, len, &at, "Ran out first: %s (%s).", report_bottleneck_name(sum.bottleneck),
                sum.why);
+    /* The room admits places at its rate, the bench counts applicants: say where the rest of
+     * the places went when they are more than a tenth more. */
+    if (s->room_places > 0 && s->room_places > 1.1 * (double)s->admitted)
+        append(buf, len, &at,
+               " The room admitted %.0f places and %" PRIu64
+               " applicants got in: the other %.0f (%.0f %%) went to hammering applicants' extra "
+               "joins and places never redeemed, each admitted in turn at the configured rate "
+               "and holding a max_active slot until its redeem window passed.",
+               s->room_places, s->admitted, s->room_places - (double)s->admitted,
+               pct(s->room_places - (double)s->admitted, s->room_places));
     if (sum.lost > 0) append(buf, len, &at, " %" PRIu64 " JOBS WERE LOST.", sum.lost);
     if (sum.metric_diffs > 0)
         append(buf, len, &at,

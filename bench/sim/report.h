@@ -39,6 +39,7 @@ enum report_bottleneck {
     BOTTLENECK_WORKER,
     BOTTLENECK_DOWNSTREAM,
     BOTTLENECK_GATEWAY,
+    BOTTLENECK_ROOM, /* the room's max_active: admissions waited for sessions to end */
 };
 
 struct report_latency {
@@ -64,23 +65,26 @@ struct report_summary {
     struct report_latency queue;             /* time in the waiting room of admitted applicants */
     double queue_within[REPORT_QUEUE_BANDS]; /* share of them within each band */
     uint64_t requests, unexpected, transport_errors;
-    double requests_per_s;       /* over the seconds with answers */
-    double admit_per_min;        /* measured while applicants waited (else over the run) */
-    double tau;                  /* Kendall's tau, NAN when undefined */
-    uint64_t peak_waiting;       /* the most applicants waiting at the end of a second */
+    double requests_per_s; /* over the seconds with answers */
+    double admit_per_min;  /* measured while applicants waited (else over the run) */
+    double tau;            /* Kendall's tau, NAN when undefined */
+    uint64_t peak_waiting; /* the most applicants waiting at the end of a second */
+    /* Of the run's seconds (but the last) that ended with applicants waiting (queued_secs), those
+     * whose admissions over the last 10 s ran under half the configured rate (stalled_secs). */
+    uint64_t queued_secs, stalled_secs;
     double poll_s;               /* mean seconds between a waiting applicant's polls (0: none) */
     double uploads_per_min;      /* the best minute's uploads */
     double uploads_per_min_fast; /* the best minute with every second's p99 under 50 ms */
     uint64_t accepted, processed, lost; /* jobs over every queue */
     size_t metric_diffs;                /* s->checks where the deployment and the bench differ */
     enum report_bottleneck bottleneck;
-    char why[256]; /* the measurement that named the bottleneck, in words */
+    char why[384]; /* the measurement that named the bottleneck, in words */
 };
 
 /* Fill SUM from P and S. */
 void report_summarize(const struct profile *p, const struct run_stats *s,
                       struct report_summary *sum);
-/* "none", "redis", "worker", "downstream", "gateway". */
+/* "none", "redis", "worker", "downstream", "gateway", "room". */
 const char *report_bottleneck_name(enum report_bottleneck b);
 /* Whether check C differs between the deployment (after - before) and the bench (a check whose
  * bench count is NAN is the deployment's alone and never differs). */

@@ -10,7 +10,9 @@
  *   applicants {arrived, admitted, completed, abandoned, failed}
  *   queue_time_ms {count, p50, p90, p99, max, mean, share_within {"10s", "1min", "5min",
  *                  "15min", "1h"}}
- *   admission {per_min_measured, per_min_configured}
+ *   admission {per_min_measured, per_min_configured, max_active (null: unknown),
+ *              room_active, room_pending (the gateway's gauges after the run; null: not read),
+ *              places (antre_room_admitted's rise), stalled_s (seconds applicants waited while admissions ran under half the rate)}
  *   fairness {kendall_tau (null when undefined), admissions}
  *   errors {requests, unexpected, transport}
  *   codes {sent_email, sent_sms, read_back, confirmed}
@@ -117,7 +119,7 @@ json_t *report_json(const struct profile *p, const struct run_stats *s)
 {
     struct report_summary sum;
     report_summarize(p, s, &sum);
-    char verdict[1024];
+    char verdict[1536];
     report_verdict(verdict, sizeof verdict, p, s);
     json_t *root = json_object();
     json_object_set_new(root, "profile",
@@ -146,8 +148,14 @@ json_t *report_json(const struct profile *p, const struct run_stats *s)
     json_object_set_new(queue, "share_within", within);
     json_object_set_new(root, "queue_time_ms", queue);
     json_object_set_new(root, "admission",
-                        json_pack("{s:o, s:o}", "per_min_measured", num(sum.admit_per_min),
-                                  "per_min_configured", num(s->admit_per_min_configured)));
+                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "per_min_measured",
+                                  num(sum.admit_per_min), "per_min_configured",
+                                  num(s->admit_per_min_configured), "max_active",
+                                  num(s->max_active > 0 ? s->max_active : NAN), "room_active",
+                                  num(s->room_active >= 0 ? s->room_active : NAN), "room_pending",
+                                  num(s->room_pending >= 0 ? s->room_pending : NAN), "places",
+                                  num(s->room_places >= 0 ? s->room_places : NAN), "stalled_s",
+                                  count(sum.stalled_secs)));
     json_object_set_new(root, "fairness",
                         json_pack("{s:o, s:o}", "kendall_tau", num(sum.tau), "admissions",
                                   count(s->n_order)));

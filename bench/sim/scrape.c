@@ -201,6 +201,7 @@ static const char *const route_of[EP_COUNT] = {
     [EP_VERIFY] = "verification_create",
     [EP_CONFIRM] = "verification_confirm",
     [EP_CHECKLIST] = "registration_status",
+    [EP_LEAVE] = "room_leave",
 };
 static const char *const queue_names[QUEUE_COUNT] = {"upload", "verify", "register"};
 
@@ -230,6 +231,15 @@ void scrape_compare(struct run_stats *s, const struct metrics_doc *gw_before,
             check(s, gw_before, gw_after, "antre_http_requests_total", label, NULL,
                   (double)(s->ep[e].requests - s->ep[e].transport_errors));
         }
+    if (gw_after) { /* the room's gauges (a bench deployment serves one room) */
+        s->room_active = scrape_sum(gw_after, "antre_room_active", NULL);
+        s->room_pending = scrape_sum(gw_after, "antre_room_pending", NULL);
+        if (gw_before)
+            s->room_places = s->room_active >= 0
+                                 ? scrape_sum(gw_after, "antre_room_admitted", NULL) -
+                                       scrape_sum(gw_before, "antre_room_admitted", NULL)
+                                 : -1;
+    }
     if (!wk_after) return;
     for (int q = 0; q < QUEUE_COUNT; q++) {
         snprintf(label, sizeof label, "queue=\"%s\"", queue_names[q]);

@@ -27,6 +27,7 @@ static const char *const endpoint_names[EP_COUNT] = {
     [EP_VERIFY] = "verify",
     [EP_CONFIRM] = "confirm",
     [EP_CHECKLIST] = "checklist",
+    [EP_LEAVE] = "leave",
 };
 
 const char *stats_endpoint_name(enum endpoint e)
@@ -40,6 +41,7 @@ void stats_init(struct run_stats *s)
     memset(s, 0, sizeof *s);
     for (int e = 0; e < EP_COUNT; e++) hist_init(&s->ep[e].latency_us);
     hist_init(&s->queue_ms);
+    s->room_active = s->room_pending = s->room_places = -1;
 }
 
 void stats_free(struct run_stats *s)

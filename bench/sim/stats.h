@@ -22,6 +22,7 @@ enum endpoint {
     EP_VERIFY,     /* POST /v1/registrations/{id}/verifications */
     EP_CONFIRM,    /* POST /v1/verifications/{id}/confirm */
     EP_CHECKLIST,  /* GET /v1/registrations/{id} */
+    EP_LEAVE,      /* POST /v1/rooms/{room}/leave (the session ends) */
     EP_COUNT
 };
 
@@ -80,6 +81,10 @@ struct run_stats {
     uint64_t arrived, admitted, completed, abandoned, failed; /* applicants */
     struct hist queue_ms;            /* time in the waiting room of admitted applicants */
     double admit_per_min_configured; /* the room's admit_rate_per_min (0: unknown) */
+    double max_active;               /* the room's max_active (--max-active; 0: unknown) */
+    /* the gateway's antre_room_active and antre_room_pending after the run (-1: not scraped) */
+    double room_active, room_pending;
+    double room_places; /* antre_room_admitted's rise over the run: places admitted (-1: unknown) */
 
     /* For fairness: arrival and admission order of each admitted applicant (malloc'd arrays
      * of n_order entries, owned by the stats; freed by stats_free). */

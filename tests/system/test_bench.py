@@ -58,7 +58,8 @@ def test_tiny_profile_totals_match_redis(make_gateway, redis, workdir):
              "--target", g.url(), "--admin", g.admin_url(),
              "--worker-admin", f"http://127.0.0.1:{w.admin_port}",
              "--sink-http", f"127.0.0.1:{sink_port}", "--sink-smtp", f"127.0.0.1:{smtp_port}",
-             "--out", out, "--seed", "7", "--grace", "90", "--admit-rate", "6000"],
+             "--out", out, "--seed", "7", "--grace", "90", "--admit-rate", "6000",
+             "--max-active", "100000"],
             capture_output=True, text=True, timeout=240, cwd=ROOT)
     finally:
         w.stop()
@@ -75,6 +76,12 @@ def test_tiny_profile_totals_match_redis(make_gateway, redis, workdir):
     # Every applicant walks the whole flow: tiny abandons nobody, and the deployment is healthy.
     assert apps["completed"] == apps["arrived"], (apps, r.stdout[-4000:])
     assert rep["errors"]["unexpected"] == 0, rep["endpoints"]
+    # tiny's p_leave is 1: every applicant ends its session, and the room's gauges say so.
+    leave = rep["endpoints"]["leave"]
+    assert leave["requests"] == leave["status"]["204"] == apps["arrived"], leave
+    assert rep["admission"]["room_active"] == 0, rep["admission"]
+    assert rep["admission"]["max_active"] == 100000, rep["admission"]
+    assert rep["verdict"]["bottleneck"] != "room", rep["verdict"]
 
     rd = Resp(redis.port)
     try:

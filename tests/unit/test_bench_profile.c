@@ -96,7 +96,8 @@ Test(bench_profile, full_file)
     NEAR(p.p_hammer, 1);
     cr_assert_eq(p.hammer_joins, 3);
     NEAR(p.p_abandon, 0);
-    NEAR(p.p_page, 0.5);                      /* untouched keys keep their default */
+    NEAR(p.p_page, 0.5); /* untouched keys keep their default */
+    NEAR(p.p_leave, 0.9);
     NEAR(profile_expected_arrivals(&p), 500); /* 1000 capped by max_applicants */
 }
 

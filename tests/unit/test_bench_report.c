@@ -2,7 +2,7 @@
  * report.c, report_json.c, report_svg.c), from synthetic runs built here second by second: a
  * wave that rises to a peak and decays, a room admitting 10 a second, applicants polling every
  * 5 s, and for each case the one thing that runs out (a slow gateway, a growing upload backlog,
- * a growing verify backlog, Redis timeouts, lost jobs). Checked: the per-second series and
+ * a growing verify backlog, Redis timeouts, lost jobs, a room whose max_active is held). Checked: the per-second series and
  * p99, the JSON's totals and quantiles against the histograms, --compare's changes, the SVG
  * well-formed (balanced tags, every number finite), the verdict naming the bottleneck.
  * With BENCH_REPORT_KEEP=DIR set, the normal case's table, JSON and SVG are left in DIR to be
@@ -17,7 +17,16 @@
 #include "report.h"
 #include "stats.h"
 
-enum scenario { NORMAL, SLOW_GATEWAY, UPLOAD_BACKLOG, VERIFY_BACKLOG, REDIS, LOST, SELF_BOUND };
+enum scenario {
+    NORMAL,
+    SLOW_GATEWAY,
+    UPLOAD_BACKLOG,
+    VERIFY_BACKLOG,
+    REDIS,
+    LOST,
+    SELF_BOUND,
+    ROOM_FULL /* from second 40 the room admits 1 a second: its sessions hold max_active */
+};
 
 static struct run_stats st;
 static struct profile prof;
@@ -51,7 +60,8 @@ static void synth(enum scenario sc)
         /* Every waiting applicant polls every 5 s. */
         for (uint64_t w = 0; w < waiting / 5; w++)
             stats_answer(&st, EP_STATUS, 200, latency(base, n++), 0, t);
-        uint64_t adm = waiting < 10 ? waiting : 10;
+        uint64_t cap = sc == ROOM_FULL && t >= 40 ? 1 : 10;
+        uint64_t adm = waiting < cap ? waiting : cap;
         for (uint64_t a = 0; a < adm; a++) {
             /* FIFO but for every tenth admission, swapped with the one before. */
             uint64_t seq = admitted + a;
@@ -113,6 +123,10 @@ static void synth(enum scenario sc)
     c->before = 4;
     c->after = sc == REDIS ? 19 : 4;
     c->bench = NAN;
+    /* The room's gauges after the run: full when its sessions held it, else mostly free. */
+    st.max_active = 1000;
+    st.room_active = sc == ROOM_FULL ? 985 : 300;
+    st.room_pending = sc == ROOM_FULL ? 12 : 0;
 }
 
 static void teardown(void) { stats_free(&st); }
@@ -165,6 +179,7 @@ Test(bench_report, stats_series_and_p99)
     cr_assert_eq(st.admission_order[4999], 0);
     cr_assert_str_eq(stats_endpoint_name(EP_TUS_PATCH), "tus_patch");
     cr_assert_str_eq(stats_endpoint_name(EP_CHECKLIST), "checklist");
+    cr_assert_str_eq(stats_endpoint_name(EP_LEAVE), "leave");
 }
 
 Test(bench_report, json_totals_and_quantiles)
@@ -416,6 +431,26 @@ Test(bench_report, verdict_names_the_bottleneck)
     cr_assert(strstr(v, "Ran out first: worker (3 accepted jobs were lost)"), "%s", v);
     cr_assert(strstr(v, "3 JOBS WERE LOST"), "%s", v);
 
+    v = verdict_of(ROOM_FULL);
+    cr_assert(strstr(v, "Ran out first: room (the room's max_active: sessions held the slots; "
+                        "admissions waited for sessions to end; admissions ran under half of "
+                        "600/min in "),
+              "%s", v);
+    cr_assert(strstr(v, "985 active + 12 pending of max_active 1000 after the run)."), "%s", v);
+    cr_assert(strstr(v, "(configured 600)"), "%s", v);
+    cr_assert_null(strstr(v, "places"), "%s", v); /* the room's places not read: no word */
+    /* Twice as many places as applicants got in: the verdict says where the rest went. */
+    st.room_places = 2.0 * (double)st.admitted;
+    static char buf[1536];
+    report_verdict(buf, sizeof buf, &prof, &st);
+    char want[160];
+    snprintf(want, sizeof want,
+             "The room admitted %llu places and %llu applicants got in: the other %llu (50 %%) "
+             "went to hammering applicants' extra joins",
+             (unsigned long long)(2 * st.admitted), (unsigned long long)st.admitted,
+             (unsigned long long)st.admitted);
+    cr_assert(strstr(buf, want), "%s", buf);
+
     v = verdict_of(SELF_BOUND);
     cr_assert(strstr(v, "Warning: the bench itself"), "%s", v);
     cr_assert(strstr(v, "Nothing ran out at this load."), "%s", v);
@@ -426,6 +461,63 @@ Test(bench_report, verdict_names_the_bottleneck)
     report_verdict(small, 20, &prof, &st);
     cr_assert_lt(strlen(small), 20);
     cr_assert_eq(small[25], 'x');
+}
+
+/* The room rule (report.c's rule 4) on its own: a room that admits at its rate is never named,
+ * whatever its gauges; one that stalls is named with max_active when its gauges stand at it, from
+ * the series alone without max_active, and not at all when the gauges say the room had space. */
+Test(bench_report, room_rule)
+{
+    struct report_summary sum;
+    stats_free(&st);
+    synth(NORMAL);
+    st.room_active = 1000;
+    report_summarize(&prof, &st, &sum);
+    cr_assert_eq(sum.bottleneck, BOTTLENECK_NONE, "%s", sum.why);
+    cr_assert_gt(sum.queued_secs, 60);
+    cr_assert_eq(sum.stalled_secs, 0);
+
+    stats_free(&st);
+    synth(ROOM_FULL);
+    report_summarize(&prof, &st, &sum);
+    cr_assert_eq(sum.bottleneck, BOTTLENECK_ROOM);
+    cr_assert_str_eq(report_bottleneck_name(sum.bottleneck), "room");
+    /* From second 40 the room admits 1 a second while applicants wait to the end; the 10 s
+     * window falls under 300 a minute at second 45 (seconds 36-39 at 10 and 40-45 at 1: 276
+     * a minute), so seconds 45 to 118 stall (the last, 119, is the partial one and not looked at). */
+    cr_assert_eq(sum.stalled_secs, 118 - 45 + 1, "%llu", (unsigned long long)sum.stalled_secs);
+    cr_assert_eq(sum.queued_secs, 118 - 4 + 1); /* from second 4, 12 arrive and 10 get in */
+    cr_assert_geq(sum.stalled_secs * 5, sum.queued_secs);
+    json_t *j = report_json(&prof, &st);
+    json_t *adm = json_object_get(j, "admission");
+    cr_assert_eq(json_integer_value(json_object_get(adm, "stalled_s")),
+                 (json_int_t)sum.stalled_secs);
+    cr_assert_float_eq(json_real_value(json_object_get(adm, "max_active")), 1000, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(adm, "room_pending")), 12, 1e-9);
+    cr_assert_str_eq(json_string_value(
+                         json_object_get(json_object_get(j, "verdict"), "bottleneck")),
+                     "room");
+    json_decref(j);
+
+    st.max_active = 0; /* not told: the series alone */
+    report_summarize(&prof, &st, &sum);
+    cr_assert_eq(sum.bottleneck, BOTTLENECK_ROOM);
+    cr_assert(strstr(sum.why, "the room admitted under its rate while applicants waited: "), "%s",
+              sum.why);
+    cr_assert_null(strstr(sum.why, "max_active"), "%s", sum.why);
+
+    st.max_active = 1000;
+    st.room_active = 400, st.room_pending = 0; /* the room had space: not its capacity */
+    report_summarize(&prof, &st, &sum);
+    cr_assert_neq(sum.bottleneck, BOTTLENECK_ROOM, "%s", sum.why);
+
+    st.room_active = -1; /* the gauges were not read: the series alone */
+    report_summarize(&prof, &st, &sum);
+    cr_assert_eq(sum.bottleneck, BOTTLENECK_ROOM);
+
+    st.admit_per_min_configured = 0; /* no rate to hold it to */
+    report_summarize(&prof, &st, &sum);
+    cr_assert_neq(sum.bottleneck, BOTTLENECK_ROOM, "%s", sum.why);
 }
 
 /* Write the table, JSON and SVG of scenario SC into DIR as NAME.txt, .json, .svg. */
