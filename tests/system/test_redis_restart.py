@@ -71,6 +71,13 @@ def proc_stat(pid):
         return None
 
 
+def reaped_from(pid, owner_pid):
+    """PID is gone, or no longer OWNER_PID's child (its number reused): read /proc once, as the
+    process may be reaped between two reads."""
+    st = proc_stat(pid)
+    return st is None or st[1] != owner_pid
+
+
 def alive(pid):
     st = proc_stat(pid)
     return st is not None and st[0] not in ("Z", "X")
@@ -220,7 +227,7 @@ def kill_redis_mid_registrations(e, owner_pid):
         os.kill(old, signal.SIGKILL)
         t0 = time.monotonic()
         # Reaped by its owner: no zombie stays behind.
-        wait_for(lambda: proc_stat(old) is None or proc_stat(old)[1] != owner_pid, timeout=HANG,
+        wait_for(lambda: reaped_from(old, owner_pid), timeout=HANG,
                  what="the killed redis-server reaped")
         # A fresh join and a registration from it both succeed.
         deadline = t0 + HANG
