@@ -89,7 +89,7 @@ void wroom_status_route(struct conn *c, struct request *r, const struct route_pa
         return;
     }
     if (wroom_is_stale(w)) wroom_metrics(w)->stale++;
-    snprintf(gate_ctx(c)->applicant, sizeof gate_ctx(c)->applicant, "%s", t.owner);
+    memcpy(gate_ctx(c)->applicant, t.owner, sizeof t.owner); /* both 17 bytes, NUL-ended */
     int64_t place = t.kind == TK_PLACE ? (int64_t)t.num : wroom_view_pre_place(w, t.num);
     if (place < 0) {
         if (w->opened && t.num >= (uint64_t)w->P) { /* a number the draw never saw */

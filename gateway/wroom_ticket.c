@@ -40,29 +40,56 @@ int wroom_ticket_sign_session(struct conn *c, const char *room, const char *sid,
     return sign(c->gw, p, out, outlen);
 }
 
-/* Verify TOK and parse its payload into T. 0 ok, -1 invalid. */
+/* Copy the LEN bytes at SRC into DST (CAP bytes) as a string; -1 when they do not fit. */
+static int copy_field(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap) return -1;
+    memcpy(dst, src, len);
+    dst[len] = 0;
+    return 0;
+}
+
+/* The decimal number of LEN digits at S into *OUT; -1 unless all digits and at most 19 of them
+ * (our own payloads: places, seconds and milliseconds since 1970). */
+static int parse_digits(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 19) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Verify TOK and parse its payload "kind|room|a|b[|owner]" into T. 0 ok, -1 invalid. This runs
+ * on every status poll, so it splits the fields in place rather than through stdio. */
 int wroom_ticket_parse(struct gw *gw, const char *tok, size_t len, struct ticket *t)
 {
-    char p[TOKEN_PAYLOAD_MAX + 1];
+    char p[TOKEN_PAYLOAD_MAX];
     size_t plen;
-    if (!tok || token_verify(gw->keys, tok, len, p, sizeof p - 1, &plen) < 0) return -1;
-    p[plen] = 0;
-    char *save, *kind = strtok_r(p, "|", &save), *room = strtok_r(NULL, "|", &save);
-    char *a = strtok_r(NULL, "|", &save), *b = strtok_r(NULL, "|", &save);
-    char *o = strtok_r(NULL, "|", &save);
-    if (!kind || !room || !a || !b || kind[1] || strlen(room) >= sizeof t->room) return -1;
-    if (o && strlen(o) >= sizeof t->owner) return -1;
-    snprintf(t->owner, sizeof t->owner, "%s", o ? o : "");
-    t->kind = kind[0];
-    snprintf(t->room, sizeof t->room, "%s", room);
-    t->t = strtoll(b, NULL, 10);
-    if (t->kind == TK_SESSION) {
-        if (strlen(a) >= sizeof t->sid) return -1;
-        snprintf(t->sid, sizeof t->sid, "%s", a);
-        return 0;
+    if (!tok || token_verify(gw->keys, tok, len, p, sizeof p, &plen) < 0) return -1;
+    const char *f[5];
+    size_t fl[5], n = 0, start = 0;
+    for (size_t i = 0; i <= plen; i++) {
+        if (i < plen && p[i] != '|') continue;
+        if (n == 5) return -1;
+        f[n] = p + start;
+        fl[n++] = i - start;
+        start = i + 1;
     }
-    if (t->kind != TK_PLACE && t->kind != TK_PRE) return -1;
-    t->num = strtoull(a, NULL, 10);
+    if (n < 4 || fl[0] != 1 || fl[1] == 0) return -1;
+    uint64_t a, b;
+    if (copy_field(t->room, sizeof t->room, f[1], fl[1]) < 0 ||
+        copy_field(t->owner, sizeof t->owner, n == 5 ? f[4] : "", n == 5 ? fl[4] : 0) < 0 ||
+        parse_digits(f[3], fl[3], &b) < 0 || b > INT64_MAX)
+        return -1;
+    t->kind = f[0][0];
+    t->t = (int64_t)b;
+    if (t->kind == TK_SESSION) return copy_field(t->sid, sizeof t->sid, f[2], fl[2]);
+    if ((t->kind != TK_PLACE && t->kind != TK_PRE) || parse_digits(f[2], fl[2], &a) < 0) return -1;
+    t->num = a;
     return 0;
 }
 

@@ -163,7 +163,9 @@ void wroom_view_waiting(struct conn *c, struct wroom *w, uint64_t place, const c
     v.stale = wroom_is_stale(w);
     fill_view_waiting(w, place, &v);
     char ra[16];
-    snprintf(ra, sizeof ra, "%d", v.poll_after_s);
+    struct sb rb = {ra, 0, sizeof ra};
+    sb_int(&rb, v.poll_after_s);
+    ra[rb.len] = 0;
     reply_header(c, "Retry-After", ra);
     if (ticket) wroom_ticket_cookie(c, "antre_ticket", ticket, 7 * 86400);
     if (wroom_form_redirect(c, w)) return;
