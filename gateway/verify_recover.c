@@ -10,8 +10,8 @@
  * registration record (a decoy key that does not exist when the NIK is unknown), then one
  * script writes a verification record either way ('recover' in verify.lua). Only a real one
  * gets a job, so a decoy is never sent; confirming it answers wrong_code like a real recovery
- * whose code was not received. The limits are per NIK (its HMAC) and per client address, both
- * counted whether the NIK exists or not. */
+ * whose code was not received. The limits are per NIK (its HMAC) and per client address (an
+ * IPv6 client by its /64), both counted whether the NIK exists or not. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "gate.h"
 #include "gateway.h"
+#include "ratelimit.h"
 #include "registration.h"
 #include "reply.h"
 #include "router.h"
@@ -82,7 +83,12 @@ static void on_contact(void *arg, const redisReply *r, const char *err)
     char masked[VERIFY_MASKED_MAX], addr[64], addr_hex[65];
     if (sms) verify_mask_phone(dest, masked, sizeof masked);
     else verify_mask_email(dest, masked, sizeof masked);
-    conn_client_text(c, addr, sizeof addr);
+    /* The address as the per-IP limits key it: an IPv6 client by its /64, which one host owns
+     * whole, so walking through its addresses asks no more often. */
+    uint64_t ckey;
+    if (ratelimit_client_key(conn_client(c), &ckey) == 0)
+        snprintf(addr, sizeof addr, "%016llx", (unsigned long long)ckey);
+    else conn_client_text(c, addr, sizeof addr);
     if (verify_hmac_hex(c, "vaddr", addr, addr_hex) < 0) {
         free(rc);
         return;

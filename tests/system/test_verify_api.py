@@ -419,6 +419,28 @@ def test_recovery_rate_limits(make_gateway, redis):
     assert 0 < int(r.headers["Retry-After"]) <= 900, r.headers
 
 
+def test_recovery_limit_counts_an_ipv6_client_by_its_64(make_gateway):
+    """Behind a trusted proxy, recoveries from addresses of one IPv6 /64 share one allowance (a
+    host owns its whole /64, so walking through it must not ask more often); another /64 has
+    its own."""
+    g = make_gateway({**ROOM, "verify.recover_per_addr_hour": 3,
+                      "gateway.trusted_proxies": "127.0.0.1/32"})
+    c = Client(g)
+
+    def recover_from(addr):
+        return c.s.post(g.url("/v1/registrations/recover"),
+                        data=json.dumps({"nik": nik_for("1991-02-03"), "channel": "email"}),
+                        headers={"Content-Type": "application/json",
+                                 "X-Forwarded-For": addr}, timeout=HANG)
+    for host in (1, 0x2a, 0xbeef):
+        r = recover_from(f"2001:db8:1:2::{host:x}")
+        assert r.status_code == 202, r.text
+    r = recover_from("2001:db8:1:2:ffff:ffff:ffff:fffe")
+    assert r.status_code == 429 and code_of(r) == "rate_limited", r.text
+    assert recover_from("2001:db8:1:3::1").status_code == 202
+    assert recover_from("198.51.100.7").status_code == 202
+
+
 # --- timing --------------------------------------------------------------------------------
 
 def test_timing_unknown_id_vs_wrong_code(make_gateway, redis):
