@@ -15,9 +15,9 @@
  * by a newer creation of the same registration and kind is found gone (404). Creation is one
  * script (owner, registration, the session's unfinished uploads, bytes, record).
  *
- * Completion: when the last byte is in, the data file is fsynced and the same job as a
- * single-shot upload is queued (spool_enqueue: record -> processing, the registration's
- * pointer, the `upload` stream entry). Only once Redis confirmed that is tus-ID.info removed and
+ * Completion: when the last byte is in, the data file is fsynced (off the loop, syncer.h; the
+ * upload cannot be taken over meanwhile) and the same job as a single-shot upload is queued
+ * (spool_enqueue: record -> processing, the registration's pointer, the `upload` stream entry). Only once Redis confirmed that is tus-ID.info removed and
  * the PATCH answered 204; an upload left complete but unqueued is queued by the next HEAD or
  * PATCH, so a client never hears "complete" for an upload whose job is not in Redis.
  *
@@ -1035,6 +1035,19 @@ static int patch_head(struct conn *c, struct request *r, const struct route_para
     return 1;
 }
 
+/* The complete upload's data file is on disk, or could not be made so (then it is gone). */
+static void patch_synced(void *arg, int rc)
+{
+    struct op *j = arg;
+    if (rc < 0) {
+        tus_store_remove(j->gw, j->id);
+        fail_internal(j->c);
+        op_free(j);
+        return;
+    }
+    finalize(j);
+}
+
 static void patch_route(struct conn *c, struct request *r, const struct route_params *p)
 {
     (void)p;
@@ -1067,27 +1080,23 @@ static void patch_route(struct conn *c, struct request *r, const struct route_pa
     uint64_t offset = spool_size(j->sp);
     struct spool *s = j->sp;
     j->sp = NULL;
-    if (offset < j->info.length) {
-        spool_close(s);               /* a partial chunk is not fsynced: see the top */
-    } else if (spool_finish(s) < 0) { /* the data file is gone with the error */
-        tus_store_remove(gw, j->id);
-        fail_internal(c);
-        op_free(j);
+    if (offset >= j->info.length) {
+        /* The last byte is in: the fsync runs off the loop (syncer.h), and the upload cannot
+         * be taken over meanwhile. */
+        j->finishing = 1;
+        spool_finish_async(gw, s, patch_synced, j);
         return;
     }
-    if (offset < j->info.length) {
-        char n[24], date[40];
-        snprintf(n, sizeof n, "%llu", (unsigned long long)offset);
-        http_date(j->info.expires, date);
-        reply_header(c, "Tus-Resumable", TUS_VERSION);
-        reply_header(c, "Upload-Offset", n);
-        reply_header(c, "Upload-Expires", date);
-        reply_raw(c, 204, NULL, "", 0);
-        patch_ended(j);
-        op_free(j);
-        return;
-    }
-    finalize(j);
+    spool_close(s); /* a partial chunk is not fsynced: see the top */
+    char n[24], date[40];
+    snprintf(n, sizeof n, "%llu", (unsigned long long)offset);
+    http_date(j->info.expires, date);
+    reply_header(c, "Tus-Resumable", TUS_VERSION);
+    reply_header(c, "Upload-Offset", n);
+    reply_header(c, "Upload-Expires", date);
+    reply_raw(c, 204, NULL, "", 0);
+    patch_ended(j);
+    op_free(j);
 }
 
 /* ---- DELETE (termination) ----------------------------------------------------------------- */
