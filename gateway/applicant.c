@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,30 @@
 #define RSA_BITS_MIN 2048
 #define HEADER_MAX 1024 /* decoded JOSE header */
 
+/* Signature verdicts already reached, by SHA-256 of the whole token: libjwt 1.10 parses a PEM
+ * key again for every token it verifies (about 0.4 ms for RS256, 0.6 ms for ES256 on our test
+ * machine), so an applicant whose phone sends the same join five times during a surge would
+ * cost that five times. A slot holds only a digest and a verdict, never the token; the claims
+ * (exp, nbf, aud) are still read and checked on every use. Direct-mapped: a newer token takes
+ * the slot of an older one. Per process and per loaded key (a reload starts empty). */
+#define VERDICT_SLOTS 2048
+
+struct verdict {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    int rc; /* APPLICANT_OK, APPLICANT_BAD_SIGNATURE or APPLICANT_WRONG_ALG */
+    int used;
+};
+
+struct verdicts {
+    uint64_t hits, misses;
+    struct verdict slot[VERDICT_SLOTS];
+};
+
 struct applicant_key {
     enum applicant_alg alg;
     unsigned char *bytes; /* the HS256 secret, or the public key as PEM SubjectPublicKeyInfo */
     int len;
+    struct verdicts *seen; /* the key is shared read-only; what it has seen is not */
 };
 
 static void *xmalloc(size_t n)
@@ -216,6 +237,8 @@ int applicant_key_load(const char *path, struct applicant_key **out, char *err, 
     if (!buf) return -1;
     struct applicant_key *k = xmalloc(sizeof *k);
     memset(k, 0, sizeof *k);
+    k->seen = calloc(1, sizeof *k->seen);
+    if (!k->seen) abort();
     int rc = strstr((const char *)buf, "-----BEGIN ")
                  ? load_public(k, buf, len, path, err, errlen)
                  : load_secret(k, buf, len, mode, path, err, errlen);
@@ -234,10 +257,17 @@ void applicant_key_free(struct applicant_key *k)
     if (!k) return;
     if (k->bytes) OPENSSL_cleanse(k->bytes, (size_t)k->len);
     free(k->bytes);
+    free(k->seen);
     free(k);
 }
 
 enum applicant_alg applicant_key_alg(const struct applicant_key *k) { return k->alg; }
+
+void applicant_key_cache_stats(const struct applicant_key *k, uint64_t *hits, uint64_t *misses)
+{
+    *hits = k->seen->hits;
+    *misses = k->seen->misses;
+}
 
 const char *applicant_alg_name(enum applicant_alg alg)
 {
@@ -341,6 +371,21 @@ static int check_claims(const json_t *claims, const char *audience, int64_t now_
     return APPLICANT_OK;
 }
 
+/* libjwt's verdict on TOKEN's signature under K with algorithm WANT. */
+static int verify_signature(const struct applicant_key *k, const char *token, size_t len,
+                            const char *want)
+{
+    char text[APPLICANT_TOKEN_MAX + 1];
+    memcpy(text, token, len);
+    text[len] = '\0';
+    jwt_t *jwt = NULL;
+    int rc = APPLICANT_OK;
+    if (jwt_decode(&jwt, text, k->bytes, k->len) != 0 || !jwt) rc = APPLICANT_BAD_SIGNATURE;
+    else if (jwt_get_alg(jwt) != jwt_str_alg(want)) rc = APPLICANT_WRONG_ALG;
+    if (jwt) jwt_free(jwt);
+    return rc;
+}
+
 int applicant_verify(const struct applicant_key *k, const char *token, size_t len,
                      const char *audience, int64_t now_s, char *sub, size_t subcap, size_t *sublen)
 {
@@ -351,15 +396,25 @@ int applicant_verify(const struct applicant_key *k, const char *token, size_t le
     int rc = check_shape(token, len, want, &claims);
     if (rc != APPLICANT_OK) return rc;
 
-    /* libjwt checks the signature over the very bytes whose claims were read above. */
-    char text[APPLICANT_TOKEN_MAX + 1];
-    memcpy(text, token, len);
-    text[len] = '\0';
-    jwt_t *jwt = NULL;
-    if (jwt_decode(&jwt, text, k->bytes, k->len) != 0 || !jwt) rc = APPLICANT_BAD_SIGNATURE;
-    else if (jwt_get_alg(jwt) != jwt_str_alg(want)) rc = APPLICANT_WRONG_ALG;
-    else rc = check_claims(claims, audience, now_s, sub, subcap, sublen);
-    if (jwt) jwt_free(jwt);
+    /* libjwt checks the signature over the very bytes whose claims were read above, unless
+     * these very bytes were checked before (struct verdicts). */
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, len, digest);
+    uint32_t at;
+    memcpy(&at, digest, sizeof at);
+    struct verdicts *seen = k->seen;
+    struct verdict *v = &seen->slot[at % VERDICT_SLOTS];
+    if (v->used && CRYPTO_memcmp(v->digest, digest, sizeof digest) == 0) {
+        rc = v->rc;
+        seen->hits++;
+    } else {
+        rc = verify_signature(k, token, len, want);
+        memcpy(v->digest, digest, sizeof digest);
+        v->rc = rc;
+        v->used = 1;
+        seen->misses++;
+    }
+    if (rc == APPLICANT_OK) rc = check_claims(claims, audience, now_s, sub, subcap, sublen);
     json_decref(claims);
     return rc;
 }

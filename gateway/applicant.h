@@ -59,6 +59,10 @@ int applicant_key_load(const char *path, struct applicant_key **out, char *err, 
 /* Wipe and free K (may be NULL). */
 void applicant_key_free(struct applicant_key *k);
 
+/* How many of K's signature checks were answered from its verdicts (*HITS: the same token
+ * seen before) and how many by libjwt (*MISSES), since K was loaded. */
+void applicant_key_cache_stats(const struct applicant_key *k, uint64_t *hits, uint64_t *misses);
+
 /* The algorithm K verifies, and its JOSE name ("HS256", "RS256", "ES256"). */
 enum applicant_alg applicant_key_alg(const struct applicant_key *k);
 const char *applicant_alg_name(enum applicant_alg alg);
@@ -68,7 +72,8 @@ const char *applicant_alg_name(enum applicant_alg alg);
  * `nbf` and `iat` (optional) not ahead, `aud` (a string, or an array of strings) naming
  * AUDIENCE, and `sub` a string of 1-APPLICANT_SUB_MAX bytes without NUL. On success copies `sub`
  * into SUB (SUBCAP >= APPLICANT_SUB_MAX + 1 bytes, NUL-terminated), its length into *SUBLEN, and
- * returns APPLICANT_OK; otherwise returns an enum applicant_result refusal. */
+ * returns APPLICANT_OK; otherwise returns an enum applicant_result refusal. The signature of a
+ * token seen before under K is not computed again (its verdict is kept); its claims are. */
 int applicant_verify(const struct applicant_key *k, const char *token, size_t len,
                      const char *audience, int64_t now_s, char *sub, size_t subcap, size_t *sublen);
 

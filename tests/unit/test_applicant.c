@@ -358,6 +358,46 @@ Test(applicant, tampered_payload_is_refused)
     applicant_key_free(k);
 }
 
+/* The signature verdict of a token seen before is reused; its claims are not: a repeated token
+ * is refused once it expired or for another audience, and a changed byte is checked anew. */
+Test(applicant, a_repeated_token_reuses_its_signature_verdict_but_not_its_claims)
+{
+    EVP_PKEY *pk = rsa_key(2048);
+    struct applicant_key *k = load("rsa.pem", pem_of(pk, 0), 0644);
+    char sub[APPLICANT_SUB_MAX + 1], t[8192];
+    uint64_t hits, misses;
+    snprintf(t, sizeof t, "%s", mint(RS, claims("alice", 600, ROOM), SIG_PKEY, NULL, 0, pk));
+    for (int i = 0; i < 5; i++) cr_assert_eq(verify(k, t, ROOM, sub), APPLICANT_OK);
+    cr_assert_str_eq(sub, "alice");
+    applicant_key_cache_stats(k, &hits, &misses);
+    cr_assert_eq(misses, 1);
+    cr_assert_eq(hits, 4);
+    /* the same bytes later: past exp (with the leeway), or offered to another room */
+    int64_t then = now;
+    now += 600 + APPLICANT_LEEWAY_S + 1;
+    cr_assert_eq(verify(k, t, ROOM, sub), APPLICANT_EXPIRED);
+    now = then;
+    cr_assert_eq(verify(k, t, "another-room", sub), APPLICANT_WRONG_AUDIENCE);
+    /* one flipped character of the signature is another token: verified, and refused each time */
+    char *sig = strrchr(t, '.'), was = sig[7];
+    sig[7] = was == 'A' ? 'B' : 'A';
+    cr_assert_eq(verify(k, t, ROOM, sub), APPLICANT_BAD_SIGNATURE);
+    cr_assert_eq(verify(k, t, ROOM, sub), APPLICANT_BAD_SIGNATURE);
+    applicant_key_cache_stats(k, &hits, &misses);
+    cr_assert_eq(misses, 2);
+    cr_assert_eq(hits, 7);
+    /* a key loaded again (a reload) has seen nothing */
+    struct applicant_key *k2 = load("rsa2.pem", pem_of(pk, 0), 0644);
+    sig[7] = was;
+    cr_assert_eq(verify(k2, t, ROOM, sub), APPLICANT_OK);
+    applicant_key_cache_stats(k2, &hits, &misses);
+    cr_assert_eq(misses, 1);
+    cr_assert_eq(hits, 0);
+    applicant_key_free(k2);
+    applicant_key_free(k);
+    EVP_PKEY_free(pk);
+}
+
 Test(applicant, what_is_not_a_jwt_is_malformed)
 {
     char sub[APPLICANT_SUB_MAX + 1];
