@@ -153,12 +153,20 @@ struct spool *spool_open(struct gw *gw, const char *name, int append, char *err,
         snprintf(err, errlen, "bad spool name");
         return NULL;
     }
-    if (fileutil_mkdir_p(dir, 0700, err, errlen) < 0) return NULL;
     struct spool *s = calloc(1, sizeof *s);
     if (!s) abort();
     snprintf(s->path, sizeof s->path, "%s/%s", dir, name);
     int flags = O_WRONLY | O_CLOEXEC | (append ? O_APPEND : O_CREAT | O_EXCL);
     s->fd = open(s->path, flags, 0600);
+    if (s->fd < 0 && errno == ENOENT && !append) {
+        /* The directory is made by the first upload, and again if it was removed since: not
+         * on every upload (a mkdir -p is a stat and a mkdir per path component). */
+        if (fileutil_mkdir_p(dir, 0700, err, errlen) < 0) {
+            free(s);
+            return NULL;
+        }
+        s->fd = open(s->path, flags, 0600);
+    }
     if (s->fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", s->path, strerror(errno));
         free(s);
