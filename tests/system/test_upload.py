@@ -12,6 +12,7 @@ import json
 import os
 import random
 import select
+import shutil
 import socket
 import struct
 import threading
@@ -436,6 +437,23 @@ def test_upload_is_spooled_queued_and_reported(make_gateway, workdir, rdb, kind,
         assert text in r.json()["error"]["message"], r.text
     r = requests.get(g.url(j["status_url"]), timeout=HANG)
     assert r.status_code == 401, r.text
+
+
+def test_spool_dir_removed_while_running_is_made_again(make_gateway, workdir, rdb):
+    """The spool directory is made by the first upload, and again by the next upload if an
+    operator removed it meanwhile (a mount point remounted, a clean-up gone too far)."""
+    g = start(make_gateway, workdir)
+    tok = session(g)
+    reg = registration(g, tok)
+    spool = os.path.join(workdir, "spool")
+    assert not os.path.exists(spool)
+    a = put(g, tok, reg, jpeg_bytes(20_000), "ktp")
+    assert a.status == 202, a
+    assert oct(os.stat(spool).st_mode & 0o777) == "0o700"
+    shutil.rmtree(spool)
+    b = put(g, tok, reg, jpeg_bytes(20_000), "selfie")
+    assert b.status == 202, b
+    assert spool_files(workdir) == [b.json()["upload_id"]]
 
 
 def test_status_shows_what_the_worker_decided(make_gateway, workdir, rdb):
