@@ -1,4 +1,4 @@
-/* conf.c: the directive table, the INI loader (inih) and the reload merge.
+/* conf.c: the directive table, the INI loader (inih through ini_lines.h) and the reload merge.
  *
  * The table below is the single declaration of every directive. Loading always starts from the
  * defaults (each default string goes through the same parser as the file, so a bad default is
@@ -7,11 +7,11 @@
 #include "antre/conf.h"
 
 #include "antre/cidr.h"
+#include "antre/ini_lines.h"
 #include "antre/rconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -673,9 +673,7 @@ void conf_defaults(struct conf *c)
 struct load {
     struct conf *c;
     const char *path;
-    FILE *f;
-    int line;
-    int too_long; /* the current physical line did not fit inih's buffer */
+    struct ini_lines lines; /* the reader; lines.line is the line errors name (0: the file) */
     int errors;
     char *err;
     size_t errlen;
@@ -699,51 +697,17 @@ static void add_error(struct load *ld, const char *section, const char *name, co
     int n;
     char where[300];
     /* Checks across directives run after the file is read: they name the file, not a line. */
-    if (ld->line > 0) snprintf(where, sizeof where, "%s:%d", ld->path, ld->line);
+    if (ld->lines.line > 0) snprintf(where, sizeof where, "%s:%d", ld->path, ld->lines.line);
     else snprintf(where, sizeof where, "%s", ld->path);
     if (name) n = snprintf(line, sizeof line, "%s: [%s] %s: %s\n", where, section, name, reason);
     else n = snprintf(line, sizeof line, "%s: %s\n", where, reason);
     if (n > 0 && used + (size_t)n < ld->errlen) memcpy(ld->err + used, line, (size_t)n + 1);
 }
 
-/* Our own line reader for inih: it counts lines (so every error names its line), refuses lines
- * longer than inih's buffer instead of letting the rest be read as a new line, reports every
- * syntax error (inih reports only the first), and strips leading blanks so that an indented
- * line is never taken as the continuation of the previous value. A refused line is handed to
- * inih as a comment. */
-static char *read_line(char *str, int num, void *stream)
+/* ini_lines' refusals (over-long lines, syntax errors), at the line it names. */
+static void refuse_line(void *arg, const char *reason)
 {
-    struct load *ld = stream;
-    char *r = fgets(str, num, ld->f);
-    if (!r) return NULL;
-    ld->line++;
-    size_t n = strlen(r);
-    if (n && r[n - 1] != '\n' && !feof(ld->f)) {
-        int ch = fgetc(ld->f);
-        if (ch != EOF && ch != '\n') {
-            add_error(ld, "", NULL, "line longer than %d bytes", num - 2);
-            while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {
-            }
-            strcpy(r, "#\n");
-            return r;
-        }
-    }
-    size_t lead = strspn(r, " \t");
-    if (lead) memmove(r, r + lead, strlen(r + lead) + 1);
-    char first = r[0];
-    if (first == '\n' || first == '\r' || first == 0 || first == '#' || first == ';') return r;
-    int bad = 0;
-    if (first == '[') {
-        const char *close = strchr(r, ']');
-        bad = !close;
-    } else {
-        bad = !strpbrk(r, "=:");
-    }
-    if (bad) {
-        add_error(ld, "", NULL, "syntax error (expected [section] or name = value)");
-        strcpy(r, "#\n");
-    }
-    return r;
+    add_error(arg, "", NULL, "%s", reason);
 }
 
 /* Find or create the room of SECTION "room.NAME". NULL (error reported) when invalid. */
@@ -798,7 +762,7 @@ static int on_room_directive(struct load *ld, const char *section, const char *n
             add_error(ld, section, name, "set twice (first at line %d)", ld->room_seen_line[ri][i]);
             return 1;
         }
-        ld->room_seen_line[ri][i] = ld->line;
+        ld->room_seen_line[ri][i] = ld->lines.line;
         char reason[400];
         if (set_value(r, &room_table[i], value, reason, sizeof reason) < 0)
             add_error(ld, section, name, "%s", reason);
@@ -824,7 +788,7 @@ static int on_directive(void *user, const char *section, const char *name, const
             return 1;
         }
         ld->seen[i] = 1;
-        ld->seen_line[i] = ld->line;
+        ld->seen_line[i] = ld->lines.line;
         char reason[400];
         if (set_value(ld->c, &table[i], value, reason, sizeof reason) < 0)
             add_error(ld, section, name, "%s", reason);
@@ -858,20 +822,20 @@ static void check_admin_open(struct load *ld, const char *section, const struct 
     if (token_file[0] || addr_is_loopback(a)) return;
     for (size_t i = 0; i < NTABLE; i++)
         if (!strcmp(table[i].section, section) && !strcmp(table[i].name, "admin_listen"))
-            ld->line = ld->seen_line[i];
+            ld->lines.line = ld->seen_line[i];
     add_error(ld, section, "admin_listen",
               "%s is not a loopback address and admin_token_file is not set: anyone who reaches "
               "it could use the admin listener without a token (set admin_token_file, or listen "
               "on 127.0.0.1)",
               a->text);
-    ld->line = 0;
+    ld->lines.line = 0;
 }
 
 /* Checks that involve more than one directive. */
 static void check_whole(struct load *ld)
 {
     struct conf *c = ld->c;
-    ld->line = 0;
+    ld->lines.line = 0;
     check_admin_open(ld, "gateway", &c->gateway.admin_listen, c->gateway.admin_token_file);
     check_admin_open(ld, "worker", &c->worker.admin_listen, c->worker.admin_token_file);
     if (c->gateway.max_url_bytes > c->gateway.max_header_bytes)
@@ -907,19 +871,13 @@ int conf_load(struct conf *c, const char *path, char *err, size_t errlen)
     ld.path = path;
     ld.err = err;
     ld.errlen = errlen;
-    ld.f = fopen(path, "r");
-    if (!ld.f) {
+    /* Indentation is stripped: an indented line is a directive of its own, never the
+     * continuation of the previous value. */
+    ld.lines.refuse = refuse_line;
+    ld.lines.arg = &ld;
+    if (ini_lines_parse(&ld.lines, path, on_directive, &ld) < 0) {
         snprintf(err, errlen, "%s: cannot open: %s\n", path, strerror(errno));
         return -1;
-    }
-    int r = ini_parse_stream(read_line, &ld, on_directive, &ld);
-    fclose(ld.f);
-    if (r > 0) {
-        /* a syntax error our reader did not foresee */
-        ld.line = r;
-        add_error(&ld, "", NULL, "syntax error (expected [section] or name = value)");
-    } else if (r < 0) {
-        add_error(&ld, "", NULL, "cannot read file");
     }
     check_whole(&ld);
     return ld.errors ? -1 : 0;

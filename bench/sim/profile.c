@@ -1,5 +1,5 @@
 /* profile.c: antre-bench's arrival profiles (conf/bench/NAME.ini): the key table, the strict INI
- * loader (inih), and the arrival-rate curve (piecewise linear, its integral, scaling, cutting).
+ * loader (inih through ini_lines.h), and the arrival-rate curve (piecewise linear, its integral, scaling, cutting).
  *
  * Like common/conf.c, the table below is the one declaration of every key, its type, bounds and
  * default; loading starts from the defaults and then reads the file line by line, collecting
@@ -9,13 +9,14 @@
 #include "profile.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "antre/ini_lines.h"
 
 enum ptype { P_STR, P_ROOM, P_DOUBLE, P_PROB, P_INT, P_U64, P_POINTS };
 
@@ -72,9 +73,7 @@ static const struct pkey table[] = {
 struct load {
     struct profile *p;
     const char *path;
-    FILE *f;
-    int line;
-    int indented; /* the current line starts with blank space (a continued value) */
+    struct ini_lines lines; /* the reader; lines.line is the line errors name */
     int errors;
     char *err;
     size_t errlen;
@@ -94,7 +93,7 @@ static void add_error(struct load *ld, const char *fmt, ...)
     ld->errors++;
     if (!ld->err || ld->used + 1 >= ld->errlen) return;
     int w = snprintf(ld->err + ld->used, ld->errlen - ld->used, "%s%s:%d: %s", ld->used ? "\n" : "",
-                     ld->path, ld->line, reason);
+                     ld->path, ld->lines.line, reason);
     if (w > 0)
         ld->used += (size_t)w < ld->errlen - ld->used ? (size_t)w : ld->errlen - ld->used - 1;
 }
@@ -220,13 +219,14 @@ static int on_value(void *user, const char *section, const char *name, const cha
         section_known = 1;
         if (!strcmp(table[i].name, name)) k = &table[i];
     }
-    if (ld->indented && ld->prev && k == ld->prev) {
+    if (ld->lines.indented && ld->lines.may_continue && k == ld->prev) {
         if (k->type != P_STR && k->type != P_POINTS)
             add_error(ld, "%s: takes one line (an indented line continues a value)", k->name);
         else set_value(ld, k, value, 1);
         return 1;
     }
     ld->prev = k;
+    ld->lines.may_continue = k != NULL; /* an indented line next continues this value */
     if (!section_known) {
         add_error(ld, "unknown section [%s]", section);
         return 1;
@@ -240,45 +240,13 @@ static int on_value(void *user, const char *section, const char *name, const cha
         add_error(ld, "%s: given twice (first on line %d)", name, ld->seen_line[i]);
         return 1;
     }
-    ld->seen_line[i] = ld->line;
+    ld->seen_line[i] = ld->lines.line;
     set_value(ld, k, value, 0);
     return 1;
 }
 
-/* inih's reader: counts lines (so that errors name them), notes indentation, and reports lines
- * inih would skip or misread (too long, neither a section, a value nor a comment). */
-static char *read_line(char *str, int num, void *stream)
-{
-    struct load *ld = stream;
-    char *r = fgets(str, num, ld->f);
-    if (!r) return NULL;
-    ld->line++;
-    size_t n = strlen(r);
-    if (n && r[n - 1] != '\n' && !feof(ld->f)) {
-        int ch = fgetc(ld->f);
-        if (ch != EOF && ch != '\n') {
-            add_error(ld, "line longer than %d bytes (continue a value on an indented line)",
-                      num - 2);
-            while ((ch = fgetc(ld->f)) != EOF && ch != '\n') {
-            }
-            strcpy(r, "#\n");
-            return r;
-        }
-    }
-    size_t lead = strspn(r, " \t");
-    char first = r[lead];
-    if (first == '\n' || first == '\r' || first == 0 || first == '#' || first == ';') return r;
-    ld->indented = lead > 0;
-    if (lead && ld->prev) return r; /* a continuation: inih passes it on as the previous key */
-    if (lead) memmove(r, r + lead, strlen(r + lead) + 1);
-    int bad = first == '[' ? !strchr(r, ']') : !strpbrk(r, "=:");
-    if (bad) {
-        add_error(ld, "syntax error (expected [section] or name = value)");
-        strcpy(r, "#\n");
-    }
-    if (first == '[') ld->prev = NULL;
-    return r;
-}
+/* ini_lines' refusals (over-long lines, syntax errors), at the line it names. */
+static void refuse_line(void *arg, const char *reason) { add_error(arg, "%s", reason); }
 
 static void apply_default(struct profile *p, const struct pkey *k)
 {
@@ -319,12 +287,12 @@ static void check_whole(struct load *ld)
         if (!strcmp(table[i].name, "duration_s")) kdur = i;
     }
     if (p->photo_kb_min > p->photo_kb_max) {
-        ld->line = ld->seen_line[kmax] ? ld->seen_line[kmax] : ld->seen_line[kmin];
+        ld->lines.line = ld->seen_line[kmax] ? ld->seen_line[kmax] : ld->seen_line[kmin];
         add_error(ld, "photo_kb_max: %g is below photo_kb_min (%g)", p->photo_kb_max,
                   p->photo_kb_min);
     }
     if (ld->seen_line[kpoints] && p->npoints < 2 && !ld->errors) {
-        ld->line = ld->seen_line[kpoints];
+        ld->lines.line = ld->seen_line[kpoints];
         add_error(ld, "points: needs at least two points (the rate is 0 outside them)");
     }
     if (!p->name[0]) stem_of(ld->path, p->name, sizeof p->name);
@@ -342,18 +310,13 @@ int profile_load(const char *path, struct profile *p, char *err, size_t errlen)
     ld.path = path;
     ld.err = err;
     ld.errlen = errlen;
-    ld.f = fopen(path, "r");
-    if (!ld.f) {
+    /* An indented line continues the value of the line before it (a long points list). */
+    ld.lines.too_long_hint = "continue a value on an indented line";
+    ld.lines.refuse = refuse_line;
+    ld.lines.arg = &ld;
+    if (ini_lines_parse(&ld.lines, path, on_value, &ld) < 0) {
         snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));
         return -1;
-    }
-    int r = ini_parse_stream(read_line, &ld, on_value, &ld);
-    fclose(ld.f);
-    if (r > 0) {
-        ld.line = r; /* a syntax error the reader did not foresee */
-        add_error(&ld, "syntax error (expected [section] or name = value)");
-    } else if (r < 0) {
-        add_error(&ld, "cannot read the file");
     }
     check_whole(&ld);
     return ld.errors ? -1 : 0;
