@@ -705,10 +705,7 @@ static void add_error(struct load *ld, const char *section, const char *name, co
 }
 
 /* ini_lines' refusals (over-long lines, syntax errors), at the line it names. */
-static void refuse_line(void *arg, const char *reason)
-{
-    add_error(arg, "", NULL, "%s", reason);
-}
+static void refuse_line(void *arg, const char *reason) { add_error(arg, "", NULL, "%s", reason); }
 
 /* Find or create the room of SECTION "room.NAME". NULL (error reported) when invalid. */
 static struct conf_room *room_of(struct load *ld, const char *section, const char *name)

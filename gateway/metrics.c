@@ -9,6 +9,7 @@
 
 #include "antre/prom.h"
 #include "antre/slots.h"
+#include "applicant.h"
 #include "router.h"
 
 /* The summed part of a slot is read as 64-bit words (see slots_sum). */
@@ -104,6 +105,56 @@ static void family_u64(struct evbuffer *out, const char *name, enum prom_type ty
     prom_u64(out, name, NULL, 0, v);
 }
 
+/* Room R's counter at byte offset OFF of struct metrics_room, summed over the processes; its
+ * name into *NAME (NULL when no process has the room). */
+static uint64_t room_sum(int r, size_t off, const char **name)
+{
+    uint64_t v = 0;
+    *name = NULL;
+    for (int i = 0; i < slots.n; i++) {
+        const struct metrics_room *m = &slot_at(i)->rooms[r];
+        if (!m->name[0]) continue;
+        *name = m->name;
+        v += *(const uint64_t *)((const char *)m + off);
+    }
+    return v;
+}
+
+/* Applicant tokens per room: by result (applicant.h's reason words), and how their signatures
+ * were settled (libjwt, or the verdict kept for a token seen before). */
+static void render_room_tokens(struct evbuffer *out)
+{
+    prom_family(out, "antre_room_applicant_tokens_total", PROM_COUNTER,
+                "Applicant tokens of joins, by result (ok, or why refused).");
+    for (int r = 0; r < METRICS_ROOMS; r++)
+        for (int k = 0; k < METRICS_TOKEN_RESULTS; k++) {
+            const char *name;
+            uint64_t v =
+                room_sum(r, offsetof(struct metrics_room, tokens) + (size_t)k * sizeof(uint64_t),
+                         &name);
+            if (!name) break;
+            prom_u64(out, "antre_room_applicant_tokens_total",
+                     (struct prom_label[]){{"room", name}, {"result", applicant_result_str(-k)}}, 2,
+                     v);
+        }
+    prom_family(out, "antre_room_applicant_token_signatures_total", PROM_COUNTER,
+                "Applicant token signatures settled, by libjwt (verified) or by the verdict kept "
+                "for a token seen before (reused).");
+    static const struct {
+        const char *by;
+        size_t off;
+    } sigs[] = {{"verified", offsetof(struct metrics_room, token_sigs_verified)},
+                {"reused", offsetof(struct metrics_room, token_sigs_reused)}};
+    for (int r = 0; r < METRICS_ROOMS; r++)
+        for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) {
+            const char *name;
+            uint64_t v = room_sum(r, sigs[k].off, &name);
+            if (!name) break;
+            prom_u64(out, "antre_room_applicant_token_signatures_total",
+                     (struct prom_label[]){{"room", name}, {"by", sigs[k].by}}, 2, v);
+        }
+}
+
 /* Per-room series: counters summed over processes, gauges taken from the process whose
  * controller answered last (they all read the same Redis state). */
 static void render_rooms(struct evbuffer *out)
@@ -150,6 +201,7 @@ static void render_rooms(struct evbuffer *out)
             if (name) prom_i64(out, series[s].name, &(struct prom_label){"room", name}, 1, v);
         }
     }
+    render_room_tokens(out);
     prom_family(out, "antre_room_admit_rate_per_second", PROM_GAUGE, "Smoothed admission rate.");
     for (int r = 0; r < METRICS_ROOMS; r++)
         for (int i = 0; i < slots.n; i++) {

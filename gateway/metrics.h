@@ -40,9 +40,13 @@ enum metrics_refusal {
 
 /* One waiting room, as one gateway process sees it. Counters are this process's; gauges come
  * from its last controller answer (the same in every process, so they are not summed). */
+#define METRICS_TOKEN_RESULTS 8 /* applicant token results: 0 ok, then -rc of each refusal */
+
 struct metrics_room {
     char name[33];
     uint64_t joins, polls, stale, redeems, expired410, left;
+    uint64_t tokens[METRICS_TOKEN_RESULTS]; /* applicant tokens by applicant_verify()'s result */
+    uint64_t token_sigs_verified, token_sigs_reused; /* by libjwt, or a kept verdict */
     int64_t waiting, admitted, active, pending, redeemed, expired, admit_rate_milli;
 };
 

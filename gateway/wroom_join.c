@@ -236,8 +236,15 @@ static int verify_applicant(struct conn *c, struct wroom *w, const char *token, 
         return -1;
     }
     const char *aud = w->conf.applicant_audience[0] ? w->conf.applicant_audience : w->conf.name;
+    uint64_t reused0, verified0, reused1, verified1;
+    applicant_key_cache_stats(w->applicant_key, &reused0, &verified0);
     int rc = applicant_verify(w->applicant_key, token, len, aud, clock_wall_ms() / 1000, sub,
                               subcap, sublen);
+    applicant_key_cache_stats(w->applicant_key, &reused1, &verified1);
+    struct metrics_room *m = wroom_metrics(w);
+    if (rc <= 0 && -rc < METRICS_TOKEN_RESULTS) m->tokens[-rc]++;
+    m->token_sigs_reused += reused1 - reused0;
+    m->token_sigs_verified += verified1 - verified0;
     if (rc == APPLICANT_OK) return 0;
     const char *msg_id, *msg_en;
     applicant_result_msg(rc, &msg_id, &msg_en);

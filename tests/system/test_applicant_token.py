@@ -178,6 +178,32 @@ def test_raw_strings_and_bad_tokens_are_refused(make_gateway, workdir):
     assert sig not in log and pem.splitlines()[1] not in log
 
 
+def test_results_and_reused_signatures_are_counted(make_gateway, workdir):
+    """/metrics counts every token by result, and says how many signatures libjwt checked and
+    how many were settled by the verdict kept for a token seen before (a phone's retries)."""
+    rsa_priv, rsa_pub = at.make_keypair(workdir, "rsa")
+    g = make_gateway(room("w", applicant_key_file=rsa_pub, **FREE))
+    ok = at.mint(at.claims("alice", "w"), "RS256", rsa_priv)
+    for _ in range(3):
+        assert join(g, ok).status_code == 200
+    header, _, sig = ok.split(".")
+    mallory = at.mint(at.claims("mallory", "w"), "RS256", rsa_priv).split(".")[1]
+    tampered = f"{header}.{mallory}.{sig}"
+    for _ in range(2):
+        refused(join(g, tampered), "bad_signature")
+    refused(join(g, at.mint(at.claims("bob", "w", exp_in=-300), "RS256", rsa_priv)), "expired")
+    m = g.metrics()
+
+    def tokens(result):
+        return m[f'antre_room_applicant_tokens_total{{room="w",result="{result}"}}']
+    assert (tokens("ok"), tokens("bad_signature"), tokens("expired")) == (3, 2, 1), m
+    for other in ("malformed", "wrong_alg", "bad_claims", "not_yet_valid", "wrong_audience"):
+        assert tokens(other) == 0, other
+    sigs = {by: m[f'antre_room_applicant_token_signatures_total{{room="w",by="{by}"}}']
+            for by in ("verified", "reused")}
+    assert sigs == {"verified": 3, "reused": 3}, sigs
+
+
 def test_configured_audience(make_gateway, workdir):
     key = at.write_secret(workdir)
     aud = "https://daftar.example.go.id/antrean"
