@@ -38,10 +38,10 @@ enum metrics_refusal {
 #define METRICS_BUCKETS 16
 #define METRICS_ROOMS 32
 
-/* One waiting room, as one gateway process sees it. Counters are this process's; gauges come
- * from its last controller answer (the same in every process, so they are not summed). */
 #define METRICS_TOKEN_RESULTS 8 /* applicant token results: 0 ok, then -rc of each refusal */
 
+/* One waiting room, as one gateway process sees it. Counters are this process's; gauges come
+ * from its last controller answer (the same in every process, so they are not summed). */
 struct metrics_room {
     char name[33];
     uint64_t joins, polls, stale, redeems, expired410, left;

@@ -17,9 +17,10 @@
  *
  * Completion: when the last byte is in, the data file is fsynced (off the loop, syncer.h; the
  * upload cannot be taken over meanwhile) and the same job as a single-shot upload is queued
- * (spool_enqueue: record -> processing, the registration's pointer, the `upload` stream entry). Only once Redis confirmed that is tus-ID.info removed and
- * the PATCH answered 204; an upload left complete but unqueued is queued by the next HEAD or
- * PATCH, so a client never hears "complete" for an upload whose job is not in Redis.
+ * (spool_enqueue: record -> processing, the registration's pointer, the `upload` stream entry).
+ * Only once Redis confirmed that is tus-ID.info removed and the PATCH answered 204; an upload
+ * left complete but unqueued is queued by the next HEAD or PATCH, so a client never hears
+ * "complete" for an upload whose job is not in Redis.
  *
  * Spool files are local: an upload must be resumed on the machine that received its first
  * bytes (any process there). Ids are owner-marked (ident.h): someone else's upload or

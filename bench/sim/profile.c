@@ -1,5 +1,6 @@
 /* profile.c: antre-bench's arrival profiles (conf/bench/NAME.ini): the key table, the strict INI
- * loader (inih through ini_lines.h), and the arrival-rate curve (piecewise linear, its integral, scaling, cutting).
+ * loader (inih through ini_lines.h), and the arrival-rate curve (piecewise linear, its
+ * integral, scaling, cutting).
  *
  * Like common/conf.c, the table below is the one declaration of every key, its type, bounds and
  * default; loading starts from the defaults and then reads the file line by line, collecting
