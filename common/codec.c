@@ -140,3 +140,15 @@ ssize_t codec_b64_decode(const char *in, size_t len, void *out, size_t outcap)
     if (CODEC_B64URL_DECODED_LEN(body) > outcap) return -1;
     return b64_body((const unsigned char *)in, body, out, b64std_table, 0);
 }
+
+int codec_decimal_u64(const char *in, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 19) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] < '0' || in[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(in[i] - '0');
+    }
+    *out = v;
+    return 0;
+}

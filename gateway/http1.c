@@ -19,6 +19,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "antre/codec.h"
+
 enum state {
     S_METHOD,
     S_LEAD_LF, /* an empty line before the request line (RFC 9112 2.2: ignored) */
@@ -450,14 +452,7 @@ void http1_set_body(struct http1_parser *p, enum http1_body kind, uint64_t lengt
 
 int http1_content_length(const char *s, size_t n, uint64_t *out)
 {
-    uint64_t v = 0;
-    if (n == 0 || n > 19) return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    return codec_decimal_u64(s, n, out);
 }
 
 int http1_host_valid(const char *s, size_t n)

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "antre/clock.h"
+#include "antre/codec.h"
 #include "antre/token.h"
 #include "conn.h"
 #include "gate.h"
@@ -49,20 +50,6 @@ static int copy_field(char *dst, size_t cap, const char *src, size_t len)
     return 0;
 }
 
-/* The decimal number of LEN digits at S into *OUT; -1 unless all digits and at most 19 of them
- * (our own payloads: places, seconds and milliseconds since 1970). */
-static int parse_digits(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 19) return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* Verify TOK and parse its payload "kind|room|a|b[|owner]" into T. 0 ok, -1 invalid. This runs
  * on every status poll, so it splits the fields in place rather than through stdio. */
 int wroom_ticket_parse(struct gw *gw, const char *tok, size_t len, struct ticket *t)
@@ -83,12 +70,13 @@ int wroom_ticket_parse(struct gw *gw, const char *tok, size_t len, struct ticket
     uint64_t a, b;
     if (copy_field(t->room, sizeof t->room, f[1], fl[1]) < 0 ||
         copy_field(t->owner, sizeof t->owner, n == 5 ? f[4] : "", n == 5 ? fl[4] : 0) < 0 ||
-        parse_digits(f[3], fl[3], &b) < 0 || b > INT64_MAX)
+        codec_decimal_u64(f[3], fl[3], &b) < 0 || b > INT64_MAX)
         return -1;
     t->kind = f[0][0];
     t->t = (int64_t)b;
     if (t->kind == TK_SESSION) return copy_field(t->sid, sizeof t->sid, f[2], fl[2]);
-    if ((t->kind != TK_PLACE && t->kind != TK_PRE) || parse_digits(f[2], fl[2], &a) < 0) return -1;
+    if ((t->kind != TK_PLACE && t->kind != TK_PRE) || codec_decimal_u64(f[2], fl[2], &a) < 0)
+        return -1;
     t->num = a;
     return 0;
 }

@@ -1,11 +1,12 @@
-/* codec.h: the one hex and base64 codec of antre.
+/* codec.h: the one hex, base64 and decimal-digits codec of antre.
  *
  * Hex: encoding writes lower-case digits; decoding takes either case but is otherwise strict (an
  * even number of digits, nothing else). Base64url (RFC 4648 section 5, `-` and `_`) is written
  * and read without padding, strictly: a padding `=`, a length with LEN % 4 == 1 or a non-zero
  * unused bit is refused, so that every byte string has exactly one spelling (tokens rely on it).
  * Standard base64 (`+` and `/`) is only decoded, padded, as tus' Upload-Metadata and
- * Upload-Checksum carry it.
+ * Upload-Checksum carry it. Decimal numbers are read strictly too: digits only, no sign, no
+ * blank, no more than fit.
  *
  * Every function writes at most the buffer size it is given and returns a length or -1; none
  * allocates. Inputs need not be NUL-terminated. */
@@ -13,6 +14,7 @@
 #define ANTRE_CODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Characters of the hex of N bytes (without the NUL). */
@@ -47,5 +49,9 @@ ssize_t codec_b64url_decode(const char *in, size_t len, void *out, size_t outcap
  * ignored, as RFC 4648 allows. Returns the number of bytes (0 for LEN 0), or -1 for bad input
  * or when the output does not fit OUTCAP (checked before anything is written). */
 ssize_t codec_b64_decode(const char *in, size_t len, void *out, size_t outcap);
+
+/* The LEN characters of IN as a decimal number into *OUT: 1 to 19 digits and nothing else (so
+ * the value always fits). Returns 0, or -1 (OUT untouched). */
+int codec_decimal_u64(const char *in, size_t len, uint64_t *out);
 
 #endif

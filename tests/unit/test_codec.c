@@ -223,3 +223,19 @@ Test(codec, b64_decode_refuses_bad_input)
     cr_assert_eq(out[0], 0x5a);
     cr_assert_eq(codec_b64_decode("Zm9vYg==", 8, out, 4), 4);
 }
+
+Test(codec, decimal_reads_1_to_19_digits_and_nothing_else)
+{
+    uint64_t v = 7;
+    cr_assert_eq(codec_decimal_u64("0", 1, &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(codec_decimal_u64("1796650075880|x", 13, &v), 0); /* LEN bytes only */
+    cr_assert_eq(v, 1796650075880ull);
+    cr_assert_eq(codec_decimal_u64("9999999999999999999", 19, &v), 0);
+    cr_assert_eq(v, 9999999999999999999ull);
+    v = 7;
+    static const char *bad[] = {"", "10000000000000000000", "-1", "+1", " 1", "1 ", "1a", "0x1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(codec_decimal_u64(bad[i], strlen(bad[i]), &v), -1, "%s", bad[i]);
+    cr_assert_eq(v, 7); /* untouched by a refusal */
+}
