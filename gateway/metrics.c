@@ -120,6 +120,9 @@ static uint64_t room_sum(int r, size_t off, const char **name)
     return v;
 }
 
+_Static_assert(-APPLICANT_WRONG_AUDIENCE == METRICS_TOKEN_RESULTS - 1,
+               "metrics_room.tokens[] holds every applicant_verify() result");
+
 /* Applicant tokens per room: by result (applicant.h's reason words), and how their signatures
  * were settled (libjwt, or the verdict kept for a token seen before). */
 static void render_room_tokens(struct evbuffer *out)

@@ -20,9 +20,10 @@
  *      back from the sinks.
  *   4. Room: over the run (but its last, partial second; admissions must keep the rate for as
  *      long as anyone waits, arrivals or not), applicants waited while admissions ran under
- *      half the configured rate (admissions over the last 10 s, at the end of each second that ended with
- *      anyone waiting) in at least 20 % of those seconds (and at least 5 of them), and, when the
- *      bench knows max_active (--max-active) and read the gateway's gauges after the run,
+ *      half the configured rate (admissions over the last 10 s, at the end of each second that
+ *      ended with anyone waiting) in at least 20 % of those seconds (and at least 5 of them),
+ *      and, when the bench knows max_active (--max-active) and read the gateway's gauges after
+ *      the run,
  *      antre_room_active + antre_room_pending stood at 90 % of max_active or more: sessions held
  *      the slots and admissions waited for sessions to end. A slow worker or downstream keeps
  *      sessions longer and so fills the room, which is why they come first; the gateway's
@@ -175,9 +176,7 @@ static int room_stalled(const struct run_stats *s, struct report_summary *sum)
     }
     sum->bottleneck = BOTTLENECK_ROOM;
     snprintf(sum->why, sizeof sum->why,
-             "the room admitted under its rate while applicants "
-             "waited: %s",
-             how);
+             "the room admitted under its rate while applicants waited: %s", how);
     return 1;
 }
 
@@ -520,7 +519,7 @@ void report_table(FILE *out, const struct profile *p, const struct run_stats *s)
     table_jobs(out, s, &sum);
     table_checks(out, s, &sum);
     rule(out, "verdict");
-    char verdict[1536];
+    char verdict[REPORT_VERDICT_MAX];
     report_verdict(verdict, sizeof verdict, p, s);
     /* Wrapped at the width, between words. */
     const char *w = verdict;

@@ -23,9 +23,12 @@ json_t *report_json(const struct profile *p, const struct run_stats *s);
  * latency) as a standalone SVG document to OUT. */
 void report_svg(FILE *out, const struct profile *p, const struct run_stats *s);
 
+/* Bytes that always hold a verdict (its figures, the why and every added sentence). */
+#define REPORT_VERDICT_MAX 1536
+
 /* The capacity verdict in plain words ("this deployment holds N waiting applicants polling
  * every S seconds, admits R per minute, and takes U uploads per minute at p99 < 50 ms; X ran
- * out first") into BUF. */
+ * out first") into BUF (REPORT_VERDICT_MAX bytes always suffice). */
 void report_verdict(char *buf, size_t len, const struct profile *p, const struct run_stats *s);
 
 /* Print the change from OLD (an earlier report_json, e.g. read back from a file) to NEW. */

@@ -12,7 +12,8 @@
  *                  "15min", "1h"}}
  *   admission {per_min_measured, per_min_configured, max_active (null: unknown),
  *              room_active, room_pending (the gateway's gauges after the run; null: not read),
- *              places (antre_room_admitted's rise), stalled_s (seconds applicants waited while admissions ran under half the rate)}
+ *              places (antre_room_admitted's rise), stalled_s (seconds applicants waited
+ *              while admissions ran under half the rate)}
  *   fairness {kendall_tau (null when undefined), admissions}
  *   errors {requests, unexpected, transport}
  *   codes {sent_email, sent_sms, read_back, confirmed}
@@ -119,7 +120,7 @@ json_t *report_json(const struct profile *p, const struct run_stats *s)
 {
     struct report_summary sum;
     report_summarize(p, s, &sum);
-    char verdict[1536];
+    char verdict[REPORT_VERDICT_MAX];
     report_verdict(verdict, sizeof verdict, p, s);
     json_t *root = json_object();
     json_object_set_new(root, "profile",

@@ -227,7 +227,7 @@ static void draw_panel(FILE *out, const struct run_stats *s, const struct panel 
 
 void report_svg(FILE *out, const struct profile *p, const struct run_stats *s)
 {
-    char verdict[1536];
+    char verdict[REPORT_VERDICT_MAX];
     report_verdict(verdict, sizeof verdict, p, s);
     /* The verdict in lines of at most VERDICT_COLS characters, cut between words. */
     const char *lines[8];

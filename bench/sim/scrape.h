@@ -32,7 +32,8 @@ double scrape_sum(const struct metrics_doc *doc, const char *name, const char *c
 /* Compare BEFORE/AFTER documents of the gateway and the worker (either may be NULL when not
  * scraped) with what the bench counted in S, and fill s->checks (requests per endpoint, jobs
  * per queue, codes sent), s->queues[].processed, s->room_active / room_pending from the
- * gateway's room gauges after the run and s->room_places from antre_room_admitted's rise (summed over rooms: a bench deployment serves one). */
+ * gateway's room gauges after the run and s->room_places from antre_room_admitted's rise
+ * (summed over rooms: a bench deployment serves one). */
 void scrape_compare(struct run_stats *s, const struct metrics_doc *gw_before,
                     const struct metrics_doc *gw_after, const struct metrics_doc *wk_before,
                     const struct metrics_doc *wk_after);

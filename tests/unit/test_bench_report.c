@@ -441,7 +441,7 @@ Test(bench_report, verdict_names_the_bottleneck)
     cr_assert_null(strstr(v, "places"), "%s", v); /* the room's places not read: no word */
     /* Twice as many places as applicants got in: the verdict says where the rest went. */
     st.room_places = 2.0 * (double)st.admitted;
-    static char buf[1536];
+    static char buf[REPORT_VERDICT_MAX];
     report_verdict(buf, sizeof buf, &prof, &st);
     char want[160];
     snprintf(want, sizeof want,
